@@ -1,0 +1,14 @@
+// Package runtime serves exported artnet models with ONNX Runtime (1.30.0, loaded at run time
+// through github.com/yalue/onnxruntime_go).
+//
+// It finds the shared library (FindLibrary: flag, $ONNXRUNTIME_SHARED_LIBRARY_PATH, the
+// project's third_party/onnxruntime, system folders), initializes the process-wide ORT
+// environment once (Init, Shutdown), checks that an ONNX file is an artnet model before
+// loading it (Inspect reads the protobuf without ORT; Validate checks the metadata written by
+// spec.Config.Metadata and the image/style/genre/artist/attention interface), and runs
+// batches on the CPU, CUDA or TensorRT execution providers with explicit fallback.
+//
+// The package name shadows the standard library's runtime; import it under an alias, e.g.
+//
+//	import artrt "github.com/artnet/artnet/runtime"
+package runtime

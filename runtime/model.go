@@ -1,0 +1,301 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+
+	ort "github.com/yalue/onnxruntime_go"
+
+	"github.com/artnet/artnet/models/spec"
+)
+
+// Options configure how a model is loaded.
+type Options struct {
+	// LibraryPath is an explicit ONNX Runtime library (the --ort-lib flag); "" searches with
+	// FindLibrary. Used only by the first Open/Init of the process.
+	LibraryPath string
+	// Providers are the execution providers to try, in order: "cpu" (the default when empty),
+	// "cuda", "tensorrt". A provider that fails is an error unless a later entry is listed:
+	// ["cuda","cpu"] falls back to the CPU, ["cuda"] fails. The session gets the failing-free
+	// suffix of the list, so ["tensorrt","cuda","cpu"] gives TensorRT with CUDA behind it.
+	// Entries after "cpu" would never be used and are an error.
+	Providers []string
+	// IntraOpThreads and InterOpThreads set ORT's thread pools; 0 keeps ORT's default.
+	IntraOpThreads int
+	InterOpThreads int
+}
+
+// OutputNames are the ONNX outputs of an artnet model, in the order Run requests them.
+var OutputNames = append(append([]string{}, spec.Tasks...), "attention")
+
+// Model is an artnet model loaded into an ONNX Runtime session. Run is safe for concurrent
+// use (ORT sessions are); Close waits for running calls.
+type Model struct {
+	name      string
+	it        *Interface
+	providers []string
+
+	mu      sync.RWMutex
+	session *ort.DynamicAdvancedSession // nil once closed
+}
+
+// Open reads an ONNX file, checks that it is an artnet model (see Validate) and creates an
+// ONNX Runtime session for it. Errors name the file.
+func Open(modelPath string, o Options) (*Model, error) {
+	b, err := os.ReadFile(modelPath)
+	if err != nil {
+		return nil, fmt.Errorf("model %s: %w", modelPath, err)
+	}
+	return OpenBytes(modelPath, b, o)
+}
+
+// OpenBytes is Open for an ONNX model held in memory; name is used in errors.
+func OpenBytes(name string, onnx []byte, o Options) (*Model, error) {
+	m, err := openBytes(name, onnx, o)
+	if err != nil {
+		return nil, fmt.Errorf("model %s: %s", name, oneLine(err))
+	}
+	return m, nil
+}
+
+func openBytes(name string, onnx []byte, o Options) (*Model, error) {
+	provs, err := normalizeProviders(o.Providers)
+	if err != nil {
+		return nil, err
+	}
+	if o.IntraOpThreads < 0 || o.InterOpThreads < 0 {
+		return nil, fmt.Errorf("options: thread counts must be >= 0, got intra %d inter %d", o.IntraOpThreads, o.InterOpThreads)
+	}
+	mi, err := Inspect(onnx)
+	if err != nil {
+		return nil, err
+	}
+	it, err := Validate(mi)
+	if err != nil {
+		return nil, err
+	}
+
+	env.Lock()
+	defer env.Unlock()
+	if err := initLocked(o.LibraryPath); err != nil {
+		return nil, err
+	}
+	var errs []error
+	for i, p := range provs {
+		s, err := newSession(onnx, provs[i:], o)
+		if err == nil {
+			env.models++
+			return &Model{name: name, it: it, providers: slices.Clone(provs[i:]), session: s}, nil
+		}
+		errs = append(errs, fmt.Errorf("provider %s: %s", p, oneLine(err)))
+		if i+1 < len(provs) {
+			slog.Warn("execution provider failed, falling back", "model", name, "provider", p, "next", provs[i+1], "err", oneLine(err))
+		}
+	}
+	return nil, errors.Join(errs...)
+}
+
+func normalizeProviders(in []string) ([]string, error) {
+	if len(in) == 0 {
+		return []string{CPU}, nil
+	}
+	out := make([]string, 0, len(in))
+	for i, p := range in {
+		p = strings.ToLower(strings.TrimSpace(p))
+		if !slices.Contains(KnownProviders, p) {
+			return nil, fmt.Errorf("options: unknown execution provider %q (want %s)", in[i], strings.Join(KnownProviders, ", "))
+		}
+		if slices.Contains(out, p) {
+			return nil, fmt.Errorf("options: execution provider %q listed twice", p)
+		}
+		if slices.Contains(out, CPU) {
+			return nil, fmt.Errorf("options: execution provider %q after \"cpu\" would never be used", p)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// newSession creates a session with the given providers appended in order (the CPU provider is
+// always ORT's last resort for nodes the others do not take).
+func newSession(onnx []byte, provs []string, o Options) (s *ort.DynamicAdvancedSession, err error) {
+	so, err := ort.NewSessionOptions()
+	if err != nil {
+		return nil, fmt.Errorf("session options: %w", err)
+	}
+	defer func() {
+		if derr := so.Destroy(); derr != nil {
+			err = errors.Join(err, fmt.Errorf("session options: %w", derr))
+		}
+	}()
+	if o.IntraOpThreads > 0 {
+		if err := so.SetIntraOpNumThreads(o.IntraOpThreads); err != nil {
+			return nil, fmt.Errorf("intra-op threads: %w", err)
+		}
+	}
+	if o.InterOpThreads > 0 {
+		if err := so.SetInterOpNumThreads(o.InterOpThreads); err != nil {
+			return nil, fmt.Errorf("inter-op threads: %w", err)
+		}
+	}
+	for _, p := range provs {
+		if err := appendProvider(so, p); err != nil {
+			return nil, err
+		}
+	}
+	s, err = ort.NewDynamicAdvancedSessionWithONNXData(onnx, []string{"image"}, OutputNames, so)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Name returns the path or name the model was opened with.
+func (m *Model) Name() string { return m.name }
+
+// Config returns the model's configuration read from its metadata.
+func (m *Model) Config() spec.Config { return m.it.Config }
+
+// Interface returns the validated interface (input size, class counts, tokens grid).
+func (m *Model) Interface() Interface { return *m.it }
+
+// Providers returns the execution providers in effect, in priority order (ORT also runs nodes
+// that no listed provider supports on the CPU).
+func (m *Model) Providers() []string { return slices.Clone(m.providers) }
+
+// Result holds the outputs of one Run.
+type Result struct {
+	Batch     int
+	Probs     map[string][]float32 // task → Batch×N row-major probabilities
+	Attention []float32            // Batch×tokens attention weights, tokens row-major over the grid
+}
+
+// Row returns image i's row of a task's probabilities, or of the attention when task is
+// "attention"; nil for an unknown task or an i out of range.
+func (r *Result) Row(task string, i int) []float32 {
+	v, ok := r.Probs[task]
+	if task == "attention" {
+		v, ok = r.Attention, true
+	}
+	if !ok || i < 0 || i >= r.Batch || r.Batch == 0 {
+		return nil
+	}
+	n := len(v) / r.Batch
+	return v[i*n : (i+1)*n : (i+1)*n]
+}
+
+// Run runs a batch: images holds batch×3×H×W float32 (each image CHW, normalized as the
+// model's metadata says). Any batch ≥ 1. Cancelling ctx terminates a running session call.
+func (m *Model) Run(ctx context.Context, images []float32, batch int) (*Result, error) {
+	h, w := m.it.Height, m.it.Width
+	if batch < 1 {
+		return nil, fmt.Errorf("model %s: run: batch must be >= 1, got %d", m.name, batch)
+	}
+	if want := batch * 3 * h * w; len(images) != want {
+		return nil, fmt.Errorf("model %s: run: images has %d floats, want batch %d × 3 × %d × %d = %d", m.name, len(images), batch, h, w, want)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("model %s: run: %w", m.name, err)
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.session == nil {
+		return nil, fmt.Errorf("model %s: run: model is closed", m.name)
+	}
+	res := &Result{Batch: batch, Probs: map[string][]float32{}}
+	res, err := m.run(ctx, images, batch, res)
+	if err != nil {
+		return nil, fmt.Errorf("model %s: run: %s", m.name, oneLine(err))
+	}
+	return res, nil
+}
+
+func (m *Model) run(ctx context.Context, images []float32, batch int, res *Result) (_ *Result, err error) {
+	b := int64(batch)
+	var values []ort.Value
+	defer func() {
+		for _, v := range values {
+			if derr := v.Destroy(); derr != nil {
+				err = errors.Join(err, fmt.Errorf("destroy tensor: %w", derr))
+			}
+		}
+	}()
+	in, err := ort.NewTensor(ort.NewShape(b, 3, int64(m.it.Height), int64(m.it.Width)), images)
+	if err != nil {
+		return nil, fmt.Errorf("input tensor: %w", err)
+	}
+	values = append(values, in)
+	outs := make([]ort.Value, len(OutputNames))
+	for i, name := range OutputNames {
+		n := m.it.Tokens
+		if name != "attention" {
+			n = m.it.Classes[name]
+		}
+		data := make([]float32, batch*n)
+		t, err := ort.NewTensor(ort.NewShape(b, int64(n)), data)
+		if err != nil {
+			return nil, fmt.Errorf("output tensor %s: %w", name, err)
+		}
+		values = append(values, t)
+		outs[i] = t
+		if name == "attention" {
+			res.Attention = data
+		} else {
+			res.Probs[name] = data
+		}
+	}
+	ro, err := ort.NewRunOptions()
+	if err != nil {
+		return nil, fmt.Errorf("run options: %w", err)
+	}
+	defer func() {
+		if derr := ro.Destroy(); derr != nil {
+			err = errors.Join(err, fmt.Errorf("run options: %w", derr))
+		}
+	}()
+	if ctx.Done() != nil {
+		done := make(chan struct{})
+		watch := make(chan struct{})
+		go func() {
+			defer close(watch)
+			select {
+			case <-ctx.Done():
+				_ = ro.Terminate() // the run then fails with ORT's "Exiting due to terminate flag"
+			case <-done:
+			}
+		}()
+		defer func() { close(done); <-watch }()
+	}
+	err = m.session.RunWithOptions([]ort.Value{in}, outs, ro)
+	if err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			return nil, cerr
+		}
+		return nil, err
+	}
+	return res, nil
+}
+
+// Close destroys the session. It is idempotent and waits for running Runs to end.
+func (m *Model) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.session == nil {
+		return nil
+	}
+	err := m.session.Destroy()
+	m.session = nil
+	env.Lock()
+	env.models--
+	env.Unlock()
+	if err != nil {
+		return fmt.Errorf("model %s: close: %w", m.name, err)
+	}
+	return nil
+}
