@@ -1,0 +1,249 @@
+package train
+
+import (
+	"bytes"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+
+	"github.com/artnet/artnet/models/spec"
+)
+
+// Labels are one example's class indices in spec.Tasks order (style, genre, artist); −1 marks
+// an absent label (masked out of the loss and of the accuracy).
+type Labels [3]int32
+
+// Dataset is a random-access set of labelled, preprocessed images. Random access (rather than
+// an iterator) lets the trainer derive every batch from (seed, step) alone, so a resumed run
+// sees exactly the batches an uninterrupted one would have seen.
+type Dataset interface {
+	// Len is the number of examples.
+	Len() int
+	// Example writes example i's image — RGB, NCHW without the batch axis (3·S·S float32,
+	// S = the model's ImageSize), already normalized with the model's mean/std — into img
+	// (len(img) == 3·S·S) and returns its labels. It may be called from several goroutines.
+	Example(i int, img []float32) (Labels, error)
+}
+
+// Synthetic is a deterministic data set of generated pictures whose three labels can be read
+// from the pixels:
+//
+//   - style (palette): class k of N has the colour pair (hue k/N, bright) and (hue k/N + 1/4,
+//     dark); the stripes alternate between the two colours.
+//   - genre (texture): class k's stripes have orientation (k mod 4)·45° and 3 + 2·⌊k/4⌋ cycles
+//     per image side.
+//   - artist (layout): class k puts a light blob in cell (k mod 9) of a 3×3 grid, shaped as a
+//     disc, square or diamond by ⌊k/9⌋ mod 3, and larger for every further 27 classes.
+//
+// Noise keeps it from being trivial: random stripe phase, colour and brightness jitter, blob
+// position/size jitter and Gaussian pixel noise (σ = 0.08 on the 0..1 scale). Example i depends
+// only on (seed, i), and its labels are drawn uniformly.
+type Synthetic struct {
+	cfg  spec.Config
+	n    int
+	seed int64
+}
+
+// NewSynthetic returns n synthetic examples for cfg (its ImageSize, Mean/Std and class counts),
+// deterministic for seed. Use different seeds for training and validation sets.
+func NewSynthetic(cfg spec.Config, n int, seed int64) Dataset {
+	return &Synthetic{cfg: cfg, n: max(n, 0), seed: seed}
+}
+
+// Len returns the number of examples.
+func (s *Synthetic) Len() int { return s.n }
+
+// Example renders example i (normalized NCHW) into img and returns its labels.
+func (s *Synthetic) Example(i int, img []float32) (Labels, error) {
+	if i < 0 || i >= s.n {
+		return Labels{}, fmt.Errorf("synthetic example %d: out of range [0,%d)", i, s.n)
+	}
+	rng := rand.New(rand.NewPCG(uint64(s.seed), uint64(i)))
+	var lb Labels
+	for k, task := range spec.Tasks {
+		n := s.cfg.NumClasses(task)
+		if n < 1 {
+			return Labels{}, fmt.Errorf("synthetic example %d: config has no classes for task %q", i, task)
+		}
+		lb[k] = int32(rng.IntN(n))
+	}
+	if err := renderSynthetic(s.cfg, lb, rng, img, true); err != nil {
+		return Labels{}, fmt.Errorf("synthetic example %d: %w", i, err)
+	}
+	return lb, nil
+}
+
+// hsv converts hue (turns), saturation and value in [0,1] to RGB.
+func hsv(h, s, v float64) [3]float64 {
+	h = h - math.Floor(h)
+	h6 := h * 6
+	c := v * s
+	x := c * (1 - math.Abs(math.Mod(h6, 2)-1))
+	var r, g, b float64
+	switch int(h6) {
+	case 0:
+		r, g, b = c, x, 0
+	case 1:
+		r, g, b = x, c, 0
+	case 2:
+		r, g, b = 0, c, x
+	case 3:
+		r, g, b = 0, x, c
+	case 4:
+		r, g, b = x, 0, c
+	default:
+		r, g, b = c, 0, x
+	}
+	m := v - c
+	return [3]float64{r + m, g + m, b + m}
+}
+
+// renderSynthetic draws the picture for labels lb into img (3·S·S, planar RGB). If normalize,
+// values are (v − mean)/std; otherwise they are in 0..1.
+func renderSynthetic(cfg spec.Config, lb Labels, rng *rand.Rand, img []float32, normalize bool) error {
+	size := cfg.ImageSize
+	if size < 8 {
+		return fmt.Errorf("image_size %d too small for synthetic pictures (need ≥ 8)", size)
+	}
+	if len(img) != 3*size*size {
+		return fmt.Errorf("image buffer has %d floats, want 3·%d·%d = %d", len(img), size, size, 3*size*size)
+	}
+	for k, task := range spec.Tasks {
+		if n := cfg.NumClasses(task); lb[k] < 0 || int(lb[k]) >= n {
+			return fmt.Errorf("%s class %d out of range [0,%d)", task, lb[k], n)
+		}
+	}
+	for c := 0; c < 3; c++ {
+		if normalize && !(cfg.Std[c] > 0) {
+			return fmt.Errorf("config std[%d] = %g, must be > 0", c, cfg.Std[c])
+		}
+	}
+	style, genre, artist := int(lb[0]), int(lb[1]), int(lb[2])
+
+	// Palette.
+	hue := float64(style)/float64(cfg.NumClasses("style")) + (rng.Float64()-0.5)*0.01
+	c1 := hsv(hue, 0.85, 0.95)
+	c2 := hsv(hue+0.25, 0.75, 0.35)
+	bright := 0.9 + 0.2*rng.Float64()
+
+	// Texture.
+	theta := float64(genre%4) * math.Pi / 4
+	cycles := 3 + 2*float64(genre/4)
+	phase := rng.Float64() * 2 * math.Pi
+	cosT, sinT := math.Cos(theta), math.Sin(theta)
+
+	// Layout.
+	cell := artist % 9
+	shape := (artist / 9) % 3
+	scale := 1 + 0.25*float64(artist/27)
+	S := float64(size)
+	cx := (0.2 + 0.3*float64(cell%3) + (rng.Float64()-0.5)*0.06) * S
+	cy := (0.2 + 0.3*float64(cell/3) + (rng.Float64()-0.5)*0.06) * S
+	radius := (0.13 + 0.03*rng.Float64()) * scale * S
+	blob := [3]float64{0.97, 0.97, 0.9}
+
+	plane := size * size
+	for y := 0; y < size; y++ {
+		for x := 0; x < size; x++ {
+			u := (float64(x) + 0.5) / S
+			v := (float64(y) + 0.5) / S
+			t := 0.5 + 0.5*math.Sin(2*math.Pi*cycles*(u*cosT+v*sinT)+phase)
+			dx, dy := math.Abs(float64(x)+0.5-cx), math.Abs(float64(y)+0.5-cy)
+			var inside bool
+			switch shape {
+			case 0:
+				inside = dx*dx+dy*dy <= radius*radius
+			case 1:
+				inside = dx <= radius*0.9 && dy <= radius*0.9
+			default:
+				inside = dx+dy <= radius*1.2
+			}
+			for c := 0; c < 3; c++ {
+				val := (t*c1[c] + (1-t)*c2[c]) * bright
+				if inside {
+					val = blob[c]
+				}
+				val += rng.NormFloat64() * 0.08
+				val = min(max(val, 0), 1)
+				if normalize {
+					val = (val - float64(cfg.Mean[c])) / float64(cfg.Std[c])
+				}
+				img[c*plane+y*size+x] = float32(val)
+			}
+		}
+	}
+	return nil
+}
+
+// SyntheticImage renders the synthetic picture of the given classes (noise drawn from seed) as
+// an RGB image of cfg.ImageSize × cfg.ImageSize pixels.
+func SyntheticImage(cfg spec.Config, styleIdx, genreIdx, artistIdx int, seed int64) (image.Image, error) {
+	size := cfg.ImageSize
+	if size < 8 || size > 4096 {
+		return nil, fmt.Errorf("synthetic image: image_size %d out of range [8,4096]", size)
+	}
+	lb := Labels{int32(styleIdx), int32(genreIdx), int32(artistIdx)}
+	buf := make([]float32, 3*size*size)
+	rng := rand.New(rand.NewPCG(uint64(seed), 0x5eed))
+	if err := renderSynthetic(cfg, lb, rng, buf, false); err != nil {
+		return nil, fmt.Errorf("synthetic image: %w", err)
+	}
+	im := image.NewRGBA(image.Rect(0, 0, size, size))
+	plane := size * size
+	for y := 0; y < size; y++ {
+		for x := 0; x < size; x++ {
+			p := y*size + x
+			im.SetRGBA(x, y, color.RGBA{
+				R: uint8(math.Round(float64(buf[p]) * 255)),
+				G: uint8(math.Round(float64(buf[plane+p]) * 255)),
+				B: uint8(math.Round(float64(buf[2*plane+p]) * 255)),
+				A: 255,
+			})
+		}
+	}
+	return im, nil
+}
+
+// SaveSyntheticPNG writes the synthetic picture of the given classes as a PNG file at path
+// (atomically: a temporary file in the same folder, then rename).
+func SaveSyntheticPNG(path string, cfg spec.Config, styleIdx, genreIdx, artistIdx int, seed int64) error {
+	im, err := SyntheticImage(cfg, styleIdx, genreIdx, artistIdx, seed)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	var b bytes.Buffer
+	if err := png.Encode(&b, im); err != nil {
+		return fmt.Errorf("%s: encoding PNG: %w", path, err)
+	}
+	return writeFileAtomic(path, b.Bytes())
+}
+
+// writeFileAtomic writes data to a temporary file next to path, syncs it and renames it over path.
+func writeFileAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	tmp := f.Name()
+	_, werr := f.Write(data)
+	if werr == nil {
+		werr = f.Sync()
+	}
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = os.Rename(tmp, path)
+	}
+	if werr != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("%s: %w", path, werr)
+	}
+	return nil
+}
