@@ -1,0 +1,120 @@
+// Package graph selects the GoMLX backend artnet trains and evaluates on, and closes the gaps of
+// GoMLX v0.26.0's pure-Go backend ("go", package backends/simplego).
+//
+// NewBackend("go") returns simplego's backend wrapped by a type whose Builder embeds simplego's
+// Builder and overrides only the ops that are missing or buggy there:
+//
+//   - Reverse (used by every convolution gradient) composed from Slice and Concatenate;
+//   - Pad (used by every Slice gradient, hence by LSTMs, depthwise convs and pooling gradients)
+//     composed from Reshape, BroadcastInDim, Concatenate and Slice, including interior padding and
+//     negative (cropping) edges;
+//   - ConvGeneral with nil/empty strides, paddings and dilations filled in with their defaults
+//     (simplego errors on nil strides and crashes a worker goroutine on a grouped stride-2
+//     convolution without explicit kernel dilations);
+//   - BatchNormForInference, BatchNormForTraining and BatchNormGradient composed from
+//     elementwise ops and reductions, so pkg/ml/layers/batchnorm works with its default settings
+//     in training (gradients included) and inference.
+//
+// The composed ops return nodes built by the embedded simplego Builder, so the rest of simplego
+// (compilation, execution, buffers) is used unchanged.
+//
+// "xla" configurations are only available when built with the `xla` build tag (see xla.go).
+package graph
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/gomlx/gomlx/backends"
+	"github.com/gomlx/gomlx/backends/simplego"
+)
+
+// GoBackendName is the config name of the pure-Go backend (wrapped with artnet's fixes).
+const GoBackendName = "go"
+
+// NewBackend returns the backend for config: "" means $GOMLX_BACKEND, and if that is unset "go".
+// "go" (or "go:<cfg>", <cfg> being simplego's own options, e.g. "parallelism=2") is the pure-Go
+// backend wrapped with artnet's gap fixes.
+// "xla" / "xla:cuda" / "xla:cpu" is GoMLX's XLA/PJRT backend: only compiled in with build tag
+// `xla`; without it NewBackend returns an error saying so.
+func NewBackend(config string) (backends.Backend, error) {
+	if config == "" {
+		config = os.Getenv(backends.ConfigEnvVar)
+	}
+	if config == "" {
+		config = GoBackendName
+	}
+	name, cfg, _ := strings.Cut(config, ":")
+	switch name {
+	case GoBackendName, "simplego":
+		inner, err := simplego.New(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("graph.NewBackend(%q): %w", config, err)
+		}
+		sg, ok := inner.(*simplego.Backend)
+		if !ok {
+			return nil, fmt.Errorf("graph.NewBackend(%q): simplego.New returned %T, not *simplego.Backend", config, inner)
+		}
+		return &Backend{Backend: sg}, nil
+	case "xla", "stablehlo", "shlo", "hlo":
+		return newXLABackend(config, cfg)
+	default:
+		return nil, fmt.Errorf("graph.NewBackend(%q): unknown backend %q (valid: \"go\", \"go:<simplego options>\", \"xla\", \"xla:cpu\", \"xla:cuda\")", config, name)
+	}
+}
+
+// Available reports which backend configs work on this machine, each with an error when not
+// (nil when it works). It tries to create each backend, so it is meant for diagnostics
+// (`artnet doctor`), not for hot paths.
+func Available() map[string]error {
+	result := make(map[string]error)
+	for _, config := range []string{"go", "xla:cpu", "xla:cuda"} {
+		b, err := NewBackend(config)
+		if err == nil {
+			b.Finalize()
+		}
+		result[config] = err
+	}
+	return result
+}
+
+// Backend is simplego's backend whose builders close the gaps listed in the package documentation.
+// Everything but Builder, Name, Description and Capabilities is simplego's.
+type Backend struct {
+	*simplego.Backend
+}
+
+var _ backends.Backend = (*Backend)(nil)
+
+// Name returns the short name of the backend.
+func (b *Backend) Name() string { return "SimpleGo (go) + artnet fixes" }
+
+// Description is a longer description of the backend.
+func (b *Backend) Description() string {
+	return "GoMLX pure-Go backend with artnet's Reverse, Pad, ConvGeneral and BatchNorm fixes"
+}
+
+// Capabilities returns simplego's capabilities plus the ops the wrapper adds.
+func (b *Backend) Capabilities() backends.Capabilities {
+	c := b.Backend.Capabilities().Clone()
+	for _, op := range []backends.OpType{
+		backends.OpTypeReverse, backends.OpTypePad,
+		backends.OpTypeBatchNormForInference, backends.OpTypeBatchNormForTraining, backends.OpTypeBatchNormGradient,
+	} {
+		c.Operations[op] = true
+	}
+	return c
+}
+
+// Builder creates a new builder for a computation named name.
+func (b *Backend) Builder(name string) backends.Builder {
+	return &Builder{Builder: b.Backend.Builder(name).(*simplego.Builder)}
+}
+
+// Builder embeds simplego's Builder and overrides the ops it lacks or gets wrong.
+type Builder struct {
+	*simplego.Builder
+}
+
+var _ backends.Builder = (*Builder)(nil)
