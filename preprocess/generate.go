@@ -1,0 +1,3 @@
+package preprocess
+
+//go:generate go run ./internal/fixtures/gen -out ../testdata/images
