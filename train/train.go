@@ -1,0 +1,791 @@
+package train
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gomlx/gomlx/backends"
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	"github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+	gomlxcontext "github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/gomlx/gomlx/pkg/ml/train/optimizers"
+
+	artgraph "github.com/artnet/artnet/graph"
+	"github.com/artnet/artnet/models"
+	"github.com/artnet/artnet/models/spec"
+)
+
+// ModelFn builds the per-task logits ([B, N_task], keyed by spec.Tasks) for images [B,3,S,S].
+// Training mode is GoMLX's ctx.IsTraining(g). The default is models.Build.
+type ModelFn func(ctx *gomlxcontext.Context, cfg spec.Config, images *graph.Node) map[string]*graph.Node
+
+// DeepArtNet is the ModelFn of models.Build.
+func DeepArtNet(ctx *gomlxcontext.Context, cfg spec.Config, images *graph.Node) map[string]*graph.Node {
+	return models.Build(ctx, cfg, images).Logits
+}
+
+// Options configure Run.
+type Options struct {
+	// Config is the model configuration. On Resume it may be left zero (then the checkpoint's is
+	// used); otherwise it must equal the checkpoint's.
+	Config spec.Config
+	// OutDir receives ckpt-<step>/ checkpoints, the "latest" pointer and metrics.jsonl.
+	OutDir string
+	// Steps is the global step to train up to (a resumed run continues from its step to Steps).
+	Steps int
+	// Batch is the batch size.
+	Batch int
+	// LR is the peak learning rate, WeightDecay AdamW's decoupled weight decay (scaled by the
+	// learning rate, applied to every trainable variable).
+	LR, WeightDecay float64
+	// WarmupSteps ramps the learning rate linearly from LR/WarmupSteps to LR.
+	WarmupSteps int
+	// ConstantLR disables the cosine decay (from LR after warm-up to MinLR at Steps).
+	ConstantLR bool
+	// MinLR is the cosine schedule's final learning rate (default 0).
+	MinLR float64
+	// CheckpointEvery saves a checkpoint every so many steps (0: only at the end).
+	// EvalEvery evaluates the validation set every so many steps (0: only at the end).
+	CheckpointEvery, EvalEvery int
+	// KeepCheckpoints is how many of the newest checkpoints are kept (0 → 3).
+	KeepCheckpoints int
+	// LogEvery logs a progress line every so many steps (0 → 10); metrics.jsonl gets every step.
+	LogEvery int
+	// Seed fixes weight initialisation, data order and dropout.
+	Seed int64
+	// Resume continues from the newest checkpoint in OutDir that loads (a fresh start when
+	// OutDir holds none). Without Resume, an OutDir that already holds checkpoints is an error.
+	Resume bool
+	// Backend is the GoMLX backend config for graph.NewBackend ("" → $GOMLX_BACKEND or "go").
+	Backend string
+	// Model is the model function (nil → DeepArtNet).
+	Model ModelFn
+	// OnStep, when set, is called after every step (before any checkpoint or evaluation of that
+	// step), in Run's goroutine.
+	OnStep func(StepMetrics)
+}
+
+// Result is what Run ends with.
+type Result struct {
+	Step          int                // global step reached
+	Loss          float64            // total (uncertainty-weighted) loss of the last step
+	TaskLoss      map[string]float64 // focal loss per task of the last step
+	ValAccuracy   map[string]float64 // validation accuracy per task at the end (nil without a val set)
+	CheckpointDir string             // the newest checkpoint written or resumed from ("" if none)
+}
+
+// StepMetrics is one line of metrics.jsonl for a training step.
+type StepMetrics struct {
+	Kind         string             `json:"kind"` // "train"
+	Step         int                `json:"step"` // global step after this update (1-based)
+	Loss         float64            `json:"loss"`
+	TaskLoss     map[string]float64 `json:"task_loss"`
+	LogVar       map[string]float64 `json:"log_var"` // s_k = log σ_k² (before this update)
+	LR           float64            `json:"lr"`
+	Seconds      float64            `json:"seconds"`
+	ImagesPerSec float64            `json:"images_per_sec"`
+}
+
+// EvalMetrics is one line of metrics.jsonl for an evaluation.
+type EvalMetrics struct {
+	Kind     string             `json:"kind"` // "eval"
+	Step     int                `json:"step"`
+	Accuracy map[string]float64 `json:"accuracy"`
+	Seconds  float64            `json:"seconds"`
+}
+
+// Files in OutDir.
+const (
+	MetricsFile   = "metrics.jsonl"
+	LatestFile    = "latest" // holds the name of the newest checkpoint directory
+	checkpointPfx = "ckpt-"
+)
+
+// CheckpointName is the directory name of the checkpoint at a global step.
+func CheckpointName(step int) string { return fmt.Sprintf("%s%08d", checkpointPfx, step) }
+
+func (o *Options) validate() error {
+	var errs []error
+	if o.OutDir == "" {
+		errs = append(errs, errors.New("option OutDir: empty"))
+	}
+	if o.Steps <= 0 {
+		errs = append(errs, fmt.Errorf("option Steps: must be > 0, got %d", o.Steps))
+	}
+	if o.Batch <= 0 {
+		errs = append(errs, fmt.Errorf("option Batch: must be > 0, got %d", o.Batch))
+	}
+	if !(o.LR > 0) || math.IsInf(o.LR, 0) {
+		errs = append(errs, fmt.Errorf("option LR: must be a positive number, got %g", o.LR))
+	}
+	if o.WeightDecay < 0 || math.IsNaN(o.WeightDecay) {
+		errs = append(errs, fmt.Errorf("option WeightDecay: must be ≥ 0, got %g", o.WeightDecay))
+	}
+	if o.MinLR < 0 || o.MinLR > o.LR {
+		errs = append(errs, fmt.Errorf("option MinLR: must be in [0, LR], got %g", o.MinLR))
+	}
+	for name, v := range map[string]int{"WarmupSteps": o.WarmupSteps, "CheckpointEvery": o.CheckpointEvery,
+		"EvalEvery": o.EvalEvery, "KeepCheckpoints": o.KeepCheckpoints, "LogEvery": o.LogEvery} {
+		if v < 0 {
+			errs = append(errs, fmt.Errorf("option %s: must be ≥ 0, got %d", name, v))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// LearningRate is the schedule Run uses for the update of 0-based step index step: linear
+// warm-up to o.LR over o.WarmupSteps, then (unless ConstantLR) a half cosine from LR down to
+// MinLR at o.Steps. It depends only on step, so a resumed run continues the same schedule.
+func (o *Options) LearningRate(step int) float64 {
+	if step < o.WarmupSteps {
+		return o.LR * float64(step+1) / float64(o.WarmupSteps)
+	}
+	if o.ConstantLR {
+		return o.LR
+	}
+	span := max(o.Steps-o.WarmupSteps, 1)
+	p := min(float64(step-o.WarmupSteps)/float64(span), 1)
+	return o.MinLR + (o.LR-o.MinLR)*0.5*(1+math.Cos(math.Pi*p))
+}
+
+// Run trains the model on trainSet (evaluating per-task accuracy on valSet, which may be nil)
+// until global step o.Steps, writing checkpoints and metrics into o.OutDir.
+//
+// Every batch is a function of (o.Seed, step) — each epoch is a seeded permutation of trainSet —
+// and dropout draws from the random state saved in the checkpoint, so a run resumed from a
+// checkpoint continues exactly as the uninterrupted run would have.
+//
+// When ctx is cancelled, Run saves a checkpoint of the steps done so far and returns the result
+// with ctx's error. A NaN or ±Inf loss stops training with an error (and no checkpoint of that
+// state).
+func Run(ctx context.Context, o Options, trainSet, valSet Dataset, log *slog.Logger) (res *Result, err error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := o.validate(); err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	if trainSet == nil || trainSet.Len() == 0 {
+		return nil, errors.New("train: the training set is empty")
+	}
+	if o.KeepCheckpoints == 0 {
+		o.KeepCheckpoints = 3
+	}
+	if o.LogEvery == 0 {
+		o.LogEvery = 10
+	}
+	model := o.Model
+	if model == nil {
+		model = DeepArtNet
+	}
+	if err := os.MkdirAll(o.OutDir, 0o755); err != nil {
+		return nil, fmt.Errorf("train: output folder: %w", err)
+	}
+
+	// Model context: fresh, or the newest checkpoint that loads.
+	var mctx *gomlxcontext.Context
+	cfg := o.Config
+	startStep := 0
+	resumedFrom := ""
+	existing, err := listCheckpoints(o.OutDir)
+	if err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	if len(existing) > 0 && !o.Resume {
+		return nil, fmt.Errorf("train: %s already holds checkpoints (newest %s): resume, or choose another output folder", o.OutDir, existing[0].name)
+	}
+	if o.Resume && len(existing) > 0 {
+		var ckCfg spec.Config
+		mctx, ckCfg, resumedFrom, err = loadNewest(o.OutDir, existing, log)
+		if err != nil {
+			return nil, fmt.Errorf("train: resume: %w", err)
+		}
+		if cfg.ImageSize == 0 && cfg.Variant == "" {
+			cfg = ckCfg
+		} else if string(cfg.JSON()) != string(ckCfg.JSON()) {
+			return nil, fmt.Errorf("train: resume: the model config differs from checkpoint %s's", resumedFrom)
+		}
+		startStep = int(optimizers.GetGlobalStep(mctx))
+		mctx = mctx.Reuse()
+	} else {
+		if err := cfg.Validate(); err != nil {
+			return nil, fmt.Errorf("train: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
+		}
+		mctx = gomlxcontext.New()
+		mctx.SetParam(gomlxcontext.ParamInitialSeed, o.Seed)
+		if err := mctx.SetRNGStateFromSeed(o.Seed); err != nil {
+			return nil, fmt.Errorf("train: random state: %w", err)
+		}
+		if o.Resume {
+			log.Info("no checkpoint to resume from: starting fresh", "out", o.OutDir)
+		}
+	}
+	res = &Result{Step: startStep, CheckpointDir: resumedFrom}
+	if resumedFrom != "" {
+		res.CheckpointDir = filepath.Join(o.OutDir, resumedFrom)
+	}
+
+	metrics, err := openMetrics(o.OutDir, startStep, o.Resume)
+	if err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	defer func() {
+		if cerr := metrics.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("train: %s: %w", MetricsFile, cerr)
+		}
+	}()
+
+	backend, err := artgraph.NewBackend(o.Backend)
+	if err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	defer backend.Finalize()
+
+	t := &trainer{o: o, cfg: cfg, model: model, backend: backend, mctx: mctx, log: log, metrics: metrics, res: res}
+	if startStep >= o.Steps {
+		log.Info("nothing to train: already at the target step", "step", startStep, "steps", o.Steps)
+	}
+	return t.loop(ctx, startStep, trainSet, valSet)
+}
+
+type trainer struct {
+	o       Options
+	cfg     spec.Config
+	model   ModelFn
+	backend backends.Backend
+	mctx    *gomlxcontext.Context
+	log     *slog.Logger
+	metrics *os.File
+	res     *Result
+
+	step     *gomlxcontext.Exec
+	eval     *evaluator
+	lastSave int
+}
+
+func (t *trainer) loop(ctx context.Context, start int, trainSet, valSet Dataset) (*Result, error) {
+	o, cfg := t.o, t.cfg
+	size := cfg.ImageSize
+	images := make([]float32, o.Batch*3*size*size)
+	labels := make([]int32, o.Batch*len(spec.Tasks))
+	order := &epochOrder{n: trainSet.Len(), seed: o.Seed}
+	t.lastSave = start
+	if valSet != nil {
+		t.eval = newEvaluator(t.backend, t.mctx, cfg, t.model, o.Batch)
+		defer t.eval.close()
+	}
+
+	var err error
+	t.step, err = gomlxcontext.NewExec(t.backend, t.mctx, t.stepGraph)
+	if err != nil {
+		return t.res, fmt.Errorf("train: %w", err)
+	}
+	defer t.step.Finalize()
+
+	idx := make([]int, o.Batch)
+	for step := start; step < o.Steps; step++ {
+		if err := ctx.Err(); err != nil {
+			return t.res, t.interrupted(err)
+		}
+		began := time.Now()
+		for b := range idx {
+			idx[b] = order.at(step*o.Batch + b)
+		}
+		if err := loadBatch(ctx, trainSet, cfg, idx, images, labels); err != nil {
+			return t.res, fmt.Errorf("train: step %d: training set: %w", step+1, err)
+		}
+		lr := o.LearningRate(step)
+		m, err := t.runStep(images, labels, lr)
+		if err != nil {
+			return t.res, fmt.Errorf("train: step %d: %w", step+1, err)
+		}
+		m.Step = step + 1
+		m.Seconds = time.Since(began).Seconds()
+		m.ImagesPerSec = float64(o.Batch) / m.Seconds
+		if !finite(m.Loss) || !finite(m.TaskLoss["style"]) || !finite(m.TaskLoss["genre"]) || !finite(m.TaskLoss["artist"]) {
+			last := "none"
+			if t.res.CheckpointDir != "" {
+				last = t.res.CheckpointDir
+			}
+			t.log.Error("loss is not finite: stopping", "step", m.Step, "loss", m.Loss, "task_loss", m.TaskLoss)
+			return t.res, fmt.Errorf("train: step %d: loss is %g (style %g, genre %g, artist %g): stopped; last good checkpoint: %s",
+				m.Step, m.Loss, m.TaskLoss["style"], m.TaskLoss["genre"], m.TaskLoss["artist"], last)
+		}
+		if err := t.writeMetrics(m); err != nil {
+			return t.res, err
+		}
+		t.res.Step, t.res.Loss, t.res.TaskLoss = m.Step, m.Loss, m.TaskLoss
+		if m.Step == start+1 || m.Step%o.LogEvery == 0 || m.Step == o.Steps {
+			t.log.Info("train", "step", m.Step, "loss", round(m.Loss), "style", round(m.TaskLoss["style"]),
+				"genre", round(m.TaskLoss["genre"]), "artist", round(m.TaskLoss["artist"]), "lr", m.LR,
+				"images_per_s", round(m.ImagesPerSec))
+		}
+		if o.OnStep != nil {
+			o.OnStep(m)
+		}
+		if o.CheckpointEvery > 0 && m.Step%o.CheckpointEvery == 0 && m.Step < o.Steps {
+			if err := t.save(m.Step); err != nil {
+				return t.res, err
+			}
+		}
+		if t.eval != nil && o.EvalEvery > 0 && m.Step%o.EvalEvery == 0 && m.Step < o.Steps {
+			if _, err := t.evaluate(ctx, valSet, m.Step); err != nil {
+				return t.res, err
+			}
+		}
+	}
+	if t.res.Step > t.lastSave || t.res.CheckpointDir == "" {
+		if err := t.save(t.res.Step); err != nil {
+			return t.res, err
+		}
+	}
+	if t.eval != nil {
+		acc, err := t.evaluate(ctx, valSet, t.res.Step)
+		if err != nil {
+			return t.res, err
+		}
+		t.res.ValAccuracy = acc
+	}
+	return t.res, nil
+}
+
+// interrupted saves what was trained since the last checkpoint and wraps ctx's error.
+func (t *trainer) interrupted(cause error) error {
+	if t.res.Step > t.lastSave {
+		if err := t.save(t.res.Step); err != nil {
+			return errors.Join(fmt.Errorf("train: interrupted at step %d: %w", t.res.Step, cause), err)
+		}
+	}
+	t.log.Info("interrupted", "step", t.res.Step, "checkpoint", t.res.CheckpointDir)
+	return fmt.Errorf("train: interrupted at step %d: %w", t.res.Step, cause)
+}
+
+// stepGraph is one training step: model, multi-task loss, AdamW update with the given learning
+// rate. It returns the total loss, the three focal losses and the three s_k.
+func (t *trainer) stepGraph(ctx *gomlxcontext.Context, images, labels, lr *graph.Node) []*graph.Node {
+	g := images.Graph()
+	ctx.SetTraining(g, true)
+	logits := t.model(ctx, t.cfg, images)
+	total, per := MultiTaskLoss(ctx, logits, labels, DefaultGamma)
+	out := []*graph.Node{total}
+	for _, task := range spec.Tasks {
+		out = append(out, per[task])
+	}
+	for _, task := range spec.Tasks {
+		out = append(out, ctx.In(UncertaintyScope).GetVariable("log_var_"+task).ValueGraph(g))
+	}
+	optimizers.LearningRateVarWithValue(ctx, dtypes.Float32, t.o.LR).SetValueGraph(lr)
+	optimizers.Adam().LearningRate(t.o.LR).WeightDecay(t.o.WeightDecay).Done().UpdateGraph(ctx, g, total)
+	return out
+}
+
+// runStep executes one step and returns its metrics (Step and timing not filled in).
+func (t *trainer) runStep(images []float32, labels []int32, lr float64) (m StepMetrics, err error) {
+	size, b := t.cfg.ImageSize, t.o.Batch
+	imgT := tensors.FromFlatDataAndDimensions(images, b, 3, size, size)
+	lbT := tensors.FromFlatDataAndDimensions(labels, b, len(spec.Tasks))
+	lrT := tensors.FromScalar(float32(lr))
+	out, err := safeExec(t.step, imgT, lbT, lrT)
+	for _, x := range []*tensors.Tensor{imgT, lbT, lrT} {
+		_ = x.FinalizeAll()
+	}
+	if err != nil {
+		return m, err
+	}
+	defer finalizeAll(out)
+	if len(out) != 1+2*len(spec.Tasks) {
+		return m, fmt.Errorf("training step returned %d outputs, want %d", len(out), 1+2*len(spec.Tasks))
+	}
+	m = StepMetrics{Kind: "train", LR: lr, TaskLoss: map[string]float64{}, LogVar: map[string]float64{}}
+	m.Loss = scalar(out[0])
+	for k, task := range spec.Tasks {
+		m.TaskLoss[task] = scalar(out[1+k])
+		m.LogVar[task] = scalar(out[1+len(spec.Tasks)+k])
+	}
+	return m, nil
+}
+
+// safeExec runs exec, turning a panic (GoMLX's way of reporting graph-building errors) into
+// an error.
+func safeExec(exec *gomlxcontext.Exec, args ...any) (out []*tensors.Tensor, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%v", r)
+		}
+	}()
+	return exec.Exec(args...)
+}
+
+func finalizeAll(ts []*tensors.Tensor) {
+	for _, x := range ts {
+		if x != nil {
+			_ = x.FinalizeAll()
+		}
+	}
+}
+
+func scalar(x *tensors.Tensor) float64 {
+	switch x.DType() {
+	case dtypes.Float64:
+		return tensors.ToScalar[float64](x)
+	default:
+		return float64(tensors.ToScalar[float32](x))
+	}
+}
+
+func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+
+func round(v float64) float64 { return math.Round(v*10000) / 10000 }
+
+// save writes checkpoint ckpt-<step>, points "latest" at it and prunes old ones.
+func (t *trainer) save(step int) error {
+	name := CheckpointName(step)
+	dir := filepath.Join(t.o.OutDir, name)
+	began := time.Now()
+	if err := models.SaveCheckpoint(t.mctx, t.cfg, dir); err != nil {
+		return fmt.Errorf("train: checkpoint at step %d: %w", step, err)
+	}
+	if err := writeFileAtomic(filepath.Join(t.o.OutDir, LatestFile), []byte(name+"\n")); err != nil {
+		return fmt.Errorf("train: checkpoint at step %d: %w", step, err)
+	}
+	t.res.CheckpointDir, t.lastSave = dir, step
+	t.log.Info("checkpoint", "step", step, "dir", dir, "seconds", round(time.Since(began).Seconds()))
+	all, err := listCheckpoints(t.o.OutDir)
+	if err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	for i, c := range all {
+		if i >= t.o.KeepCheckpoints && c.name != name {
+			if err := os.RemoveAll(filepath.Join(t.o.OutDir, c.name)); err != nil {
+				t.log.Warn("could not remove an old checkpoint", "dir", c.name, "err", err)
+			}
+		}
+	}
+	return nil
+}
+
+func (t *trainer) evaluate(ctx context.Context, ds Dataset, step int) (map[string]float64, error) {
+	began := time.Now()
+	acc, err := t.eval.run(ctx, ds)
+	if err != nil {
+		return nil, fmt.Errorf("train: evaluation at step %d: %w", step, err)
+	}
+	em := EvalMetrics{Kind: "eval", Step: step, Accuracy: acc, Seconds: time.Since(began).Seconds()}
+	if err := t.writeMetrics(em); err != nil {
+		return nil, err
+	}
+	args := []any{"step", step}
+	for _, task := range spec.Tasks {
+		if a, ok := acc[task]; ok {
+			args = append(args, task, round(a))
+		}
+	}
+	t.log.Info("eval", args...)
+	return acc, nil
+}
+
+func (t *trainer) writeMetrics(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("train: %s: %w", MetricsFile, err)
+	}
+	if _, err := t.metrics.Write(append(b, '\n')); err != nil {
+		return fmt.Errorf("train: %s: %w", MetricsFile, err)
+	}
+	return nil
+}
+
+// openMetrics opens metrics.jsonl for appending. A fresh run truncates it; a resumed run keeps
+// only the lines up to its starting step (dropping those of steps after the checkpoint, which
+// are about to be redone), rewriting the file atomically.
+func openMetrics(outDir string, startStep int, resume bool) (*os.File, error) {
+	path := filepath.Join(outDir, MetricsFile)
+	if !resume {
+		return os.Create(path)
+	}
+	old, err := os.ReadFile(path)
+	if err != nil && !os.IsNotExist(err) {
+		return nil, err
+	}
+	var kept []byte
+	for _, line := range strings.SplitAfter(string(old), "\n") {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		var head struct {
+			Step int `json:"step"`
+		}
+		if json.Unmarshal([]byte(line), &head) != nil || head.Step > startStep {
+			continue
+		}
+		if !strings.HasSuffix(line, "\n") {
+			line += "\n"
+		}
+		kept = append(kept, line...)
+	}
+	if err := writeFileAtomic(path, kept); err != nil {
+		return nil, err
+	}
+	return os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0o644)
+}
+
+type checkpointEntry struct {
+	name string
+	step int
+}
+
+// listCheckpoints returns OutDir's ckpt-<step> directories, newest first.
+func listCheckpoints(outDir string) ([]checkpointEntry, error) {
+	entries, err := os.ReadDir(outDir)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	var out []checkpointEntry
+	for _, e := range entries {
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), checkpointPfx) {
+			continue
+		}
+		step, err := strconv.Atoi(strings.TrimPrefix(e.Name(), checkpointPfx))
+		if err != nil || step < 0 {
+			continue
+		}
+		out = append(out, checkpointEntry{e.Name(), step})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].step > out[j].step })
+	return out, nil
+}
+
+// loadNewest loads the checkpoint named by "latest" if it loads, else the newest ckpt-<step>
+// that does. Checkpoints newer than "latest" (a crash between the save and the pointer
+// update) are tried too, newest first.
+func loadNewest(outDir string, all []checkpointEntry, log *slog.Logger) (*gomlxcontext.Context, spec.Config, string, error) {
+	var errs []error
+	for _, c := range all {
+		mctx, cfg, err := models.LoadCheckpoint(filepath.Join(outDir, c.name))
+		if err != nil {
+			log.Warn("checkpoint does not load: trying an older one", "dir", c.name, "err", err)
+			errs = append(errs, err)
+			continue
+		}
+		if v := mctx.GetVariableByScopeAndName(gomlxcontext.RootScope, optimizers.GlobalStepVariableName); v == nil {
+			err := fmt.Errorf("checkpoint %s has no global step: not a training checkpoint", c.name)
+			log.Warn("checkpoint unusable: trying an older one", "dir", c.name, "err", err)
+			errs = append(errs, err)
+			continue
+		}
+		if latest, err := os.ReadFile(filepath.Join(outDir, LatestFile)); err == nil && strings.TrimSpace(string(latest)) != c.name {
+			log.Info("resuming from a checkpoint other than the latest pointer", "dir", c.name, "latest", strings.TrimSpace(string(latest)))
+		}
+		log.Info("resuming", "dir", c.name, "step", c.step)
+		return mctx, cfg, c.name, nil
+	}
+	return nil, spec.Config{}, "", fmt.Errorf("no checkpoint in %s loads: %w", outDir, errors.Join(errs...))
+}
+
+// epochOrder maps a position in the infinite stream of training examples to an example index:
+// epoch e = pos / n is a permutation of 0..n-1 seeded by (seed, e).
+type epochOrder struct {
+	n     int
+	seed  int64
+	epoch int
+	perm  []int
+}
+
+func (e *epochOrder) at(pos int) int {
+	ep := pos / e.n
+	if e.perm == nil || ep != e.epoch {
+		rng := rand.New(rand.NewPCG(uint64(e.seed)^0x6a09e667f3bcc908, uint64(ep)))
+		e.perm, e.epoch = rng.Perm(e.n), ep
+	}
+	return e.perm[pos%e.n]
+}
+
+// loadBatch fills images and labels with examples idx, loading them on up to GOMAXPROCS
+// goroutines (all of which end before it returns). Labels are checked against the classes of
+// cfg. An index < 0 (padding) gives a zero image and absent labels.
+func loadBatch(ctx context.Context, ds Dataset, cfg spec.Config, idx []int, images []float32, labels []int32) error {
+	per := 3 * cfg.ImageSize * cfg.ImageSize
+	nt := len(spec.Tasks)
+	workers := min(runtime.GOMAXPROCS(0), len(idx))
+	errs := make([]error, len(idx))
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range next {
+				img := images[b*per : (b+1)*per]
+				lbOut := labels[b*nt : (b+1)*nt]
+				if idx[b] < 0 {
+					clear(img)
+					for k := range lbOut {
+						lbOut[k] = -1
+					}
+					continue
+				}
+				lb, err := ds.Example(idx[b], img)
+				if err == nil {
+					err = checkLabels(cfg, lb)
+				}
+				if err != nil {
+					errs[b] = fmt.Errorf("example %d: %w", idx[b], err)
+					continue
+				}
+				copy(lbOut, lb[:])
+			}
+		}()
+	}
+	var cerr error
+feed:
+	for b := range idx {
+		select {
+		case next <- b:
+		case <-ctx.Done():
+			cerr = ctx.Err()
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	if cerr != nil {
+		return cerr
+	}
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func checkLabels(cfg spec.Config, lb Labels) error {
+	for k, task := range spec.Tasks {
+		if n := cfg.NumClasses(task); lb[k] < -1 || int(lb[k]) >= n {
+			return fmt.Errorf("%s label %d out of range [0,%d) (−1 = absent)", task, lb[k], n)
+		}
+	}
+	return nil
+}
+
+// evaluator computes per-task accuracy with a cached inference graph.
+type evaluator struct {
+	backend backends.Backend
+	mctx    *gomlxcontext.Context
+	cfg     spec.Config
+	model   ModelFn
+	batch   int
+	exec    *gomlxcontext.Exec
+}
+
+func newEvaluator(backend backends.Backend, mctx *gomlxcontext.Context, cfg spec.Config, model ModelFn, batch int) *evaluator {
+	return &evaluator{backend: backend, mctx: mctx, cfg: cfg, model: model, batch: batch}
+}
+
+func (e *evaluator) close() {
+	if e.exec != nil {
+		e.exec.Finalize()
+	}
+}
+
+// run returns the accuracy per task over the examples of ds whose label for that task is
+// present; tasks without any present label are left out. The last batch is padded with absent
+// examples so a single graph shape is compiled.
+func (e *evaluator) run(ctx context.Context, ds Dataset) (map[string]float64, error) {
+	if ds == nil || ds.Len() == 0 {
+		return nil, errors.New("the validation set is empty")
+	}
+	if e.exec == nil {
+		exec, err := gomlxcontext.NewExec(e.backend, e.mctx.Reuse(), func(ctx *gomlxcontext.Context, images *graph.Node) []*graph.Node {
+			ctx.SetTraining(images.Graph(), false)
+			logits := e.model(ctx, e.cfg, images)
+			out := make([]*graph.Node, len(spec.Tasks))
+			for k, task := range spec.Tasks {
+				out[k] = graph.ArgMax(logits[task], -1, dtypes.Int32)
+			}
+			return out
+		})
+		if err != nil {
+			return nil, err
+		}
+		e.exec = exec
+	}
+	size := e.cfg.ImageSize
+	nt := len(spec.Tasks)
+	images := make([]float32, e.batch*3*size*size)
+	labels := make([]int32, e.batch*nt)
+	idx := make([]int, e.batch)
+	correct, total := make([]int, nt), make([]int, nt)
+	for start := 0; start < ds.Len(); start += e.batch {
+		for b := range idx {
+			idx[b] = -1
+			if start+b < ds.Len() {
+				idx[b] = start + b
+			}
+		}
+		if err := loadBatch(ctx, ds, e.cfg, idx, images, labels); err != nil {
+			return nil, err
+		}
+		imgT := tensors.FromFlatDataAndDimensions(images, e.batch, 3, size, size)
+		out, err := safeExec(e.exec, imgT)
+		_ = imgT.FinalizeAll()
+		if err != nil {
+			return nil, err
+		}
+		for k := range spec.Tasks {
+			pred := tensors.MustCopyFlatData[int32](out[k])
+			for b, p := range pred {
+				if lb := labels[b*nt+k]; lb >= 0 {
+					total[k]++
+					if p == lb {
+						correct[k]++
+					}
+				}
+			}
+		}
+		finalizeAll(out)
+	}
+	acc := map[string]float64{}
+	for k, task := range spec.Tasks {
+		if total[k] > 0 {
+			acc[task] = float64(correct[k]) / float64(total[k])
+		}
+	}
+	return acc, nil
+}
+
+// Evaluate returns the accuracy per task of the DeepArtNet in mctx (e.g. from
+// models.LoadCheckpoint) on ds, in batches of batch examples; a task without any present label
+// in ds is left out of the map.
+func Evaluate(ctx context.Context, backend backends.Backend, mctx *gomlxcontext.Context, cfg spec.Config, ds Dataset, batch int) (map[string]float64, error) {
+	if batch <= 0 {
+		return nil, fmt.Errorf("evaluate: batch must be > 0, got %d", batch)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("evaluate: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
+	}
+	e := newEvaluator(backend, mctx, cfg, DeepArtNet, batch)
+	defer e.close()
+	acc, err := e.run(ctx, ds)
+	if err != nil {
+		return nil, fmt.Errorf("evaluate: %w", err)
+	}
+	return acc, nil
+}
