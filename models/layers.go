@@ -113,7 +113,7 @@ func batchNorm(ctx *context.Context, x *Node) *Node {
 	rm, rv := rmVar.ValueGraph(g), rvVar.ValueGraph(g)
 	bc := func(v *Node) *Node { return graph.Reshape(v, 1, c, 1, 1) }
 	if !ctx.IsTraining(g) {
-		scale := graph.Mul(weight, graph.Rsqrt(graph.AddScalar(rv, bnEps)))
+		scale := graph.Div(weight, graph.Sqrt(graph.AddScalar(rv, bnEps)))
 		shift := graph.Sub(bias, graph.Mul(rm, scale))
 		return graph.Add(graph.Mul(x, bc(scale)), bc(shift))
 	}
@@ -122,7 +122,7 @@ func batchNorm(ctx *context.Context, x *Node) *Node {
 	mean := graph.ReduceMean(x, 0, 2, 3)
 	centered := graph.Sub(x, bc(mean))
 	variance := graph.ReduceMean(graph.Square(centered), 0, 2, 3)
-	y := graph.Mul(centered, bc(graph.Mul(weight, graph.Rsqrt(graph.AddScalar(variance, bnEps)))))
+	y := graph.Mul(centered, bc(graph.Div(weight, graph.Sqrt(graph.AddScalar(variance, bnEps)))))
 	y = graph.Add(y, bc(bias))
 	unbiased := graph.StopGradient(variance)
 	if n > 1 {

@@ -7,13 +7,13 @@ import (
 	"testing"
 
 	"github.com/gomlx/gomlx/backends"
-	"github.com/gomlx/gomlx/backends/simplego"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 
+	artgraph "github.com/artnet/artnet/graph"
 	"github.com/artnet/artnet/models/spec"
 )
 
@@ -22,12 +22,12 @@ var (
 	testBackend backends.Backend
 )
 
-// backend returns the pure-Go backend for forward-only tests.
+// backend returns artnet's pure-Go backend (simplego with the gradient gap fixes).
 func backend(t testing.TB) backends.Backend {
 	backendOnce.Do(func() {
-		b, err := simplego.New("")
+		b, err := artgraph.NewBackend(artgraph.GoBackendName)
 		if err != nil {
-			t.Fatalf("simplego.New: %v", err)
+			t.Fatalf("graph.NewBackend: %v", err)
 		}
 		testBackend = b
 	})
