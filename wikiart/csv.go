@@ -26,23 +26,26 @@ type row struct {
 // surrounding blanks are trimmed from the label only. The path must be relative and must not
 // climb out of the image root, since it is joined to it.
 func parseLine(line []byte) (path string, label int, err error) {
-	fields := bytes.Split(line, []byte{','})
-	var lab []byte
-	switch {
-	case len(fields) == 2:
-		lab = fields[1]
-	case len(fields) == 3 && len(fields[1]) == 0:
-		lab = fields[2]
-	case len(fields) == 3:
-		return "", 0, fmt.Errorf("want \"path,label\" or \"path,,label\", got 3 fields with a non-empty middle one")
-	default:
-		return "", 0, fmt.Errorf("want \"path,label\" or \"path,,label\", got %d fields", len(fields))
+	c1 := bytes.IndexByte(line, ',')
+	if c1 < 0 {
+		return "", 0, errors.New("want \"path,label\" or \"path,,label\", got 1 field")
 	}
-	p := fields[0]
+	p, rest := line[:c1], line[c1+1:]
+	lab := rest
+	if c2 := bytes.IndexByte(rest, ','); c2 >= 0 {
+		if n := 2 + bytes.Count(rest, []byte{','}); n != 3 {
+			return "", 0, fmt.Errorf("want \"path,label\" or \"path,,label\", got %d fields", n)
+		}
+		if c2 != 0 {
+			return "", 0, errors.New("want \"path,label\" or \"path,,label\", got 3 fields with a non-empty middle one")
+		}
+		lab = rest[1:]
+	}
 	if len(p) == 0 {
 		return "", 0, errors.New("empty image path")
 	}
-	if err := checkPath(string(p)); err != nil {
+	path = string(p)
+	if err := checkPath(path); err != nil {
 		return "", 0, err
 	}
 	ls := strings.TrimSpace(string(lab))
@@ -50,7 +53,7 @@ func parseLine(line []byte) (path string, label int, err error) {
 	if err != nil {
 		return "", 0, fmt.Errorf("label %q is not an integer", truncate(ls, 40))
 	}
-	return string(p), n, nil
+	return path, n, nil
 }
 
 // checkPath refuses image paths that are absolute or leave the image root.
@@ -58,10 +61,8 @@ func checkPath(p string) error {
 	if strings.HasPrefix(p, "/") || strings.HasPrefix(p, "\\") || strings.ContainsRune(p, 0) {
 		return fmt.Errorf("image path %q is not a relative path", truncate(p, 80))
 	}
-	for _, part := range strings.FieldsFunc(p, func(r rune) bool { return r == '/' || r == '\\' }) {
-		if part == ".." {
-			return fmt.Errorf("image path %q leaves the image folder", truncate(p, 80))
-		}
+	if strings.Contains("/"+strings.ReplaceAll(p, "\\", "/")+"/", "/../") {
+		return fmt.Errorf("image path %q leaves the image folder", truncate(p, 80))
 	}
 	return nil
 }

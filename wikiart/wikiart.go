@@ -166,7 +166,7 @@ func Load(o Options) (train, val *Split, classes map[string][]string, rep *Repor
 	// Read, deduplicate and check every file; kept[split][task] are the surviving labels.
 	var kept [2][3][]entry
 	fileRep := map[string]*FileReport{}
-	listed := map[string]bool{}
+	listed := make(map[string]bool, 90000)
 	for si, split := range SplitNames {
 		for t := range Tasks {
 			name := FileName(t, split)
@@ -180,7 +180,7 @@ func Load(o Options) (train, val *Split, classes map[string][]string, rep *Repor
 				listed[r.path] = true
 			}
 			ents := dedupe(name, rows, fr, rep)
-			var keep []entry
+			keep := ents[:0] // filtered in place
 			for _, e := range ents {
 				if t == Style {
 					folder, _, _ := strings.Cut(e.path, "/")
@@ -229,7 +229,7 @@ func Load(o Options) (train, val *Split, classes map[string][]string, rep *Repor
 	}
 	cross := map[string]bool{}
 	for t := range Tasks {
-		var keep []entry
+		keep := kept[0][t][:0] // filtered in place
 		for _, e := range kept[0][t] {
 			if inVal[e.path] {
 				cross[e.path] = true
@@ -246,8 +246,8 @@ func Load(o Options) (train, val *Split, classes map[string][]string, rep *Repor
 
 	var splits [2]*Split
 	for si, split := range SplitNames {
-		s := &Split{Name: split}
-		idx := map[string]int{}
+		s := &Split{Name: split, Samples: make([]Sample, 0, len(kept[si][Style])+len(kept[si][Genre])/4)}
+		idx := make(map[string]int, len(kept[si][Style])+len(kept[si][Genre])/4)
 		for t := range Tasks {
 			fr := fileRep[FileName(t, split)]
 			fr.PerClass = make([]int, len(classes[Tasks[t]]))
@@ -285,39 +285,43 @@ func Load(o Options) (train, val *Split, classes map[string][]string, rep *Repor
 // duplicate; with a different label, the path is a conflict and all its rows are skipped
 // (ConflictPolicy).
 func dedupe(name string, rows []row, fr *FileReport, rep *Report) []entry {
-	type seen struct {
-		first  int   // index into out
-		lines  []int // all lines of the path
-		labels []int
-		bad    bool
-	}
-	byPath := map[string]*seen{}
-	var out []entry
-	var order []string
+	first := make(map[string]int, len(rows)) // path → index into out
+	out := make([]entry, 0, len(rows))
+	repeats := map[string][]row{} // path → its later rows
 	for _, r := range rows {
-		s, ok := byPath[r.path]
-		if !ok {
-			byPath[r.path] = &seen{first: len(out), lines: []int{r.line}, labels: []int{r.label}}
-			out = append(out, entry{row: r, file: name})
-			order = append(order, r.path)
+		if i, ok := first[r.path]; ok {
+			if len(repeats[r.path]) == 0 {
+				repeats[r.path] = []row{out[i].row}
+			}
+			repeats[r.path] = append(repeats[r.path], r)
 			continue
 		}
-		s.lines = append(s.lines, r.line)
-		s.labels = append(s.labels, r.label)
-		if r.label != out[s.first].label {
-			s.bad = true
-		}
+		first[r.path] = len(out)
+		out = append(out, entry{row: r, file: name})
 	}
-	var keep []entry
-	for i, p := range order {
-		s := byPath[p]
-		switch {
-		case s.bad:
-			fr.ConflictRows += len(s.lines)
-			rep.Conflicts = append(rep.Conflicts, Conflict{File: name, Path: p, Lines: s.lines, Labels: s.labels})
-		default:
-			fr.Duplicates += len(s.lines) - 1
-			keep = append(keep, out[i])
+	if len(repeats) == 0 {
+		return out
+	}
+	keep := out[:0]
+	for _, e := range out {
+		rs, ok := repeats[e.path]
+		if !ok {
+			keep = append(keep, e)
+			continue
+		}
+		c := Conflict{File: name, Path: e.path}
+		bad := false
+		for _, r := range rs {
+			c.Lines = append(c.Lines, r.line)
+			c.Labels = append(c.Labels, r.label)
+			bad = bad || r.label != e.label
+		}
+		if bad {
+			fr.ConflictRows += len(rs)
+			rep.Conflicts = append(rep.Conflicts, c)
+		} else {
+			fr.Duplicates += len(rs) - 1
+			keep = append(keep, e)
 		}
 	}
 	return keep
