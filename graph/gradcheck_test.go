@@ -1,7 +1,6 @@
 package graph_test
 
 import (
-	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -37,7 +36,9 @@ type arr struct {
 	dims []int
 }
 
-func (a arr) tensor() *tensors.Tensor { return tensors.FromFlatDataAndDimensions(slices.Clone(a.v), a.dims...) }
+func (a arr) tensor() *tensors.Tensor {
+	return tensors.FromFlatDataAndDimensions(slices.Clone(a.v), a.dims...)
+}
 
 func size(dims []int) int {
 	n := 1
@@ -99,33 +100,52 @@ func forward(t *testing.T, inputs []arr, fn func(xs []*Node) *Node) arr {
 // building or running fails, or if the gradient is identically zero (a check that can't fail).
 func gradError(t *testing.T, inputs []arr, fn func(xs []*Node) *Node) float64 {
 	t.Helper()
-	b := backend(t)
+	return gradErrorWith(t, plainExec(t), inputs, fn)
+}
+
+// execMaker compiles a graph function into a runner; plain graphs and context graphs differ.
+type execMaker func(graphFn func(xs []*Node) []*Node) (run func(args ...any) ([]*tensors.Tensor, error), done func())
+
+// plainExec builds graph.Exec executors on the "go" backend.
+func plainExec(t *testing.T) execMaker { return plainExecOn(t, backend(t)) }
+
+// plainExecOn builds graph.Exec executors on backend b.
+func plainExecOn(t *testing.T, b backends.Backend) execMaker {
+	return func(graphFn func(xs []*Node) []*Node) (func(args ...any) ([]*tensors.Tensor, error), func()) {
+		e, err := NewExec(b, graphFn)
+		if err != nil {
+			t.Fatalf("NewExec: %v", err)
+		}
+		return e.Exec, e.Finalize
+	}
+}
+
+// gradErrorWith is gradError with the executors made by mk.
+func gradErrorWith(t *testing.T, mk execMaker, inputs []arr, fn func(xs []*Node) *Node) float64 {
+	t.Helper()
 	n := len(inputs)
-	out := forward(t, inputs, fn)
-	w := randArr(99, out.dims...)
+	fwd, done := mk(func(xs []*Node) []*Node { return []*Node{fn(xs)} })
+	out, err := fwd(args(inputs)...)
+	done()
+	if err != nil {
+		t.Fatalf("forward: %v", err)
+	}
+	w := randArr(99, out[0].Shape().Dimensions...)
 
 	lossFn := func(xs []*Node) *Node {
 		return ReduceAllSum(Mul(fn(xs[:n]), xs[n]))
 	}
-	lossExec, err := NewExec(b, lossFn)
-	if err != nil {
-		t.Fatalf("NewExec(loss): %v", err)
-	}
-	defer lossExec.Finalize()
-	gradExec, err := NewExec(b, func(xs []*Node) []*Node {
-		return Gradient(lossFn(xs), xs[:n]...)
-	})
-	if err != nil {
-		t.Fatalf("NewExec(gradient): %v", err)
-	}
-	defer gradExec.Finalize()
+	lossRun, lossDone := mk(func(xs []*Node) []*Node { return []*Node{lossFn(xs)} })
+	defer lossDone()
+	gradRun, gradDone := mk(func(xs []*Node) []*Node { return Gradient(lossFn(xs), xs[:n]...) })
+	defer gradDone()
 
-	grads, err := gradExec.Exec(args(inputs, w)...)
+	grads, err := gradRun(args(inputs, w)...)
 	if err != nil {
 		t.Fatalf("gradient: %v", err)
 	}
 	loss := func(in []arr) float64 {
-		res, err := lossExec.Exec(args(in, w)...)
+		res, err := lossRun(args(in, w)...)
 		if err != nil {
 			t.Fatalf("loss: %v", err)
 		}
@@ -162,7 +182,13 @@ func gradError(t *testing.T, inputs []arr, fn func(xs []*Node) *Node) float64 {
 // checkGrad fails the test if gradError exceeds maxRelErr, and logs it otherwise.
 func checkGrad(t *testing.T, inputs []arr, fn func(xs []*Node) *Node) {
 	t.Helper()
-	e := gradError(t, inputs, fn)
+	checkGradWith(t, plainExec(t), inputs, fn)
+}
+
+// checkGradWith is checkGrad with the executors made by mk.
+func checkGradWith(t *testing.T, mk execMaker, inputs []arr, fn func(xs []*Node) *Node) {
+	t.Helper()
+	e := gradErrorWith(t, mk, inputs, fn)
 	if e > maxRelErr || math.IsNaN(e) {
 		t.Fatalf("gradient vs finite differences: max relative error %.3g > %g", e, maxRelErr)
 	}
@@ -196,5 +222,3 @@ func TestGradCheckDetectsWrongGradient(t *testing.T) {
 		t.Fatalf("wrong gradient not detected: relative error %g", e)
 	}
 }
-
-func dimsString(d []int) string { return fmt.Sprint(d) }
