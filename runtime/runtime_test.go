@@ -23,11 +23,32 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
-	if err := artrt.Shutdown(); err != nil {
-		fmt.Fprintln(os.Stderr, "runtime tests: shutdown:", err)
+	if err := shutdownAndReinit(); err != nil {
+		fmt.Fprintln(os.Stderr, "runtime tests:", err)
 		code = 1
 	}
 	os.Exit(code)
+}
+
+// shutdownAndReinit checks that the environment can be destroyed, created again (the library
+// is unloaded and reloaded) and used, and destroyed for good.
+func shutdownAndReinit() error {
+	if err := artrt.Shutdown(); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if v := artrt.Version(); v != "" {
+		return fmt.Errorf("version after shutdown: %q", v)
+	}
+	if err := artrt.Shutdown(); err != nil {
+		return fmt.Errorf("second shutdown: %w", err)
+	}
+	// Open initializes on demand.
+	m, err := artrt.OpenBytes("reinit.onnx", runtimetest.TinyModel(spec.Tiny()), cpuOpts())
+	if err != nil {
+		return fmt.Errorf("open after shutdown: %w", err)
+	}
+	_, err = m.Run(context.Background(), runtimetest.Images(1, 64, 1), 1)
+	return errors.Join(err, m.Close(), artrt.Shutdown())
 }
 
 func cpuOpts() artrt.Options { return artrt.Options{IntraOpThreads: 1, InterOpThreads: 1} }
