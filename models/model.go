@@ -65,6 +65,15 @@ func Build(ctx *context.Context, cfg spec.Config, images *graph.Node) Outputs {
 		out.Logits[task] = logits
 		out.Probs[task] = graph.Softmax(logits, -1)
 	}
+	// The pure-Go backend sizes its execution to the highest output node and fails ("index out of
+	// range") when a parameter (variable) node comes after every output, e.g. when a caller uses
+	// only Probs["style"]: the other heads' variables are created later. Identity nodes created
+	// after every variable of the model keep each output after all of them.
+	for _, task := range spec.Tasks {
+		out.Logits[task] = graph.Identity(out.Logits[task])
+		out.Probs[task] = graph.Identity(out.Probs[task])
+	}
+	out.Attention = graph.Identity(out.Attention)
 	return out
 }
 

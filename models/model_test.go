@@ -135,6 +135,27 @@ func TestBuildShapesAndSums(t *testing.T) {
 	}
 }
 
+// TestSingleOutput runs the model with only one of its outputs requested (the other heads'
+// variables are then unused parameters of the graph).
+func TestSingleOutput(t *testing.T) {
+	cfg := spec.Tiny()
+	for _, task := range spec.Tasks {
+		exec, err := context.NewExec(backend(t), seededContext(6), func(ctx *context.Context, x *graph.Node) *graph.Node {
+			return Build(ctx, cfg, x).Probs[task]
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Exec(randomImages(7, 1, cfg.ImageSize))
+		if err != nil {
+			t.Fatalf("only Probs[%q]: %v", task, err)
+		}
+		if d := out[0].Shape().Dimensions; d[1] != cfg.NumClasses(task) {
+			t.Fatalf("Probs[%q] shape %v", task, d)
+		}
+	}
+}
+
 func TestTokenGrid(t *testing.T) {
 	// The attention length must equal spec's token count for odd sizes too (symmetric padding).
 	cfg := spec.Tiny()
