@@ -570,3 +570,36 @@ func BenchmarkToTensor(b *testing.B) {
 		ToTensorInto(dst, m, o)
 	}
 }
+
+// TestPillowParity compares with references written by Pillow 9.4 (internal/fixtures/pilref.py):
+// torchvision's Resize(20) + CenterCrop(16) on a PIL image, shrinking and enlarging.
+func TestPillowParity(t *testing.T) {
+	o := Options{ImageSize: 16, ResizeSize: 20, Std: [3]float32{1, 1, 1}}
+	for _, name := range []string{"pil-down", "pil-up"} {
+		ref, err := os.ReadFile(fixture(name + ".rgb"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		x, err := DecodeFile(fixture(name+".png"), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		diffs := 0
+		for y := 0; y < 16; y++ {
+			for xx := 0; xx < 16; xx++ {
+				for c := 0; c < 3; c++ {
+					got := int(math.Round(float64(x[c*256+y*16+xx]) * 255))
+					if want := int(ref[(y*16+xx)*3+c]); got != want {
+						if diffs < 5 {
+							t.Errorf("%s: pixel (%d,%d) channel %d = %d, Pillow %d", name, xx, y, c, got, want)
+						}
+						diffs++
+					}
+				}
+			}
+		}
+		if diffs > 0 {
+			t.Errorf("%s: %d of 768 values differ from Pillow", name, diffs)
+		}
+	}
+}

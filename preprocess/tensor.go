@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"image"
 	"math"
-
-	"github.com/nfnt/resize"
 )
 
 // ResizedSize returns the size of a w×h image after its shorter side is resized to
@@ -74,16 +72,7 @@ func ToTensorInto(dst []float32, img image.Image, o Options) {
 		return
 	}
 	rw, rh := ResizedSize(w, h, o)
-	r, ok := resize.Resize(uint(rw), uint(rh), m, resize.Bilinear).(*image.RGBA)
-	if !ok { // nfnt returns *image.RGBA for an *image.RGBA input; keep a safe path anyway
-		r = toRGBA(resize.Resize(uint(rw), uint(rh), m, resize.Bilinear))
-	}
 	x0, y0 := cropOrigin(rw, rh, o.ImageSize)
-	normalize(dst, r, x0, y0, o)
-}
-
-// normalize writes the S×S window of m at (x0, y0) into dst as planar normalized floats.
-func normalize(dst []float32, m *image.RGBA, x0, y0 int, o Options) {
 	var lut [3][256]float32
 	for c := 0; c < 3; c++ {
 		mean, std := float64(o.Mean[c]), float64(o.Std[c])
@@ -91,17 +80,5 @@ func normalize(dst []float32, m *image.RGBA, x0, y0 int, o Options) {
 			lut[c][v] = float32((float64(v)/255 - mean) / std)
 		}
 	}
-	s := o.ImageSize
-	plane := s * s
-	dr, dg, db := dst[:plane], dst[plane:2*plane], dst[2*plane:3*plane]
-	for y := 0; y < s; y++ {
-		row := m.Pix[(y0+y)*m.Stride+4*x0 : (y0+y)*m.Stride+4*(x0+s)]
-		i := y * s
-		for x := 0; x < s; x++ {
-			p := row[4*x : 4*x+3]
-			dr[i+x] = lut[0][p[0]]
-			dg[i+x] = lut[1][p[1]]
-			db[i+x] = lut[2][p[2]]
-		}
-	}
+	resizeCropNormalize(dst, m, rw, rh, x0, y0, o.ImageSize, &lut)
 }
