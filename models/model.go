@@ -70,11 +70,16 @@ func Build(ctx *context.Context, cfg spec.Config, images *graph.Node) Outputs {
 	// only Probs["style"]: the other heads' variables are created later. Identity nodes created
 	// after every variable of the model keep each output after all of them.
 	for _, task := range spec.Tasks {
-		out.Logits[task] = graph.Identity(out.Logits[task])
-		out.Probs[task] = graph.Identity(out.Probs[task])
+		out.Logits[task] = identity(out.Logits[task])
+		out.Probs[task] = identity(out.Probs[task])
 	}
-	out.Attention = graph.Identity(out.Attention)
+	out.Attention = identity(out.Attention)
 	return out
+}
+
+// identity is an Identity node that passes gradients through (GoMLX's Identity has none).
+func identity(x *Node) *Node {
+	return graph.IdentityWithCustomGradient(x, func(_, v *Node) *Node { return v })
 }
 
 // convBNAct is torchvision's Conv2dNormActivation: ctx.In("0") conv without bias, ctx.In("1")
