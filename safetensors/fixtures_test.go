@@ -244,3 +244,26 @@ func TestFixtureOutputs(t *testing.T) {
 		}
 	}
 }
+
+// TestFixtureHalfPrecision compares the F16/BF16 decoding with PyTorch's own conversions.
+func TestFixtureHalfPrecision(t *testing.T) {
+	f := readFixture(t, "dtypes.safetensors")
+	for _, p := range [][2]string{{"x_f16", "x_f16_as_f32"}, {"x_bf16", "x_bf16_as_f32"}} {
+		half, ref := get(t, f, p[0]), get(t, f, p[1])
+		if want := map[string]string{"x_f16": "F16", "x_bf16": "BF16"}[p[0]]; half.DType != want || ref.DType != "F32" {
+			t.Fatalf("%s is %s, %s is %s", p[0], half.DType, p[1], ref.DType)
+		}
+		if len(half.Data) != 64 || len(ref.Data) != 64 {
+			t.Fatalf("%s: %d values, %s: %d, want 64", p[0], len(half.Data), p[1], len(ref.Data))
+		}
+		for i, v := range half.Data {
+			w := ref.Data[i]
+			if math.Float32bits(v) != math.Float32bits(w) && !(v != v && w != w) {
+				t.Errorf("%s[%d] = %g (%#08x), PyTorch says %g (%#08x)", p[0], i, v, math.Float32bits(v), w, math.Float32bits(w))
+			}
+		}
+	}
+	if s := get(t, f, "steps", 1); s.DType != "I64" || s.Data != nil {
+		t.Errorf("steps: %+v", s)
+	}
+}

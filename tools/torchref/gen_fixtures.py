@@ -204,7 +204,8 @@ def randomize(model, gen, calib_batches):
 
 def st_bytes(tensors, metadata=None):
     """A safetensors file (written by hand: Debian has no python3-safetensors) of an ordered
-    list of (name, tensor); float tensors as F32, int64 as I64."""
+    list of (name, tensor); float16/bfloat16 as F16/BF16, other float tensors as F32, int64 as
+    I64."""
     header = {}
     if metadata:
         header["__metadata__"] = metadata
@@ -213,6 +214,10 @@ def st_bytes(tensors, metadata=None):
         t = t.detach().contiguous().cpu()
         if t.dtype == torch.int64:
             dtype, raw = "I64", t.numpy().astype("<i8").tobytes()
+        elif t.dtype == torch.float16:
+            dtype, raw = "F16", t.numpy().astype("<f2").tobytes()
+        elif t.dtype == torch.bfloat16:  # numpy has no bfloat16: write the bits
+            dtype, raw = "BF16", t.view(torch.int16).numpy().astype("<i2").tobytes()
         elif t.is_floating_point():
             dtype, raw = "F32", t.to(torch.float32).numpy().astype("<f4").tobytes()
         else:
@@ -223,6 +228,21 @@ def st_bytes(tensors, metadata=None):
     h = json.dumps(header, separators=(",", ":")).encode()
     h += b" " * (-len(h) % 8)
     return struct.pack("<Q", len(h)) + h + b"".join(blobs)
+
+
+def dtype_tensors(gen):
+    """The same values as F16 and BF16, with PyTorch's own conversions back to float32: checks
+    a reader's half-precision decoding against PyTorch's (normals, subnormals, ±0, ±inf, NaN,
+    overflow to inf in F16, rounding)."""
+    special = torch.tensor([0.0, -0.0, 1.0, -2.0, 0.1, 1 / 3, 65504.0, 65520.0, 1e5, -1e5, 6e-8, 1e-7,
+                            -3e-5, 6.1e-5, 1e-40, 3e38, float("inf"), float("-inf"), float("nan")])
+    x = torch.cat([special, torch.randn(45, generator=gen) * torch.logspace(-6, 4, 45)])
+    return [
+        ("x", x),
+        ("x_f16", x.half()), ("x_f16_as_f32", x.half().float()),
+        ("x_bf16", x.bfloat16()), ("x_bf16_as_f32", x.bfloat16().float()),
+        ("steps", torch.tensor([7], dtype=torch.int64)),
+    ]
 
 
 def write_atomic(path, data):
@@ -285,6 +305,7 @@ def main():
         "tiny backbone (features + proj)": nparams(model.backbone),
         "tiny DeepArtNet": nparams(model),
     }
+    dtypes = dtype_tensors(gen)
     assert counts["efficientnet_b0().features"] == 4007548, counts
     assert counts["efficientnet_b4().features"] == 17548616, counts
     h, w = out64["backbone.proj"].shape[2:]
@@ -294,6 +315,7 @@ def main():
         "tiny.safetensors": st_bytes(state, meta),
         "backbone_only.safetensors": st_bytes(backbone, meta),
         "tiny_outputs.safetensors": st_bytes(outputs, meta),
+        "dtypes.safetensors": st_bytes(dtypes, {"generator": "tools/torchref/gen_fixtures.py"}),
         "config.json": (json.dumps(cfg, indent=2) + "\n").encode(),
     }
     for name, data in files.items():
@@ -309,6 +331,9 @@ def main():
         "tiny.safetensors": "full state dict, %d tensors (F32; `num_batches_tracked` I64 scalars), names as in the spec's table" % len(state),
         "backbone_only.safetensors": "only the %d `backbone.features.*` tensors (a 'pretrained backbone' file)" % len(backbone),
         "tiny_outputs.safetensors": "input and outputs of the eval-mode model, F32 (below)",
+        "dtypes.safetensors": "64 values `x` (F32) also as F16 `x_f16` and BF16 `x_bf16`, with PyTorch's conversions"
+                              " back to F32 (`x_f16_as_f32`, `x_bf16_as_f32`; specials incl. subnormals, ±inf, NaN),"
+                              " and an I64 `steps`: checks a reader's half-precision decoding",
         "config.json": "the spec.Config the Go side builds (= `spec.Tiny()`)",
     }
     for name, data in files.items():
