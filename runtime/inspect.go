@@ -363,6 +363,23 @@ func checkTensor(kind string, t TensorInfo, name string, want []int64) error {
 	return nil
 }
 
+// flat returns err itself when its message is one line (keeping errors.Is/As working), or a
+// one-line copy of it.
+func flat(err error) error {
+	if err == nil || !strings.Contains(err.Error(), "\n") {
+		return err
+	}
+	return flatError{msg: oneLine(err), err: err}
+}
+
+type flatError struct {
+	msg string
+	err error
+}
+
+func (e flatError) Error() string { return e.msg }
+func (e flatError) Unwrap() error { return e.err }
+
 // oneLine joins a multi-line (errors.Join) message into one line.
 func oneLine(err error) string {
 	return strings.ReplaceAll(err.Error(), "\n", "; ")

@@ -59,7 +59,7 @@ func Open(modelPath string, o Options) (*Model, error) {
 func OpenBytes(name string, onnx []byte, o Options) (*Model, error) {
 	m, err := openBytes(name, onnx, o)
 	if err != nil {
-		return nil, fmt.Errorf("model %s: %s", name, oneLine(err))
+		return nil, fmt.Errorf("model %s: %w", name, flat(err))
 	}
 	return m, nil
 }
@@ -81,16 +81,19 @@ func openBytes(name string, onnx []byte, o Options) (*Model, error) {
 		return nil, err
 	}
 
+	// Count the model as open while its session is created (without holding the lock, since
+	// that can take long), so that Shutdown cannot pull the environment away meanwhile.
 	env.Lock()
-	defer env.Unlock()
 	if err := initLocked(o.LibraryPath); err != nil {
+		env.Unlock()
 		return nil, err
 	}
+	env.models++
+	env.Unlock()
 	var errs []error
 	for i, p := range provs {
 		s, err := newSession(onnx, provs[i:], o)
 		if err == nil {
-			env.models++
 			return &Model{name: name, it: it, providers: slices.Clone(provs[i:]), session: s}, nil
 		}
 		errs = append(errs, fmt.Errorf("provider %s: %s", p, oneLine(err)))
@@ -98,6 +101,9 @@ func openBytes(name string, onnx []byte, o Options) (*Model, error) {
 			slog.Warn("execution provider failed, falling back", "model", name, "provider", p, "next", provs[i+1], "err", oneLine(err))
 		}
 	}
+	env.Lock()
+	env.models--
+	env.Unlock()
 	return nil, errors.Join(errs...)
 }
 
@@ -211,7 +217,7 @@ func (m *Model) Run(ctx context.Context, images []float32, batch int) (*Result, 
 	res := &Result{Batch: batch, Probs: map[string][]float32{}}
 	res, err := m.run(ctx, images, batch, res)
 	if err != nil {
-		return nil, fmt.Errorf("model %s: run: %s", m.name, oneLine(err))
+		return nil, fmt.Errorf("model %s: run: %w", m.name, flat(err))
 	}
 	return res, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/artnet/artnet/models/spec"
 	artrt "github.com/artnet/artnet/runtime"
@@ -201,7 +203,7 @@ func TestOpenErrors(t *testing.T) {
 		path string
 		want string
 	}{
-		{"missing file", filepath.Join(dir, "missing.onnx"), "no such file"},
+		{"missing file", filepath.Join(dir, "missing.onnx"), "no such file"}, // also errors.Is(err, fs.ErrNotExist), below
 		{"empty file", write("empty.onnx", nil), "not an ONNX model"},
 		{"garbage", write("garbage.onnx", []byte("\xff\xfe this is not protobuf \x00\x01")), "not an ONNX model"},
 		{"no metadata", write("nometa.onnx", runtimetest.Model{Config: cfg, NoMetadata: true}.Bytes()), "not an artnet model"},
@@ -223,6 +225,9 @@ func TestOpenErrors(t *testing.T) {
 		if !strings.Contains(msg, c.path) || !strings.Contains(msg, c.want) || strings.Contains(msg, "\n") {
 			t.Errorf("%s: error %q, want one line naming %s and containing %q", c.name, msg, c.path, c.want)
 		}
+	}
+	if _, err := artrt.Open(filepath.Join(dir, "missing.onnx"), cpuOpts()); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("missing file: err %v does not wrap fs.ErrNotExist", err)
 	}
 	// A structurally valid ONNX model that ORT itself rejects (a node's input is undefined).
 	bad := runtimetest.Model{Config: cfg}.Bytes()
@@ -265,6 +270,36 @@ func TestRunErrors(t *testing.T) {
 	}
 	if _, err := m2.Run(ctx, imgs, 2); err == nil || !strings.Contains(err.Error(), "closed") {
 		t.Errorf("run after close: err %v", err)
+	}
+}
+
+// Cancelling the context stops a running session call: the slow model would run for many
+// seconds, so an error wrapping context.Canceled shows ORT was terminated.
+func TestCancelRunning(t *testing.T) {
+	tm := runtimetest.Model{Config: spec.Tiny(), SlowMatMuls: 3000}
+	m := openTiny(t, tm, cpuOpts())
+	imgs := runtimetest.Images(1, 64, 3)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		cancel()
+	}()
+	start := time.Now()
+	_, err := m.Run(ctx, imgs, 1)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err %v, want context.Canceled", err)
+	}
+	t.Logf("cancelled after %v", time.Since(start))
+	// The model still works, and its outputs are the plain model's.
+	small := runtimetest.Model{Config: spec.Tiny(), SlowMatMuls: 2}
+	m2 := openTiny(t, small, cpuOpts())
+	res, err := m2.Run(context.Background(), imgs, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	probs, _ := small.Reference(imgs, 1)
+	if d := maxDiff(res.Probs["style"], probs["style"]); d > 1e-5 {
+		t.Errorf("slow model differs from reference: %g", d)
 	}
 }
 
@@ -362,5 +397,46 @@ func TestShutdownWithOpenModel(t *testing.T) {
 	_ = m
 	if err := artrt.Shutdown(); err == nil || !strings.Contains(err.Error(), "still open") {
 		t.Fatalf("shutdown with an open model: err %v", err)
+	}
+}
+
+// Opens, runs and closes from several goroutines at once, and Close while Runs are in flight:
+// Close waits for them, later Runs fail cleanly.
+func TestConcurrentOpenClose(t *testing.T) {
+	onnx := runtimetest.TinyModel(spec.Tiny())
+	imgs := runtimetest.Images(2, 64, 5)
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m, err := artrt.OpenBytes(fmt.Sprintf("m%d.onnx", g), onnx, cpuOpts())
+			if err != nil {
+				errs <- err
+				return
+			}
+			var rw sync.WaitGroup
+			for r := 0; r < 4; r++ {
+				rw.Add(1)
+				go func() {
+					defer rw.Done()
+					for i := 0; i < 5; i++ {
+						if _, err := m.Run(context.Background(), imgs, 2); err != nil && !strings.Contains(err.Error(), "closed") {
+							errs <- err
+						}
+					}
+				}()
+			}
+			if err := m.Close(); err != nil {
+				errs <- err
+			}
+			rw.Wait()
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }

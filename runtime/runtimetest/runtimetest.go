@@ -37,7 +37,13 @@ type Model struct {
 	InputSize int
 	// FixedBatch declares the batch dimension as this fixed size instead of "batch".
 	FixedBatch int
+	// SlowMatMuls adds a chain of this many 512×512 matrix products that depend on the input
+	// and are then multiplied by 0, so a run takes long (≈0.27 GFLOP each) without changing
+	// the outputs; for cancellation tests.
+	SlowMatMuls int
 }
+
+const slowN = 512
 
 // TinyModel returns a correct artnet-shaped model for cfg (e.g. spec.Tiny()).
 func TinyModel(cfg spec.Config) []byte { return Model{Config: cfg}.Bytes() }
@@ -106,6 +112,29 @@ func (m Model) Bytes() []byte {
 	node("ReduceMean", []string{"masked"}, "pooled",
 		&onnxpb.AttributeProto{Name: proto.String("axes"), Type: onnxpb.AttributeProto_INTS.Enum(), Ints: []int64{2, 3}},
 		&onnxpb.AttributeProto{Name: proto.String("keepdims"), Type: onnxpb.AttributeProto_INT.Enum(), I: proto.Int64(0)})
+	if m.SlowMatMuls > 0 {
+		inits = append(inits, &onnxpb.TensorProto{Name: proto.String("slow_shape"), Dims: []int64{2}, DataType: proto.Int32(int32(onnxpb.TensorProto_INT64)), Int64Data: []int64{slowN, slowN}})
+		tensor("zero", nil, []float32{0})
+		nodes = append(nodes, &onnxpb.NodeProto{OpType: proto.String("ConstantOfShape"), Input: []string{"slow_shape"}, Output: []string{"slow_c"},
+			Attribute: []*onnxpb.AttributeProto{{Name: proto.String("value"), Type: onnxpb.AttributeProto_TENSOR.Enum(),
+				T: &onnxpb.TensorProto{Dims: []int64{1}, DataType: proto.Int32(int32(onnxpb.TensorProto_FLOAT)), FloatData: []float32{1.0 / slowN}}}}})
+		node("ReduceMean", []string{"image"}, "slow_mean", &onnxpb.AttributeProto{Name: proto.String("keepdims"), Type: onnxpb.AttributeProto_INT.Enum(), I: proto.Int64(0)})
+		node("Mul", []string{"slow_mean", "zero"}, "slow_z0")
+		node("Add", []string{"slow_c", "slow_z0"}, "slow_0")
+		prev := "slow_0"
+		for i := 1; i <= m.SlowMatMuls; i++ {
+			cur := fmt.Sprintf("slow_%d", i)
+			node("MatMul", []string{prev, "slow_0"}, cur)
+			prev = cur
+		}
+		node("ReduceMean", []string{prev}, "slow_s", &onnxpb.AttributeProto{Name: proto.String("keepdims"), Type: onnxpb.AttributeProto_INT.Enum(), I: proto.Int64(0)})
+		node("Mul", []string{"slow_s", "zero"}, "slow_z")
+		node("Add", []string{"pooled", "slow_z"}, "pooled_slow")
+	}
+	pooled := "pooled"
+	if m.SlowMatMuls > 0 {
+		pooled = "pooled_slow"
+	}
 	batch := &onnxpb.TensorShapeProto_Dimension{Value: &onnxpb.TensorShapeProto_Dimension_DimParam{DimParam: "batch"}}
 	if m.FixedBatch > 0 {
 		batch = dimV(int64(m.FixedBatch))
@@ -115,7 +144,7 @@ func (m Model) Bytes() []byte {
 		n := m.width(name)
 		w, b := Weights(k, n)
 		tensor("W_"+name, []int64{3, int64(n)}, w)
-		node("MatMul", []string{"pooled", "W_" + name}, "mm_"+name)
+		node("MatMul", []string{pooled, "W_" + name}, "mm_"+name)
 		pre := "mm_" + name
 		if name != "attention" {
 			tensor("b_"+name, []int64{int64(n)}, b)
