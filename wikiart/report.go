@@ -13,8 +13,8 @@ type Report struct {
 	Root          string `json:"root"`
 	Images        string `json:"images,omitempty"` // the image root checked, if any
 	ImagesChecked bool   `json:"images_checked"`
-	ImagesOnDisk  int    `json:"images_on_disk"` // files under Images
-	Unlisted      int    `json:"unlisted"`       // files under Images that no CSV row names
+	ImagesOnDisk  int    `json:"images_on_disk"` // files in the image folders that CSV paths name
+	Unlisted      int    `json:"unlisted"`       // of those, files that no CSV row names
 	Strict        bool   `json:"strict"`
 	Disjoint      bool   `json:"disjoint"`
 	Policy        string `json:"conflict_policy"`

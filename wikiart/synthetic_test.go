@@ -232,3 +232,43 @@ func TestSyntheticImages(t *testing.T) {
 		t.Errorf("SkipImageCheck: %v, %d samples, want 5", err, len(train.Samples))
 	}
 }
+
+// Symbolic links: an image root that is a link, a style folder that is a link, and an image
+// file that is a link are all followed; a folder named like an image is not an image.
+func TestSyntheticSymlinks(t *testing.T) {
+	dir := synthRoot(t, nil)
+	elsewhere := t.TempDir()
+	touch(t, elsewhere, "imgs/Baroque/other.jpg", "cubism/braque_c.jpg", "real/rembrandt.jpg")
+	if err := os.Mkdir(filepath.Join(elsewhere, "imgs/Art_Nouveau_Modern"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(elsewhere, "imgs/Art_Nouveau_Modern/klimt_b.jpg"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.Symlink(filepath.Join(elsewhere, "cubism"), filepath.Join(elsewhere, "imgs/Cubism")))
+	must(os.Symlink(filepath.Join(elsewhere, "real/rembrandt.jpg"), filepath.Join(elsewhere, "imgs/Baroque/rembrandt_a.jpg")))
+	must(os.Symlink(filepath.Join(elsewhere, "imgs"), filepath.Join(dir, "images")))
+	train, _, _, rep, err := Load(Options{Root: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := labelsOf(train)
+	if _, ok := l["Cubism/braque_c.jpg"]; !ok {
+		t.Errorf("image in a linked folder not found: %v", l)
+	}
+	if _, ok := l["Baroque/rembrandt_a.jpg"]; !ok {
+		t.Errorf("linked image under a linked root not found: %v", l)
+	}
+	if _, ok := l["Art_Nouveau_Modern/klimt_b.jpg"]; ok {
+		t.Errorf("a folder was taken for an image")
+	}
+	if fr := rep.File("style_train.csv"); fr.MissingImage != 1 || fr.Labels != 2 {
+		t.Errorf("style_train %+v", fr)
+	}
+}
