@@ -187,6 +187,10 @@ func initLocked(libPath string) error {
 	if err := isFile(libPath); err != nil {
 		return fmt.Errorf("ONNX Runtime library: %w", err)
 	}
+	// dlopen searches the system folders, not the working directory, for a name without '/'.
+	if abs, err := filepath.Abs(libPath); err == nil {
+		libPath = abs
+	}
 	ort.SetSharedLibraryPath(libPath)
 	if err := ort.InitializeEnvironment(ort.WithLogLevelError()); err != nil {
 		return fmt.Errorf("ONNX Runtime library %s: %s", libPath, oneLine(err))
@@ -199,8 +203,16 @@ func samePath(a, b string) bool {
 	if a == b {
 		return true
 	}
-	ra, err1 := filepath.EvalSymlinks(a)
-	rb, err2 := filepath.EvalSymlinks(b)
+	ra, err1 := filepath.Abs(a)
+	rb, err2 := filepath.Abs(b)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	if ra == rb {
+		return true
+	}
+	ra, err1 = filepath.EvalSymlinks(ra)
+	rb, err2 = filepath.EvalSymlinks(rb)
 	return err1 == nil && err2 == nil && ra == rb
 }
 

@@ -44,6 +44,31 @@ func shutdownAndReinit() error {
 	if err := artrt.Shutdown(); err != nil {
 		return fmt.Errorf("second shutdown: %w", err)
 	}
+	// A bare file name in the working directory (dlopen alone would search system folders).
+	lib, _, err := artrt.FindLibrary("")
+	if err != nil {
+		return err
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	if err := os.Chdir(filepath.Dir(lib)); err != nil {
+		return err
+	}
+	err = artrt.Init(filepath.Base(lib))
+	if cerr := os.Chdir(wd); cerr != nil {
+		return errors.Join(err, cerr)
+	}
+	if err != nil {
+		return fmt.Errorf("init with a bare file name: %w", err)
+	}
+	if err := artrt.Init(lib); err != nil {
+		return fmt.Errorf("init again with the absolute path: %w", err)
+	}
+	if err := artrt.Shutdown(); err != nil {
+		return err
+	}
 	// Open initializes on demand.
 	m, err := artrt.OpenBytes("reinit.onnx", runtimetest.TinyModel(spec.Tiny()), cpuOpts())
 	if err != nil {
