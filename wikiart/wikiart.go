@@ -145,7 +145,7 @@ func Load(o Options) (train, val *Split, classes map[string][]string, rep *Repor
 	images := o.Images
 	if images == "" {
 		images = filepath.Join(o.Root, "images")
-		if _, err := os.Stat(images); err != nil {
+		if st, err := os.Stat(images); err != nil || !st.IsDir() {
 			images = ""
 		}
 	} else if st, err := os.Stat(images); err != nil || !st.IsDir() {
@@ -221,7 +221,7 @@ func Load(o Options) (train, val *Split, classes map[string][]string, rep *Repor
 	}
 	if o.Strict && rep.Missing > 0 {
 		first := rep.MissingExamples[0]
-		return nil, nil, nil, rep, fmt.Errorf("wikiart: strict: %d labelled rows have no image under %s; first: %s:%d %s",
+		return nil, nil, nil, rep, fmt.Errorf("wikiart: strict: %d labels have no image file under %s; first: %s:%d %s",
 			rep.Missing, images, filepath.Join(o.Root, first.File), first.Line, first.Path)
 	}
 
