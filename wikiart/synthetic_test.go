@@ -272,3 +272,16 @@ func TestSyntheticSymlinks(t *testing.T) {
 		t.Errorf("style_train %+v", fr)
 	}
 }
+
+func TestLines(t *testing.T) {
+	got := lines([]byte("\xef\xbb\xbfa,1\r\nb,2\n\r\nc\rd,3\r\n"))
+	want := []string{"a,1", "b,2", "", "c\rd,3"}
+	if len(got) != len(want) {
+		t.Fatalf("lines: %q, want %q", got, want)
+	}
+	for i := range want {
+		if string(got[i]) != want[i] {
+			t.Errorf("line %d: %q, want %q", i+1, got[i], want[i])
+		}
+	}
+}
