@@ -1,0 +1,91 @@
+// Package predict is the model-agnostic middle of inference: the Predictor interface that both
+// runtimes (ONNX Runtime, GoMLX) satisfy, and the postprocessing of their raw outputs into the
+// per-task labels, confidences and attention that `artnet predict --json` and the server answer.
+// It has its own folder because the CLI and the server share it, and it must not pull in GoMLX.
+package predict
+
+import (
+	"context"
+	"sort"
+
+	"github.com/artnet/artnet/models/spec"
+	ortrt "github.com/artnet/artnet/runtime"
+)
+
+// Predictor is one forward pass of an artnet model, in ONNX Runtime or in GoMLX.
+type Predictor interface {
+	Config() spec.Config
+	Run(ctx context.Context, images []float32, batch int) (*ortrt.Result, error)
+	Close() error
+}
+
+// Scored is one class with its probability.
+type Scored struct {
+	Label      string  `json:"label"`
+	Confidence float64 `json:"confidence"`
+}
+
+// TaskPrediction is the answer for one task: the top class, and the top-k when asked.
+type TaskPrediction struct {
+	Label      string   `json:"label"`
+	Confidence float64  `json:"confidence"`
+	TopK       []Scored `json:"topk,omitempty"`
+}
+
+// Prediction is the answer for one image, shaped as `artnet predict --json` prints it.
+type Prediction struct {
+	Image     string          `json:"image"`
+	Style     *TaskPrediction `json:"style"`
+	Genre     *TaskPrediction `json:"genre"`
+	Artist    *TaskPrediction `json:"artist"`
+	Attention []float32       `json:"attention,omitempty"`
+	Grid      []int           `json:"attention_grid,omitempty"`
+}
+
+func (p *Prediction) Task(t string) **TaskPrediction {
+	switch t {
+	case "style":
+		return &p.Style
+	case "genre":
+		return &p.Genre
+	default:
+		return &p.Artist
+	}
+}
+
+// TopK returns the k most probable classes of probs, best first.
+func TopK(probs []float32, names []string, k int) []Scored {
+	idx := make([]int, len(probs))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return probs[idx[a]] > probs[idx[b]] })
+	if k > len(idx) {
+		k = len(idx)
+	}
+	out := make([]Scored, k)
+	for i := 0; i < k; i++ {
+		out[i] = Scored{Label: names[idx[i]], Confidence: float64(probs[idx[i]])}
+	}
+	return out
+}
+
+// Postprocess turns row i of a batch result into a Prediction.
+func Postprocess(cfg spec.Config, res *ortrt.Result, i int, image string, k int, withAttention bool) *Prediction {
+	p := &Prediction{Image: image}
+	for _, t := range spec.Tasks {
+		top := TopK(res.Row(t, i), cfg.Classes[t], max(k, 1))
+		tp := &TaskPrediction{Label: top[0].Label, Confidence: top[0].Confidence}
+		if k > 1 {
+			tp.TopK = top
+		}
+		*p.Task(t) = tp
+	}
+	if withAttention {
+		n := cfg.Tokens()
+		p.Attention = append([]float32(nil), res.Attention[i*n:(i+1)*n]...)
+		h, w := cfg.Grid()
+		p.Grid = []int{h, w}
+	}
+	return p
+}

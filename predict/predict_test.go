@@ -1,0 +1,60 @@
+package predict
+
+import (
+	"math"
+	"testing"
+
+	"github.com/artnet/artnet/models/spec"
+	ortrt "github.com/artnet/artnet/runtime"
+)
+
+func TestTopKOrdersAndClamps(t *testing.T) {
+	names := []string{"a", "b", "c", "d"}
+	got := TopK([]float32{0.1, 0.5, 0.15, 0.25}, names, 3)
+	want := []string{"b", "d", "c"}
+	if len(got) != 3 {
+		t.Fatalf("len %d, want 3", len(got))
+	}
+	for i, w := range want {
+		if got[i].Label != w {
+			t.Errorf("rank %d: %s, want %s", i, got[i].Label, w)
+		}
+	}
+	if math.Abs(got[0].Confidence-0.5) > 1e-7 {
+		t.Errorf("confidence %g, want 0.5", got[0].Confidence)
+	}
+	if n := len(TopK([]float32{0.3, 0.7}, names[:2], 10)); n != 2 {
+		t.Errorf("k beyond class count: %d entries, want 2", n)
+	}
+}
+
+func TestPostprocessPicksRowOfBatch(t *testing.T) {
+	cfg := spec.Tiny()
+	res := &ortrt.Result{Batch: 2, Probs: map[string][]float32{}}
+	for _, task := range spec.Tasks {
+		n := cfg.NumClasses(task)
+		p := make([]float32, 2*n)
+		p[3] = 0.9   // image 0 → class 3
+		p[n+1] = 0.8 // image 1 → class 1
+		res.Probs[task] = p
+	}
+	res.Attention = make([]float32, 2*cfg.Tokens())
+	res.Attention[cfg.Tokens()+2] = 1
+	pr := Postprocess(cfg, res, 1, "x.png", 2, true)
+	for _, task := range spec.Tasks {
+		tp := *pr.Task(task)
+		if tp.Label != cfg.Classes[task][1] || len(tp.TopK) != 2 {
+			t.Errorf("%s: %+v, want label %s with top-2", task, tp, cfg.Classes[task][1])
+		}
+	}
+	if len(pr.Attention) != cfg.Tokens() || pr.Attention[2] != 1 {
+		t.Errorf("attention row not image 1's: %v", pr.Attention)
+	}
+	h, w := cfg.Grid()
+	if pr.Grid[0] != h || pr.Grid[1] != w {
+		t.Errorf("grid %v, want %dx%d", pr.Grid, h, w)
+	}
+	if p0 := Postprocess(cfg, res, 0, "y", 1, false); p0.Style.Label != cfg.Classes["style"][3] || p0.Style.TopK != nil || p0.Attention != nil {
+		t.Errorf("image 0: %+v", p0.Style)
+	}
+}
