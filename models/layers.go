@@ -1,13 +1,17 @@
 package models
 
 import (
+	"fmt"
 	"math"
 
+	"github.com/gomlx/gomlx/backends/simplego"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 	timage "github.com/gomlx/gomlx/pkg/core/tensors/images"
 	"github.com/gomlx/gomlx/pkg/ml/context"
+
+	artgraph "github.com/artnet/artnet/graph"
 )
 
 // Node is a GoMLX graph node.
@@ -63,6 +67,9 @@ func conv2d(ctx *context.Context, x *Node, out, k, stride, groups int, init cont
 	w := param(ctx, g, "weight", init, out, in/groups, k, k)
 	if k == 1 && stride == 1 && groups == 1 {
 		return pointwise(x, w)
+	}
+	if groups == in && groups == out && useShiftedDepthwise(ctx, g) {
+		return depthwiseShifted(x, w, k, stride)
 	}
 	p := (k - 1) / 2
 	return graph.Convolve(x, w).ChannelsAxis(timage.ChannelsFirst).
@@ -158,4 +165,75 @@ func addLast(y, v *Node) *Node {
 	}
 	dims[len(dims)-1] = v.Shape().Dimensions[0]
 	return graph.Add(y, graph.Reshape(v, dims...))
+}
+
+// ParamDepthwise is the context parameter that selects how depthwise convolutions are computed:
+// "auto" (the default: DepthwiseShifted on the pure-Go backend, where it is about 6× faster
+// forward+backward than its grouped convolution, DepthwiseConv on every other backend, e.g. XLA
+// or the ONNX exporter's recording backend), DepthwiseConv or DepthwiseShifted. Both compute the
+// same function with the same variables.
+const ParamDepthwise = "artnet_depthwise"
+
+// Values of ParamDepthwise.
+const (
+	DepthwiseAuto    = "auto"
+	DepthwiseConv    = "conv"    // one grouped ConvGeneral (one ONNX Conv node)
+	DepthwiseShifted = "shifted" // Σ over the k² kernel taps of strided slices × per-channel weights
+)
+
+func useShiftedDepthwise(ctx *context.Context, g *graph.Graph) bool {
+	switch mode := context.GetParamOr(ctx, ParamDepthwise, DepthwiseAuto); mode {
+	case DepthwiseConv:
+		return false
+	case DepthwiseShifted:
+		return true
+	case DepthwiseAuto, "":
+		switch g.Backend().(type) {
+		case *simplego.Backend, *artgraph.Backend:
+			return true
+		}
+		return false
+	default:
+		panic(fmt.Errorf("context parameter %s: unknown value %q (want %q, %q or %q)", ParamDepthwise, mode, DepthwiseAuto, DepthwiseConv, DepthwiseShifted))
+	}
+}
+
+// depthwiseShifted computes the depthwise convolution of x [B, C, H, W] with w [C, 1, k, k]
+// (stride, padding (k-1)/2) as Σ_{i,j} w[:, 0, i, j] · x_padded[:, :, i::stride, j::stride].
+// Zero padding is a concatenation (GoMLX's Pad has no gradient).
+func depthwiseShifted(x, w *Node, k, stride int) *Node {
+	d := x.Shape().Dimensions
+	c, h, wd := d[1], d[2], d[3]
+	p := (k - 1) / 2
+	xp := zeroPad2D(x, p)
+	oh, ow := (h+2*p-k)/stride+1, (wd+2*p-k)/stride+1
+	var y *Node
+	for i := 0; i < k; i++ {
+		for j := 0; j < k; j++ {
+			tap := graph.Slice(xp, graph.AxisRange(), graph.AxisRange(),
+				graph.AxisRange(i, i+(oh-1)*stride+1).Stride(stride),
+				graph.AxisRange(j, j+(ow-1)*stride+1).Stride(stride))
+			wij := graph.Reshape(graph.Slice(w, graph.AxisRange(), graph.AxisRange(), graph.AxisElem(i), graph.AxisElem(j)), 1, c, 1, 1)
+			term := graph.Mul(tap, wij)
+			if y == nil {
+				y = term
+			} else {
+				y = graph.Add(y, term)
+			}
+		}
+	}
+	return y
+}
+
+// zeroPad2D pads the two spatial axes of NCHW x with p zeros on each side.
+func zeroPad2D(x *Node, p int) *Node {
+	if p == 0 {
+		return x
+	}
+	d := x.Shape().Dimensions
+	z := graph.Zeros(x.Graph(), shapes.Make(x.DType(), d[0], d[1], p, d[3]))
+	x = graph.Concatenate([]*Node{z, x, z}, 2)
+	d = x.Shape().Dimensions
+	z = graph.Zeros(x.Graph(), shapes.Make(x.DType(), d[0], d[1], d[2], p))
+	return graph.Concatenate([]*Node{z, x, z}, 3)
 }

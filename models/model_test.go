@@ -3,6 +3,7 @@ package models
 import (
 	"math"
 	"math/rand"
+	"strings"
 	"sync"
 	"testing"
 
@@ -153,6 +154,35 @@ func TestSingleOutput(t *testing.T) {
 		if d := out[0].Shape().Dimensions; d[1] != cfg.NumClasses(task) {
 			t.Fatalf("Probs[%q] shape %v", task, d)
 		}
+	}
+}
+
+// TestDepthwiseModesAgree checks that the shifted-slices depthwise convolution (pure-Go default)
+// and the grouped ConvGeneral (XLA / ONNX export) give the same model outputs, in inference and
+// in training mode (same seed, so the same dropout masks).
+func TestDepthwiseModesAgree(t *testing.T) {
+	cfg := midConfig() // has 3×3 and 5×5 depthwise convs with strides 1 and 2
+	images := randomImages(8, 2, cfg.ImageSize)
+	for _, training := range []bool{false, true} {
+		var outs [2][][]float32
+		for i, mode := range []string{DepthwiseConv, DepthwiseShifted} {
+			ctx := seededContext(9)
+			ctx.SetParam(ParamDepthwise, mode)
+			outs[i] = run(t, ctx, cfg, images, training)
+		}
+		for j := range outs[0] {
+			if d := maxDiff(outs[0][j], outs[1][j]); d > 1e-5 {
+				t.Errorf("training=%v output %d: conv and shifted depthwise differ by %g", training, j, d)
+			}
+		}
+	}
+	ctx := context.New()
+	ctx.SetParam(ParamDepthwise, "fast")
+	g := graph.NewGraph(backend(t), "badparam")
+	if err := catch(func() {
+		Build(ctx, cfg, graph.Parameter(g, "x", shapes.Make(dtypes.Float32, 1, 3, 48, 48)))
+	}); err == nil || !strings.Contains(err.Error(), ParamDepthwise) {
+		t.Fatalf("unknown %s value: %v", ParamDepthwise, err)
 	}
 }
 
