@@ -14,7 +14,9 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/gomlx/gomlx/backends/simplego"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	"github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
@@ -370,7 +372,41 @@ func LoadCheckpoint(dir string) (*context.Context, spec.Config, error) {
 	if offset != index.DataBytes {
 		return fail(VariablesFile, fmt.Errorf("variables hold %d bytes, data_bytes says %d", offset, index.DataBytes))
 	}
+	if err := checkModelVariables(ctx, cfg); err != nil {
+		return fail(VariablesFile, err)
+	}
 	return ctx, cfg, nil
+}
+
+// checkModelVariables checks that ctx holds every variable that Build creates for cfg, with the
+// same shape. It builds the model's graph (no execution) on a small input to learn the shapes.
+func checkModelVariables(ctx *context.Context, cfg spec.Config) error {
+	backend, err := simplego.New("")
+	if err != nil {
+		return err
+	}
+	defer backend.Finalize()
+	g := graph.NewGraph(backend, "checkpoint_shapes")
+	defer g.Finalize()
+	want := context.New()
+	if err := catch(func() {
+		Build(want, cfg, graph.Parameter(g, "images", shapes.Make(dtypes.Float32, 1, 3, 32, 32)))
+	}); err != nil {
+		return fmt.Errorf("config %s cannot build a model: %w", ConfigFile, err)
+	}
+	for v := range want.IterVariables() {
+		if partOf(v.Scope()) == "" {
+			continue
+		}
+		got := ctx.GetVariableByScopeAndName(v.Scope(), v.Name())
+		if got == nil {
+			return fmt.Errorf("model variable %s (%s) missing", v.ScopeAndName(), TorchName(v.Scope(), v.Name()))
+		}
+		if !got.Shape().Equal(v.Shape()) {
+			return fmt.Errorf("variable %s has shape %s, the model of %s needs %s", v.ScopeAndName(), got.Shape(), ConfigFile, v.Shape())
+		}
+	}
+	return nil
 }
 
 // entryTensor checks an index entry and returns an empty tensor of its shape.

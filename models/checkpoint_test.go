@@ -150,6 +150,17 @@ func TestLoadCheckpointCorrupt(t *testing.T) {
 				return []byte(strings.Replace(string(b), `"Float32"`, `"Float99"`, 1))
 			})
 		}},
+		{"config does not match the variables", VariablesFile, "encoder/lstm", func(t *testing.T, d string) {
+			edit(t, d, ConfigFile, func(b []byte) []byte {
+				return []byte(strings.Replace(string(b), `"lstm_hidden": 16`, `"lstm_hidden": 8`, 1))
+			})
+		}},
+		{"model variable missing", VariablesFile, "attention.v.weight", func(t *testing.T, d string) {
+			// Rename the variable in the index: the data stays consistent, the model lacks it.
+			edit(t, d, VariablesFile, func(b []byte) []byte {
+				return []byte(strings.Replace(string(b), `"scope": "/attention/v"`, `"scope": "/attention/u"`, 1))
+			})
+		}},
 		{"missing data", DataFile, "no such file", func(t *testing.T, d string) { os.Remove(filepath.Join(d, DataFile)) }},
 		{"truncated data", DataFile, "truncated", func(t *testing.T, d string) {
 			edit(t, d, DataFile, func(b []byte) []byte { return b[:len(b)-5] })
@@ -170,6 +181,7 @@ func TestLoadCheckpointCorrupt(t *testing.T) {
 				t.Fatal("LoadCheckpoint accepted a corrupt checkpoint")
 			}
 			msg := err.Error()
+			t.Log(msg)
 			if !strings.Contains(msg, d) || !strings.Contains(msg, tc.file) || !strings.Contains(msg, tc.want) || strings.Contains(msg, "\n") {
 				t.Fatalf("error %q should be one line naming %s, %s and %q", msg, d, tc.file, tc.want)
 			}
