@@ -13,6 +13,11 @@ func toRGBA(src image.Image) *image.RGBA {
 	if m, ok := src.(*image.RGBA); ok && b.Min == (image.Point{}) && m.Opaque() {
 		return m
 	}
+	if y, ok := src.(*image.YCbCr); ok {
+		if m := yccToRGBA(y); m != nil {
+			return m
+		}
+	}
 	dst := image.NewRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
 	if op, ok := src.(interface{ Opaque() bool }); !ok || !op.Opaque() {
 		draw.Draw(dst, dst.Bounds(), image.White, image.Point{}, draw.Src)

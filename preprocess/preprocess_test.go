@@ -2,6 +2,7 @@ package preprocess
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"image"
@@ -603,3 +604,55 @@ func TestPillowParity(t *testing.T) {
 		}
 	}
 }
+
+// TestPillowJPEGParity compares decoded JPEG pixels (4:2:0, 4:2:2, 4:4:0, 4:4:4, odd sizes)
+// with Pillow's (libjpeg-turbo) in 8×8 windows recorded by internal/fixtures/pilref.py.
+// Chroma upsampling and colour conversion follow libjpeg exactly; image/jpeg's IDCT is not
+// libjpeg's, which leaves differences of a level or two.
+func TestPillowJPEGParity(t *testing.T) {
+	raw, err := os.ReadFile(fixture("pil-jpeg-windows.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var windows []struct {
+		File string
+		X, Y int
+		RGB  []byte
+	}
+	if err := json.Unmarshal(raw, &windows); err != nil {
+		t.Fatal(err)
+	}
+	if len(windows) < 9 {
+		t.Fatalf("only %d windows", len(windows))
+	}
+	decoded := map[string]*image.RGBA{}
+	for _, win := range windows {
+		m := decoded[win.File]
+		if m == nil {
+			if m, err = DecodeImageFile(fixture(win.File), Default()); err != nil {
+				t.Fatal(err)
+			}
+			decoded[win.File] = m
+		}
+		maxDiff, sum := 0, 0
+		for y := 0; y < 8; y++ {
+			for x := 0; x < 8; x++ {
+				c := m.RGBAAt(win.X+x, win.Y+y)
+				for k, v := range []uint8{c.R, c.G, c.B} {
+					d := int(v) - int(win.RGB[(y*8+x)*3+k])
+					d = max(d, -d)
+					maxDiff = max(maxDiff, d)
+					sum += d
+				}
+			}
+		}
+		if maxDiff > jpegTolerance || float64(sum)/192 > 0.5 {
+			t.Errorf("%s window (%d,%d): max difference %d levels (mean %.2f) from Pillow, want ≤ %d",
+				win.File, win.X, win.Y, maxDiff, float64(sum)/192, jpegTolerance)
+		} else if testing.Verbose() {
+			t.Logf("%s window (%d,%d): max %d, mean %.2f", win.File, win.X, win.Y, maxDiff, float64(sum)/192)
+		}
+	}
+}
+
+const jpegTolerance = 3
