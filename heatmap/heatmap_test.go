@@ -21,7 +21,9 @@ func solid(w, h int, c color.RGBA) *image.RGBA {
 	return m
 }
 
-func lum(c color.RGBA) float64 { return 0.2126*float64(c.R) + 0.7152*float64(c.G) + 0.0722*float64(c.B) }
+func lum(c color.RGBA) float64 {
+	return 0.2126*float64(c.R) + 0.7152*float64(c.G) + 0.0722*float64(c.B)
+}
 
 // On a black image the overlay's brightness is the colour map's, which grows with the weight:
 // the brightest pixel must lie in the cell of the one peaked token, for every token.
