@@ -96,7 +96,11 @@ func openBytes(name string, onnx []byte, o Options) (*Model, error) {
 		if err == nil {
 			return &Model{name: name, it: it, providers: slices.Clone(provs[i:]), session: s}, nil
 		}
-		errs = append(errs, fmt.Errorf("provider %s: %s", p, oneLine(err)))
+		if p == CPU {
+			errs = append(errs, fmt.Errorf("ONNX Runtime: %s", oneLine(err)))
+		} else {
+			errs = append(errs, fmt.Errorf("provider %s: %s", p, oneLine(err)))
+		}
 		if i+1 < len(provs) {
 			slog.Warn("execution provider failed, falling back", "model", name, "provider", p, "next", provs[i+1], "err", oneLine(err))
 		}
