@@ -250,7 +250,19 @@ func decodeRGBA(r io.Reader, o Options) (img *image.RGBA, err error) {
 			return nil, err
 		}
 	}
-	return orient(toRGBA(src), orientation), nil
+	var m *image.RGBA
+	if f == fmtWebP {
+		switch s := src.(type) {
+		case *image.YCbCr:
+			m = webpToRGBA(s)
+		case *image.NYCbCrA:
+			m = webpAlphaToRGBA(s)
+		}
+	}
+	if m == nil {
+		m = toRGBA(src)
+	}
+	return orient(m, orientation), nil
 }
 
 func (f *format) String() string { return f.name }
