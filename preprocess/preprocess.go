@@ -21,10 +21,20 @@
 //     computes only the pixels inside the crop. Then normalize (x/255 - mean)/std into
 //     planar CHW float32 (all R, then all G, then all B).
 //
-// JPEG chroma upsampling (4:2:0, 4:2:2, 4:4:0) and YCbCr → RGB follow libjpeg-turbo, as
-// Pillow decodes; only image/jpeg's IDCT differs from libjpeg's, so decoded JPEG pixels are
-// within 2 levels of Pillow's (mean ≈ 0.05; measured on ../shared/paintings and the fixtures,
-// TestPillowJPEGParity). PNG, GIF and lossless WebP inputs give exactly Pillow's tensor.
+// Pixels match what Pillow (and so torchvision) decodes: JPEG chroma upsampling (4:2:0,
+// 4:2:2, 4:4:0) and YCbCr → RGB follow libjpeg-turbo, and only image/jpeg's IDCT differs from
+// libjpeg's, so JPEG pixels are within 2 levels of Pillow's (mean ≈ 0.05); lossy WebP is
+// converted as libwebp does (limited-range BT.601 — x/image/webp's image.YCbCr is not JFIF)
+// and matches exactly; opaque 8-bit PNG, GIF and lossless WebP match exactly
+// (TestPillowDecodeParity, TestPillowParity). Deliberate differences: Pillow's
+// convert("RGB") drops alpha and transparency (this package composites over white) and clips
+// 16-bit gray to 255 (this package keeps the high byte).
+//
+// Memory: a decode holds the decoded image and its RGBA copy (4 bytes per pixel), so an image
+// at the default cap of 50 megapixels needs about 350 MB (more for a progressive JPEG, whose
+// coefficients image/jpeg keeps). Lower Options.MaxPixels where that matters.
+//
+// All functions are safe for concurrent use.
 //
 // Errors are one line. DecodeFile's errors start with the path; every error wraps one of the
 // sentinels (ErrEmpty, ErrUnknownFormat, ErrTooManyPixels, ErrTooSmall, ErrTruncated,
