@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"image"
 	"image/color"
+	"image/gif"
 	"math"
 	"os"
 	"path/filepath"
@@ -374,8 +375,7 @@ func (r *panicReader) Read(p []byte) (int, error) {
 
 func TestToTensorInto(t *testing.T) {
 	o := small()
-	a, b := gradient(40, 20), fixtures.Quad
-	_ = b
+	a := gradient(40, 20)
 	m := decodeFixture(t, "quad.jpg")
 	batch := make([]float32, 2*o.Len())
 	ToTensorInto(batch[:o.Len()], a, o)
@@ -661,3 +661,79 @@ func TestPillowDecodeParity(t *testing.T) {
 }
 
 const jpegTolerance = 3
+
+func TestGIFOffsetFrameAndCorruptPNG(t *testing.T) {
+	// A GIF whose first frame lies at (2,2)-(18,14): the frame itself is returned, at the origin.
+	pal := color.Palette{fixtures.Red, fixtures.Green}
+	fr := image.NewPaletted(image.Rect(2, 2, 18, 14), pal)
+	for y := 2; y < 14; y++ {
+		for x := 2; x < 18; x++ {
+			if x >= 10 {
+				fr.SetColorIndex(x, y, 1)
+			}
+		}
+	}
+	var buf bytes.Buffer
+	if err := gif.EncodeAll(&buf, &gif.GIF{Image: []*image.Paletted{fr}, Delay: []int{0},
+		Config: image.Config{ColorModel: pal, Width: 20, Height: 16}}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := DecodeImage(bytes.NewReader(buf.Bytes()), small())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rgba := m.(*image.RGBA)
+	if rgba.Rect != image.Rect(0, 0, 16, 12) || rgba.RGBAAt(0, 0) != fixtures.Red || rgba.RGBAAt(15, 11) != fixtures.Green {
+		t.Errorf("offset GIF frame: bounds %v, corners %v %v", rgba.Rect, rgba.RGBAAt(0, 0), rgba.RGBAAt(15, 11))
+	}
+
+	// A PNG with a damaged IDAT checksum is corrupt, not truncated.
+	data, err := os.ReadFile(fixture("quad.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := bytes.Index(data, []byte("IDAT"))
+	bad := bytes.Clone(data)
+	bad[i+6] ^= 0xff
+	_, err = Decode(bytes.NewReader(bad), small())
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "PNG") {
+		t.Errorf("damaged PNG: err = %v, want ErrCorrupt naming PNG", err)
+	}
+}
+
+// TestToTensorSizes sweeps image and option sizes, extreme aspect ratios included: no
+// panic, and a constant image stays constant through resize and crop (the filter weights
+// sum to one at every edge).
+func TestToTensorSizes(t *testing.T) {
+	for _, sz := range [][2]int{{1, 1}, {1, 300}, {300, 1}, {8, 8}, {9, 8}, {17, 5}, {5, 333}, {1000, 9}, {224, 224}, {257, 256}} {
+		for _, o := range []Options{
+			{ImageSize: 8, ResizeSize: 8, Std: [3]float32{1, 1, 1}},
+			{ImageSize: 7, ResizeSize: 9, Std: [3]float32{1, 1, 1}},
+			{ImageSize: 16, ResizeSize: 31, Std: [3]float32{1, 1, 1}},
+		} {
+			m := solidImage(sz[0], sz[1], color.RGBA{17, 128, 250, 255})
+			x := ToTensor(m, o)
+			if len(x) != o.Len() {
+				t.Fatalf("%v %+v: len %d", sz, o, len(x))
+			}
+			for i, v := range x {
+				want := [3]float32{17, 128, 250}[i/(o.ImageSize*o.ImageSize)] / 255
+				if math.Abs(float64(v-want)) > 1e-6 {
+					t.Fatalf("%dx%d, %d/%d: x[%d] = %v, want %v", sz[0], sz[1], o.ImageSize, o.ResizeSize, i, v, want)
+				}
+			}
+		}
+	}
+	// Empty image: zeros.
+	if x := ToTensor(image.NewRGBA(image.Rectangle{}), small()); len(x) != small().Len() || x[0] != 0 {
+		t.Errorf("empty image: len %d x[0] %v", len(x), x[0])
+	}
+}
+
+func solidImage(w, h int, c color.RGBA) *image.RGBA {
+	m := image.NewRGBA(image.Rect(0, 0, w, h))
+	for i := 0; i < len(m.Pix); i += 4 {
+		m.Pix[i], m.Pix[i+1], m.Pix[i+2], m.Pix[i+3] = c.R, c.G, c.B, c.A
+	}
+	return m
+}
