@@ -283,7 +283,7 @@ func AvailableProviders() ([]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("session options: %w", err)
 		}
-		err = appendProvider(so, p)
+		err = appendProvider(so, p, nil)
 		if derr := so.Destroy(); derr != nil {
 			return nil, fmt.Errorf("session options: %w", derr)
 		}
@@ -294,22 +294,34 @@ func AvailableProviders() ([]string, error) {
 	return out, nil
 }
 
-// appendProvider adds a non-CPU execution provider to session options, destroying the
-// provider options it creates.
-func appendProvider(so *ort.SessionOptions, p string) error {
+// appendProvider adds a non-CPU execution provider with the given ORT provider options to
+// session options, destroying the provider options it creates.
+func appendProvider(so *ort.SessionOptions, p string, opts map[string]string) error {
 	switch p {
 	case CUDA:
 		po, err := ort.NewCUDAProviderOptions()
 		if err != nil {
-			return err
+			return gpuHint(err, "CUDA", "cuda")
 		}
-		return errors.Join(gpuHint(so.AppendExecutionProviderCUDA(po), "CUDA", "cuda"), po.Destroy())
+		err = po.Update(opts)
+		if err == nil {
+			err = gpuHint(so.AppendExecutionProviderCUDA(po), "CUDA", "cuda")
+		} else {
+			err = fmt.Errorf("CUDA provider options %v: %w", opts, err)
+		}
+		return errors.Join(err, po.Destroy())
 	case TensorRT:
 		po, err := ort.NewTensorRTProviderOptions()
 		if err != nil {
-			return err
+			return gpuHint(err, "TensorRT", "tensorrt")
 		}
-		return errors.Join(gpuHint(so.AppendExecutionProviderTensorRT(po), "TensorRT", "tensorrt"), po.Destroy())
+		err = po.Update(opts)
+		if err == nil {
+			err = gpuHint(so.AppendExecutionProviderTensorRT(po), "TensorRT", "tensorrt")
+		} else {
+			err = fmt.Errorf("TensorRT provider options %v: %w", opts, err)
+		}
+		return errors.Join(err, po.Destroy())
 	case CPU:
 		return nil
 	}

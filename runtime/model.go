@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -29,6 +30,11 @@ type Options struct {
 	// IntraOpThreads and InterOpThreads set ORT's thread pools; 0 keeps ORT's default.
 	IntraOpThreads int
 	InterOpThreads int
+	// DeviceID selects the GPU for "cuda" and "tensorrt" (default 0).
+	DeviceID int
+	// TensorRTCacheDir, when set, enables TensorRT's engine cache in that folder, so that the
+	// engine (minutes to build) is built once per model and GPU.
+	TensorRTCacheDir string
 }
 
 // OutputNames are the ONNX outputs of an artnet model, in the order Run requests them.
@@ -71,6 +77,9 @@ func openBytes(name string, onnx []byte, o Options) (*Model, error) {
 	}
 	if o.IntraOpThreads < 0 || o.InterOpThreads < 0 {
 		return nil, fmt.Errorf("options: thread counts must be >= 0, got intra %d inter %d", o.IntraOpThreads, o.InterOpThreads)
+	}
+	if o.DeviceID < 0 {
+		return nil, fmt.Errorf("options: device id must be >= 0, got %d", o.DeviceID)
 	}
 	mi, err := Inspect(onnx)
 	if err != nil {
@@ -155,7 +164,7 @@ func newSession(onnx []byte, provs []string, o Options) (s *ort.DynamicAdvancedS
 		}
 	}
 	for _, p := range provs {
-		if err := appendProvider(so, p); err != nil {
+		if err := appendProvider(so, p, o.providerOptions(p)); err != nil {
 			return nil, err
 		}
 	}
@@ -164,6 +173,19 @@ func newSession(onnx []byte, provs []string, o Options) (s *ort.DynamicAdvancedS
 		return nil, err
 	}
 	return s, nil
+}
+
+// providerOptions are the ORT provider options for a GPU provider (nil for the defaults).
+func (o Options) providerOptions(p string) map[string]string {
+	m := map[string]string{}
+	if o.DeviceID != 0 {
+		m["device_id"] = strconv.Itoa(o.DeviceID)
+	}
+	if p == TensorRT && o.TensorRTCacheDir != "" {
+		m["trt_engine_cache_enable"] = "1"
+		m["trt_engine_cache_path"] = o.TensorRTCacheDir
+	}
+	return m
 }
 
 // Name returns the path or name the model was opened with.

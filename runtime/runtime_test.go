@@ -407,6 +407,21 @@ func TestProviders(t *testing.T) {
 		t.Error(err)
 	}
 
+	// GPU provider options are passed without breaking the fallback.
+	m, err = artrt.OpenBytes("tiny.onnx", tiny, artrt.Options{Providers: []string{"tensorrt", "cuda", "cpu"}, DeviceID: 0, TensorRTCacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatalf("tensorrt,cuda,cpu with options: %v", err)
+	}
+	if got := m.Providers(); !slices.Contains(avail, "tensorrt") && got[0] == "tensorrt" || !slices.Contains(avail, "cuda") && !slices.Equal(got, []string{"cpu"}) {
+		t.Errorf("tensorrt,cuda,cpu: providers %v with %v available", got, avail)
+	}
+	if err := m.Close(); err != nil {
+		t.Error(err)
+	}
+	if _, err := artrt.OpenBytes("tiny.onnx", tiny, artrt.Options{DeviceID: -1}); err == nil || !strings.Contains(err.Error(), "device id") {
+		t.Errorf("device id -1: err %v", err)
+	}
+
 	for _, bad := range [][]string{{"gpu"}, {"cpu", "cuda"}, {"cpu", "cpu"}} {
 		if m, err := artrt.OpenBytes("tiny.onnx", tiny, artrt.Options{Providers: bad}); err == nil {
 			_ = m.Close()
