@@ -749,7 +749,25 @@ func (e *emitter) dotGeneral(a *rec) (string, error) {
 		if nb == 0 && ((rr == 2 && rc[0] == 0) || (rr == 1 && rc[0] == 0)) {
 			return e.node(a.scope, "MatMul", in), nil
 		}
+		if nb == 0 && rr == 2 && rc[0] == 1 {
+			// x · Wᵀ (a Linear layer): the transpose of a weight is folded into its initializer.
+			return e.node(a.scope, "MatMul", []string{in[0], e.transpose(a.scope, in[1], []int{1, 0})}), nil
+		}
 		if nb > 0 && rl == nb+2 && rr == nb+2 && rc[0] == nb {
+			// Batched matmul: ONNX MatMul broadcasts the batch axes, so an operand that is only
+			// broadcast along them (e.g. a weight shared by the batch) needs no Expand.
+			for j, other := range []int{1, 0} {
+				src, dst := a.inputs[j], a.inputs[other]
+				if src.op != backends.OpTypeBroadcastInDim || dst.op == backends.OpTypeBroadcastInDim {
+					continue
+				}
+				if al, ok, err := e.batchOnlyBroadcast(src, nb); err != nil {
+					return "", err
+				} else if ok {
+					in[j] = al
+				}
+				break
+			}
 			return e.node(a.scope, "MatMul", in), nil
 		}
 	}
@@ -784,6 +802,24 @@ func (e *emitter) dotGeneral(a *rec) (string, error) {
 	}
 	eq := string(lhs) + "," + string(rhs) + "->" + string(out)
 	return e.node(a.scope, "Einsum", in, attrString("equation", eq)), nil
+}
+
+// batchOnlyBroadcast returns the BroadcastInDim src without its Expand when the broadcast
+// leaves the last rank-nb axes unchanged (so MatMul's own broadcasting does the rest).
+func (e *emitter) batchOnlyBroadcast(src *rec, nb int) (string, bool, error) {
+	in := src.inputs[0]
+	axes := src.ints[0]
+	rank := src.shape.Rank()
+	if in.shape.Rank() != rank || !isIdentityPerm(axes) {
+		return "", false, nil
+	}
+	for j := nb; j < rank; j++ {
+		if in.shape.Dimensions[j] != src.shape.Dimensions[j] {
+			return "", false, nil
+		}
+	}
+	v, err := e.value(in.id)
+	return v, err == nil, err
 }
 
 func (e *emitter) conv(a *rec) (string, error) {

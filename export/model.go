@@ -1,0 +1,43 @@
+package export
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/ml/context"
+
+	"github.com/artnet/artnet/export/onnxpb"
+	"github.com/artnet/artnet/models"
+	"github.com/artnet/artnet/models/spec"
+)
+
+// Names of the exported DeepArtNet's input and outputs (see the spec's ONNX interface).
+const (
+	InputName       = "image"
+	OutputAttention = "attention"
+)
+
+// OutputNames are the exported DeepArtNet's outputs in order: one softmax per task
+// (spec.Tasks), then the attention weights.
+func OutputNames() []string {
+	return append(append([]string(nil), spec.Tasks...), OutputAttention)
+}
+
+// Model exports DeepArtNet: models.Build(ctx, cfg, image) → outputs style, genre, artist (Probs)
+// and attention, metadata cfg.Metadata(). ctx must hold the model's variables (e.g. from
+// models.LoadCheckpoint).
+func Model(ctx *context.Context, cfg spec.Config) (*onnxpb.ModelProto, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("export: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
+	}
+	fn := func(ctx *context.Context, x *graph.Node) []*graph.Node {
+		o := models.Build(ctx, cfg, x)
+		outs := make([]*graph.Node, 0, len(spec.Tasks)+1)
+		for _, t := range spec.Tasks {
+			outs = append(outs, o.Probs[t])
+		}
+		return append(outs, o.Attention)
+	}
+	return Graph(ctx, InputName, []int{3, cfg.ImageSize, cfg.ImageSize}, fn, OutputNames(), cfg.Metadata())
+}

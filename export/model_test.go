@@ -1,0 +1,121 @@
+package export_test
+
+import (
+	"math/rand/v2"
+	"testing"
+
+	"github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+	"github.com/gomlx/gomlx/pkg/ml/context"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/artnet/artnet/export"
+	"github.com/artnet/artnet/models"
+	"github.com/artnet/artnet/models/spec"
+	"github.com/artnet/artnet/runtime"
+)
+
+// randomizeRank1 gives every rank-1 variable (batch-norm weight, bias, running mean and
+// variance; linear biases) non-trivial values, so that batch-norm folding errors show.
+func randomizeRank1(t *testing.T, ctx *context.Context) {
+	t.Helper()
+	r := rand.New(rand.NewPCG(3, 4))
+	n := 0
+	for v := range ctx.IterVariables() {
+		s := v.Shape()
+		if s.Rank() != 1 {
+			continue
+		}
+		vals := make([]float32, s.Size())
+		for i := range vals {
+			switch v.Name() {
+			case "running_var", "weight":
+				vals[i] = 0.5 + r.Float32()
+			default:
+				vals[i] = 0.4*r.Float32() - 0.2
+			}
+		}
+		if err := v.SetValue(tensors.FromFlatDataAndDimensions(vals, s.Dimensions...)); err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	if n == 0 {
+		t.Fatal("no rank-1 variables found")
+	}
+}
+
+func TestModelParityTiny(t *testing.T) {
+	cfg := spec.Tiny()
+	ctx := context.New()
+	fn := func(ctx *context.Context, x *graph.Node) []*graph.Node {
+		o := models.Build(ctx, cfg, x)
+		return []*graph.Node{o.Probs["style"], o.Probs["genre"], o.Probs["artist"], o.Attention}
+	}
+	inShape := []int{3, cfg.ImageSize, cfg.ImageSize}
+	gomlxRun(t, ctx, fn, randInput(1, prod(inShape)), append([]int{1}, inShape...)) // creates the variables
+	randomizeRank1(t, ctx)
+
+	m, err := export.Model(ctx, cfg)
+	if err != nil {
+		t.Fatalf("export.Model: %v", err)
+	}
+	data, _ := proto.Marshal(m)
+	t.Logf("exported Tiny: %d nodes, %d initializers, %d bytes; %s", len(m.GetGraph().GetNode()),
+		len(m.GetGraph().GetInitializer()), len(data), opCounts(m))
+
+	// The runtime's own validation of an artnet model must accept it.
+	mi, err := runtime.Inspect(data)
+	if err != nil {
+		t.Fatalf("runtime.Inspect: %v", err)
+	}
+	it, err := runtime.Validate(mi)
+	if err != nil {
+		t.Fatalf("runtime.Validate: %v", err)
+	}
+	if it.Tokens != cfg.Tokens() {
+		t.Errorf("tokens %d, want %d", it.Tokens, cfg.Tokens())
+	}
+	meta := cfg.Metadata()
+	if got := len(m.GetMetadataProps()); got != len(meta) {
+		t.Errorf("%d metadata props, want %d", got, len(meta))
+	}
+	for _, p := range m.GetMetadataProps() {
+		if meta[p.GetKey()] != p.GetValue() {
+			t.Errorf("metadata %q = %q, want %q", p.GetKey(), p.GetValue(), meta[p.GetKey()])
+		}
+	}
+	onnxCheck(t, m)
+
+	names := export.OutputNames()
+	for _, b := range testBatches {
+		dims := append([]int{b}, inShape...)
+		x := randInput(uint64(100+b), prod(dims))
+		want := gomlxRun(t, ctx, fn, x, dims)
+		got, shp := ortRun(t, m, x, dims)
+		for i, name := range names {
+			wantCols := cfg.Tokens()
+			if i < len(spec.Tasks) {
+				wantCols = cfg.NumClasses(spec.Tasks[i])
+			}
+			if len(shp[i]) != 2 || shp[i][0] != int64(b) || shp[i][1] != int64(wantCols) {
+				t.Errorf("batch %d %s: ORT shape %v, want [%d %d]", b, name, shp[i], b, wantCols)
+			}
+			d := maxAbsDiff(want[i], got[i])
+			t.Logf("batch %d %s: max abs diff %.3g", b, name, d)
+			if !(d <= 1e-4) {
+				t.Errorf("batch %d %s: GoMLX vs ORT max abs diff %.3g > 1e-4", b, name, d)
+			}
+		}
+	}
+}
+
+func TestModelBadConfig(t *testing.T) {
+	cfg := spec.Tiny()
+	cfg.ImageSize = 0
+	_, err := export.Model(context.New(), cfg)
+	if err == nil {
+		t.Fatal("no error for image_size 0")
+	}
+	t.Log(err)
+}
