@@ -328,6 +328,19 @@ func Validate(mi *ModelInfo) (*Interface, error) {
 	return it, nil
 }
 
+// ValidateBytes is Inspect followed by Validate, without ONNX Runtime; errors start with
+// "model <name>:". Exporters and CLI commands use it to check a file.
+func ValidateBytes(name string, onnx []byte) (*Interface, error) {
+	mi, err := Inspect(onnx)
+	if err == nil {
+		var it *Interface
+		if it, err = Validate(mi); err == nil {
+			return it, nil
+		}
+	}
+	return nil, fmt.Errorf("model %s: %w", name, flat(err))
+}
+
 // checkTensor compares a declared tensor with the wanted float32 shape; -1 in want accepts any
 // dimension (the symbolic batch). Unknown declared dimensions are accepted: ORT checks them at
 // run time.

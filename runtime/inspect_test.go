@@ -130,3 +130,18 @@ func TestValidateFields(t *testing.T) {
 		t.Errorf("symbolic dims: %v", err)
 	}
 }
+
+func TestValidateBytes(t *testing.T) {
+	cfg := spec.Tiny()
+	if it, err := ValidateBytes("ok.onnx", runtimetest.TinyModel(cfg)); err != nil || it.Tokens != cfg.Tokens() {
+		t.Fatalf("valid model: %v", err)
+	}
+	_, err := ValidateBytes("bad.onnx", runtimetest.Model{Config: cfg, Rename: map[string]string{"style": "Style"}}.Bytes())
+	if err == nil || !strings.HasPrefix(err.Error(), `model bad.onnx: output "style" missing`) {
+		t.Fatalf("renamed output: err %v", err)
+	}
+	_, err = ValidateBytes("junk.onnx", []byte{0x0a, 0xff})
+	if err == nil || !strings.HasPrefix(err.Error(), "model junk.onnx: not an ONNX model") {
+		t.Fatalf("junk: err %v", err)
+	}
+}
