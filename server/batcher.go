@@ -1,0 +1,300 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/artnet/artnet/predict"
+	ortrt "github.com/artnet/artnet/runtime"
+)
+
+// ErrQueueFull is returned (wrapped) when a request finds the queue full; the server answers
+// 503 with Retry-After.
+var ErrQueueFull = errors.New("queue full")
+
+// ErrShuttingDown is returned (wrapped) when a request arrives while the server stops.
+var ErrShuttingDown = errors.New("server is shutting down")
+
+// job is one request's images waiting for a model run.
+type job struct {
+	ctx    context.Context
+	n      int       // images
+	images []float32 // n × 3 × H × W
+	done   chan jobResult
+}
+
+type jobResult struct {
+	res *ortrt.Result // this job's rows only
+	err error
+}
+
+// batcher collects jobs into batches of at most `batch` images and runs each batch with one
+// model Run. Admission (admit) bounds the jobs being decoded or queued to `queue`.
+type batcher struct {
+	model    predict.Predictor
+	batch    int
+	maxDelay time.Duration
+	imgLen   int
+	queue    int64
+	base     context.Context // runs use it; not cancelled by shutdown
+	met      *metrics
+	log      *slog.Logger
+
+	ch       chan *job
+	pending  atomic.Int64 // admitted, not yet taken from ch
+	decoding atomic.Int64 // admitted, not yet submitted
+
+	mu     sync.RWMutex
+	closed bool
+	stop   chan struct{}
+	wg     sync.WaitGroup
+}
+
+func newBatcher(model predict.Predictor, cfg Config, imgLen int, met *metrics, log *slog.Logger) *batcher {
+	return &batcher{
+		model: model, batch: cfg.Batch, maxDelay: cfg.MaxDelay, imgLen: imgLen, queue: int64(cfg.Queue),
+		base: context.Background(), met: met, log: log,
+		ch: make(chan *job, cfg.Queue), stop: make(chan struct{}),
+	}
+}
+
+// start runs workers goroutines that collect and run batches until close.
+func (b *batcher) start(workers int) {
+	for i := 0; i < workers; i++ {
+		b.wg.Add(1)
+		go func() {
+			defer b.wg.Done()
+			b.loop()
+		}()
+	}
+}
+
+// close stops accepting jobs, lets the workers run what is queued, and waits for them.
+func (b *batcher) close() {
+	b.mu.Lock()
+	if !b.closed {
+		b.closed = true
+		close(b.stop)
+	}
+	b.mu.Unlock()
+	b.wg.Wait()
+}
+
+// admit reserves a queue slot for a request about to be decoded. Every successful admit is
+// followed by exactly one submit or cancelAdmit.
+func (b *batcher) admit() error {
+	for {
+		p := b.pending.Load()
+		if p >= b.queue {
+			return fmt.Errorf("%w: %d requests waiting", ErrQueueFull, p)
+		}
+		if b.pending.CompareAndSwap(p, p+1) {
+			b.decoding.Add(1)
+			return nil
+		}
+	}
+}
+
+func (b *batcher) cancelAdmit() {
+	b.decoding.Add(-1)
+	b.pending.Add(-1)
+}
+
+// submit queues an admitted job; it never blocks (the channel holds Queue jobs).
+func (b *batcher) submit(j *job) error {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	b.decoding.Add(-1)
+	if b.closed {
+		b.pending.Add(-1)
+		return ErrShuttingDown
+	}
+	b.ch <- j
+	return nil
+}
+
+// do submits an admitted job and waits for its result or for ctx to end. On a ctx error the
+// job may still be referenced by the batcher (which will drop it), so the caller must not
+// reuse images.
+func (b *batcher) do(ctx context.Context, images []float32, n int) (*ortrt.Result, error) {
+	j := &job{ctx: ctx, n: n, images: images, done: make(chan jobResult, 1)}
+	if err := b.submit(j); err != nil {
+		return nil, err
+	}
+	select {
+	case r := <-j.done:
+		return r.res, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (b *batcher) take() (*job, bool) {
+	select {
+	case j := <-b.ch:
+		b.pending.Add(-1)
+		return j, true
+	default:
+		return nil, false
+	}
+}
+
+func (b *batcher) loop() {
+	var carry *job
+	buf := make([]float32, 0, b.batch*b.imgLen)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		first := carry
+		carry = nil
+		if first == nil {
+			select {
+			case j := <-b.ch:
+				b.pending.Add(-1)
+				first = j
+			case <-b.stop:
+				j, ok := b.take() // drain what is still queued
+				if !ok {
+					return
+				}
+				first = j
+			}
+		}
+		jobs := []*job{first}
+		total := first.n
+		timer.Reset(b.maxDelay)
+	collect:
+		for total < b.batch {
+			// Take what is queued; wait only while more admitted requests are on their way.
+			j, ok := b.take()
+			if !ok {
+				if b.decoding.Load() == 0 {
+					break
+				}
+				select {
+				case j = <-b.ch:
+					b.pending.Add(-1)
+				case <-timer.C:
+					break collect
+				case <-b.stop:
+					if j, ok = b.take(); !ok {
+						break collect
+					}
+				}
+			}
+			if total+j.n > b.batch {
+				carry = j
+				break
+			}
+			jobs = append(jobs, j)
+			total += j.n
+		}
+		timer.Stop()
+		buf = b.run(jobs, buf)
+	}
+}
+
+// run drops the jobs whose callers are gone, runs the others as one batch and hands each its
+// rows. It returns the (possibly grown) input buffer for reuse.
+func (b *batcher) run(jobs []*job, buf []float32) []float32 {
+	live := jobs[:0]
+	for _, j := range jobs {
+		if err := j.ctx.Err(); err != nil {
+			b.met.dropped.Inc()
+			j.done <- jobResult{err: err}
+			continue
+		}
+		live = append(live, j)
+	}
+	if len(live) == 0 {
+		return buf
+	}
+	buf = buf[:0]
+	total := 0
+	for _, j := range live {
+		buf = append(buf, j.images...)
+		total += j.n
+	}
+	// Cancel the run if every caller goes away meanwhile.
+	ctx, cancel := context.WithCancel(b.base)
+	defer cancel()
+	var left atomic.Int64
+	left.Store(int64(len(live)))
+	for _, j := range live {
+		stopAfter := context.AfterFunc(j.ctx, func() {
+			if left.Add(-1) == 0 {
+				cancel()
+			}
+		})
+		defer stopAfter()
+	}
+	start := time.Now()
+	res, err := b.safeRun(ctx, buf, total)
+	b.met.runSeconds.Observe(time.Since(start).Seconds())
+	b.met.batchSize.Observe(float64(total))
+	if err == nil {
+		err = checkResult(res, total)
+	}
+	if err != nil {
+		b.log.Error("model run failed", "batch", total, "err", err)
+	}
+	off := 0
+	for _, j := range live {
+		if err != nil {
+			j.done <- jobResult{err: err}
+		} else {
+			j.done <- jobResult{res: rows(res, off, j.n)}
+		}
+		off += j.n
+	}
+	return buf
+}
+
+func (b *batcher) safeRun(ctx context.Context, buf []float32, n int) (res *ortrt.Result, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			res, err = nil, fmt.Errorf("model run panicked: %v", p)
+		}
+	}()
+	return b.model.Run(ctx, buf, n)
+}
+
+// checkResult guards against a predictor answering with the wrong shapes.
+func checkResult(res *ortrt.Result, n int) error {
+	if res == nil || res.Batch != n {
+		return fmt.Errorf("model run: result for a batch of %d, want %d", batchOf(res), n)
+	}
+	for t, v := range res.Probs {
+		if len(v)%n != 0 {
+			return fmt.Errorf("model run: output %s has %d values for a batch of %d", t, len(v), n)
+		}
+	}
+	if len(res.Attention)%n != 0 {
+		return fmt.Errorf("model run: output attention has %d values for a batch of %d", len(res.Attention), n)
+	}
+	return nil
+}
+
+func batchOf(res *ortrt.Result) int {
+	if res == nil {
+		return 0
+	}
+	return res.Batch
+}
+
+// rows returns images off … off+n-1 of res as a result of its own (sharing res's memory).
+func rows(res *ortrt.Result, off, n int) *ortrt.Result {
+	out := &ortrt.Result{Batch: n, Probs: make(map[string][]float32, len(res.Probs))}
+	for t, v := range res.Probs {
+		w := len(v) / res.Batch
+		out.Probs[t] = v[off*w : (off+n)*w : (off+n)*w]
+	}
+	w := len(res.Attention) / res.Batch
+	out.Attention = res.Attention[off*w : (off+n)*w : (off+n)*w]
+	return out
+}

@@ -1,0 +1,113 @@
+package server
+
+import (
+	"fmt"
+	"time"
+)
+
+// Defaults of Config's zero fields.
+const (
+	DefaultAddr              = "127.0.0.1:8080"
+	DefaultBatch             = 32
+	DefaultMaxDelay          = 5 * time.Millisecond
+	DefaultQueueFactor       = 8 // Queue = DefaultQueueFactor × Batch
+	DefaultMaxBodyBytes      = 32 << 20
+	DefaultMaxPixels         = 50_000_000
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultReadTimeout       = 60 * time.Second
+	DefaultWriteTimeout      = 60 * time.Second
+	DefaultIdleTimeout       = 120 * time.Second
+	DefaultShutdownTimeout   = 30 * time.Second
+	DefaultTopK              = 5
+	DefaultMaxInferBatch     = 64
+	ModelName                = "artnet" // the model's name in the KServe v2 routes
+)
+
+// Config configures a Server. Zero fields take the defaults above.
+type Config struct {
+	// Batch is the largest number of images in one model run; MaxDelay how long the first
+	// request of a batch waits for others (it stops waiting early when no other admitted
+	// request is still being decoded and none is queued).
+	Batch    int
+	MaxDelay time.Duration
+	// Workers is how many model runs may be in flight at once (default 1: one run uses all
+	// of ORT's intra-op threads).
+	Workers int
+	// Queue bounds the requests admitted but not yet in a model run (being decoded or waiting
+	// for a batch); one more is answered 503 with Retry-After.
+	Queue int
+	// MaxBodyBytes caps a request body (413 beyond); MaxPixels caps an image's declared
+	// width×height, checked on its header before decoding (413 beyond).
+	MaxBodyBytes int64
+	MaxPixels    int
+	// HTTP timeouts (see net/http.Server) and how long Serve waits for in-flight requests
+	// when its context ends.
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
+	ShutdownTimeout   time.Duration
+	// TopK is /v1/predict's default ?topk=.
+	TopK int
+	// MaxInferBatch caps the batch dimension of a /v2/models/artnet/infer request.
+	MaxInferBatch int
+}
+
+func (c Config) withDefaults() Config {
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	defD := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&c.Batch, DefaultBatch)
+	defD(&c.MaxDelay, DefaultMaxDelay)
+	def(&c.Workers, 1)
+	def(&c.Queue, DefaultQueueFactor*max(c.Batch, 1))
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	def(&c.MaxPixels, DefaultMaxPixels)
+	defD(&c.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	defD(&c.ReadTimeout, DefaultReadTimeout)
+	defD(&c.WriteTimeout, DefaultWriteTimeout)
+	defD(&c.IdleTimeout, DefaultIdleTimeout)
+	defD(&c.ShutdownTimeout, DefaultShutdownTimeout)
+	def(&c.TopK, DefaultTopK)
+	def(&c.MaxInferBatch, DefaultMaxInferBatch)
+	return c
+}
+
+func (c Config) validate() error {
+	switch {
+	case c.Batch < 1:
+		return fmt.Errorf("server config: Batch must be >= 1, got %d", c.Batch)
+	case c.MaxDelay < 0:
+		return fmt.Errorf("server config: MaxDelay must be >= 0, got %v", c.MaxDelay)
+	case c.Workers < 1:
+		return fmt.Errorf("server config: Workers must be >= 1, got %d", c.Workers)
+	case c.Queue < 1:
+		return fmt.Errorf("server config: Queue must be >= 1, got %d", c.Queue)
+	case c.MaxBodyBytes < 1:
+		return fmt.Errorf("server config: MaxBodyBytes must be >= 1, got %d", c.MaxBodyBytes)
+	case c.MaxPixels < 1:
+		return fmt.Errorf("server config: MaxPixels must be >= 1, got %d", c.MaxPixels)
+	case c.TopK < 1:
+		return fmt.Errorf("server config: TopK must be >= 1, got %d", c.TopK)
+	case c.MaxInferBatch < 1:
+		return fmt.Errorf("server config: MaxInferBatch must be >= 1, got %d", c.MaxInferBatch)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"ReadHeaderTimeout", c.ReadHeaderTimeout}, {"ReadTimeout", c.ReadTimeout}, {"WriteTimeout", c.WriteTimeout}, {"IdleTimeout", c.IdleTimeout}, {"ShutdownTimeout", c.ShutdownTimeout}} {
+		if d.v < 0 {
+			return fmt.Errorf("server config: %s must be >= 0, got %v", d.name, d.v)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,316 @@
+// Package server serves an exported artnet model over HTTP.
+//
+// A Server answers
+//
+//	POST /v1/predict                 an image (raw body, or multipart field "image") → predict.Prediction JSON;
+//	                                 ?topk=K, ?attention=1 (weights + base64 PNG overlay), ?attention=png (the PNG)
+//	GET  /v2/health/live, /v2/health/ready, /v2, /v2/models/artnet, /v2/models/artnet/ready
+//	POST /v2/models/artnet/infer     KServe/Triton v2 JSON tensors: image [B,3,H,W] FP32 → style, genre, artist, attention
+//	GET  /metrics                    Prometheus (a registry per Server)
+//	GET  /                           a small web page (embedded) to try the model
+//
+// Requests are decoded and preprocessed in their own goroutines, then a dynamic batcher
+// gathers them (at most Config.Batch images, waiting at most Config.MaxDelay) into one model
+// run and hands each caller its own rows. Admission is bounded (Config.Queue): one request
+// more is answered 503 with Retry-After (ErrQueueFull). A request whose client has gone is
+// dropped before it costs a model run. Errors are JSON {"error": "..."}: 4xx for bad input,
+// 503 when full or stopping, 500 for model failures.
+//
+// Serve takes a listener (so callers and tests choose the address) and shuts down gracefully
+// when its context ends: in-flight requests finish, the batcher drains, and then the caller
+// closes the model.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/artnet/artnet/models/spec"
+	"github.com/artnet/artnet/predict"
+	"github.com/artnet/artnet/preprocess"
+)
+
+// Server serves one model. Create it with New, run it with Serve (once).
+type Server struct {
+	cfg    Config
+	model  predict.Predictor
+	mcfg   spec.Config
+	popt   preprocess.Options
+	log    *slog.Logger
+	met    *metrics
+	b      *batcher
+	mux    *http.ServeMux
+	h      http.Handler
+	ready  atomic.Bool
+	served atomic.Bool
+
+	tensors  sync.Pool // *[]float32 of one image
+	idPrefix string
+	idSeq    atomic.Uint64
+}
+
+// New checks cfg (zero fields take the defaults) and the model's configuration and builds a
+// Server for model. The caller keeps ownership of model and closes it after Serve returns.
+func New(cfg Config, model predict.Predictor, log *slog.Logger) (*Server, error) {
+	if model == nil {
+		return nil, errors.New("server: no model")
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	mcfg := model.Config()
+	if err := mcfg.Validate(); err != nil {
+		return nil, fmt.Errorf("server: model config: %w", err)
+	}
+	popt := preprocess.FromConfig(mcfg)
+	popt.MaxPixels = cfg.MaxPixels
+	if err := popt.Validate(); err != nil {
+		return nil, fmt.Errorf("server: model config: %w", err)
+	}
+	var idb [4]byte
+	_, _ = rand.Read(idb[:])
+	s := &Server{cfg: cfg, model: model, mcfg: mcfg, popt: popt, log: log, idPrefix: hex.EncodeToString(idb[:])}
+	n := popt.Len()
+	s.tensors.New = func() any { v := make([]float32, n); return &v }
+	s.met = newMetrics(func() float64 { return float64(s.b.pending.Load()) })
+	s.b = newBatcher(model, cfg, n, s.met, log)
+	s.routes()
+	return s, nil
+}
+
+// Config returns the configuration in effect (defaults filled in).
+func (s *Server) Config() Config { return s.cfg }
+
+// Handler returns the HTTP handler (routes, logging, metrics). Predictions need the batcher,
+// which only Serve starts.
+func (s *Server) Handler() http.Handler { return s.h }
+
+// Serve serves HTTP on ln until ctx ends, then shuts down gracefully: it stops accepting
+// connections, waits up to Config.ShutdownTimeout for in-flight requests (their model runs
+// still happen), drains the batcher and returns nil. ln is closed when Serve returns. Serve
+// may be called once.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	if !s.served.CompareAndSwap(false, true) {
+		return errors.New("server: Serve called twice")
+	}
+	s.b.start(s.cfg.Workers)
+	hs := &http.Server{
+		Handler:           s.h,
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		ReadTimeout:       s.cfg.ReadTimeout,
+		WriteTimeout:      s.cfg.WriteTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		// Requests must outlive ctx: shutdown lets them finish.
+		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+		ErrorLog:    slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	s.ready.Store(true)
+	s.log.Info("serving", "addr", ln.Addr().String(), "batch", s.cfg.Batch, "max_delay", s.cfg.MaxDelay, "queue", s.cfg.Queue)
+	select {
+	case err := <-errc:
+		s.ready.Store(false)
+		s.b.close()
+		return fmt.Errorf("server: %w", err)
+	case <-ctx.Done():
+	}
+	s.ready.Store(false)
+	s.log.Info("shutting down", "timeout", s.cfg.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	err := hs.Shutdown(sctx)
+	if err != nil {
+		err = fmt.Errorf("server: shutdown: in-flight requests did not finish within %v: %w", s.cfg.ShutdownTimeout, err)
+		_ = hs.Close()
+	}
+	<-errc // http.ErrServerClosed
+	s.b.close()
+	s.log.Info("stopped")
+	return err
+}
+
+func (s *Server) routes() {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/v1/predict", s.handlePredict)
+	mux.HandleFunc("/v2", s.handleV2Server)
+	mux.HandleFunc("/v2/health/live", s.handleLive)
+	mux.HandleFunc("/v2/health/ready", s.handleReady)
+	mux.HandleFunc("/v2/models/"+ModelName, s.handleV2Metadata)
+	mux.HandleFunc("/v2/models/"+ModelName+"/ready", s.handleReady)
+	mux.HandleFunc("/v2/models/"+ModelName+"/infer", s.handleInfer)
+	mux.Handle("/metrics", methods(promhttp.HandlerFor(s.met.reg, promhttp.HandlerOpts{}), http.MethodGet, http.MethodHead))
+	mux.HandleFunc("/", s.handleIndex)
+	s.mux = mux
+	s.h = s.middleware(mux)
+}
+
+// clientClosed is the status logged (nginx's convention) when the client went away first.
+const clientClosed = 499
+
+type ctxKey struct{}
+
+// logger returns the request's logger (with its request id).
+func logger(ctx context.Context, def *slog.Logger) *slog.Logger {
+	if l, ok := ctx.Value(ctxKey{}).(*slog.Logger); ok {
+		return l
+	}
+	return def
+}
+
+var validID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+func (s *Server) middleware(next *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := r.Header.Get("X-Request-Id")
+		if !validID.MatchString(id) {
+			id = s.idPrefix + "-" + strconv.FormatUint(s.idSeq.Add(1), 10)
+		}
+		w.Header().Set("X-Request-Id", id)
+		log := s.log.With("request_id", id)
+		r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, log))
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				log.Error("handler panicked", "panic", fmt.Sprint(p))
+				if sw.code == 0 {
+					writeError(sw, http.StatusInternalServerError, "internal error")
+				}
+			}
+			code := sw.code
+			switch {
+			case code == 0 && r.Context().Err() != nil:
+				code = clientClosed
+			case code == 0:
+				code = http.StatusOK
+			}
+			route := r.Pattern
+			if route == "" {
+				route = "unmatched"
+			}
+			dur := time.Since(start)
+			s.met.requests.WithLabelValues(route, strconv.Itoa(code)).Inc()
+			s.met.latency.WithLabelValues(route).Observe(dur.Seconds())
+			lvl := slog.LevelInfo
+			if code >= 500 && code != http.StatusServiceUnavailable {
+				lvl = slog.LevelError
+			}
+			log.Log(r.Context(), lvl, "request", "method", r.Method, "path", r.URL.Path, "code", code,
+				"bytes", sw.n, "ms", float64(dur.Microseconds())/1000, "remote", r.RemoteAddr)
+		}()
+		next.ServeHTTP(sw, r)
+	})
+}
+
+// statusWriter records the status code and body size.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+	n    int64
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.n += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// methods answers 405 (JSON, with Allow) to other methods.
+func methods(h http.Handler, allowed ...string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !allow(w, r, allowed...) {
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func allow(w http.ResponseWriter, r *http.Request, allowed ...string) bool {
+	for _, m := range allowed {
+		if r.Method == m {
+			return true
+		}
+	}
+	w.Header().Set("Allow", strings.Join(allowed, ", "))
+	writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed on %s (allowed: %s)", r.Method, r.URL.Path, strings.Join(allowed, ", ")))
+	return false
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		code = http.StatusInternalServerError
+		b = []byte(`{"error":"encoding the response failed"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)+1))
+	w.WriteHeader(code)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// errorBody is every error response.
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, errorBody{Error: oneLine(msg)})
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", "; ")), " ")
+}
+
+func (s *Server) handleLive(w http.ResponseWriter, r *http.Request) {
+	if allow(w, r, http.MethodGet, http.MethodHead) {
+		writeJSON(w, http.StatusOK, map[string]bool{"live": true})
+	}
+}
+
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	if !allow(w, r, http.MethodGet, http.MethodHead) {
+		return
+	}
+	if !s.ready.Load() {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ready": false, "error": "not serving (starting or shutting down)"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]bool{"ready": true})
+}
