@@ -606,7 +606,8 @@ func TestPillowParity(t *testing.T) {
 }
 
 // TestPillowDecodeParity compares decoded pixels with Pillow's in 8×8 windows recorded by
-// internal/fixtures/pilref.py: JPEG (4:2:0, 4:2:2, 4:4:0, 4:4:4, odd sizes; libjpeg-turbo)
+// internal/fixtures/pilref.py: JPEG (4:2:0, 4:2:2, 4:4:0, 4:4:4, progressive, odd sizes;
+// libjpeg-turbo)
 // and lossy WebP (odd and even sizes, alpha; libwebp). Chroma upsampling and colour
 // conversion follow the two libraries; image/jpeg's IDCT is not libjpeg's, which leaves
 // differences of a level or two in JPEGs. WebP must match exactly.
