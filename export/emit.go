@@ -13,6 +13,8 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/artnet/artnet/export/onnxpb"
 )
 
@@ -346,6 +348,14 @@ func (e *emitter) emit(a, b *rec) (string, error) {
 		if slices.Equal(a.inputs[0].shape.Dimensions, a.shape.Dimensions) &&
 			slices.Equal(b.inputs[0].shape.Dimensions, b.shape.Dimensions) {
 			return in[0], nil
+		}
+		if t := e.initByName[in[0]]; t != nil && slices.Equal(a.shape.Dimensions, b.shape.Dimensions) {
+			// Fold: the same data under new dims.
+			t2 := proto.Clone(t).(*onnxpb.TensorProto)
+			t2.Name, t2.Dims = ptr(e.uniq(in[0]+"_reshaped")), toInt64s(a.shape.Dimensions)
+			e.inits = append(e.inits, t2)
+			e.initByName[t2.GetName()] = t2
+			return t2.GetName(), nil
 		}
 		shape, err := e.shapeTensor(a, a.shape.Dimensions, b.shape.Dimensions, true)
 		if err != nil {
@@ -921,4 +931,33 @@ func transposeFloats(data []float32, dims, perm []int) ([]float32, []int) {
 		}
 	}
 	return out, outDims
+}
+
+// prune drops nodes whose outputs nothing uses and initializers no node uses (left behind by
+// folding), given the graph's output names. Nodes are in topological order.
+func (e *emitter) prune(outputs []string) {
+	needed := map[string]bool{}
+	for _, o := range outputs {
+		needed[o] = true
+	}
+	var kept []*onnxpb.NodeProto
+	for i := len(e.nodes) - 1; i >= 0; i-- {
+		n := e.nodes[i]
+		if !needed[n.Output[0]] {
+			continue
+		}
+		for _, in := range n.Input {
+			needed[in] = true
+		}
+		kept = append(kept, n)
+	}
+	slices.Reverse(kept)
+	e.nodes = kept
+	var inits []*onnxpb.TensorProto
+	for _, t := range e.inits {
+		if needed[t.GetName()] {
+			inits = append(inits, t)
+		}
+	}
+	e.inits = inits
 }

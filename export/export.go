@@ -139,6 +139,7 @@ func Graph(ctx *context.Context, inputName string, inputShape []int,
 		}
 		g.Output = append(g.Output, valueInfo(outputNames[i], dt, dims, params))
 	}
+	e.prune(outputNames)
 	g.Node, g.Initializer = e.nodes, e.inits
 
 	m := &onnxpb.ModelProto{

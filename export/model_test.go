@@ -2,6 +2,7 @@ package export_test
 
 import (
 	"math/rand/v2"
+	"os"
 	"testing"
 
 	"github.com/gomlx/gomlx/pkg/core/graph"
@@ -86,6 +87,11 @@ func TestModelParityTiny(t *testing.T) {
 		}
 	}
 	onnxCheck(t, m)
+	if p := os.Getenv("ARTNET_EXPORT_DUMP"); p != "" { // for inspecting the exported graph by hand
+		if err := export.WriteFile(p, m); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	names := export.OutputNames()
 	for _, b := range testBatches {
