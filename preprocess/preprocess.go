@@ -204,6 +204,11 @@ func sniff(b []byte) (*format, bool) {
 	return nil, false
 }
 
+// maxHeaderBytes bounds what DecodeConfig may read (and the recorder keep) before the image
+// dimensions: real headers, EXIF thumbnails included, are far smaller.
+// A variable so that a test can lower it.
+var maxHeaderBytes = 16 << 20
+
 // recorder keeps every byte read through it, so that the header read by DecodeConfig can be
 // replayed to the full decoder without reading the input twice.
 type recorder struct {
@@ -212,6 +217,9 @@ type recorder struct {
 }
 
 func (t *recorder) Read(p []byte) (int, error) {
+	if t.buf.Len() >= maxHeaderBytes {
+		return 0, fmt.Errorf("more than %d MiB of metadata before the image dimensions", maxHeaderBytes>>20)
+	}
 	n, err := t.r.Read(p)
 	t.buf.Write(p[:n])
 	return n, err

@@ -738,3 +738,25 @@ func solidImage(w, h int, c color.RGBA) *image.RGBA {
 	}
 	return m
 }
+
+func TestHeaderTooLong(t *testing.T) {
+	// A JPEG with more APP15 segments before its frame header than the limit is refused
+	// early (the limit, 16 MiB, lowered to 1 MiB to keep the test fast).
+	defer func(n int) { maxHeaderBytes = n }(maxHeaderBytes)
+	maxHeaderBytes = 1 << 20
+	q, err := os.ReadFile(fixture("quad.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seg := append([]byte{0xff, 0xef, 0xff, 0xff}, make([]byte, 0xffff-2)...)
+	var buf bytes.Buffer
+	buf.Write(q[:2])
+	for buf.Len() < 2<<20 {
+		buf.Write(seg)
+	}
+	buf.Write(q[2:])
+	_, err = Decode(&buf, small())
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "1 MiB of metadata") {
+		t.Errorf("err = %v, want ErrCorrupt about 1 MiB of metadata", err)
+	}
+}
