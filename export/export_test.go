@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/shapes"
@@ -13,6 +14,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/gomlx/gomlx/pkg/ml/layers"
 	"github.com/gomlx/gomlx/pkg/ml/layers/activations"
+	"github.com/gomlx/gomlx/pkg/ml/layers/batchnorm"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/artnet/artnet/export"
@@ -201,4 +203,49 @@ func TestWriteFileAtomic(t *testing.T) {
 	if err := export.WriteFile(filepath.Join(dir, "missing", "m.onnx"), m); err == nil || !strings.Contains(err.Error(), "missing") {
 		t.Errorf("write into a missing folder: %v", err)
 	}
+}
+
+// miscModel covers the remaining translations: BatchNormForInference on the channel axis
+// (ONNX BatchNormalization) and on the last axis (composed), a channels-last convolution
+// (Transposes around Conv), Reverse, Pad, Iota, ConvertDType, ArgMax, Clamp, Pow, Log1p, Expm1,
+// Rem, Min, Neg, Sign, Erf, Floor, Ceil, Round, IsFinite, NotEqual, LogicalAnd, ReduceMin,
+// ReduceProduct and an Einsum that needs ONNX Einsum. (Round avoids exact halves: simplego
+// rounds them away from zero, GoMLX documents and ONNX does half to even.)
+func miscModel(ctx *context.Context, x *Node) []*Node {
+	g := x.Graph()
+	B := x.Shape().Dimensions[0]
+	y := batchnorm.New(ctx.In("bn1"), x, 1).Done() // [B,4,6,6]
+	nhwc := TransposeAllDims(y, 0, 2, 3, 1)
+	k := ctx.In("conv").VariableWithShape("weights", shapes.Make(dtypes.Float32, 3, 3, 4, 5)).ValueGraph(g)
+	y = Convolve(nhwc, k).PadSame().Done()        // [B,6,6,5] channels-last
+	y = batchnorm.New(ctx.In("bn2"), y, 3).Done() // feature axis 3
+	y = Reverse(y, 1, 2)
+	y = Pad(y, ScalarZero(g, dtypes.Float32), backends.PadAxis{}, backends.PadAxis{Start: 1}, backends.PadAxis{End: 2}) // [B,7,8,5]
+	pos := ConvertDType(Iota(g, shapes.Make(dtypes.Int32, 1, 1, 1, 5), 3), dtypes.Float32)
+	y = Add(y, MulScalar(pos, 0.1))
+	am := ConvertDType(ArgMax(y, 3, dtypes.Int32), dtypes.Float32) // [B,7,8]
+	a := ClipScalar(y, -0.5, 0.5)
+	a = Add(a, PowScalar(AddScalar(Abs(y), 1), 1.5))
+	a = Add(a, Log1p(Abs(y)))
+	a = Add(a, Expm1(MulScalar(y, 0.1)))
+	a = Add(a, Rem(y, Scalar(g, dtypes.Float32, 0.7)))
+	a = Add(a, Min(Neg(y), Sign(y)))
+	a = Add(a, Erf(y))
+	a = Add(a, Add(Floor(MulScalar(y, 3)), Add(Ceil(MulScalar(y, 2)), Round(MulScalar(y, 5.3)))))
+	ok := LogicalAnd(IsFinite(y), NotEqual(y, ScalarZero(g, dtypes.Float32)))
+	a = Where(ok, a, ZerosLike(a))
+	s1 := ReduceMin(a, 1, 2)                                          // [B,5]
+	s2 := ReduceMultiply(AddScalar(MulScalar(Tanh(a), 0.1), 1), 1, 3) // [B,8]
+	a = MulScalar(a, 0.05) // keeps the Einsum's sums of products O(1)
+	e := Einsum("bhc,bwc->bhw", Reshape(a, B, 56, 5), Reshape(Slice(a, AxisRange(), AxisRange(0, 6), AxisRange(0, 6)), B, 36, 5))
+	return []*Node{Concatenate([]*Node{s1, s2}, 1), am, e}
+}
+
+func TestMiscOpsParity(t *testing.T) {
+	ctx := context.New()
+	gomlxRun(t, ctx, miscModel, randInput(1, 4*36), []int{1, 4, 6, 6})
+	randomizeRank1(t, ctx)
+	m := checkParity(t, ctx, miscModel, []int{4, 6, 6}, []string{"s", "argmax", "einsum"}, testBatches, 2e-5)
+	t.Logf("nodes %d: %s", len(m.GetGraph().GetNode()), opCounts(m))
+	onnxCheck(t, m)
 }

@@ -30,7 +30,7 @@ func randomizeRank1(t *testing.T, ctx *context.Context) {
 		vals := make([]float32, s.Size())
 		for i := range vals {
 			switch v.Name() {
-			case "running_var", "weight":
+			case "running_var", "weight", "variance", "scale", "mean_of_squares":
 				vals[i] = 0.5 + r.Float32()
 			default:
 				vals[i] = 0.4*r.Float32() - 0.2
