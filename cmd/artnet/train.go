@@ -1,0 +1,157 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/artnet/artnet/models"
+	"github.com/artnet/artnet/models/spec"
+	"github.com/artnet/artnet/train"
+)
+
+// syntheticConfig is the model trained by `artnet train --synthetic`: spec.Tiny() with class
+// names that say what the synthetic label is read from (palette, texture, layout).
+func syntheticConfig(styles, genres, artists int) spec.Config {
+	c := spec.Tiny()
+	c.Classes = map[string][]string{
+		"style":  spec.Numbered("palette", styles),
+		"genre":  spec.Numbered("texture", genres),
+		"artist": spec.Numbered("layout", artists),
+	}
+	return c
+}
+
+func trainCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "train",
+		Usage: "train DeepArtNet in GoMLX (this version: on synthetic paintings, --synthetic)",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "synthetic", Usage: "train on generated images whose style/genre/artist labels are palette/texture/layout"},
+			&cli.StringFlag{Name: "out", Value: "out/train", Usage: "output directory: checkpoints (ckpt-<step>), latest, metrics.jsonl, samples/"},
+			&cli.StringFlag{Name: "model-config", Usage: "JSON model configuration (spec.Config); default: the tiny CPU configuration"},
+			&cli.IntFlag{Name: "steps", Value: 300, Usage: "global step to train up to"},
+			&cli.IntFlag{Name: "batch", Value: 16},
+			&cli.Float64Flag{Name: "lr", Value: 3e-3, Usage: "peak learning rate (AdamW)"},
+			&cli.Float64Flag{Name: "weight-decay", Value: 1e-4},
+			&cli.IntFlag{Name: "warmup", Value: 10, Usage: "warm-up steps before the cosine decay"},
+			&cli.IntFlag{Name: "checkpoint-every", Value: 50},
+			&cli.IntFlag{Name: "eval-every", Value: 0, Usage: "evaluate every so many steps (0: at the end)"},
+			&cli.IntFlag{Name: "train-size", Value: 4096, Usage: "synthetic training images"},
+			&cli.IntFlag{Name: "val-size", Value: 256, Usage: "synthetic validation images"},
+			&cli.StringFlag{Name: "classes", Value: "27,10,23", Usage: "synthetic class counts style,genre,artist"},
+			&cli.IntFlag{Name: "samples", Value: 4, Usage: "write this many labelled synthetic validation images to OUT/samples (for predict)"},
+			&cli.Int64Flag{Name: "seed", Value: 1},
+			&cli.BoolFlag{Name: "resume", Usage: "continue from the newest checkpoint in --out that loads"},
+			&cli.StringFlag{Name: "backend", Usage: "GoMLX backend: go (CPU, default) or xla:cuda (needs -tags xla and a PJRT plugin); default $GOMLX_BACKEND"},
+		},
+		Action: func(c *cli.Context) error {
+			if !c.Bool("synthetic") {
+				return errors.New("train: only --synthetic training is available in this version (WikiArt training: see README, 'Roadmap')")
+			}
+			var n [3]int
+			if _, err := fmt.Sscanf(strings.ReplaceAll(c.String("classes"), " ", ""), "%d,%d,%d", &n[0], &n[1], &n[2]); err != nil {
+				return fmt.Errorf("flag --classes: want three counts like 27,10,23, got %q", c.String("classes"))
+			}
+			cfg := syntheticConfig(n[0], n[1], n[2])
+			if p := c.String("model-config"); p != "" {
+				b, err := os.ReadFile(p)
+				if err != nil {
+					return fmt.Errorf("flag --model-config: %w", err)
+				}
+				if cfg, err = spec.ParseJSON(b); err != nil {
+					return fmt.Errorf("model config %s: %w", p, err)
+				}
+			}
+			if err := cfg.Validate(); err != nil {
+				return err
+			}
+			if c.Int("train-size") < 1 || c.Int("val-size") < 1 {
+				return errors.New("flags --train-size and --val-size: must be ≥ 1")
+			}
+			out := c.String("out")
+			seed := c.Int64("seed")
+			trainSet := train.NewSynthetic(cfg, c.Int("train-size"), seed)
+			valSet := train.NewSynthetic(cfg, c.Int("val-size"), seed+1_000_003)
+			if err := writeSamples(out, cfg, c.Int("samples"), seed); err != nil {
+				return err
+			}
+			res, err := train.Run(c.Context, train.Options{
+				Config: cfg, OutDir: out, Steps: c.Int("steps"), Batch: c.Int("batch"),
+				LR: c.Float64("lr"), WeightDecay: c.Float64("weight-decay"), WarmupSteps: c.Int("warmup"),
+				CheckpointEvery: c.Int("checkpoint-every"), EvalEvery: c.Int("eval-every"),
+				Seed: seed, Resume: c.Bool("resume"), Backend: c.String("backend"),
+			}, trainSet, valSet, slog.Default())
+			if err != nil {
+				return err
+			}
+			keys := make([]string, 0, len(res.ValAccuracy))
+			for k := range res.ValAccuracy {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			var acc []string
+			for _, k := range keys {
+				acc = append(acc, fmt.Sprintf("%s=%.3f (chance %.3f)", k, res.ValAccuracy[k], 1/float64(cfg.NumClasses(k))))
+			}
+			fmt.Printf("trained to step %d, loss %.4f, checkpoint %s\nvalidation accuracy: %s\n",
+				res.Step, res.Loss, res.CheckpointDir, strings.Join(acc, ", "))
+			return nil
+		},
+	}
+}
+
+// writeSamples writes n labelled synthetic images into out/samples, named by their labels.
+func writeSamples(out string, cfg spec.Config, n int, seed int64) error {
+	if n <= 0 {
+		return nil
+	}
+	dir := filepath.Join(out, "samples")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for i := 0; i < n; i++ {
+		s := (i * 7) % cfg.NumClasses("style")
+		g := (i * 3) % cfg.NumClasses("genre")
+		a := (i * 5) % cfg.NumClasses("artist")
+		name := fmt.Sprintf("%s_%s_%s.png", cfg.Classes["style"][s], cfg.Classes["genre"][g], cfg.Classes["artist"][a])
+		if err := train.SaveSyntheticPNG(filepath.Join(dir, name), cfg, s, g, a, seed+int64(i)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// resolveCheckpoint accepts a checkpoint directory or a training output directory; for the
+// latter it picks the newest checkpoint that loads (the "latest" pointer first).
+func resolveCheckpoint(dir string) (string, error) {
+	if _, err := os.Stat(filepath.Join(dir, "config.json")); err == nil {
+		return dir, nil
+	}
+	var cands []string
+	if b, err := os.ReadFile(filepath.Join(dir, train.LatestFile)); err == nil {
+		cands = append(cands, filepath.Join(dir, strings.TrimSpace(string(b))))
+	}
+	all, _ := filepath.Glob(filepath.Join(dir, "ckpt-*"))
+	sort.Sort(sort.Reverse(sort.StringSlice(all)))
+	cands = append(cands, all...)
+	if len(cands) == 0 {
+		return "", fmt.Errorf("checkpoint %s: no config.json, no %s pointer and no ckpt-* directories", dir, train.LatestFile)
+	}
+	var errs []error
+	for _, cand := range cands {
+		if _, _, err := models.LoadCheckpoint(cand); err != nil {
+			errs = append(errs, err)
+			slog.Warn("skipping checkpoint that does not load", "dir", cand, "err", err)
+			continue
+		}
+		return cand, nil
+	}
+	return "", fmt.Errorf("checkpoint %s: none of %d candidates loads: %w", dir, len(cands), errors.Join(errs...))
+}
