@@ -95,3 +95,19 @@ func BenchmarkTinyForward(b *testing.B) {
 		exec.MustExec(images)
 	}
 }
+
+// BenchmarkB0TrainStep96 measures a full-structure b0 (7 stages, 3×3 tokens) forward+backward
+// step at 96×96, batch 4.
+func BenchmarkB0TrainStep96(b *testing.B) {
+	cfg := spec.Default()
+	cfg.Variant = "b0"
+	cfg.ImageSize, cfg.ResizeSize = 96, 110
+	ctx := seededContext(27)
+	exec := context.MustNewExec(backend(b), ctx, trainStep(cfg))
+	images := randomImages(28, 4, cfg.ImageSize)
+	exec.MustExec(images)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		exec.MustExec(images)
+	}
+}

@@ -214,7 +214,9 @@ func depthwiseShifted(x, w *Node, k, stride int) *Node {
 				graph.AxisRange(i, i+(oh-1)*stride+1).Stride(stride),
 				graph.AxisRange(j, j+(ow-1)*stride+1).Stride(stride))
 			wij := graph.Reshape(graph.Slice(w, graph.AxisRange(), graph.AxisRange(), graph.AxisElem(i), graph.AxisElem(j)), 1, c, 1, 1)
-			term := graph.Mul(tap, wij)
+			// An explicit broadcast makes Mul take simplego's same-shape fast path (~30% faster
+			// forward+backward than its generic broadcasting).
+			term := graph.Mul(tap, graph.BroadcastToDims(wij, tap.Shape().Dimensions...))
 			if y == nil {
 				y = term
 			} else {
