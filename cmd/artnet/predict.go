@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -70,7 +69,7 @@ func predictCommand() *cli.Command {
 			defer p.Close()
 			return predictImages(c.Context, p, c.Args().Slice(), predictOptions{
 				topK: c.Int("topk"), json: c.Bool("json"), attention: c.Bool("attention"), batch: c.Int("batch"),
-			}, os.Stdout, os.Stderr)
+			}, c.App.Writer, c.App.ErrWriter)
 		},
 	}
 }

@@ -1,0 +1,147 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/artnet/artnet/models/spec"
+	"github.com/artnet/artnet/runtime/runtimetest"
+)
+
+// tinyModel writes a tiny artnet-shaped ONNX model (runtimetest) and returns its path.
+func tinyModel(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "tiny.onnx")
+	if err := os.WriteFile(p, runtimetest.TinyModel(spec.Tiny()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+var badImages = map[string]string{
+	"bad-empty.jpg":     "empty",
+	"bad-truncated.jpg": "truncated",
+	"bad-text.png":      "format",
+	"bad-1x1.png":       "small",
+	"bad-huge.png":      "pixels",
+}
+
+// runApp runs the CLI in-process and returns stdout, stderr and the error main would print.
+func runApp(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	var out, errw bytes.Buffer
+	app := newApp()
+	app.Writer, app.ErrWriter = &out, &errw
+	err := app.RunContext(context.Background(), append([]string{"artnet"}, args...))
+	return out.String(), errw.String(), err
+}
+
+// Bad images each get one stderr line naming the file; the good ones in the same call are
+// still predicted, and the call fails with exit code 1.
+func TestPredictBadImagesOneLineEachOthersStillPredicted(t *testing.T) {
+	model := tinyModel(t)
+	good := []string{"../../testdata/images/quad.jpg", "../../../shared/paintings/edvard-munch_the-scream.jpg"}
+	args := []string{"predict", "--model", model, "--json", "--batch", "2", good[0]}
+	for name := range badImages {
+		args = append(args, filepath.Join("../../testdata/images", name))
+	}
+	args = append(args, good[1])
+	stdout, stderr, err := runApp(t, args...)
+	var ee *exitError
+	if !errors.As(err, &ee) || ee.code != 1 {
+		t.Fatalf("want exit code 1, got %v", err)
+	}
+	if !strings.Contains(err.Error(), "5 of 7 images failed") {
+		t.Errorf("summary %q", err.Error())
+	}
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	if len(lines) != len(badImages) {
+		t.Fatalf("want %d stderr lines, got %d:\n%s", len(badImages), len(lines), stderr)
+	}
+	for name, cause := range badImages {
+		found := false
+		for _, l := range lines {
+			if strings.Contains(l, name) {
+				found = true
+				if !strings.Contains(strings.ToLower(l), cause) {
+					t.Errorf("%s: line %q does not say %q", name, l, cause)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("no stderr line names %s:\n%s", name, stderr)
+		}
+	}
+	var preds []map[string]any
+	dec := json.NewDecoder(strings.NewReader(stdout))
+	for dec.More() {
+		var p map[string]any
+		if err := dec.Decode(&p); err != nil {
+			t.Fatalf("stdout is not JSON lines: %v\n%s", err, stdout)
+		}
+		preds = append(preds, p)
+	}
+	if len(preds) != 2 || preds[0]["image"] != good[0] || preds[1]["image"] != good[1] {
+		t.Fatalf("want predictions for the two good images, got %v", preds)
+	}
+	for _, task := range spec.Tasks {
+		tp, _ := preds[0][task].(map[string]any)
+		if tp == nil || tp["label"] == "" || tp["confidence"].(float64) <= 0 {
+			t.Errorf("task %s missing or empty: %v", task, preds[0][task])
+		}
+	}
+}
+
+// The real binary: non-zero exit status, one line per bad file, no panic trace.
+func TestPredictBinaryExitStatus(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "artnet")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	model := tinyModel(t)
+	for name := range badImages {
+		cmd := exec.Command(bin, "predict", "--model", model, filepath.Join("../../testdata/images", name))
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		var xe *exec.ExitError
+		if !errors.As(err, &xe) || xe.ExitCode() != 1 {
+			t.Errorf("%s: want exit status 1, got %v", name, err)
+		}
+		s := stderr.String()
+		if strings.Contains(s, "panic") || strings.Contains(s, "goroutine") {
+			t.Errorf("%s: panic output:\n%s", name, s)
+		}
+		if !strings.Contains(s, name) {
+			t.Errorf("%s: stderr does not name the file:\n%s", name, s)
+		}
+	}
+}
+
+func TestPredictFlagErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"predict", "x.jpg"}, "--model"},
+		{[]string{"predict", "--model", "nope.onnx", "x.jpg"}, "nope.onnx"},
+		{[]string{"predict", "--runtime", "tf", "x.jpg"}, "--runtime"},
+		{[]string{"predict", "--model", "m.onnx"}, "no image"},
+		{[]string{"predict", "--model", "m.onnx", "--topk", "0", "x.jpg"}, "--topk"},
+	} {
+		_, _, err := runApp(t, tc.args...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%v: want one-line error mentioning %q, got %v", tc.args, tc.want, err)
+		}
+	}
+}
