@@ -398,3 +398,39 @@ func maxDiff(a, b []float32) float64 {
 	}
 	return m
 }
+
+// TestStochasticDepth checks torchvision's row-mode StochasticDepth: in training each example is
+// zeroed with probability p and survivors scaled by 1/(1-p); identity in inference.
+func TestStochasticDepth(t *testing.T) {
+	const n = 400
+	ones := make([]float32, n*2)
+	for i := range ones {
+		ones[i] = 1
+	}
+	x := tensors.FromFlatDataAndDimensions(ones, n, 2, 1, 1)
+	for _, training := range []bool{false, true} {
+		exec := context.MustNewExec(backend(t), seededContext(31), func(ctx *context.Context, x *graph.Node) *graph.Node {
+			ctx.SetTraining(x.Graph(), training)
+			return stochasticDepth(ctx, x, 0.25)
+		})
+		y := tensors.MustCopyFlatData[float32](exec.MustExec(x)[0])
+		dropped := 0
+		for i := 0; i < n; i++ {
+			a, b := y[2*i], y[2*i+1]
+			if a != b {
+				t.Fatalf("training=%v: example %d not dropped as a whole: %g %g", training, i, a, b)
+			}
+			switch {
+			case !training && a != 1:
+				t.Fatalf("inference changed the input: %g", a)
+			case training && a == 0:
+				dropped++
+			case training && math.Abs(float64(a)-1/0.75) > 1e-6:
+				t.Fatalf("training: survivor scaled to %g, want %g", a, 1/0.75)
+			}
+		}
+		if training && (dropped < n/8 || dropped > n*3/8) {
+			t.Fatalf("dropped %d of %d examples with p=0.25", dropped, n)
+		}
+	}
+}
