@@ -72,6 +72,7 @@ func newApp() *cli.App {
 			trainCommand(),
 			exportCommand(),
 			predictCommand(),
+			doctorCommand(),
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // main prints and exits
 	}

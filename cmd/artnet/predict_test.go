@@ -145,3 +145,21 @@ func TestPredictFlagErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestDoctorReportsLibraryAndBackends(t *testing.T) {
+	var buf bytes.Buffer
+	problems := doctor(&buf, "")
+	out := buf.String()
+	if problems != 0 {
+		t.Fatalf("doctor found %d problems on a set-up machine:\n%s", problems, out)
+	}
+	for _, want := range []string{"libonnxruntime", "version:   1.30.0", "providers: [cpu", "go:        ok", "xla:cuda"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+	buf.Reset()
+	if p := doctor(&buf, filepath.Join(t.TempDir(), "missing.so")); p == 0 || !strings.Contains(buf.String(), "make ort") {
+		t.Errorf("a missing library must count as a problem and name the fix; got %d:\n%s", p, buf.String())
+	}
+}
