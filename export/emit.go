@@ -34,12 +34,13 @@ type emitter struct {
 	batchVec   string
 	constInts  map[string]string
 	initByName map[string]*onnxpb.TensorProto
+	folded     map[string]string // (initializer, transform) → folded initializer, so each is made once
 }
 
 func newEmitter(ctx *context.Context, a, b *recorder, batchA, batchB int, inputName string) (*emitter, error) {
 	e := &emitter{ctx: ctx, a: a.recs, b: b.recs, batchA: batchA, batchB: batchB, inputName: inputName,
 		vals: map[int]string{}, names: map[string]bool{inputName: true}, constInts: map[string]string{},
-		initByName: map[string]*onnxpb.TensorProto{}}
+		initByName: map[string]*onnxpb.TensorProto{}, folded: map[string]string{}}
 	if len(a.recs) != len(b.recs) || len(a.outputs) != len(b.outputs) {
 		return nil, fmt.Errorf("export: the graph's structure depends on the batch size (%d ops at batch %d, %d at batch %d)",
 			len(a.recs), batchA, len(b.recs), batchB)
@@ -351,10 +352,15 @@ func (e *emitter) emit(a, b *rec) (string, error) {
 		}
 		if t := e.initByName[in[0]]; t != nil && slices.Equal(a.shape.Dimensions, b.shape.Dimensions) {
 			// Fold: the same data under new dims.
+			key := fmt.Sprint(in[0], " R", a.shape.Dimensions)
+			if name, ok := e.folded[key]; ok {
+				return name, nil
+			}
 			t2 := proto.Clone(t).(*onnxpb.TensorProto)
 			t2.Name, t2.Dims = ptr(e.uniq(in[0]+"_reshaped")), toInt64s(a.shape.Dimensions)
 			e.inits = append(e.inits, t2)
 			e.initByName[t2.GetName()] = t2
+			e.folded[key] = t2.GetName()
 			return t2.GetName(), nil
 		}
 		shape, err := e.shapeTensor(a, a.shape.Dimensions, b.shape.Dimensions, true)
@@ -604,6 +610,10 @@ func (e *emitter) transpose(scope, in string, perm []int) string {
 	if isIdentityPerm(perm) {
 		return in
 	}
+	key := fmt.Sprint(in, " T", perm)
+	if name, ok := e.folded[key]; ok {
+		return name
+	}
 	if t := e.initByName[in]; t != nil && len(t.FloatData) > 0 {
 		// Fold: transpose the float32 initializer's data now.
 		dims := make([]int, len(t.Dims))
@@ -612,6 +622,7 @@ func (e *emitter) transpose(scope, in string, perm []int) string {
 		}
 		data, outDims := transposeFloats(t.FloatData, dims, perm)
 		if name, err := e.init(in+"_T", outDims, data); err == nil {
+			e.folded[key] = name
 			return name
 		}
 	}

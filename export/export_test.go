@@ -236,7 +236,7 @@ func miscModel(ctx *context.Context, x *Node) []*Node {
 	a = Where(ok, a, ZerosLike(a))
 	s1 := ReduceMin(a, 1, 2)                                          // [B,5]
 	s2 := ReduceMultiply(AddScalar(MulScalar(Tanh(a), 0.1), 1), 1, 3) // [B,8]
-	a = MulScalar(a, 0.05) // keeps the Einsum's sums of products O(1)
+	a = MulScalar(a, 0.05)                                            // keeps the Einsum's sums of products O(1)
 	e := Einsum("bhc,bwc->bhw", Reshape(a, B, 56, 5), Reshape(Slice(a, AxisRange(), AxisRange(0, 6), AxisRange(0, 6)), B, 36, 5))
 	return []*Node{Concatenate([]*Node{s1, s2}, 1), am, e}
 }

@@ -5,7 +5,9 @@ import (
 	"os"
 	"testing"
 
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"google.golang.org/protobuf/proto"
@@ -64,6 +66,23 @@ func TestModelParityTiny(t *testing.T) {
 	data, _ := proto.Marshal(m)
 	t.Logf("exported Tiny: %d nodes, %d initializers, %d bytes; %s", len(m.GetGraph().GetNode()),
 		len(m.GetGraph().GetInitializer()), len(data), opCounts(m))
+
+	// Folding must not duplicate weights: initializers hold at most the variables plus small constants.
+	vars, inits := 0, 0
+	for v := range ctx.IterVariables() {
+		vars += v.Shape().Size()
+	}
+	for _, t := range m.GetGraph().GetInitializer() {
+		n := 1
+		for _, d := range t.GetDims() {
+			n *= int(d)
+		}
+		inits += n
+	}
+	t.Logf("variables %d values, initializers %d values", vars, inits)
+	if inits > vars+1000 {
+		t.Errorf("initializers hold %d values, the variables only %d: weights duplicated", inits, vars)
+	}
 
 	// The runtime's own validation of an artnet model must accept it.
 	mi, err := runtime.Inspect(data)
@@ -124,4 +143,40 @@ func TestModelBadConfig(t *testing.T) {
 		t.Fatal("no error for image_size 0")
 	}
 	t.Log(err)
+}
+
+// BenchmarkModelExportDefault exports the spec's full model (B4, 224×224, 7×7 tokens) with
+// freshly initialized weights and reports its size.
+// Run: go test -run XXX -bench ModelExportDefault -benchtime 1x ./export/
+func BenchmarkModelExportDefault(b *testing.B) {
+	cfg := spec.Default()
+	ctx := context.New()
+	g := graph.NewGraph(backend(b), "init")
+	x := graph.Parameter(g, "image", shapes.Make(dtypes.Float32, 1, 3, cfg.ImageSize, cfg.ImageSize))
+	models.Build(ctx, cfg, x) // creates the variables (no values yet)
+	if err := ctx.InitializeVariables(backend(b), nil); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		m, err := export.Model(ctx, cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if i == 0 {
+			data, err := proto.Marshal(m)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(len(m.GetGraph().GetNode())), "nodes")
+			b.ReportMetric(float64(len(data))/1e6, "MB")
+			b.Logf("B4 224: %d nodes, %d initializers, %.1f MB; %s", len(m.GetGraph().GetNode()),
+				len(m.GetGraph().GetInitializer()), float64(len(data))/1e6, opCounts(m))
+			if p := os.Getenv("ARTNET_EXPORT_DUMP"); p != "" {
+				if err := export.WriteFile(p, m); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	}
 }
