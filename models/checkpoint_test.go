@@ -280,3 +280,22 @@ func TestExchange(t *testing.T) {
 		t.Fatalf("after exchange a still has x: %v", err)
 	}
 }
+
+// TestCheckpointOfAnotherModel: a checkpoint without any DeepArtNet variable (a trainer's
+// stand-in model) round-trips without the model-variable check.
+func TestCheckpointOfAnotherModel(t *testing.T) {
+	ctx := context.New()
+	ctx.In("hidden").VariableWithValue("weights", []float32{1, 2})
+	ctx.InAbsPath("/optimizers").Checked(false).VariableWithValue("global_step", int64(3))
+	dir := filepath.Join(t.TempDir(), "c")
+	if err := SaveCheckpoint(ctx, spec.Tiny(), dir); err != nil {
+		t.Fatal(err)
+	}
+	loaded, _, err := LoadCheckpoint(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := tensors.MustCopyFlatData[float32](loaded.GetVariableByScopeAndName("/hidden", "weights").MustValue()); got[1] != 2 {
+		t.Fatalf("weights %v", got)
+	}
+}
