@@ -1,6 +1,7 @@
 package export
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
 	"reflect"
@@ -971,4 +972,19 @@ func (e *emitter) prune(outputs []string) {
 		}
 	}
 	e.inits = inits
+}
+
+// rawFloats moves float32 initializer data into raw_data (little-endian), the form ONNX
+// Runtime loads fastest and other exporters write.
+func (e *emitter) rawFloats() {
+	for _, t := range e.inits {
+		if len(t.FloatData) == 0 {
+			continue
+		}
+		raw := make([]byte, 4*len(t.FloatData))
+		for i, f := range t.FloatData {
+			binary.LittleEndian.PutUint32(raw[4*i:], math.Float32bits(f))
+		}
+		t.RawData, t.FloatData = raw, nil
+	}
 }

@@ -140,6 +140,7 @@ func Graph(ctx *context.Context, inputName string, inputShape []int,
 		g.Output = append(g.Output, valueInfo(outputNames[i], dt, dims, params))
 	}
 	e.prune(outputNames)
+	e.rawFloats()
 	g.Node, g.Initializer = e.nodes, e.inits
 
 	m := &onnxpb.ModelProto{
