@@ -12,4 +12,12 @@
 // sits at the scope of its PyTorch module path: the PyTorch name
 // "backbone.features.1.0.block.1.fc1.weight" is the variable "weight" in scope
 // "/backbone/features/1/0/block/1/fc1" (see TorchName and ScopeAndName).
+//
+// A checkpoint is a directory with config.json (the spec.Config), variables.json (an index:
+// scope, name, dtype, shape, trainable flag, offset, length and CRC-32 of every variable of the
+// context, including optimizer state, global step and random-number state) and variables.bin
+// (the raw little-endian values). SaveCheckpoint writes it into a temporary directory beside the
+// target, fsyncs and renames it into place (replacing an old checkpoint with one atomic
+// exchange on Linux); LoadCheckpoint checks every byte count and checksum, and that the
+// DeepArtNet variables of the config are all there with their shapes.
 package models

@@ -38,9 +38,11 @@ const (
 // LoadCheckpoint); see the package documentation for their scopes and names. The context
 // parameter ParamDepthwise selects how depthwise convolutions are computed (by default the
 // fastest way for the graph's backend; the function is the same). Every output node comes after
-// all of the model's variables in the graph (see the comment at the end of Build). Like every GoMLX model function, Build panics on invalid input (a config
-// that fails Validate, images of the wrong shape or dtype); context.Exec and
-// graph.NewGraph-based callers turn that into an error.
+// all of the model's variables in the graph (see the comment at the end of Build).
+//
+// Like every GoMLX model function, Build panics on invalid input (a config that fails Validate,
+// images of the wrong shape or dtype); context.Exec and graph.NewGraph-based callers turn that
+// into an error.
 func Build(ctx *context.Context, cfg spec.Config, images *graph.Node) Outputs {
 	if err := cfg.Validate(); err != nil {
 		panic(fmt.Errorf("models.Build: %w", err))
