@@ -10,13 +10,20 @@
 //     negative (cropping) edges;
 //   - ConvGeneral with nil/empty strides, paddings and dilations filled in with their defaults
 //     (simplego errors on nil strides and crashes a worker goroutine on a grouped stride-2
-//     convolution without explicit kernel dilations);
+//     convolution without explicit kernel dilations), computed as im2col (strided Slices,
+//     Concatenate) + one DotGeneral, or as a sum of Slice·weight for depthwise convolutions:
+//     simplego's own ConvGeneral is a scalar loop, 5-20× slower (config "go:direct_conv" keeps
+//     it);
 //   - BatchNormForInference, BatchNormForTraining and BatchNormGradient composed from
 //     elementwise ops and reductions, so pkg/ml/layers/batchnorm works with its default settings
 //     in training (gradients included) and inference.
 //
 // The composed ops return nodes built by the embedded simplego Builder, so the rest of simplego
-// (compilation, execution, buffers) is used unchanged.
+// (compilation, execution, buffers) is used unchanged. Graph-level structure is unchanged too:
+// a recording backend (the ONNX exporter) still sees one ConvGeneral, BatchNorm..., per op.
+//
+// The wrapped backend also runs ops sequentially by default (simplego's parallel op execution
+// deadlocks when every worker slot holds an op that itself waits for a worker).
 //
 // "xla" configurations are only available when built with the `xla` build tag (see xla.go).
 package graph
@@ -34,8 +41,11 @@ import (
 const GoBackendName = "go"
 
 // NewBackend returns the backend for config: "" means $GOMLX_BACKEND, and if that is unset "go".
-// "go" (or "go:<cfg>", <cfg> being simplego's own options, e.g. "parallelism=2") is the pure-Go
-// backend wrapped with artnet's gap fixes.
+// "go" (or "go:<cfg>", <cfg> being comma-separated simplego options, e.g. "parallelism=2", plus
+// artnet's "direct_conv": simplego's own convolution loop instead of im2col) is the pure-Go
+// backend wrapped with artnet's gap fixes. It executes ops sequentially (each op still
+// parallel inside) unless <cfg> says "ops_parallel": simplego's parallel op execution can
+// deadlock (see TestNoDeadlock).
 // "xla" / "xla:cuda" / "xla:cpu" is GoMLX's XLA/PJRT backend: only compiled in with build tag
 // `xla`; without it NewBackend returns an error saying so.
 func NewBackend(config string) (backends.Backend, error) {
@@ -48,7 +58,24 @@ func NewBackend(config string) (backends.Backend, error) {
 	name, cfg, _ := strings.Cut(config, ":")
 	switch name {
 	case GoBackendName, "simplego":
-		inner, err := simplego.New(cfg)
+		var opts []string
+		directConv, opsMode := false, false
+		for _, opt := range strings.Split(cfg, ",") {
+			switch opt {
+			case "direct_conv":
+				directConv = true
+			case "":
+			default:
+				opsMode = opsMode || opt == "ops_sequential" || opt == "ops_parallel"
+				opts = append(opts, opt)
+			}
+		}
+		if !opsMode {
+			// simplego's parallel op execution deadlocks when all worker slots hold ops that
+			// wait for a worker themselves (e.g. several batched DotGenerals at once).
+			opts = append(opts, "ops_sequential")
+		}
+		inner, err := simplego.New(strings.Join(opts, ","))
 		if err != nil {
 			return nil, fmt.Errorf("graph.NewBackend(%q): %w", config, err)
 		}
@@ -56,7 +83,7 @@ func NewBackend(config string) (backends.Backend, error) {
 		if !ok {
 			return nil, fmt.Errorf("graph.NewBackend(%q): simplego.New returned %T, not *simplego.Backend", config, inner)
 		}
-		return &Backend{Backend: sg}, nil
+		return &Backend{Backend: sg, directConv: directConv}, nil
 	case "xla", "stablehlo", "shlo", "hlo":
 		return newXLABackend(config, cfg)
 	default:
@@ -83,6 +110,7 @@ func Available() map[string]error {
 // Everything but Builder, Name, Description and Capabilities is simplego's.
 type Backend struct {
 	*simplego.Backend
+	directConv bool // use simplego's ConvGeneral loop instead of im2col + DotGeneral
 }
 
 var _ backends.Backend = (*Backend)(nil)
@@ -109,12 +137,13 @@ func (b *Backend) Capabilities() backends.Capabilities {
 
 // Builder creates a new builder for a computation named name.
 func (b *Backend) Builder(name string) backends.Builder {
-	return &Builder{Builder: b.Backend.Builder(name).(*simplego.Builder)}
+	return &Builder{Builder: b.Backend.Builder(name).(*simplego.Builder), directConv: b.directConv}
 }
 
 // Builder embeds simplego's Builder and overrides the ops it lacks or gets wrong.
 type Builder struct {
 	*simplego.Builder
+	directConv bool
 }
 
 var _ backends.Builder = (*Builder)(nil)

@@ -21,6 +21,19 @@ const fdStep = 1e-5
 
 var goBackend = sync.OnceValues(func() (backends.Backend, error) { return artgraph.NewBackend("go") })
 
+// goDirectBackend uses simplego's own convolution loop instead of artnet's im2col.
+var goDirectBackend = sync.OnceValues(func() (backends.Backend, error) { return artgraph.NewBackend("go:direct_conv") })
+
+// convBackends are the backend configs conv tests run on.
+func convBackends(t *testing.T) map[string]backends.Backend {
+	t.Helper()
+	d, err := goDirectBackend()
+	if err != nil {
+		t.Fatalf("NewBackend(\"go:direct_conv\"): %v", err)
+	}
+	return map[string]backends.Backend{"im2col": backend(t), "direct": d}
+}
+
 func backend(t *testing.T) backends.Backend {
 	t.Helper()
 	b, err := goBackend()
@@ -78,7 +91,13 @@ func args(inputs []arr, extra ...arr) []any {
 // forward runs fn on inputs through the backend and returns the output values and dimensions.
 func forward(t *testing.T, inputs []arr, fn func(xs []*Node) *Node) arr {
 	t.Helper()
-	exec, err := NewExec(backend(t), fn)
+	return forwardOn(t, backend(t), inputs, fn)
+}
+
+// forwardOn is forward on backend b.
+func forwardOn(t *testing.T, b backends.Backend, inputs []arr, fn func(xs []*Node) *Node) arr {
+	t.Helper()
+	exec, err := NewExec(b, fn)
 	if err != nil {
 		t.Fatalf("NewExec: %v", err)
 	}

@@ -177,7 +177,8 @@ func (b *Builder) Pad(x, fillValue backends.Op, axesConfig ...backends.PadAxis) 
 }
 
 // ConvGeneral fills in default strides (1), paddings (0) and dilations (1) where they are
-// nil or empty, then calls simplego's ConvGeneral.
+// nil or empty, then computes the convolution with im2col + DotGeneral (see convIm2col), or
+// with simplego's direct ConvGeneral for the cases im2col doesn't cover or with "go:direct_conv".
 func (b *Builder) ConvGeneral(input, kernel backends.Op, axes backends.ConvolveAxesConfig,
 	strides []int, paddings [][2]int, inputDilations, kernelDilations []int,
 	channelGroupCount, batchGroupCount int) (backends.Op, error) {
@@ -223,6 +224,13 @@ func (b *Builder) ConvGeneral(input, kernel backends.Op, axes backends.ConvolveA
 	}
 	if channelGroupCount < 1 || batchGroupCount < 1 {
 		return nil, fmt.Errorf("ConvGeneral: channel group count (%d) and batch group count (%d) must be >= 1", channelGroupCount, batchGroupCount)
+	}
+	if !b.directConv {
+		out, err := b.convIm2col(input, kernel, axes, strides, paddings, inputDilations, kernelDilations,
+			channelGroupCount, batchGroupCount)
+		if err != nil || out != nil {
+			return out, err
+		}
 	}
 	return b.Builder.ConvGeneral(input, kernel, axes, strides, paddings, inputDilations, kernelDilations,
 		channelGroupCount, batchGroupCount)
