@@ -36,6 +36,7 @@ type emitter struct {
 	constInts  map[string]string
 	initByName map[string]*onnxpb.TensorProto
 	folded     map[string]string // (initializer, transform) → folded initializer, so each is made once
+	fusions    []*lstmFusion     // planned subgraph replacements
 }
 
 func newEmitter(ctx *context.Context, a, b *recorder, batchA, batchB int, inputName string) (*emitter, error) {
@@ -254,6 +255,11 @@ var binaryOps = map[backends.OpType]string{
 }
 
 func (e *emitter) emit(a, b *rec) (string, error) {
+	for _, f := range e.fusions {
+		if a.id == f.outID {
+			return e.emitLSTM(f)
+		}
+	}
 	// Constant folding of small constant subgraphs.
 	if flat, ok := e.constValue(a.id, 0); ok {
 		return e.init(a.scope+"/const", a.shape.Dimensions, flat)

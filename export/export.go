@@ -52,6 +52,13 @@ const BatchDimName = "batch"
 func Graph(ctx *context.Context, inputName string, inputShape []int,
 	fn func(ctx *context.Context, x *graph.Node) []*graph.Node,
 	outputNames []string, meta map[string]string) (*onnxpb.ModelProto, error) {
+	return exportGraph(ctx, inputName, inputShape, fn, outputNames, meta, nil)
+}
+
+// exportGraph is Graph with optional LSTM fusions (see lstmFusion).
+func exportGraph(ctx *context.Context, inputName string, inputShape []int,
+	fn func(ctx *context.Context, x *graph.Node) []*graph.Node,
+	outputNames []string, meta map[string]string, fusions []*lstmFusion) (*onnxpb.ModelProto, error) {
 	if ctx == nil || fn == nil {
 		return nil, errors.New("export: nil context or model function")
 	}
@@ -85,6 +92,11 @@ func Graph(ctx *context.Context, inputName string, inputShape []int,
 	e, err := newEmitter(ctx, ra, rb, recordBatchA, recordBatchB, inputName)
 	if err != nil {
 		return nil, err
+	}
+	for _, f := range fusions {
+		if f.plan(ra.recs, ra.outputs) == nil {
+			e.fusions = append(e.fusions, f)
+		}
 	}
 	outVals := make([]string, len(outputNames))
 	for i, o := range ra.outputs {

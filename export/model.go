@@ -39,5 +39,8 @@ func Model(ctx *context.Context, cfg spec.Config) (*onnxpb.ModelProto, error) {
 		}
 		return append(outs, o.Attention)
 	}
-	return Graph(ctx, InputName, []int{3, cfg.ImageSize, cfg.ImageSize}, fn, OutputNames(), cfg.Metadata())
+	// The unrolled BiLSTM (thousands of ops at 7×7 tokens) becomes one ONNX LSTM node per layer.
+	fuse := &lstmFusion{scope: "/" + models.ScopeEncoder + "/lstm", hidden: cfg.LSTMHidden, layers: cfg.LSTMLayers}
+	return exportGraph(ctx, InputName, []int{3, cfg.ImageSize, cfg.ImageSize}, fn, OutputNames(), cfg.Metadata(),
+		[]*lstmFusion{fuse})
 }

@@ -67,6 +67,17 @@ func TestModelParityTiny(t *testing.T) {
 	t.Logf("exported Tiny: %d nodes, %d initializers, %d bytes; %s", len(m.GetGraph().GetNode()),
 		len(m.GetGraph().GetInitializer()), len(data), opCounts(m))
 
+	// The BiLSTM is fused: one ONNX LSTM per layer, no unrolled recurrence.
+	lstms := 0
+	for _, n := range m.GetGraph().GetNode() {
+		if n.GetOpType() == "LSTM" {
+			lstms++
+		}
+	}
+	if lstms != cfg.LSTMLayers {
+		t.Errorf("%d LSTM nodes, want %d (one per layer)", lstms, cfg.LSTMLayers)
+	}
+
 	// Folding must not duplicate weights: initializers hold at most the variables plus small constants.
 	vars, inits := 0, 0
 	for v := range ctx.IterVariables() {
