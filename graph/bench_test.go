@@ -130,3 +130,7 @@ func BenchmarkDepthwiseComposed3x3Grad_b2_c192_12px(b *testing.B) {
 func BenchmarkDepthwiseComposed5x5S2Grad_b2_c144_24px(b *testing.B) {
 	benchDepthwiseComposed(b, 2, 144, 24, 5, 2)
 }
+
+// The EfficientNet-B0/B4 stem-sized case from the shared GoMLX notes (3×3, 48→48, 112×112).
+func BenchmarkConv3x3Fwd_b1_c48_112px(b *testing.B)  { benchConv(b, false, 1, 48, 112, 48, 3, 1, 1) }
+func BenchmarkConv3x3Grad_b1_c48_112px(b *testing.B) { benchConv(b, true, 1, 48, 112, 48, 3, 1, 1) }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/backends/shapeinference"
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
 )
 
 // maxIm2colSlices bounds the number of Slice ops one im2col convolution may emit
@@ -17,7 +18,7 @@ const maxIm2colSlices = 256
 // sum over kernel taps of Slice·weight. simplego's DotGeneral is blocked and parallel, its
 // ConvGeneral is a scalar loop; this is much faster for the convolutions and convolution
 // gradients of a CNN. It returns (nil, nil) when the case is not covered (batch groups,
-// non-float dtypes, too many slices), and the caller falls back to simplego.
+// dtypes other than float32/float64/bfloat16, too many slices), and the caller falls back to simplego.
 func (b *Builder) convIm2col(input, kernel backends.Op, axes backends.ConvolveAxesConfig,
 	strides []int, paddings [][2]int, inputDilations, kernelDilations []int,
 	groups, batchGroups int) (backends.Op, error) {
@@ -34,7 +35,8 @@ func (b *Builder) convIm2col(input, kernel backends.Op, axes backends.ConvolveAx
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	if batchGroups != 1 || !is.DType.IsFloat() || is.DType != ks.DType {
+	if batchGroups != 1 || is.DType != ks.DType ||
+		(is.DType != dtypes.Float32 && is.DType != dtypes.Float64 && is.DType != dtypes.BFloat16) {
 		return nil, nil
 	}
 	n := is.Rank() - 2

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/tensors/images"
 )
@@ -161,5 +162,19 @@ func TestConvGeneralNilStrides(t *testing.T) {
 		})
 		t.Log(bname)
 		checkClose(t, got, cc.reference(in[0], in[1]), 1e-12)
+	}
+}
+
+// TestConvForwardFloat32 runs the convolutions in float32, the model's dtype.
+func TestConvForwardFloat32(t *testing.T) {
+	for _, cc := range convCases {
+		t.Run(cc.String(), func(t *testing.T) {
+			in := cc.inputs()
+			got := forward(t, in, func(xs []*Node) *Node {
+				x32, k32 := ConvertDType(xs[0], dtypes.Float32), ConvertDType(xs[1], dtypes.Float32)
+				return ConvertDType(cc.conv([]*Node{x32, k32}), dtypes.Float64)
+			})
+			checkClose(t, got, cc.reference(in[0], in[1]), 1e-5)
+		})
 	}
 }
