@@ -191,3 +191,35 @@ func BenchmarkModelExportDefault(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkModelParityDefault checks GoMLX vs ONNX Runtime on the spec's full model (B4,
+// 224×224) at batch 2 with random weights and reports the largest difference over the four
+// outputs (metric maxdiff); it fails above 1e-4. Slow (the pure-Go B4 forward takes tens of
+// seconds), hence a benchmark: go test -run XXX -bench ModelParityDefault -benchtime 1x ./export/
+func BenchmarkModelParityDefault(b *testing.B) {
+	cfg := spec.Default()
+	ctx := context.New()
+	fn := func(ctx *context.Context, x *graph.Node) []*graph.Node {
+		o := models.Build(ctx, cfg, x)
+		return []*graph.Node{o.Probs["style"], o.Probs["genre"], o.Probs["artist"], o.Attention}
+	}
+	dims := []int{2, 3, cfg.ImageSize, cfg.ImageSize}
+	x := randInput(9, prod(dims))
+	for i := 0; i < b.N; i++ {
+		want := gomlxRun(b, ctx, fn, x, dims)
+		m, err := export.Model(ctx, cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		got, _ := ortRun(b, m, x, dims)
+		worst := 0.0
+		for j := range want {
+			worst = max(worst, maxAbsDiff(want[j], got[j]))
+		}
+		b.Logf("B4 batch 2: max abs diff %.3g; style[0:3] GoMLX %v ORT %v", worst, want[0][:3], got[0][:3])
+		b.ReportMetric(worst, "maxdiff")
+		if !(worst <= 1e-4) {
+			b.Fatalf("B4: GoMLX vs ORT max abs diff %.3g > 1e-4", worst)
+		}
+	}
+}
