@@ -9,10 +9,10 @@
 //     composed from Reshape, BroadcastInDim, Concatenate and Slice, including interior padding and
 //     negative (cropping) edges;
 //   - ConvGeneral with nil/empty strides, paddings and dilations filled in with their defaults
-//     (simplego errors on nil strides and crashes a worker goroutine on a grouped stride-2
+//     (simplego errors on nil strides and, per the shared notes, crashes a worker goroutine on a grouped stride-2
 //     convolution without explicit kernel dilations), computed as im2col (strided Slices,
 //     Concatenate) + one DotGeneral, or as a sum of Slice·weight for depthwise convolutions:
-//     simplego's own ConvGeneral is a scalar loop, 5-20× slower (config "go:direct_conv" keeps
+//     simplego's own ConvGeneral is a scalar loop, measured 4-16× slower (config "go:direct_conv" keeps
 //     it);
 //   - BatchNormForInference, BatchNormForTraining and BatchNormGradient composed from
 //     elementwise ops and reductions, so pkg/ml/layers/batchnorm works with its default settings
