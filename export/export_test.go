@@ -249,3 +249,46 @@ func TestMiscOpsParity(t *testing.T) {
 	t.Logf("nodes %d: %s", len(m.GetGraph().GetNode()), opCounts(m))
 	onnxCheck(t, m)
 }
+
+// TestBatchMultiples: dims that are multiples of the batch (a Reshape merging batch and
+// tokens, a broadcast to [2·batch, 3]) are written batch-agnostic; a constant computed from the
+// batch size cannot be, and is reported.
+func TestBatchMultiples(t *testing.T) {
+	fn := func(ctx *context.Context, x *Node) []*Node {
+		g := x.Graph()
+		B := x.Shape().Dimensions[0]
+		y := Reshape(Tanh(Reshape(x, B*4, 6)), B, 4, 6)
+		z := AddScalar(Zeros(g, shapes.Make(dtypes.Float32, 2*B, 3)), 1)
+		return []*Node{y, z}
+	}
+	m, err := export.Graph(context.New(), "x", []int{4, 6}, fn, []string{"y", "z"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	onnxCheck(t, m)
+	if c := opCounts(m); !strings.Contains(c, "Expand:1") || !strings.Contains(c, "Shape:1") {
+		t.Errorf("ops %s: want the broadcast as Expand to a shape computed from Shape(x)", c)
+	}
+	for _, b := range []int{1, 7} {
+		x := randInput(uint64(b), b*24)
+		want := gomlxRun(t, context.New(), fn, x, []int{b, 4, 6})
+		got, shp := ortRun(t, m, x, []int{b, 4, 6})
+		if shp[1][0] != int64(2*b) || shp[1][1] != 3 {
+			t.Errorf("batch %d: z shape %v, want [%d 3]", b, shp[1], 2*b)
+		}
+		for i := range want {
+			if d := maxAbsDiff(want[i], got[i]); !(d <= 1e-6) {
+				t.Errorf("batch %d output %d: max abs diff %.3g", b, i, d)
+			}
+		}
+	}
+
+	bad := func(ctx *context.Context, x *Node) []*Node {
+		return []*Node{MulScalar(x, float64(x.Shape().Dimensions[0]))}
+	}
+	_, err = export.Graph(context.New(), "x", []int{2}, bad, []string{"y"}, nil)
+	if err == nil || !strings.Contains(err.Error(), "depends on the batch size") {
+		t.Errorf("batch-size constant: error %v, want one saying it depends on the batch size", err)
+	}
+	t.Log(err)
+}

@@ -147,9 +147,6 @@ func shapeOf(op backends.Op) shapes.Shape {
 func (r *recorder) Parameter(name string, shape shapes.Shape, _ *backends.ShardingSpec) (backends.Op, error) {
 	if scope, vname := context.VariableScopeAndNameFromParameterName(name); vname != "" {
 		r.scope = strings.TrimRight(scope, "/")
-		if r.scope == "" {
-			r.scope = ""
-		}
 	}
 	x, err := r.add(backends.OpTypeParameter, shape.Clone())
 	if err != nil {
