@@ -799,6 +799,29 @@ func (e *emitter) dotGeneral(a *rec) (string, error) {
 			return e.node(a.scope, "MatMul", in), nil
 		}
 	}
+	if nb == 0 && len(lc) == 1 && rr == 2 {
+		// Contracting a middle axis of lhs with a matrix (e.g. a 1×1 projection of [B, C, T]):
+		// move it last, then MatMul.
+		var perm []int
+		for i := 0; i < rl; i++ {
+			if i != lc[0] {
+				perm = append(perm, i)
+			}
+		}
+		x := e.transpose(a.scope, in[0], append(perm, lc[0]))
+		w := in[1]
+		if rc[0] == 1 {
+			w = e.transpose(a.scope, w, []int{1, 0})
+		}
+		return e.node(a.scope, "MatMul", []string{x, w}), nil
+	}
+	if nb > 0 && leading(lb) && leading(rb) && len(lc) == 1 && rl == nb+1 && lc[0] == nb && rr == nb+2 && rc[0] == nb {
+		// Batched vector × matrix (e.g. attention pooling [B,T]·[B,T,D]): [b…,1,k]·[b…,k,n].
+		ax := e.ints64([]int64{int64(nb)}, false)
+		x := e.node(a.scope, "Unsqueeze", []string{in[0], ax})
+		y := e.node(a.scope, "MatMul", []string{x, in[1]})
+		return e.node(a.scope, "Squeeze", []string{y, ax}), nil
+	}
 	// General case: Einsum.
 	letter := 0
 	next := func() byte { l := byte('a' + letter); letter++; return l }
