@@ -264,6 +264,9 @@ func (e *emitter) emit(a, b *rec) (string, error) {
 	if flat, ok := e.constValue(a.id, 0); ok {
 		return e.init(a.scope+"/const", a.shape.Dimensions, flat)
 	}
+	if name, ok, err := e.foldFloat(a); err != nil || ok {
+		return name, err
+	}
 	if name, ok := unaryOps[a.op]; ok {
 		in, err := e.inputs(a)
 		if err != nil {
@@ -1016,4 +1019,71 @@ func (e *emitter) rawFloats() {
 		}
 		t.RawData, t.FloatData = raw, nil
 	}
+}
+
+// foldFloat evaluates a float32 elementwise op (Add, Sub, Mul, Div, Max, Min, Sqrt, Rsqrt, Neg)
+// whose inputs are all initializers — e.g. batch-norm scale = weight/√(var+ε) — into a new
+// initializer. Operands must have the output's shape or be scalars.
+func (e *emitter) foldFloat(a *rec) (string, bool, error) {
+	switch a.op {
+	case backends.OpTypeAdd, backends.OpTypeSub, backends.OpTypeMul, backends.OpTypeDiv, backends.OpTypeMax,
+		backends.OpTypeMin, backends.OpTypeSqrt, backends.OpTypeRsqrt, backends.OpTypeNeg:
+	default:
+		return "", false, nil
+	}
+	if a.shape.DType != dtypes.Float32 {
+		return "", false, nil
+	}
+	n := a.shape.Size()
+	vals := make([][]float32, len(a.inputs))
+	for j, in := range a.inputs {
+		if in.shape.Size() != n && in.shape.Size() != 1 {
+			return "", false, nil
+		}
+		name, err := e.value(in.id)
+		if err != nil {
+			return "", false, err
+		}
+		t := e.initByName[name]
+		if t == nil || len(t.FloatData) == 0 {
+			return "", false, nil
+		}
+		vals[j] = t.FloatData
+	}
+	at := func(v []float32, i int) float32 {
+		if len(v) == 1 {
+			return v[0]
+		}
+		return v[i]
+	}
+	out := make([]float32, n)
+	for i := range out {
+		x := at(vals[0], i)
+		switch a.op {
+		case backends.OpTypeSqrt:
+			out[i] = float32(math.Sqrt(float64(x)))
+		case backends.OpTypeRsqrt:
+			out[i] = 1 / float32(math.Sqrt(float64(x)))
+		case backends.OpTypeNeg:
+			out[i] = -x
+		default:
+			y := at(vals[1], i)
+			switch a.op {
+			case backends.OpTypeAdd:
+				out[i] = x + y
+			case backends.OpTypeSub:
+				out[i] = x - y
+			case backends.OpTypeMul:
+				out[i] = x * y
+			case backends.OpTypeDiv:
+				out[i] = x / y
+			case backends.OpTypeMax:
+				out[i] = max(x, y)
+			case backends.OpTypeMin:
+				out[i] = min(x, y)
+			}
+		}
+	}
+	name, err := e.init(a.scope[min(1, len(a.scope)):]+"/folded", a.shape.Dimensions, out)
+	return name, err == nil, err
 }
