@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/artnet/artnet/models/spec"
 	"github.com/artnet/artnet/runtime/runtimetest"
@@ -130,5 +131,53 @@ func TestV2Infer(t *testing.T) {
 	}
 	if hr, _ := get(t, r.url+"/v2/models/artnet/infer", nil); hr.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("GET infer: %d", hr.StatusCode)
+	}
+}
+
+// A v2 request with more images than Batch runs alone, and one that does not fit into the
+// batch being collected waits for the next: both get their own rows.
+func TestV2LargerThanBatch(t *testing.T) {
+	m := tinyModel(t)
+	g := newGated(m, true)
+	cfg := testConfig()
+	cfg.Batch, cfg.MaxDelay, cfg.MaxBodyBytes = 4, time.Second, 4<<20
+	r := serve(t, cfg, g, nil)
+	size := spec.Tiny().ImageSize
+	send := func(n int, seed uint64, done chan<- error) {
+		imgs := runtimetest.Images(n, size, seed)
+		want, err := m.Run(context.Background(), imgs, n)
+		if err != nil {
+			done <- err
+			return
+		}
+		var resp InferResponse
+		hr, body := post(t, r.url+"/v2/models/artnet/infer", "application/json", inferBody(t, []int{n, 3, size, size}, imgs, `,"outputs":[{"name":"style"}]`), &resp)
+		if hr.StatusCode != 200 {
+			done <- fmt.Errorf("batch %d: %d %s", n, hr.StatusCode, body)
+			return
+		}
+		for j, v := range want.Probs["style"] {
+			if math.Abs(float64(resp.Outputs[0].Data[j]-v)) > 1e-5 {
+				done <- fmt.Errorf("batch %d: style[%d] = %g, want %g", n, j, resp.Outputs[0].Data[j], v)
+				return
+			}
+		}
+		done <- nil
+	}
+	done := make(chan error, 4)
+	go send(1, 1, done)
+	<-g.entered // [1] is running; queue 3, 3, 6 (with Batch 4): batches [3] [3] [6]
+	for i, n := range []int{3, 3, 6} {
+		go send(n, uint64(2+i), done)
+		waitFor(t, fmt.Sprintf("request %d queued", i+2), func() bool { return len(r.s.b.ch) == i+1 })
+	}
+	close(g.release)
+	for i := 0; i < 4; i++ {
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}
+	if sizes, _ := g.runs(); fmt.Sprint(sizes) != "[1 3 3 6]" {
+		t.Errorf("runs %v, want [1 3 3 6]", sizes)
 	}
 }
