@@ -15,9 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/artnet/artnet/models/spec"
 	"github.com/artnet/artnet/predict"
 	"github.com/artnet/artnet/preprocess"
 	artrt "github.com/artnet/artnet/runtime"
+	"github.com/artnet/artnet/runtime/runtimetest"
 )
 
 // Load benchmarks: a Go load generator on loopback against a real Server.
@@ -26,13 +28,23 @@ import (
 //
 // ARTNET_BENCH_MODEL=model.onnx benchmarks that model instead of runtimetest's tiny one;
 // ARTNET_BENCH_IMAGE=file picks the uploaded image (default: The Starry Night, 752×600 JPEG);
-// ARTNET_BENCH_THREADS sets ORT's intra-op threads (default: ORT's).
+// ARTNET_BENCH_THREADS sets ORT's intra-op threads (default: ORT's); ARTNET_BENCH_SLOW=k adds
+// to the tiny model a chain of k 512×512 matrix products per run (a fixed cost per run, as on
+// an accelerator, where batching pays most).
 
 func benchModel(b *testing.B) predict.Predictor {
 	b.Helper()
 	threads, _ := strconv.Atoi(os.Getenv("ARTNET_BENCH_THREADS"))
 	if p := os.Getenv("ARTNET_BENCH_MODEL"); p != "" {
 		m, err := artrt.Open(p, artrt.Options{IntraOpThreads: threads})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = m.Close() })
+		return m
+	}
+	if slow, _ := strconv.Atoi(os.Getenv("ARTNET_BENCH_SLOW")); slow > 0 {
+		m, err := artrt.OpenBytes("slow.onnx", runtimetest.Model{Config: spec.Tiny(), SlowMatMuls: slow}.Bytes(), artrt.Options{IntraOpThreads: threads})
 		if err != nil {
 			b.Fatal(err)
 		}
