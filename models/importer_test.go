@@ -12,7 +12,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 
@@ -562,5 +564,64 @@ func TestImportAllowPartial(t *testing.T) {
 	writeRaw(t, path, bad, nil)
 	if _, _, err := ImportSafetensors(path, cfg, ImportOptions{AllowPartial: true}); err == nil || !strings.Contains(err.Error(), `"attention.v.weight" has shape [16 1]`) {
 		t.Errorf("mis-shaped with AllowPartial: %v", err)
+	}
+}
+
+// TestImportTimmFullB0 renames a whole efficientnet_b0 backbone (7 stages, 16 blocks, head at
+// features.8; values from the model's initializers) to timm's names and imports it.
+func TestImportTimmFullB0(t *testing.T) {
+	cfg := spec.Default()
+	cfg.Variant = "b0"
+	src := seededContext(5)
+	g := graph.NewGraph(backend(t), "b0")
+	Build(src, cfg, graph.Parameter(g, "x", shapes.Make(dtypes.Float32, 1, 3, 32, 32)))
+	if err := src.InitializeVariables(backend(t), nil); err != nil {
+		t.Fatal(err)
+	}
+	want := backboneVars(t, src)
+	var names []string
+	for v := range src.IterVariables() {
+		if partOf(v.Scope()) == PartBackbone {
+			names = append(names, TorchName(v.Scope(), v.Name()))
+		}
+	}
+	expansion := map[string]bool{}
+	re := regexp.MustCompile(`^backbone\.features\.(\d+)\.(\d+)\.block\.3\.`)
+	for _, n := range names {
+		if m := re.FindStringSubmatch(n); m != nil {
+			expansion[m[1]+"."+m[2]] = true
+		}
+	}
+	var ts []rawTensor
+	stages := map[string]bool{}
+	for _, n := range names {
+		tn := specToTimm(t, n, expansion, "8")
+		if strings.HasPrefix(tn, "blocks.") {
+			stages[strings.Split(tn, ".")[1]] = true
+		}
+		v := src.GetVariableByScopeAndName(ScopeAndName(n))
+		ts = append(ts, rawTensor{tn, "F32", v.Shape().Dimensions, f32Bytes(want[n])})
+	}
+	if len(stages) != 7 || len(expansion) != 15 {
+		t.Fatalf("b0: %d timm stages, %d expansion blocks; want 7 and 15", len(stages), len(expansion))
+	}
+	path := filepath.Join(t.TempDir(), "efficientnet_b0.safetensors")
+	writeRaw(t, path, ts, map[string]string{"format": "pt"})
+	ctx, rep, err := ImportSafetensors(path, cfg, ImportOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log(rep)
+	if rep.Scheme != SchemeTimm || rep.Loaded != len(names) {
+		t.Errorf("report %s: want timm, %d loaded", rep, len(names))
+	}
+	got := backboneVars(t, ctx)
+	for n, w := range want {
+		if !slices.Equal(got[n], w) {
+			t.Errorf("%s differs after the timm round trip", n)
+		}
+	}
+	if c := ParamCounts(ctx)[PartBackbone]; c != 4007548 {
+		t.Errorf("b0 backbone has %d parameters", c)
 	}
 }
