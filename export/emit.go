@@ -421,7 +421,7 @@ func (e *emitter) emit(a, b *rec) (string, error) {
 		if !slices.Equal(a.shape.Dimensions, b.shape.Dimensions) {
 			return "", e.errf(a, "shape depends on the batch size")
 		}
-		flat, ok := iota(a)
+		flat, ok := iotaValues(a)
 		if !ok {
 			return "", e.errf(a, "dtype %s not supported", a.shape.DType)
 		}
@@ -509,7 +509,7 @@ func (e *emitter) constValue(i, depth int) (any, bool) {
 	}
 	switch a.op {
 	case backends.OpTypeIota:
-		return iota(a)
+		return iotaValues(a)
 	case backends.OpTypeReshape, backends.OpTypeIdentity:
 		if depth == 0 && e.a[a.inputs[0].id].op == backends.OpTypeConstant {
 			return nil, false // the constant itself will be emitted; a Reshape is cheaper than a copy
@@ -539,7 +539,7 @@ func (e *emitter) constValue(i, depth int) (any, bool) {
 	return nil, false
 }
 
-func iota(a *rec) (any, bool) {
+func iotaValues(a *rec) (any, bool) {
 	dims := a.shape.Dimensions
 	n := a.shape.Size()
 	inner := 1

@@ -12,6 +12,11 @@
 // Slice axes left out, Expand to a shape computed from Shape(input)), so that the input's first
 // dimension is the symbolic "batch".
 //
+// Trivial constants are folded at export time: transposes and reshapes of weights, float32
+// elementwise ops on weights (batch-norm scale and shift), small constant broadcasts; dead nodes
+// and unused initializers are dropped. Model also replaces DeepArtNet's unrolled BiLSTM by one
+// ONNX LSTM node per layer.
+//
 // ONNX node names keep the GoMLX scope of the most recent variable used when the op was
 // recorded (a heuristic: the backend does not see scopes), e.g. "/backbone/stem/conv/Conv_12".
 package export
