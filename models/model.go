@@ -101,11 +101,24 @@ func convBNAct(ctx *context.Context, x *Node, out, k, stride, groups int, act bo
 // Backbone is torchvision's efficientnet_bN().features (truncated to arch's stages) on NCHW
 // images; ctx is the features scope. It returns [B, HeadChannels, H', W'].
 func Backbone(ctx *context.Context, arch Arch, images *Node) *Node {
+	out, _ := BackboneStages(ctx, arch, images)
+	return out
+}
+
+// BackboneStages is Backbone that also returns the output of each features.{i} module: the stem
+// (i = 0), each stage's last block (i = 1…stages) and the head conv (i = arch.HeadIndex), for
+// model summaries and debugging. The graph is Backbone's.
+func BackboneStages(ctx *context.Context, arch Arch, images *Node) (out *Node, stages []*Node) {
 	x := convBNAct(ctx.In("0"), images, arch.StemChannels, 3, 2, 1, true)
-	for _, b := range arch.Blocks {
+	stages = append(stages, x)
+	for i, b := range arch.Blocks {
 		x = mbconv(ctx.In(fmt.Sprint(b.Stage+1)).In(fmt.Sprint(b.Index)), b, x)
+		if i == len(arch.Blocks)-1 || arch.Blocks[i+1].Stage != b.Stage {
+			stages = append(stages, x)
+		}
 	}
-	return convBNAct(ctx.In(fmt.Sprint(arch.HeadIndex)), x, arch.HeadChannels, 1, 1, 1, true)
+	x = convBNAct(ctx.In(fmt.Sprint(arch.HeadIndex)), x, arch.HeadChannels, 1, 1, 1, true)
+	return x, append(stages, x)
 }
 
 // mbconv is torchvision's MBConv; ctx is features.{stage}.{index}.
