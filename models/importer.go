@@ -246,7 +246,11 @@ func importFile(f *safetensors.File, path string, cfg spec.Config, o ImportOptio
 		seen[m.torch] = m.file
 		want := v.Shape().Dimensions
 		if !equalDims(m.t.Shape, want) {
-			misShaped = append(misShaped, fmt.Sprintf("%s has shape %v, the model (%s) needs %v", m.label(), m.t.Shape, describe(cfg), want))
+			msg := fmt.Sprintf("%s has shape %v, the model (%s) needs %v", m.label(), m.t.Shape, describe(cfg), want)
+			if task, ok := classifierTask(m.torch); ok && len(m.t.Shape) > 0 && len(want) > 0 {
+				msg += fmt.Sprintf(" (the file has %d %s classes, the config %d)", m.t.Shape[0], task, want[0])
+			}
+			misShaped = append(misShaped, msg)
 			continue
 		}
 		if m.t.Data == nil {
@@ -336,6 +340,16 @@ func importFile(f *safetensors.File, path string, cfg spec.Config, o ImportOptio
 		}
 	}
 	return ctx, rep, nil
+}
+
+// classifierTask reports whether a spec name is a head's last Linear (heads.<task>.3.*), whose
+// size is the task's class count.
+func classifierTask(torch string) (string, bool) {
+	p := strings.Split(torch, ".")
+	if len(p) == 4 && p[0] == ScopeHeads && p[2] == "3" {
+		return p[1], true
+	}
+	return "", false
 }
 
 // describe names a configuration in errors.

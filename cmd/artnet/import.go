@@ -73,7 +73,13 @@ func importCommand() *cli.Command {
 				fmt.Fprintf(w, "freshly initialized (seed %d): %s (%d tensors)\n", c.Int64("seed"), strings.Join(rep.FreshParts, ", "), len(rep.Fresh))
 			}
 			if len(rep.Ignored) > 0 {
-				fmt.Fprintf(w, "ignored: %d tensors (num_batches_tracked, ImageNet classifier)\n", len(rep.Ignored))
+				counters := 0
+				for _, n := range rep.Ignored {
+					if strings.HasSuffix(n, "num_batches_tracked") {
+						counters++
+					}
+				}
+				fmt.Fprintf(w, "ignored: %d num_batches_tracked counters, %d ImageNet classifier tensors\n", counters, len(rep.Ignored)-counters)
 			}
 			if len(rep.Unexpected) > 0 {
 				fmt.Fprintf(w, "skipped (no model variable): %s\n", strings.Join(rep.Unexpected, ", "))
