@@ -42,7 +42,7 @@ func TestWebPage(t *testing.T) {
 	cfg := testConfig()
 	cfg.MaxBodyBytes = 1 << 20
 	r := serve(t, cfg, m, nil)
-	want := expected(t, m, data, "upload", 5)
+	want := expected(t, m, data, "van-gogh_the-starry-night.jpg", 5)
 
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
 		chromedp.ExecPath(exe),
@@ -90,8 +90,20 @@ func TestWebPage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if status != "done: upload" {
-		t.Errorf("status %q, want \"done: upload\"", status)
+	if p := os.Getenv("ARTNET_SCREENSHOT"); p != "" { // to look at the page
+		if err := chromedp.Do(ctx, chromedp.EmulateViewport(1100, 700)); err != nil {
+			t.Fatal(err)
+		}
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if status != "done: van-gogh_the-starry-night.jpg" {
+		t.Errorf("status %q, want \"done: van-gogh_the-starry-night.jpg\"", status)
 	}
 	var wantTasks []string
 	for _, task := range []string{"style", "genre", "artist"} {
