@@ -650,3 +650,33 @@ func TestImportTimmFullB0(t *testing.T) {
 		t.Errorf("b0 backbone has %d parameters", c)
 	}
 }
+
+// BenchmarkImportB4Backbone imports a full efficientnet_b4 backbone under torchvision's names
+// (≈70 MB of F32; values from the model's initializers) into the spec's B4 DeepArtNet.
+func BenchmarkImportB4Backbone(b *testing.B) {
+	cfg := spec.Default()
+	src := seededContext(5)
+	g := graph.NewGraph(backend(b), "b4")
+	Build(src, cfg, graph.Parameter(g, "x", shapes.Make(dtypes.Float32, 1, 3, 32, 32)))
+	if err := src.InitializeVariables(backend(b), nil); err != nil {
+		b.Fatal(err)
+	}
+	var ts []rawTensor
+	size := 0
+	for v := range src.IterVariables() {
+		if partOf(v.Scope()) == PartBackbone {
+			data := tensors.MustCopyFlatData[float32](must(v.Value()))
+			ts = append(ts, rawTensor{strings.TrimPrefix(TorchName(v.Scope(), v.Name()), "backbone."), "F32", v.Shape().Dimensions, f32Bytes(data)})
+			size += 4 * len(data)
+		}
+	}
+	path := filepath.Join(b.TempDir(), "efficientnet_b4.safetensors")
+	writeRaw(b, path, ts, nil)
+	b.SetBytes(int64(size))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, _, err := ImportSafetensors(path, cfg, ImportOptions{Seed: 1}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
