@@ -294,6 +294,10 @@ func importFile(f *safetensors.File, path string, cfg spec.Config, o ImportOptio
 			msg += fmt.Sprintf(" (and %d more: %d mis-shaped, %d bad values, %d unexpected, %d missing)",
 				len(problems)-1, len(misShaped), len(badValue), len(unexpected), len(missing))
 		}
+		if v := guessVariant(tensorsIn); v != "" && (v != cfg.Variant || cfg.WidthMult > 0 || cfg.DepthMult > 0 || cfg.Stages > 0 || cfg.HeadChannels > 0) &&
+			(len(misShaped) > 0 || len(missing) > 0) {
+			msg += fmt.Sprintf("; the file's backbone looks like efficientnet_%s (try variant %s)", v, v)
+		}
 		return nil, nil, errors.New(msg)
 	}
 	if len(unexpected) > 0 {
@@ -340,6 +344,34 @@ func importFile(f *safetensors.File, path string, cfg spec.Config, o ImportOptio
 		}
 	}
 	return ctx, rep, nil
+}
+
+// guessVariant names the torchvision variant (b0…b4, full 7 stages) whose backbone has the
+// file's head conv width and block count, or "" when none does.
+func guessVariant(ts []mapped) string {
+	blocks := map[string]bool{}
+	heads := map[string]int{} // features.{i}.0.weight of 1×1 convs → output channels
+	re := regexp.MustCompile(`^backbone\.features\.(\d+)\.(\d+)\.block\.`)
+	for _, m := range ts {
+		if g := re.FindStringSubmatch(m.torch); g != nil {
+			blocks[g[1]+"."+g[2]] = true
+		}
+		if p := strings.Split(m.torch, "."); len(p) == 5 && p[1] == ScopeFeatures && p[3] == "0" && p[4] == "weight" && len(m.t.Shape) == 4 {
+			heads[p[2]] = m.t.Shape[0]
+		}
+	}
+	for _, v := range []string{"b0", "b1", "b2", "b3", "b4"} {
+		c := spec.Default()
+		c.Variant = v
+		a, err := Architecture(c)
+		if err != nil {
+			continue
+		}
+		if len(a.Blocks) == len(blocks) && heads[strconv.Itoa(a.HeadIndex)] == a.HeadChannels {
+			return v
+		}
+	}
+	return ""
 }
 
 // classifierTask reports whether a spec name is a head's last Linear (heads.<task>.3.*), whose

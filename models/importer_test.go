@@ -649,6 +649,13 @@ func TestImportTimmFullB0(t *testing.T) {
 	if c := ParamCounts(ctx)[PartBackbone]; c != 4007548 {
 		t.Errorf("b0 backbone has %d parameters", c)
 	}
+	// Imported as another variant: the error says which variant the file looks like.
+	b4 := spec.Default()
+	if _, _, err := ImportSafetensors(path, b4, ImportOptions{}); err == nil || !strings.Contains(err.Error(), "looks like efficientnet_b0 (try variant b0)") {
+		t.Errorf("b0 file into b4: %v", err)
+	} else {
+		t.Log(err)
+	}
 }
 
 // BenchmarkImportB4Backbone imports a full efficientnet_b4 backbone under torchvision's names
