@@ -75,6 +75,15 @@ func TestPredict(t *testing.T) {
 	if resp.Header.Get("X-Request-Id") == "" {
 		t.Errorf("no X-Request-Id header")
 	}
+	// A client's own request id is kept when it is short and plain, replaced otherwise.
+	for id, keep := range map[string]bool{"client-42.a_b": true, "bad id\u00e9": false, strings.Repeat("x", 65): false} {
+		req, _ := http.NewRequest(http.MethodGet, r.url+"/v2/health/live", nil)
+		req.Header.Set("X-Request-Id", id)
+		resp, _ := do(t, req, nil)
+		if got := resp.Header.Get("X-Request-Id"); (got == id) != keep || got == "" {
+			t.Errorf("request id %q answered as %q (keep %v)", id, got, keep)
+		}
+	}
 
 	ct, mp := multipartBody(t, "image", "dir/painting.jpg", jpgData)
 	got = PredictResponse{}
