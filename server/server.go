@@ -54,7 +54,6 @@ type Server struct {
 	log    *slog.Logger
 	met    *metrics
 	b      *batcher
-	mux    *http.ServeMux
 	h      http.Handler
 	ready  atomic.Bool
 	served atomic.Bool
@@ -161,7 +160,6 @@ func (s *Server) routes() {
 	mux.HandleFunc("/v2/models/"+ModelName+"/infer", s.handleInfer)
 	mux.Handle("/metrics", methods(promhttp.HandlerFor(s.met.reg, promhttp.HandlerOpts{}), http.MethodGet, http.MethodHead))
 	mux.HandleFunc("/", s.handleIndex)
-	s.mux = mux
 	s.h = s.middleware(mux)
 }
 
