@@ -17,7 +17,7 @@ import (
 	"github.com/artnet/artnet/safetensors"
 )
 
-var torchref = filepath.Join("..", "..", "testdata", "torchref")
+var importTorchref = filepath.Join("..", "..", "testdata", "torchref")
 
 // runImport runs `artnet import args…` in-process with only the import command registered
 // (main.go's newApp registers it once the CLI owner wires it).
@@ -30,7 +30,7 @@ func runImport(t *testing.T, args ...string) (string, error) {
 	return out.String(), err
 }
 
-func variable(t *testing.T, dir, torchName string) []float32 {
+func importedVariable(t *testing.T, dir, torchName string) []float32 {
 	t.Helper()
 	ctx, _, err := models.LoadCheckpoint(dir)
 	if err != nil {
@@ -49,8 +49,8 @@ func variable(t *testing.T, dir, torchName string) []float32 {
 
 func TestImportCommandWholeModel(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "ckpt")
-	stdout, err := runImport(t, "--weights", filepath.Join(torchref, "tiny.safetensors"), "--out", out,
-		"--model-config", filepath.Join(torchref, "config.json"))
+	stdout, err := runImport(t, "--weights", filepath.Join(importTorchref, "tiny.safetensors"), "--out", out,
+		"--model-config", filepath.Join(importTorchref, "config.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,27 +58,27 @@ func TestImportCommandWholeModel(t *testing.T) {
 	if !strings.Contains(stdout, "deepartnet names") || strings.Contains(stdout, "freshly initialized") {
 		t.Errorf("output:\n%s", stdout)
 	}
-	f, err := safetensors.ReadFile(filepath.Join(torchref, "tiny.safetensors"))
+	f, err := safetensors.ReadFile(filepath.Join(importTorchref, "tiny.safetensors"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"heads.artist.3.weight", "encoder.lstm.weight_ih_l1_reverse", "backbone.features.2.0.block.1.1.running_var"} {
-		if got := variable(t, out, name); !slices.Equal(got, f.Tensors[name].Data) {
+		if got := importedVariable(t, out, name); !slices.Equal(got, f.Tensors[name].Data) {
 			t.Errorf("%s in the checkpoint differs from the file", name)
 		}
 	}
 	// An existing --out is not replaced without --overwrite.
 	before, _ := os.ReadFile(filepath.Join(out, models.DataFile))
-	if _, err := runImport(t, "--weights", filepath.Join(torchref, "backbone_only.safetensors"), "--out", out,
-		"--model-config", filepath.Join(torchref, "config.json")); err == nil || !strings.Contains(err.Error(), "already exists") {
+	if _, err := runImport(t, "--weights", filepath.Join(importTorchref, "backbone_only.safetensors"), "--out", out,
+		"--model-config", filepath.Join(importTorchref, "config.json")); err == nil || !strings.Contains(err.Error(), "already exists") {
 		t.Errorf("existing --out: %v", err)
 	}
 	after, _ := os.ReadFile(filepath.Join(out, models.DataFile))
 	if !bytes.Equal(before, after) {
 		t.Errorf("checkpoint changed by a refused import")
 	}
-	if _, err := runImport(t, "--weights", filepath.Join(torchref, "backbone_only.safetensors"), "--out", out,
-		"--model-config", filepath.Join(torchref, "config.json"), "--overwrite"); err != nil {
+	if _, err := runImport(t, "--weights", filepath.Join(importTorchref, "backbone_only.safetensors"), "--out", out,
+		"--model-config", filepath.Join(importTorchref, "config.json"), "--overwrite"); err != nil {
 		t.Errorf("--overwrite: %v", err)
 	}
 }
@@ -100,8 +100,8 @@ func TestImportCommandBackboneWithClasses(t *testing.T) {
 		}
 	}
 	out := filepath.Join(tmp, "ckpt")
-	stdout, err := runImport(t, "--weights", filepath.Join(torchref, "backbone_only.safetensors"), "--out", out,
-		"--model-config", filepath.Join(torchref, "config.json"), "--image-size", "96", "--classes-from", classes)
+	stdout, err := runImport(t, "--weights", filepath.Join(importTorchref, "backbone_only.safetensors"), "--out", out,
+		"--model-config", filepath.Join(importTorchref, "config.json"), "--image-size", "96", "--classes-from", classes)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,11 +118,11 @@ func TestImportCommandBackboneWithClasses(t *testing.T) {
 	if cfg.ImageSize != 96 || cfg.ResizeSize != 108 || !slices.Equal(cfg.Classes["style"], []string{"Baroque", "Cubism", "Rococo"}) {
 		t.Errorf("config: size %d resize %d styles %v", cfg.ImageSize, cfg.ResizeSize, cfg.Classes["style"])
 	}
-	if len(variable(t, out, "heads.style.3.bias")) != 3 {
+	if len(importedVariable(t, out, "heads.style.3.bias")) != 3 {
 		t.Errorf("style head is not sized by --classes-from")
 	}
 	// loadPretrained (for train --pretrained) gives the same, seeded, weights.
-	ctx, err := loadPretrained(filepath.Join(torchref, "backbone_only.safetensors"), cfg, false)
+	ctx, err := loadPretrained(filepath.Join(importTorchref, "backbone_only.safetensors"), cfg, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +130,7 @@ func TestImportCommandBackboneWithClasses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(tensors.MustCopyFlatData[float32](v), variable(t, out, "heads.style.0.weight")) {
+	if !slices.Equal(tensors.MustCopyFlatData[float32](v), importedVariable(t, out, "heads.style.0.weight")) {
 		t.Errorf("loadPretrained and import initialize the head differently")
 	}
 }
@@ -138,11 +138,11 @@ func TestImportCommandBackboneWithClasses(t *testing.T) {
 // Every bad input is a one-line error naming the cause, and nothing appears at --out.
 func TestImportCommandErrors(t *testing.T) {
 	tmp := t.TempDir()
-	tiny, err := os.ReadFile(filepath.Join(torchref, "tiny.safetensors"))
+	tiny, err := os.ReadFile(filepath.Join(importTorchref, "tiny.safetensors"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := safetensors.ReadFile(filepath.Join(torchref, "tiny.safetensors"))
+	f, err := safetensors.ReadFile(filepath.Join(importTorchref, "tiny.safetensors"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +170,7 @@ func TestImportCommandErrors(t *testing.T) {
 	}
 	pastEOF := slices.Clone(tiny[:64])
 	binary.LittleEndian.PutUint64(pastEOF, 5000)
-	cfgFile := filepath.Join(torchref, "config.json")
+	cfgFile := filepath.Join(importTorchref, "config.json")
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -193,10 +193,10 @@ func TestImportCommandErrors(t *testing.T) {
 		{"unexpected", []string{"--weights", rewrite("extra.safetensors", func(ts []*safetensors.Tensor) []*safetensors.Tensor {
 			return append(ts, &safetensors.Tensor{Name: "heads.style.6.weight", Shape: []int{1}, Data: []float32{1}})
 		})}, []string{"extra.safetensors", `"heads.style.6.weight"`, "no model variable"}},
-		{"wrong variant", []string{"--weights", filepath.Join(torchref, "tiny.safetensors"), "--variant", "b2"}, []string{"tiny.safetensors", "variant b2", "backbone.features.0.0.weight"}},
-		{"variant and config", []string{"--weights", filepath.Join(torchref, "tiny.safetensors"), "--variant", "b0", "--model-config", cfgFile}, []string{"either --variant or --model-config"}},
-		{"unknown variant", []string{"--weights", filepath.Join(torchref, "tiny.safetensors"), "--variant", "b7"}, []string{"--variant", `"b7"`}},
-		{"bad classes dir", []string{"--weights", filepath.Join(torchref, "tiny.safetensors"), "--classes-from", tmp}, []string{"--classes-from", "style_class.txt"}},
+		{"wrong variant", []string{"--weights", filepath.Join(importTorchref, "tiny.safetensors"), "--variant", "b2"}, []string{"tiny.safetensors", "variant b2", "backbone.features.0.0.weight"}},
+		{"variant and config", []string{"--weights", filepath.Join(importTorchref, "tiny.safetensors"), "--variant", "b0", "--model-config", cfgFile}, []string{"either --variant or --model-config"}},
+		{"unknown variant", []string{"--weights", filepath.Join(importTorchref, "tiny.safetensors"), "--variant", "b7"}, []string{"--variant", `"b7"`}},
+		{"bad classes dir", []string{"--weights", filepath.Join(importTorchref, "tiny.safetensors"), "--classes-from", tmp}, []string{"--classes-from", "style_class.txt"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out := filepath.Join(tmp, "out-"+strings.ReplaceAll(tc.name, " ", "-"))
