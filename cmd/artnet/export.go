@@ -1,33 +1,64 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
+	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/urfave/cli/v2"
 
 	"github.com/artnet/artnet/export"
 	"github.com/artnet/artnet/models"
+	"github.com/artnet/artnet/models/spec"
 )
 
 func exportCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "export",
-		Usage: "export a trained checkpoint to ONNX (opset 17, symbolic batch)",
+		Usage: "export a trained checkpoint, or PyTorch weights, to ONNX (opset 17, symbolic batch)",
+		Description: "From a checkpoint:        artnet export --checkpoint DIR --onnx model.onnx\n" +
+			"Straight from weights:    artnet export --variant b4 --weights FILE.safetensors --onnx model.onnx\n" +
+			"(--weights takes what `artnet import` takes; see its help for naming schemes and the tf_efficientnet caveat.)",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "checkpoint", Required: true, Usage: "checkpoint directory written by artnet train (its newest good checkpoint is used)"},
+			&cli.StringFlag{Name: "checkpoint", Usage: "checkpoint directory, or a training output directory (its newest good checkpoint is used)"},
+			&cli.StringFlag{Name: "weights", Usage: "PyTorch safetensors weights to export without a training run (instead of --checkpoint)"},
+			&cli.StringFlag{Name: "variant", Usage: "with --weights: EfficientNet variant b0..b4 (default b4)"},
+			&cli.StringFlag{Name: "model-config", Usage: "with --weights: JSON model configuration (spec.Config)"},
+			&cli.IntFlag{Name: "image-size", Usage: "with --weights: input size H = W"},
+			&cli.StringFlag{Name: "classes-from", Usage: "with --weights: folder with style_class.txt, genre_class.txt, artist_class.txt"},
+			&cli.BoolFlag{Name: "allow-partial", Usage: "with --weights: accept missing/extra tensors (see artnet import)"},
 			&cli.StringFlag{Name: "onnx", Required: true, Usage: "output ONNX file (written atomically)"},
 		},
 		Action: func(c *cli.Context) error {
 			start := time.Now()
-			dir, err := resolveCheckpoint(c.String("checkpoint"))
-			if err != nil {
-				return err
-			}
-			mctx, cfg, err := models.LoadCheckpoint(dir)
-			if err != nil {
-				return err
+			var (
+				mctx   *context.Context
+				cfg    spec.Config
+				source string
+				err    error
+			)
+			switch ck, w := c.String("checkpoint"), c.String("weights"); {
+			case ck != "" && w != "":
+				return errors.New("export: use either --checkpoint or --weights, not both")
+			case ck != "":
+				if source, err = resolveCheckpoint(ck); err != nil {
+					return err
+				}
+				if mctx, cfg, err = models.LoadCheckpoint(source); err != nil {
+					return err
+				}
+			case w != "":
+				if cfg, err = importConfig(c.String("variant"), c.String("model-config"), c.Int("image-size"), c.String("classes-from")); err != nil {
+					return err
+				}
+				if mctx, err = loadPretrained(w, cfg, c.Bool("allow-partial")); err != nil {
+					return err
+				}
+				source = w
+			default:
+				return errors.New("export: --checkpoint DIR or --weights FILE.safetensors is required")
 			}
 			m, err := export.Model(mctx, cfg)
 			if err != nil {
@@ -36,7 +67,8 @@ func exportCommand() *cli.Command {
 			if err := export.WriteFile(c.String("onnx"), m); err != nil {
 				return fmt.Errorf("export: %w", err)
 			}
-			slog.Info("exported", "checkpoint", dir, "onnx", c.String("onnx"), "nodes", len(m.GetGraph().GetNode()), "time", time.Since(start).Round(time.Millisecond))
+			slog.Info("exported", "from", source, "onnx", c.String("onnx"), "variant", cfg.Variant,
+				"nodes", len(m.GetGraph().GetNode()), "time", time.Since(start).Round(time.Millisecond))
 			return nil
 		},
 	}

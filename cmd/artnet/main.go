@@ -73,6 +73,8 @@ func newApp() *cli.App {
 			exportCommand(),
 			predictCommand(),
 			doctorCommand(),
+			importCommand(),
+			{Name: "model", Usage: "inspect model configurations", Subcommands: []*cli.Command{summaryCommand()}},
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // main prints and exits
 	}

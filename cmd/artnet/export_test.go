@@ -1,0 +1,45 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	ortrt "github.com/artnet/artnet/runtime"
+)
+
+// Export straight from PyTorch weights (no training run) gives a model ORT loads and validates,
+// and the export errors are one line.
+func TestExportFromWeightsAndErrors(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "m.onnx")
+	if _, _, err := runApp(t, "export", "--model-config", "../../testdata/torchref/config.json",
+		"--weights", "../../testdata/torchref/tiny.safetensors", "--onnx", out); err != nil {
+		t.Fatalf("export: %v", err)
+	}
+	m, err := ortrt.Open(out, ortrt.Options{})
+	if err != nil {
+		t.Fatalf("exported model does not open: %v", err)
+	}
+	defer m.Close()
+	if got := m.Config().Variant; got != "b0" {
+		t.Errorf("variant %q, want b0 (from config.json)", got)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"export", "--onnx", out}, "--checkpoint DIR or --weights"},
+		{[]string{"export", "--checkpoint", "x", "--weights", "y", "--onnx", out}, "not both"},
+		{[]string{"export", "--checkpoint", t.TempDir(), "--onnx", filepath.Join(t.TempDir(), "n.onnx")}, "no config.json"},
+		{[]string{"export", "--weights", "../../testdata/images/bad-text.png", "--variant", "b0", "--onnx", filepath.Join(t.TempDir(), "n.onnx")}, "bad-text.png"},
+	} {
+		_, _, err := runApp(t, tc.args...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%v: want one-line error with %q, got %v", tc.args, tc.want, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(out), "n.onnx")); err == nil {
+		t.Error("a failed export left a file behind")
+	}
+}
