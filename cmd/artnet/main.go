@@ -19,6 +19,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/artnet/artnet/models/spec"
+	"github.com/artnet/artnet/server"
 )
 
 // exitError carries an exit code without printing a stack of wrapped messages twice.
@@ -72,6 +73,7 @@ func newApp() *cli.App {
 			trainCommand(),
 			exportCommand(),
 			predictCommand(),
+			server.Command(),
 			doctorCommand(),
 			importCommand(),
 			{Name: "model", Usage: "inspect model configurations", Subcommands: []*cli.Command{summaryCommand()}},
