@@ -41,7 +41,8 @@ type batcher struct {
 	maxDelay time.Duration
 	imgLen   int
 	queue    int64
-	base     context.Context // runs use it; not cancelled by shutdown
+	base     context.Context // runs use it; cancelled only by abort
+	abort    context.CancelFunc
 	met      *metrics
 	log      *slog.Logger
 
@@ -56,9 +57,10 @@ type batcher struct {
 }
 
 func newBatcher(model predict.Predictor, cfg Config, imgLen int, met *metrics, log *slog.Logger) *batcher {
+	base, abort := context.WithCancel(context.Background())
 	return &batcher{
 		model: model, batch: cfg.Batch, maxDelay: cfg.MaxDelay, imgLen: imgLen, queue: int64(cfg.Queue),
-		base: context.Background(), met: met, log: log,
+		base: base, abort: abort, met: met, log: log,
 		ch: make(chan *job, cfg.Queue), stop: make(chan struct{}),
 	}
 }
@@ -74,8 +76,10 @@ func (b *batcher) start(workers int) {
 	}
 }
 
-// close stops accepting jobs, lets the workers run what is queued, and waits for them.
+// close stops accepting jobs, lets the workers run what is queued, and waits for them. After
+// abort, running and queued jobs fail with context.Canceled instead.
 func (b *batcher) close() {
+	defer b.abort()
 	b.mu.Lock()
 	if !b.closed {
 		b.closed = true

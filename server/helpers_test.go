@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -138,7 +139,9 @@ func serve(t testing.TB, cfg Config, p predict.Predictor, log *slog.Logger) *run
 	go func() { done <- s.Serve(ctx, ln) }()
 	var once sync.Once
 	var serr error
+	var called atomic.Bool
 	stop := func() error {
+		called.Store(true)
 		once.Do(func() {
 			cancel()
 			select {
@@ -149,7 +152,10 @@ func serve(t testing.TB, cfg Config, p predict.Predictor, log *slog.Logger) *run
 		})
 		return serr
 	}
-	t.Cleanup(func() {
+	t.Cleanup(func() { // reports the error unless the test stopped the server itself
+		if called.Load() {
+			return
+		}
 		if err := stop(); err != nil {
 			t.Error(err)
 		}

@@ -105,8 +105,9 @@ func (s *Server) Handler() http.Handler { return s.h }
 
 // Serve serves HTTP on ln until ctx ends, then shuts down gracefully: it stops accepting
 // connections, waits up to Config.ShutdownTimeout for in-flight requests (their model runs
-// still happen), drains the batcher and returns nil. ln is closed when Serve returns. Serve
-// may be called once.
+// still happen), drains the batcher and returns nil. If they do not finish in time, the model
+// runs are cancelled, the connections closed, and the error says so. ln is closed when Serve
+// returns. Serve may be called once.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if !s.served.CompareAndSwap(false, true) {
 		return errors.New("server: Serve called twice")
@@ -141,6 +142,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	err := hs.Shutdown(sctx)
 	if err != nil {
 		err = fmt.Errorf("server: shutdown: in-flight requests did not finish within %v: %w", s.cfg.ShutdownTimeout, err)
+		s.b.abort() // cancels the running model runs (ORT terminates them)
 		_ = hs.Close()
 	}
 	<-errc // http.ErrServerClosed

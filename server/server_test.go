@@ -465,6 +465,37 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 }
 
+// When in-flight requests outlast ShutdownTimeout, Serve cancels the model runs, closes the
+// connections and says so.
+func TestShutdownTimeout(t *testing.T) {
+	m := tinyModel(t)
+	g := newGated(m, true) // never released: the run ends only by cancellation
+	cfg := testConfig()
+	cfg.ShutdownTimeout = 200 * time.Millisecond
+	r := serve(t, cfg, g, nil)
+	done := make(chan error, 1)
+	go func() {
+		resp, err := http.Post(r.url+"/v1/predict", "image/png", bytes.NewReader(pngBytes(t, picture(64, 64, 9))))
+		if err == nil {
+			resp.Body.Close()
+			err = fmt.Errorf("got an answer: %d", resp.StatusCode)
+		}
+		done <- err
+	}()
+	<-g.entered
+	start := time.Now()
+	err := r.stop()
+	if err == nil || !strings.Contains(err.Error(), "did not finish within 200ms") {
+		t.Errorf("Serve: %v, want a shutdown timeout error", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Serve took %v to return", d)
+	}
+	if err := <-done; err == nil || strings.Contains(err.Error(), "got an answer") {
+		t.Errorf("client: %v, want the connection closed", err)
+	}
+}
+
 type lockedWriter struct {
 	w  io.Writer
 	mu *sync.Mutex
