@@ -37,8 +37,12 @@ type Dataset interface {
 //     dark); the stripes alternate between the two colours.
 //   - genre (texture): class k's stripes have orientation (k mod 4)·45° and 3 + 2·⌊k/4⌋ cycles
 //     per image side.
-//   - artist (layout): class k puts a light blob in cell (k mod 9) of a 3×3 grid, shaped as a
-//     disc, square or diamond by ⌊k/9⌋ mod 3, and larger for every further 27 classes.
+//   - artist (layout): class k puts a "spotlight" blob in cell (k mod 9) of a 3×3 grid (cells
+//     ordered corners first, then centre, then edges: see layoutCells), shaped as a disc, square or diamond by ⌊k/9⌋ mod 3, and
+//     larger for every further 27 classes:
+//     inside it palette and stripes are at full contrast and lifted, outside they are faded
+//     halfway to grey. (The blob carries the style and genre cues best, so a single attention
+//     map serves all three tasks; a plain white blob hides them and the tasks compete.)
 //
 // Noise keeps it from being trivial: random stripe phase, colour and brightness jitter, blob
 // position/size jitter and Gaussian pixel noise (σ = 0.08 on the 0..1 scale). Example i depends
@@ -77,6 +81,10 @@ func (s *Synthetic) Example(i int, img []float32) (Labels, error) {
 	}
 	return lb, nil
 }
+
+// layoutCells orders the 3×3 grid cells (row-major) so that the first classes are far apart:
+// the four corners, then the centre, then the edge midpoints.
+var layoutCells = [9]int{0, 8, 2, 6, 4, 1, 7, 3, 5}
 
 // hsv converts hue (turns), saturation and value in [0,1] to RGB.
 func hsv(h, s, v float64) [3]float64 {
@@ -138,14 +146,13 @@ func renderSynthetic(cfg spec.Config, lb Labels, rng *rand.Rand, img []float32, 
 	cosT, sinT := math.Cos(theta), math.Sin(theta)
 
 	// Layout.
-	cell := artist % 9
+	cell := layoutCells[artist%9]
 	shape := (artist / 9) % 3
 	scale := 1 + 0.25*float64(artist/27)
 	S := float64(size)
 	cx := (0.2 + 0.3*float64(cell%3) + (rng.Float64()-0.5)*0.06) * S
 	cy := (0.2 + 0.3*float64(cell/3) + (rng.Float64()-0.5)*0.06) * S
 	radius := (0.13 + 0.03*rng.Float64()) * scale * S
-	blob := [3]float64{0.97, 0.97, 0.9}
 
 	plane := size * size
 	for y := 0; y < size; y++ {
@@ -166,7 +173,11 @@ func renderSynthetic(cfg spec.Config, lb Labels, rng *rand.Rand, img []float32, 
 			for c := 0; c < 3; c++ {
 				val := (t*c1[c] + (1-t)*c2[c]) * bright
 				if inside {
-					val = blob[c]
+					// The blob is a lit "spotlight": full-contrast palette and stripes, lifted.
+					val = min(val+0.15, 1)
+				} else {
+					// Outside it the picture is faded towards grey.
+					val = 0.5*val + 0.25
 				}
 				val += rng.NormFloat64() * 0.08
 				val = min(max(val, 0), 1)

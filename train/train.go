@@ -52,6 +52,8 @@ type Options struct {
 	// LR is the peak learning rate, WeightDecay AdamW's decoupled weight decay (scaled by the
 	// learning rate, applied to every trainable variable).
 	LR, WeightDecay float64
+	// Beta1, Beta2 are Adam's moment decay rates (0 → 0.9 and 0.999).
+	Beta1, Beta2 float64
 	// WarmupSteps ramps the learning rate linearly from LR/WarmupSteps to LR.
 	WarmupSteps int
 	// ConstantLR disables the cosine decay (from LR after warm-up to MinLR at Steps).
@@ -135,6 +137,9 @@ func (o *Options) validate() error {
 	if o.WeightDecay < 0 || math.IsNaN(o.WeightDecay) {
 		errs = append(errs, fmt.Errorf("option WeightDecay: must be ≥ 0, got %g", o.WeightDecay))
 	}
+	if o.Beta1 < 0 || o.Beta1 >= 1 || o.Beta2 < 0 || o.Beta2 >= 1 {
+		errs = append(errs, fmt.Errorf("option Beta1/Beta2: must be in [0,1), got %g, %g", o.Beta1, o.Beta2))
+	}
 	if o.MinLR < 0 || o.MinLR > o.LR {
 		errs = append(errs, fmt.Errorf("option MinLR: must be in [0, LR], got %g", o.MinLR))
 	}
@@ -187,6 +192,12 @@ func Run(ctx context.Context, o Options, trainSet, valSet Dataset, log *slog.Log
 	}
 	if o.LogEvery == 0 {
 		o.LogEvery = 10
+	}
+	if o.Beta1 == 0 {
+		o.Beta1 = 0.9
+	}
+	if o.Beta2 == 0 {
+		o.Beta2 = 0.999
 	}
 	model := o.Model
 	if model == nil {
@@ -389,7 +400,7 @@ func (t *trainer) stepGraph(ctx *gomlxcontext.Context, images, labels, lr *graph
 		out = append(out, ctx.In(UncertaintyScope).GetVariable("log_var_"+task).ValueGraph(g))
 	}
 	optimizers.LearningRateVarWithValue(ctx, dtypes.Float32, t.o.LR).SetValueGraph(lr)
-	optimizers.Adam().LearningRate(t.o.LR).WeightDecay(t.o.WeightDecay).Done().UpdateGraph(ctx, g, total)
+	optimizers.Adam().LearningRate(t.o.LR).Betas(t.o.Beta1, t.o.Beta2).WeightDecay(t.o.WeightDecay).Done().UpdateGraph(ctx, g, total)
 	return out
 }
 
