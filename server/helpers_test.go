@@ -260,7 +260,8 @@ func post(t testing.TB, url, ctype string, body []byte, out any) (*http.Response
 	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
-		t.Fatal(err)
+		t.Errorf("%v", err)
+		return &http.Response{Header: http.Header{}}, nil
 	}
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
@@ -268,20 +269,24 @@ func post(t testing.TB, url, ctype string, body []byte, out any) (*http.Response
 	return do(t, req, out)
 }
 
+// do sends req; a transport error is reported with t.Errorf (so it may run in any goroutine)
+// and gives a response with status 0.
 func do(t testing.TB, req *http.Request, out any) (*http.Response, []byte) {
 	t.Helper()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+		t.Errorf("%s %s: %v", req.Method, req.URL, err)
+		return &http.Response{Header: http.Header{}}, nil
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatalf("%s %s: reading the answer: %v", req.Method, req.URL, err)
+		t.Errorf("%s %s: reading the answer: %v", req.Method, req.URL, err)
+		return &http.Response{Header: http.Header{}}, nil
 	}
 	if out != nil && resp.StatusCode == http.StatusOK {
 		if err := json.Unmarshal(b, out); err != nil {
-			t.Fatalf("%s %s: answer is not JSON: %v: %.200s", req.Method, req.URL, err, b)
+			t.Errorf("%s %s: answer is not JSON: %v: %.200s", req.Method, req.URL, err, b)
 		}
 	}
 	return resp, b

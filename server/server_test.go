@@ -270,10 +270,13 @@ func TestBatching(t *testing.T) {
 	got := make([]PredictResponse, n)
 	codes := make([]int, n)
 	var wg sync.WaitGroup
+	cts, bodies := make([]string, n), make([][]byte, n)
+	for i := range datas {
+		cts[i], bodies[i] = multipartBody(t, "image", fmt.Sprintf("img%02d.png", i), datas[i])
+	}
 	send := func(i int) {
 		defer wg.Done()
-		ct, body := multipartBody(t, "image", fmt.Sprintf("img%02d.png", i), datas[i])
-		resp, b := post(t, r.url+"/v1/predict?topk=27", ct, body, &got[i])
+		resp, b := post(t, r.url+"/v1/predict?topk=27", cts[i], bodies[i], &got[i])
 		codes[i] = resp.StatusCode
 		if resp.StatusCode != http.StatusOK {
 			t.Errorf("request %d: %d %s", i, resp.StatusCode, b)
@@ -473,9 +476,10 @@ func TestShutdownTimeout(t *testing.T) {
 	cfg := testConfig()
 	cfg.ShutdownTimeout = 200 * time.Millisecond
 	r := serve(t, cfg, g, nil)
+	data := pngBytes(t, picture(64, 64, 9))
 	done := make(chan error, 1)
 	go func() {
-		resp, err := http.Post(r.url+"/v1/predict", "image/png", bytes.NewReader(pngBytes(t, picture(64, 64, 9))))
+		resp, err := http.Post(r.url+"/v1/predict", "image/png", bytes.NewReader(data))
 		if err == nil {
 			resp.Body.Close()
 			err = fmt.Errorf("got an answer: %d", resp.StatusCode)
@@ -573,5 +577,54 @@ func TestNewErrors(t *testing.T) {
 	}
 	if c := s.Config(); c.Batch != DefaultBatch || c.Queue != DefaultQueueFactor*DefaultBatch || c.MaxDelay != DefaultMaxDelay {
 		t.Errorf("defaults: %+v", c)
+	}
+}
+
+// Without any gating: two workers, small batches, many concurrent clients; every caller still
+// gets its own image's result. A lone request does not wait for MaxDelay (an hour here): the
+// batcher runs as soon as no other admitted request is on its way.
+func TestConcurrentOwnResults(t *testing.T) {
+	m := tinyModel(t)
+	g := newGated(m, false)
+	cfg := testConfig()
+	cfg.Batch, cfg.Workers, cfg.MaxDelay = 4, 2, time.Hour
+	r := serve(t, cfg, g, nil)
+
+	lone := pngBytes(t, picture(64, 64, 99))
+	if resp, body := post(t, r.url+"/v1/predict", "image/png", lone, nil); resp.StatusCode != 200 {
+		t.Fatalf("lone request: %d %s", resp.StatusCode, body)
+	}
+
+	const n = 24
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		data := jpegBytes(t, picture(70+i, 66, 200+i))
+		name := fmt.Sprintf("c%02d.jpg", i)
+		want := expected(t, m, data, name, 4)
+		ct, body := multipartBody(t, "image", name, data)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var got PredictResponse
+			resp, b := post(t, r.url+"/v1/predict?topk=4", ct, body, &got)
+			if resp.StatusCode != 200 {
+				t.Errorf("request %d: %d %s", i, resp.StatusCode, b)
+				return
+			}
+			if err := samePrediction(got.Prediction, want, 1e-5); err != nil {
+				t.Errorf("request %d: %v", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	sizes, images := g.runs()
+	t.Logf("%d requests in %d runs: %v", n+1, len(sizes), sizes)
+	if images != n+1 {
+		t.Errorf("%d images run, want %d", images, n+1)
+	}
+	for _, s := range sizes {
+		if s > cfg.Batch {
+			t.Errorf("a run of %d images, more than Batch %d", s, cfg.Batch)
+		}
 	}
 }
