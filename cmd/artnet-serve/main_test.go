@@ -1,9 +1,19 @@
 package main
 
 import (
+	"bytes"
+	"net"
+	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/artnet/artnet/models/spec"
+	"github.com/artnet/artnet/runtime/runtimetest"
 )
 
 // The lean binary must not link the training stack.
@@ -36,5 +46,69 @@ func TestAppCommands(t *testing.T) {
 	}
 	if strings.Join(names, ",") != "serve,predict" {
 		t.Fatalf("commands %v, want serve, predict", names)
+	}
+}
+
+// The binary serves until SIGTERM, then shuts down gracefully and exits 0.
+func TestServeSIGTERM(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "artnet-serve")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	model := filepath.Join(dir, "tiny.onnx")
+	if err := os.WriteFile(model, runtimetest.TinyModel(spec.Tiny()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	var logs bytes.Buffer
+	cmd := exec.Command(bin, "serve", "--model", model, "--addr", addr, "--threads", "1")
+	cmd.Stdout, cmd.Stderr = &logs, &logs // the working directory (this package) finds the ORT library
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/v2/health/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("serve exited early: %v\n%s", err, logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			<-exited
+			t.Fatalf("serve not ready after 20 s\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("serve after SIGTERM: %v\n%s", err, logs.String())
+		}
+	case <-time.After(20 * time.Second):
+		_ = cmd.Process.Kill()
+		<-exited
+		t.Fatalf("serve still running 20 s after SIGTERM\n%s", logs.String())
+	}
+	if !strings.Contains(logs.String(), "shutting down") || !strings.Contains(logs.String(), "stopped") {
+		t.Errorf("logs lack the graceful shutdown:\n%s", logs.String())
 	}
 }
