@@ -93,11 +93,12 @@ func TestDeepArtNetLearnsSynthetic(t *testing.T) {
 }
 
 // TestDeepArtNetLearnsArtistAlone trains with only the artist labels present (style and genre
-// are −1 in every example, so their heads get no loss) and asserts artist ≥ 2× chance.
+// are −1 in every example, so their heads get no loss) and asserts artist ≥ 2× chance. Batch 32:
+// at batch 16 the layout cue's validation accuracy wanders between 0.4 and 0.58 (noisy steps).
 func TestDeepArtNetLearnsArtistAlone(t *testing.T) {
 	cfg := learnConfig()
-	o := Options{Config: cfg, OutDir: t.TempDir(), Steps: 70, Batch: 16, LR: 1e-2, WeightDecay: 1e-4,
-		WarmupSteps: 5, LogEvery: 10, Seed: 5}
+	o := Options{Config: cfg, OutDir: t.TempDir(), Steps: 80, Batch: 32, LR: 4e-3, WeightDecay: 1e-4,
+		WarmupSteps: 5, LogEvery: 10, EvalEvery: 20, Seed: 5}
 	res, first, last := learn(t, o, onlyTask{NewSynthetic(cfg, 4000, 1), 2}, onlyTask{NewSynthetic(cfg, 128, 2), 2})
 	if last > 0.7*first {
 		t.Errorf("artist loss fell only from %.3f to %.3f (want ≤ 0.7×)", first, last)
