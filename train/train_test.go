@@ -9,14 +9,17 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	gomlxcontext "github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/gomlx/gomlx/pkg/ml/layers"
 
+	artgraph "github.com/artnet/artnet/graph"
 	"github.com/artnet/artnet/models"
 	"github.com/artnet/artnet/models/spec"
 )
@@ -411,5 +414,61 @@ func TestResumePicksNewestLoadable(t *testing.T) {
 	}
 	if first != 3 || res.Step != 3 {
 		t.Errorf("resumed run's first step %d, last %d; want 3 and 3 (from the step-2 checkpoint)", first, res.Step)
+	}
+}
+
+func TestEvaluateMatchesRun(t *testing.T) {
+	cfg := learnConfig()
+	val := NewSynthetic(cfg, 21, 2) // not a multiple of the batch: the last batch is padded
+	o := Options{Config: cfg, OutDir: t.TempDir(), Steps: 3, Batch: 8, LR: 3e-3, Seed: 3}
+	before := runtime.NumGoroutine()
+	res, err := Run(context.Background(), o, NewSynthetic(cfg, 32, 1), val, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mctx, ckCfg, err := models.LoadCheckpoint(res.CheckpointDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	backend, err := artgraph.NewBackend("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	acc, err := Evaluate(context.Background(), backend, mctx, ckCfg, val, 5)
+	backend.Finalize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, task := range spec.Tasks {
+		if math.Abs(acc[task]-res.ValAccuracy[task]) > 1e-9 {
+			t.Errorf("%s: Evaluate %.4f, Run's final evaluation %.4f", task, acc[task], res.ValAccuracy[task])
+		}
+		// Accuracies are counts over 21 examples.
+		if n := acc[task] * 21; math.Abs(n-math.Round(n)) > 1e-9 {
+			t.Errorf("%s accuracy %.4f is not k/21", task, acc[task])
+		}
+	}
+	if _, err := Evaluate(context.Background(), nil, mctx, ckCfg, val, 0); err == nil || !strings.Contains(err.Error(), "batch") {
+		t.Errorf("batch 0: got %v, want an error naming batch", err)
+	}
+	// Every goroutine Run started has ended (a little slack for the runtime's own).
+	time.Sleep(100 * time.Millisecond)
+	if after := runtime.NumGoroutine(); after > before+2 {
+		t.Errorf("%d goroutines before Run, %d after", before, after)
+	}
+}
+
+func TestResumeRejectsOtherConfig(t *testing.T) {
+	o := standInOptions(t.TempDir())
+	o.Steps, o.EvalEvery = 2, 0
+	ds := NewSynthetic(o.Config, 16, 1)
+	if _, err := Run(context.Background(), o, ds, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	o.Resume, o.Steps = true, 4
+	o.Config.Classes = map[string][]string{"style": spec.Numbered("s", 6), "genre": spec.Numbered("g", 4), "artist": spec.Numbered("a", 4)}
+	_, err := Run(context.Background(), o, ds, nil, nil)
+	if err == nil || !strings.Contains(err.Error(), "config differs") {
+		t.Errorf("resume with another config: got %v, want a 'config differs' error", err)
 	}
 }
