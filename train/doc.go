@@ -1,6 +1,27 @@
 // Package train trains DeepArtNet with GoMLX: a seeded synthetic data set whose three labels
 // are learnable from the pixels (style = palette, genre = stripe texture, artist = blob layout),
 // the focal loss (γ = 2) with masked absent labels, Kendall 2018 uncertainty weighting of the
-// three tasks, and a trainer (AdamW, cosine schedule with warm-up, periodic atomic checkpoints,
-// resume, per-task validation accuracy, JSONL metrics, a clean stop on NaN/Inf loss).
+// three tasks, and a trainer (AdamW, linear warm-up then cosine decay, periodic atomic
+// checkpoints, resume, per-task validation accuracy, JSONL metrics, a clean stop on NaN/Inf
+// loss).
+//
+// The loss of a batch is
+//
+//	total = Σ_k present_k · ( exp(−s_k) · L_k + s_k ),  k ∈ {style, genre, artist}
+//
+// with L_k the focal loss −(1−p_t)^γ·log p_t averaged over the examples whose task-k label is
+// present (label −1 = absent), present_k = 1 when the batch has at least one such label, and
+// s_k = log σ_k² a learned scalar (variable uncertainty/log_var_<task>, initially 0).
+//
+// Run's output folder holds:
+//
+//	ckpt-<step, 8 digits>/  models.SaveCheckpoint directories (weights, batch-norm statistics,
+//	                        Adam moments, global step, uncertainty weights, random state)
+//	latest                  the name of the newest checkpoint, replaced atomically after each save
+//	metrics.jsonl           one JSON object per line: {"kind":"train","step",...,"task_loss",
+//	                        "log_var","lr","seconds","images_per_sec"} per step and
+//	                        {"kind":"eval","step","accuracy",...} per evaluation
+//
+// Batches are a function of (seed, step): each epoch is a seeded permutation of the training
+// set, so a resumed run (same data sets, same seed) continues exactly like an uninterrupted one.
 package train
