@@ -77,6 +77,9 @@ func learn(t *testing.T, o Options, trainSet, valSet Dataset) (*Result, float64,
 // head does not catch up within a few hundred steps), although the gradients of the summed
 // losses are exactly the sums of the per-task gradients.
 func TestDeepArtNetLearnsSynthetic(t *testing.T) {
+	if testing.Short() {
+		t.Skip("≈25–50 s of training; run without -short")
+	}
 	cfg := learnConfig()
 	o := Options{Config: cfg, OutDir: t.TempDir(), Steps: 110, Batch: 16, LR: 4e-3, WeightDecay: 1e-4,
 		WarmupSteps: 5, LogEvery: 10, Seed: 5}
@@ -96,6 +99,9 @@ func TestDeepArtNetLearnsSynthetic(t *testing.T) {
 // are −1 in every example, so their heads get no loss) and asserts artist ≥ 2× chance. Batch 32:
 // at batch 16 the layout cue's validation accuracy wanders between 0.4 and 0.58 (noisy steps).
 func TestDeepArtNetLearnsArtistAlone(t *testing.T) {
+	if testing.Short() {
+		t.Skip("≈40–60 s of training; run without -short")
+	}
 	cfg := learnConfig()
 	o := Options{Config: cfg, OutDir: t.TempDir(), Steps: 80, Batch: 32, LR: 4e-3, WeightDecay: 1e-4,
 		WarmupSteps: 5, LogEvery: 10, EvalEvery: 20, Seed: 5}

@@ -176,7 +176,11 @@ func (o *Options) LearningRate(step int) float64 {
 //
 // When ctx is cancelled, Run saves a checkpoint of the steps done so far and returns the result
 // with ctx's error. A NaN or ±Inf loss stops training with an error (and no checkpoint of that
-// state).
+// state). Whenever Run returns a non-nil Result with an error, the Result describes the last
+// finite step and the newest checkpoint on disk.
+//
+// A resumed run must be given the same data sets (length and content) and Seed to continue the
+// same batch sequence; Steps may be raised (the cosine schedule then stretches from that step on).
 func Run(ctx context.Context, o Options, trainSet, valSet Dataset, log *slog.Logger) (res *Result, err error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
