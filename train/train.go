@@ -656,7 +656,7 @@ func loadBatch(ctx context.Context, ds Dataset, cfg spec.Config, idx []int, imag
 					}
 					continue
 				}
-				lb, err := ds.Example(idx[b], img)
+				lb, err := safeExample(ds, idx[b], img)
 				if err == nil {
 					err = checkLabels(cfg, lb)
 				}
@@ -689,6 +689,16 @@ feed:
 		}
 	}
 	return nil
+}
+
+// safeExample calls ds.Example, turning a panic in the data set's code into an error.
+func safeExample(ds Dataset, i int, img []float32) (lb Labels, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("data set panicked: %v", r)
+		}
+	}()
+	return ds.Example(i, img)
 }
 
 func checkLabels(cfg spec.Config, lb Labels) error {

@@ -208,6 +208,24 @@ func TestRunRejectsOutOfRangeLabels(t *testing.T) {
 	}
 }
 
+// panicky panics on example 2.
+type panicky struct{ Dataset }
+
+func (p panicky) Example(i int, img []float32) (Labels, error) {
+	if i == 2 {
+		panic("decoder bug")
+	}
+	return p.Dataset.Example(i, img)
+}
+
+func TestRunSurvivesPanickingDataset(t *testing.T) {
+	o := standInOptions(t.TempDir())
+	_, err := Run(context.Background(), o, panicky{NewSynthetic(o.Config, 8, 1)}, nil, nil)
+	if err == nil || !strings.Contains(err.Error(), "example 2: data set panicked: decoder bug") {
+		t.Errorf("got %v, want an error naming example 2 and the panic", err)
+	}
+}
+
 // nanData injects a NaN pixel into every example from nanFrom on.
 type nanData struct {
 	Dataset
