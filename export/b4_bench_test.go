@@ -38,6 +38,9 @@ const (
 	// logged, JSON kept at prefix_<date>.json) and ORT's optimized graph (prefix.optimized.onnx,
 	// its op counts logged).
 	envBenchProfile = "ARTNET_BENCH_PROFILE"
+	// envBenchReference names another ONNX file of the same model (e.g. a rewritten copy): both
+	// run a batch of 2 and the largest output difference is logged.
+	envBenchReference = "ARTNET_BENCH_REFERENCE"
 )
 
 // BenchmarkB4ORT measures the spec's full DeepArtNet (spec.Default(): B4, 224×224, 7×7 tokens,
@@ -158,6 +161,9 @@ func BenchmarkB4ORT(b *testing.B) {
 		}
 	}()
 	it := m.Interface()
+	if ref := os.Getenv(envBenchReference); ref != "" {
+		compareORT(b, m, ref, opts)
+	}
 	for _, batch := range []int{1, 8, 32} {
 		x := randInput(uint64(batch), batch*3*it.Height*it.Width)
 		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
@@ -183,6 +189,32 @@ func BenchmarkB4ORT(b *testing.B) {
 	if prefix := os.Getenv(envBenchProfile); prefix != "" {
 		profileORT(b, data, it.Height, threads, prefix)
 	}
+}
+
+// compareORT runs m and the model in file ref on the same batch of 2 and logs the largest
+// absolute difference per output.
+func compareORT(b *testing.B, m *runtime.Model, ref string, opts runtime.Options) {
+	r, err := runtime.Open(ref, opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	it := m.Interface()
+	x := randInput(2, 2*3*it.Height*it.Width)
+	got, err := m.Run(gocontext.Background(), x, 2)
+	if err != nil {
+		b.Fatal(err)
+	}
+	want, err := r.Run(gocontext.Background(), x, 2)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var diffs []string
+	for _, name := range runtime.OutputNames {
+		diffs = append(diffs, fmt.Sprintf("%s %.3g", name, maxAbsDiff(got.Row(name, 0), want.Row(name, 0))+maxAbsDiff(got.Row(name, 1), want.Row(name, 1))))
+	}
+	b.Logf("outputs vs %s (batch 2, max abs diff of row 0 + row 1): %s; style[0][:3] %v vs %v; row 0 vs row 1 of style differ by %.3g",
+		ref, strings.Join(diffs, ", "), got.Row("style", 0)[:3], want.Row("style", 0)[:3], maxAbsDiff(got.Row("style", 0), got.Row("style", 1)))
 }
 
 // b4Variables creates and randomly initializes cfg's variables (one GoMLX graph build).

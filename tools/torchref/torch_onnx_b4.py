@@ -3,7 +3,8 @@
 
 Builds the model of ../shared/spec/deepartnet.md with spec.Default()'s configuration (b4, 224×224,
 7×7 tokens, 2-layer BiLSTM 256) using gen_fixtures.py's module builder (imported, not copied:
-gen_fixtures.py is unchanged), with PyTorch's default random initialization in eval mode, and
+gen_fixtures.py is unchanged), with fixed-seed weights and BatchNorm statistics calibrated on 8
+random images (init_weights) in eval mode, and
 exports it with torch.onnx.export: opset 17, input `image` [batch, 3, 224, 224] with a dynamic
 batch axis, outputs style/genre/artist (softmax probabilities) and attention. The artnet
 metadata_props (the keys and values of spec.Config.Metadata() for spec.Default()) are added with
@@ -14,6 +15,10 @@ The file is ~90 MB: write it to a temporary path, never into the repository.
 
     /usr/bin/python3 tools/torchref/torch_onnx_b4.py /tmp/torch_b4.onnx
     ARTNET_BENCH_ONNX=/tmp/torch_b4.onnx go test -run XXX -bench B4ORT ./export/
+
+With --safetensors FILE it also writes the state dict, so that artnet's exporter can export the
+same weights (`artnet export --variant b4 --image-size 224 --weights FILE --onnx OUT`) and the
+two files can be compared output for output (ARTNET_BENCH_REFERENCE in export/b4_bench_test.go).
 
 Debian: python3-torch 1.13, python3-torchvision 0.14, python3-onnx 1.12.
 """
@@ -81,6 +86,31 @@ def metadata(cfg):
     return m
 
 
+def init_weights(net, gen, size):
+    """Input-sensitive, well-conditioned weights for output comparisons between exports.
+
+    PyTorch's default initialization (BatchNorm running statistics 0 and 1) gives outputs that
+    do not depend on the input (rows of a batch agree to 1e-8); gen_fixtures.randomize's larger
+    gains make B4 chaotic (float32 vs float64 outputs differ by 0.5). Here: torchvision's conv
+    initialization, BatchNorm running statistics measured on 8 random images in training mode,
+    attention and head weights × 3. Then float32 vs float64 differ by < 1e-8 in the outputs
+    while two images' outputs differ by ~1e-3."""
+    bns = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
+    with torch.no_grad():
+        for m in bns:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average
+        net.train()
+        for _ in range(2):
+            net.backbone(torch.randn(4, 3, size, size, generator=gen))
+        for m in bns:
+            m.momentum = 0.1
+        for name, m in net.named_modules():
+            if isinstance(m, nn.Linear) and name.startswith(("attention.", "heads.")):
+                m.weight.mul_(3.0)
+    net.eval()
+
+
 class Exported(nn.Module):
     """DeepArtNet with the ONNX interface's outputs in order (style, genre, artist, attention)."""
 
@@ -97,14 +127,18 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("out", help="output .onnx path (use a temporary folder: the file is ~90 MB)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--safetensors", help="also write the model's state dict here (for `artnet export --weights`,"
+                    " so that both exporters' files hold the same weights)")
     args = ap.parse_args()
 
     cfg = default_config()
     torch.manual_seed(args.seed)
-    net = gf.DeepArtNet(cfg).eval()
+    net = gf.DeepArtNet(cfg)
+    s = cfg["image_size"]
+    init_weights(net, torch.Generator().manual_seed(args.seed), s)
+    net.eval()
     nparams = gf.nparams(net)
     model = Exported(net).eval()
-    s = cfg["image_size"]
     x = torch.randn(1, 3, s, s)
 
     d = os.path.dirname(os.path.abspath(args.out))
@@ -133,6 +167,10 @@ def main():
             os.unlink(tmp)
         raise
 
+    if args.safetensors:
+        gf.write_atomic(args.safetensors, gf.st_bytes(list(net.state_dict().items()),
+                                                       {"format": "pt", "generator": "tools/torchref/torch_onnx_b4.py"}))
+        print("state dict written to %s" % args.safetensors)
     ops = collections.Counter(n.op_type for n in m.graph.node)
     size = os.path.getsize(args.out)
     print("torch %s: exported %s in %.1f s (opset %d, IR %d)" % (
