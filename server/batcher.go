@@ -113,12 +113,12 @@ func (b *batcher) cancelAdmit() {
 func (b *batcher) submit(j *job) error {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	b.decoding.Add(-1)
 	if b.closed {
-		b.pending.Add(-1)
+		b.cancelAdmit()
 		return ErrShuttingDown
 	}
 	b.ch <- j
+	b.decoding.Add(-1) // after the send, so that a collecting worker never sees neither
 	return nil
 }
 
