@@ -47,8 +47,9 @@ type batcher struct {
 	log      *slog.Logger
 
 	ch       chan *job
-	pending  atomic.Int64 // admitted, not yet taken from ch
-	decoding atomic.Int64 // admitted, not yet submitted
+	wake     chan struct{} // a request stopped decoding without a job (cancelAdmit)
+	pending  atomic.Int64  // admitted, not yet taken from ch
+	decoding atomic.Int64  // admitted, not yet submitted
 
 	mu     sync.RWMutex
 	closed bool
@@ -61,7 +62,7 @@ func newBatcher(model predict.Predictor, cfg Config, imgLen int, met *metrics, l
 	return &batcher{
 		model: model, batch: cfg.Batch, maxDelay: cfg.MaxDelay, imgLen: imgLen, queue: int64(cfg.Queue),
 		base: base, abort: abort, met: met, log: log,
-		ch: make(chan *job, cfg.Queue), stop: make(chan struct{}),
+		ch: make(chan *job, cfg.Queue), wake: make(chan struct{}, 1), stop: make(chan struct{}),
 	}
 }
 
@@ -104,9 +105,15 @@ func (b *batcher) admit() error {
 	}
 }
 
+// cancelAdmit releases an admitted request that will not be submitted, and wakes a worker
+// waiting for it.
 func (b *batcher) cancelAdmit() {
 	b.decoding.Add(-1)
 	b.pending.Add(-1)
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
 }
 
 // submit queues an admitted job; it never blocks (the channel holds Queue jobs).
@@ -117,8 +124,11 @@ func (b *batcher) submit(j *job) error {
 		b.cancelAdmit()
 		return ErrShuttingDown
 	}
+	// Decrement before the send: a collecting worker that sees decoding == 0 with an empty
+	// queue may then run early (harmless); decrementing after would let it wait for MaxDelay
+	// on a job it has already taken.
+	b.decoding.Add(-1)
 	b.ch <- j
-	b.decoding.Add(-1) // after the send, so that a collecting worker never sees neither
 	return nil
 }
 
@@ -183,6 +193,8 @@ func (b *batcher) loop() {
 				select {
 				case j = <-b.ch:
 					b.pending.Add(-1)
+				case <-b.wake:
+					continue // look again: maybe nothing is on its way any more
 				case <-timer.C:
 					break collect
 				case <-b.stop:

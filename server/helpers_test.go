@@ -103,6 +103,9 @@ func (g *gated) runs() (sizes []int, images int) {
 // Close is a no-op: the tests close the wrapped model themselves.
 func (g *gated) Close() error { return nil }
 
+// testClient bounds every request of the tests, so that a hang fails in seconds.
+var testClient = &http.Client{Timeout: 30 * time.Second}
+
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // testConfig is small and quick: short delays and timeouts.
@@ -273,7 +276,7 @@ func post(t testing.TB, url, ctype string, body []byte, out any) (*http.Response
 // and gives a response with status 0.
 func do(t testing.TB, req *http.Request, out any) (*http.Response, []byte) {
 	t.Helper()
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testClient.Do(req)
 	if err != nil {
 		t.Errorf("%s %s: %v", req.Method, req.URL, err)
 		return &http.Response{Header: http.Header{}}, nil

@@ -460,6 +460,7 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	tr.CloseIdleConnections()
 	http.DefaultClient.CloseIdleConnections()
+	testClient.CloseIdleConnections()
 	waitFor(t, "goroutines to end", func() bool { return goruntime.NumGoroutine() <= before })
 	mu.Lock()
 	defer mu.Unlock()
@@ -626,5 +627,41 @@ func TestConcurrentOwnResults(t *testing.T) {
 		if s > cfg.Batch {
 			t.Errorf("a run of %d images, more than Batch %d", s, cfg.Batch)
 		}
+	}
+}
+
+// A worker holding a batch open for a request that is still being read must be woken when
+// that request fails: with MaxDelay an hour, the queued request is answered anyway.
+func TestWakeWhenDecodingFails(t *testing.T) {
+	m := tinyModel(t)
+	cfg := testConfig()
+	cfg.MaxDelay = time.Hour
+	r := serve(t, cfg, m, nil)
+	// B: admitted, stuck reading its body.
+	c, err := net.Dial("tcp", strings.TrimPrefix(r.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, "POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 1000\r\n\r\n\x89PNG"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "B admitted", func() bool { return r.s.b.decoding.Load() == 1 })
+	// A: queued and taken by the worker, which waits since B is on its way.
+	data := pngBytes(t, picture(64, 64, 11))
+	done := make(chan int, 1)
+	go func() {
+		resp, _ := post(t, r.url+"/v1/predict", "image/png", data, nil)
+		done <- resp.StatusCode
+	}()
+	waitFor(t, "A taken by the worker", func() bool { return r.s.b.pending.Load() == 1 && len(r.s.b.ch) == 0 && r.s.b.decoding.Load() == 1 })
+	select {
+	case code := <-done:
+		t.Fatalf("A answered (%d) while B was still being read: the worker did not wait", code)
+	case <-time.After(50 * time.Millisecond):
+	}
+	c.Close() // B fails
+	if code := <-done; code != http.StatusOK {
+		t.Errorf("A: %d, want 200", code)
 	}
 }
