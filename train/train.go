@@ -79,6 +79,26 @@ type Options struct {
 	// OnStep, when set, is called after every step (before any checkpoint or evaluation of that
 	// step), in Run's goroutine.
 	OnStep func(StepMetrics)
+
+	// Freeze lists variable scope prefixes (e.g. "/encoder", "/backbone/features/0") whose
+	// variables are not trained: they are marked non-trainable after the training graph is built
+	// (so no gradient, no Adam moments, no weight decay). Batch-norm statistics of frozen layers
+	// are still updated in training mode.
+	Freeze []string
+	// InitFrom, on a fresh start, takes the model variables (weights, batch-norm statistics,
+	// uncertainty weights) from this checkpoint directory instead of initialising them; the
+	// optimizer state and global step start fresh. Ignored when resuming.
+	InitFrom string
+	// ClipNorm, when > 0, scales the gradients so that their global L2 norm is at most ClipNorm.
+	ClipNorm float64
+	// Sampler, when set, gives each epoch's example order (e.g. BalancedSampler); nil is a seeded
+	// permutation of the training set per epoch.
+	Sampler Sampler
+	// KeepBest saves the checkpoint with the best validation score (mean top-1 over the present
+	// tasks) of this run into OutDir/best (and its score into OutDir/best.json).
+	KeepBest bool
+	// OnEval, when set, is called after every evaluation, in Run's goroutine.
+	OnEval func(EvalMetrics)
 }
 
 // Result is what Run ends with.
@@ -107,6 +127,7 @@ type EvalMetrics struct {
 	Kind     string             `json:"kind"` // "eval"
 	Step     int                `json:"step"`
 	Accuracy map[string]float64 `json:"accuracy"`
+	Top5     map[string]float64 `json:"top5,omitempty"`
 	Seconds  float64            `json:"seconds"`
 }
 
@@ -191,6 +212,11 @@ func Run(ctx context.Context, o Options, trainSet, valSet Dataset, log *slog.Log
 	if trainSet == nil || trainSet.Len() == 0 {
 		return nil, errors.New("train: the training set is empty")
 	}
+	if o.Sampler != nil {
+		if n := len(o.Sampler(o.Seed, 0)); n != trainSet.Len() {
+			return nil, fmt.Errorf("train: option Sampler: returned %d indices, want the training set's %d", n, trainSet.Len())
+		}
+	}
 	if o.KeepCheckpoints == 0 {
 		o.KeepCheckpoints = 3
 	}
@@ -245,6 +271,12 @@ func Run(ctx context.Context, o Options, trainSet, valSet Dataset, log *slog.Log
 		if err := mctx.SetRNGStateFromSeed(o.Seed); err != nil {
 			return nil, fmt.Errorf("train: random state: %w", err)
 		}
+		if o.InitFrom != "" {
+			if err := initFrom(mctx, cfg, o.InitFrom); err != nil {
+				return nil, fmt.Errorf("train: InitFrom: %w", err)
+			}
+			log.Info("initialised from checkpoint", "dir", o.InitFrom)
+		}
 		if o.Resume {
 			log.Info("no checkpoint to resume from: starting fresh", "out", o.OutDir)
 		}
@@ -297,7 +329,7 @@ func (t *trainer) loop(ctx context.Context, start int, trainSet, valSet Dataset)
 	size := cfg.ImageSize
 	images := make([]float32, o.Batch*3*size*size)
 	labels := make([]int32, o.Batch*len(spec.Tasks))
-	order := &epochOrder{n: trainSet.Len(), seed: o.Seed}
+	order := &epochOrder{n: trainSet.Len(), seed: o.Seed, sampler: o.Sampler}
 	t.lastSave = start
 	if valSet != nil {
 		t.eval = newEvaluator(t.backend, t.mctx, cfg, t.model, o.Batch)
@@ -312,15 +344,17 @@ func (t *trainer) loop(ctx context.Context, start int, trainSet, valSet Dataset)
 	defer t.step.Finalize()
 
 	idx := make([]int, o.Batch)
+	pos := make([]int, o.Batch)
 	for step := start; step < o.Steps; step++ {
 		if err := ctx.Err(); err != nil {
 			return t.res, t.interrupted(err)
 		}
 		began := time.Now()
 		for b := range idx {
-			idx[b] = order.at(step*o.Batch + b)
+			pos[b] = step*o.Batch + b
+			idx[b] = order.at(pos[b])
 		}
-		if err := loadBatch(ctx, trainSet, cfg, idx, images, labels); err != nil {
+		if err := loadBatchAt(ctx, trainSet, cfg, idx, pos, images, labels); err != nil {
 			return t.res, fmt.Errorf("train: step %d: training set: %w", step+1, err)
 		}
 		lr := o.LearningRate(step)
@@ -396,6 +430,7 @@ func (t *trainer) stepGraph(ctx *gomlxcontext.Context, images, labels, lr *graph
 	ctx.SetTraining(g, true)
 	logits := t.model(ctx, t.cfg, images)
 	total, per := MultiTaskLoss(ctx, logits, labels, DefaultGamma)
+	applyFreeze(ctx, t.o.Freeze)
 	out := []*graph.Node{total}
 	for _, task := range spec.Tasks {
 		out = append(out, per[task])
@@ -404,7 +439,15 @@ func (t *trainer) stepGraph(ctx *gomlxcontext.Context, images, labels, lr *graph
 		out = append(out, ctx.In(UncertaintyScope).GetVariable("log_var_"+task).ValueGraph(g))
 	}
 	optimizers.LearningRateVarWithValue(ctx, dtypes.Float32, t.o.LR).SetValueGraph(lr)
-	optimizers.Adam().LearningRate(t.o.LR).Betas(t.o.Beta1, t.o.Beta2).WeightDecay(t.o.WeightDecay).Done().UpdateGraph(ctx, g, total)
+	opt := optimizers.Adam().LearningRate(t.o.LR).Betas(t.o.Beta1, t.o.Beta2).WeightDecay(t.o.WeightDecay).Done()
+	if t.o.ClipNorm > 0 {
+		grads := ctx.BuildTrainableVariablesGradientsGraph(total)
+		opt.(interface {
+			UpdateGraphWithGradients(*gomlxcontext.Context, []*graph.Node, dtypes.DType)
+		}).UpdateGraphWithGradients(ctx, ClipGlobalNorm(grads, t.o.ClipNorm), total.DType())
+	} else {
+		opt.UpdateGraph(ctx, g, total)
+	}
 	return out
 }
 
@@ -499,9 +542,17 @@ func (t *trainer) evaluate(ctx context.Context, ds Dataset, step int) (map[strin
 	if err != nil {
 		return nil, fmt.Errorf("train: evaluation at step %d: %w", step, err)
 	}
-	em := EvalMetrics{Kind: "eval", Step: step, Accuracy: acc, Seconds: time.Since(began).Seconds()}
+	em := EvalMetrics{Kind: "eval", Step: step, Accuracy: acc, Top5: t.eval.top5, Seconds: time.Since(began).Seconds()}
 	if err := t.writeMetrics(em); err != nil {
 		return nil, err
+	}
+	if t.o.KeepBest {
+		if err := t.keepBest(step, acc); err != nil {
+			return nil, err
+		}
+	}
+	if t.o.OnEval != nil {
+		t.o.OnEval(em)
 	}
 	args := []any{"step", step}
 	for _, task := range spec.Tasks {
@@ -617,17 +668,26 @@ func loadNewest(outDir string, all []checkpointEntry, log *slog.Logger) (*gomlxc
 // epochOrder maps a position in the infinite stream of training examples to an example index:
 // epoch e = pos / n is a permutation of 0..n-1 seeded by (seed, e).
 type epochOrder struct {
-	n     int
-	seed  int64
-	epoch int
-	perm  []int
+	n       int
+	seed    int64
+	sampler Sampler
+	epoch   int
+	perm    []int
 }
 
 func (e *epochOrder) at(pos int) int {
 	ep := pos / e.n
 	if e.perm == nil || ep != e.epoch {
-		rng := rand.New(rand.NewPCG(uint64(e.seed)^0x6a09e667f3bcc908, uint64(ep)))
-		e.perm, e.epoch = rng.Perm(e.n), ep
+		if e.sampler != nil {
+			e.perm = e.sampler(e.seed, ep)
+			if len(e.perm) != e.n {
+				panic(fmt.Sprintf("train: Sampler returned %d indices for epoch %d, want %d", len(e.perm), ep, e.n))
+			}
+		} else {
+			rng := rand.New(rand.NewPCG(uint64(e.seed)^0x6a09e667f3bcc908, uint64(ep)))
+			e.perm = rng.Perm(e.n)
+		}
+		e.epoch = ep
 	}
 	return e.perm[pos%e.n]
 }
@@ -636,6 +696,13 @@ func (e *epochOrder) at(pos int) int {
 // goroutines (all of which end before it returns). Labels are checked against the classes of
 // cfg. An index < 0 (padding) gives a zero image and absent labels.
 func loadBatch(ctx context.Context, ds Dataset, cfg spec.Config, idx []int, images []float32, labels []int32) error {
+	return loadBatchAt(ctx, ds, cfg, idx, nil, images, labels)
+}
+
+// loadBatchAt is loadBatch for training: a PositionalDataset gets each example's stream
+// position pos[b] (nil: Example is used).
+func loadBatchAt(ctx context.Context, ds Dataset, cfg spec.Config, idx, pos []int, images []float32, labels []int32) error {
+	pds, _ := ds.(PositionalDataset)
 	per := 3 * cfg.ImageSize * cfg.ImageSize
 	nt := len(spec.Tasks)
 	workers := min(runtime.GOMAXPROCS(0), len(idx))
@@ -656,7 +723,13 @@ func loadBatch(ctx context.Context, ds Dataset, cfg spec.Config, idx []int, imag
 					}
 					continue
 				}
-				lb, err := safeExample(ds, idx[b], img)
+				var lb Labels
+				var err error
+				if pds != nil && pos != nil {
+					lb, err = safeExampleAt(pds, pos[b], idx[b], img)
+				} else {
+					lb, err = safeExample(ds, idx[b], img)
+				}
 				if err == nil {
 					err = checkLabels(cfg, lb)
 				}
@@ -701,6 +774,15 @@ func safeExample(ds Dataset, i int, img []float32) (lb Labels, err error) {
 	return ds.Example(i, img)
 }
 
+func safeExampleAt(ds PositionalDataset, pos, i int, img []float32) (lb Labels, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("data set panicked: %v", r)
+		}
+	}()
+	return ds.ExampleAt(pos, i, img)
+}
+
 func checkLabels(cfg spec.Config, lb Labels) error {
 	for k, task := range spec.Tasks {
 		if n := cfg.NumClasses(task); lb[k] < -1 || int(lb[k]) >= n {
@@ -718,6 +800,8 @@ type evaluator struct {
 	model   ModelFn
 	batch   int
 	exec    *gomlxcontext.Exec
+	top5    map[string]float64 // of the last run
+	counts  map[string]int     // examples with a label per task, of the last run
 }
 
 func newEvaluator(backend backends.Backend, mctx *gomlxcontext.Context, cfg spec.Config, model ModelFn, batch int) *evaluator {
@@ -743,7 +827,7 @@ func (e *evaluator) run(ctx context.Context, ds Dataset) (map[string]float64, er
 			logits := e.model(ctx, e.cfg, images)
 			out := make([]*graph.Node, len(spec.Tasks))
 			for k, task := range spec.Tasks {
-				out[k] = graph.ArgMax(logits[task], -1, dtypes.Int32)
+				out[k] = logits[task]
 			}
 			return out
 		})
@@ -757,7 +841,7 @@ func (e *evaluator) run(ctx context.Context, ds Dataset) (map[string]float64, er
 	images := make([]float32, e.batch*3*size*size)
 	labels := make([]int32, e.batch*nt)
 	idx := make([]int, e.batch)
-	correct, total := make([]int, nt), make([]int, nt)
+	correct, correct5, total := make([]int, nt), make([]int, nt), make([]int, nt)
 	for start := 0; start < ds.Len(); start += e.batch {
 		for b := range idx {
 			idx[b] = -1
@@ -774,23 +858,39 @@ func (e *evaluator) run(ctx context.Context, ds Dataset) (map[string]float64, er
 		if err != nil {
 			return nil, err
 		}
-		for k := range spec.Tasks {
-			pred := tensors.MustCopyFlatData[int32](out[k])
-			for b, p := range pred {
-				if lb := labels[b*nt+k]; lb >= 0 {
-					total[k]++
-					if p == lb {
-						correct[k]++
+		for k, task := range spec.Tasks {
+			nc := e.cfg.NumClasses(task)
+			lg := tensors.MustCopyFlatData[float32](out[k])
+			for b := range e.batch {
+				lb := labels[b*nt+k]
+				if lb < 0 {
+					continue
+				}
+				total[k]++
+				row := lg[b*nc : (b+1)*nc]
+				rank := 0 // classes scoring above the true one (ties count for the lower index)
+				for c, v := range row {
+					if v > row[lb] || (v == row[lb] && c < int(lb)) {
+						rank++
 					}
+				}
+				if rank == 0 {
+					correct[k]++
+				}
+				if rank < 5 {
+					correct5[k]++
 				}
 			}
 		}
 		finalizeAll(out)
 	}
-	acc := map[string]float64{}
+	acc, top5 := map[string]float64{}, map[string]float64{}
+	e.top5, e.counts = top5, map[string]int{}
 	for k, task := range spec.Tasks {
 		if total[k] > 0 {
 			acc[task] = float64(correct[k]) / float64(total[k])
+			top5[task] = float64(correct5[k]) / float64(total[k])
+			e.counts[task] = total[k]
 		}
 	}
 	return acc, nil
@@ -813,4 +913,189 @@ func Evaluate(ctx context.Context, backend backends.Backend, mctx *gomlxcontext.
 		return nil, fmt.Errorf("evaluate: %w", err)
 	}
 	return acc, nil
+}
+
+// modelScopes are the scopes of the model's own variables (what InitFrom copies and Freeze may
+// name): everything but the optimizer state, global step and random state.
+var modelScopes = []string{"/" + models.ScopeBackbone, "/" + models.ScopeEncoder, "/" + models.ScopeAttention,
+	"/" + models.ScopeHeads, "/" + UncertaintyScope}
+
+func underScope(scope, prefix string) bool {
+	prefix = strings.TrimSuffix(prefix, "/")
+	return scope == prefix || strings.HasPrefix(scope, prefix+"/")
+}
+
+func isModelVariable(scope string) bool {
+	for _, p := range modelScopes {
+		if underScope(scope, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// isBuffer reports the model variables that are never trained (batch-norm statistics).
+func isBuffer(name string) bool { return name == "running_mean" || name == "running_var" }
+
+// applyFreeze sets the trainability of every model variable of ctx: not trainable when it is a
+// buffer or under one of the frozen scope prefixes, trainable otherwise. It runs after the
+// graph's variables exist, so that a previous phase's (or a checkpoint's) flags never leak.
+func applyFreeze(ctx *gomlxcontext.Context, freeze []string) {
+	for v := range ctx.IterVariables() {
+		if !isModelVariable(v.Scope()) {
+			continue
+		}
+		trainable := !isBuffer(v.Name())
+		for _, p := range freeze {
+			if underScope(v.Scope(), p) {
+				trainable = false
+			}
+		}
+		v.SetTrainable(trainable)
+	}
+}
+
+// initFrom copies the model variables of checkpoint dir into the fresh context mctx.
+func initFrom(mctx *gomlxcontext.Context, cfg spec.Config, dir string) error {
+	src, ckCfg, err := models.LoadCheckpoint(dir)
+	if err != nil {
+		return err
+	}
+	if string(ckCfg.JSON()) != string(cfg.JSON()) {
+		return fmt.Errorf("checkpoint %s: its model config differs from the one being trained", dir)
+	}
+	n := 0
+	for v := range src.IterVariables() {
+		if !isModelVariable(v.Scope()) {
+			continue
+		}
+		val, err := v.Value()
+		if err != nil {
+			return fmt.Errorf("checkpoint %s: variable %s/%s: %w", dir, v.Scope(), v.Name(), err)
+		}
+		cp, err := val.Clone()
+		if err != nil {
+			return fmt.Errorf("checkpoint %s: variable %s/%s: %w", dir, v.Scope(), v.Name(), err)
+		}
+		nv := mctx.InAbsPath(v.Scope()).VariableWithValue(v.Name(), cp)
+		nv.SetTrainable(!isBuffer(v.Name()))
+		n++
+	}
+	if n == 0 {
+		return fmt.Errorf("checkpoint %s: no model variables", dir)
+	}
+	return nil
+}
+
+// ClipGlobalNorm scales grads by min(1, maxNorm/‖grads‖₂), the norm taken over all of them
+// (torch.nn.utils.clip_grad_norm_).
+func ClipGlobalNorm(grads []*graph.Node, maxNorm float64) []*graph.Node {
+	if len(grads) == 0 {
+		return grads
+	}
+	var sq *graph.Node
+	for _, gr := range grads {
+		s := graph.ReduceAllSum(graph.Square(gr))
+		if sq == nil {
+			sq = s
+		} else {
+			sq = graph.Add(sq, s)
+		}
+	}
+	norm := graph.Sqrt(sq)
+	scale := graph.Min(graph.OnesLike(norm), graph.Div(graph.Scalar(norm.Graph(), norm.DType(), maxNorm), graph.AddScalar(norm, 1e-6)))
+	out := make([]*graph.Node, len(grads))
+	for i, gr := range grads {
+		out[i] = graph.Mul(gr, graph.ConvertDType(scale, gr.DType()))
+	}
+	return out
+}
+
+// EvalResult is what EvaluateTopK measures per task (tasks without any label are left out).
+type EvalResult struct {
+	Top1   map[string]float64 `json:"top1"`
+	Top5   map[string]float64 `json:"top5"`
+	Images map[string]int     `json:"images"` // examples with a label, per task
+}
+
+// EvaluateTopK is Evaluate with top-5 accuracy and per-task example counts.
+func EvaluateTopK(ctx context.Context, backend backends.Backend, mctx *gomlxcontext.Context, cfg spec.Config, ds Dataset, batch int) (*EvalResult, error) {
+	if batch <= 0 {
+		return nil, fmt.Errorf("evaluate: batch must be > 0, got %d", batch)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("evaluate: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
+	}
+	e := newEvaluator(backend, mctx, cfg, DeepArtNet, batch)
+	defer e.close()
+	acc, err := e.run(ctx, ds)
+	if err != nil {
+		return nil, fmt.Errorf("evaluate: %w", err)
+	}
+	return &EvalResult{Top1: acc, Top5: e.top5, Images: e.counts}, nil
+}
+
+// Score is the validation metric used to pick the best checkpoint: the mean top-1 accuracy over
+// the tasks present (0 when none is).
+func Score(acc map[string]float64) float64 {
+	if len(acc) == 0 {
+		return 0
+	}
+	var s float64
+	for _, v := range acc {
+		s += v
+	}
+	return s / float64(len(acc))
+}
+
+// Best-checkpoint files in OutDir (Options.KeepBest).
+const (
+	BestDir  = "best"
+	BestFile = "best.json"
+)
+
+// BestInfo is the content of best.json.
+type BestInfo struct {
+	Step     int                `json:"step"`
+	Score    float64            `json:"score"`
+	Accuracy map[string]float64 `json:"accuracy"`
+}
+
+// ReadBest reads OutDir/best.json (nil, nil when there is none).
+func ReadBest(outDir string) (*BestInfo, error) {
+	b, err := os.ReadFile(filepath.Join(outDir, BestFile))
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var bi BestInfo
+	if err := json.Unmarshal(b, &bi); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(outDir, BestFile), err)
+	}
+	return &bi, nil
+}
+
+// keepBest saves the current state as OutDir/best when its score beats best.json's. The
+// checkpoint is written first (atomically), then best.json; a crash in between leaves a best
+// checkpoint newer than best.json says, which is only ever better.
+func (t *trainer) keepBest(step int, acc map[string]float64) error {
+	prev, err := ReadBest(t.o.OutDir)
+	if err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	score := Score(acc)
+	if prev != nil && prev.Step != step && score <= prev.Score {
+		return nil
+	}
+	if err := models.SaveCheckpoint(t.mctx, t.cfg, filepath.Join(t.o.OutDir, BestDir)); err != nil {
+		return fmt.Errorf("train: best checkpoint at step %d: %w", step, err)
+	}
+	b, _ := json.MarshalIndent(BestInfo{Step: step, Score: score, Accuracy: acc}, "", "  ")
+	if err := writeFileAtomic(filepath.Join(t.o.OutDir, BestFile), append(b, '\n')); err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	t.log.Info("best checkpoint", "step", step, "score", round(score))
+	return nil
 }
