@@ -41,6 +41,12 @@ const (
 	// envBenchReference names another ONNX file of the same model (e.g. a rewritten copy): both
 	// run a batch of 2 and the largest output difference is logged.
 	envBenchReference = "ARTNET_BENCH_REFERENCE"
+	// envBenchVs names another artnet ONNX file to race against on the same inputs: the
+	// sub-benchmarks vs/batch=N alternate one run of each (order swapped every pair) and report
+	// the median of the per-pair time ratios (this / other). Load from other processes changes
+	// slowly compared with one run, so the ratio is far steadier than separate measurements on a
+	// shared machine.
+	envBenchVs = "ARTNET_BENCH_VS"
 )
 
 // BenchmarkB4ORT measures the spec's full DeepArtNet (spec.Default(): B4, 224×224, 7×7 tokens,
@@ -53,6 +59,8 @@ const (
 //	          cpu-ms/image: the process's CPU time, which includes ORT's spinning threads)
 //
 // With ARTNET_BENCH_ONNX=path the same harness measures that artnet ONNX file instead (no export).
+// ARTNET_BENCH_VS=path adds vs/batch=N: paired, alternating runs against another file (median
+// time ratio), the steadier comparison on a loaded machine.
 //
 //	go test -run XXX -bench B4ORT -benchtime 3s -count 3 ./export/
 //	ARTNET_BENCH_ONNX=/tmp/torch_b4.onnx go test -run XXX -bench B4ORT ./export/
@@ -186,9 +194,83 @@ func BenchmarkB4ORT(b *testing.B) {
 			b.ReportMetric((cpuTime()-cpu0).Seconds()*1e3/float64(b.N*batch), "cpu-ms/image")
 		})
 	}
+	if vs := os.Getenv(envBenchVs); vs != "" {
+		racePaired(b, m, vs, opts)
+	}
 	if prefix := os.Getenv(envBenchProfile); prefix != "" {
 		profileORT(b, data, it.Height, threads, prefix)
 	}
+}
+
+// racePaired alternates runs of m and of the model in file other at batch 1, 8, 32.
+func racePaired(b *testing.B, m *runtime.Model, other string, opts runtime.Options) {
+	r, err := runtime.Open(other, opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	it := m.Interface()
+	for _, batch := range []int{1, 8, 32} {
+		x := randInput(uint64(batch), batch*3*it.Height*it.Width)
+		b.Run(fmt.Sprintf("vs/batch=%d", batch), func(b *testing.B) {
+			ctx := gocontext.Background()
+			timed := func(mod *runtime.Model) float64 {
+				t0 := time.Now()
+				if _, err := mod.Run(ctx, x, batch); err != nil {
+					b.Fatal(err)
+				}
+				return time.Since(t0).Seconds() * 1e3 / float64(batch)
+			}
+			timed(m) // warm-up
+			timed(r)
+			var mine, theirs, ratio []float64
+			for i := 0; i < b.N; i++ {
+				var a, o float64
+				if i%2 == 0 {
+					a = timed(m)
+					o = timed(r)
+				} else {
+					o = timed(r)
+					a = timed(m)
+				}
+				mine, theirs, ratio = append(mine, a), append(theirs, o), append(ratio, a/o)
+			}
+			b.ReportMetric(median(mine), "ms/image")
+			b.ReportMetric(median(theirs), "vs-ms/image")
+			b.ReportMetric(median(ratio), "ratio")
+			b.Logf("batch %d, %d pairs: ms/image this min %.1f median %.1f, %s min %.1f median %.1f; ratio this/other median %.3f (min %.3f, max %.3f)",
+				batch, b.N, minOf(mine), median(mine), other, minOf(theirs), median(theirs), median(ratio), minOf(ratio), maxOf(ratio))
+		})
+	}
+}
+
+func median(v []float64) float64 {
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	n := len(s)
+	if n == 0 {
+		return 0
+	}
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+func minOf(v []float64) float64 {
+	m := v[0]
+	for _, x := range v {
+		m = min(m, x)
+	}
+	return m
+}
+
+func maxOf(v []float64) float64 {
+	m := v[0]
+	for _, x := range v {
+		m = max(m, x)
+	}
+	return m
 }
 
 // compareORT runs m and the model in file ref on the same batch of 2 and logs the largest
