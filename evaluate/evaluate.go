@@ -1,0 +1,253 @@
+package evaluate
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math"
+	"time"
+
+	"github.com/artnet/artnet/models/spec"
+	"github.com/artnet/artnet/predict"
+	"github.com/artnet/artnet/preprocess"
+	"github.com/artnet/artnet/wikiart"
+)
+
+// TopK is the k of the top-k accuracy (top-5; a task with fewer classes uses its class count).
+const TopK = 5
+
+// maxExamples bounds the example file names kept for skipped images.
+const maxExamples = 5
+
+// Options configure Run.
+type Options struct {
+	// Images is the image root: sample files are Images/<Sample.Path>.
+	Images string
+	// Classes are the class names per task (keyed by task name, as wikiart.Load returns them).
+	// Their counts must equal the model's; the names are the data's (the model's may be
+	// placeholders). Nil uses the model's names.
+	Classes map[string][]string
+	// Batch is the number of images per forward pass (0 → 32).
+	Batch int
+	// Log receives progress lines (nil → slog.Default()).
+	Log *slog.Logger
+}
+
+// TaskReport is one task's evaluation.
+type TaskReport struct {
+	Task     string  `json:"task"`
+	Samples  int     `json:"samples"` // evaluated samples with this task's label
+	Top1     float64 `json:"top1"`
+	TopK     float64 `json:"topk"`
+	K        int     `json:"k"`
+	Averages         // macro and weighted averages over the classes present
+	// Absent lists the classes with no labelled sample in the split (recall undefined).
+	Absent    []string       `json:"absent_classes"`
+	PerClass  []ClassMetrics `json:"per_class"`
+	Confusion *Confusion     `json:"-"`
+}
+
+// Skipped is an image that could not be evaluated.
+type Skipped struct {
+	Path  string `json:"path"`
+	Error string `json:"error"`
+}
+
+// Summary is the whole evaluation, written as summary.json.
+type Summary struct {
+	Model   string `json:"model"`   // the ONNX file or checkpoint directory
+	Runtime string `json:"runtime"` // "onnx" or "gomlx"
+	Data    string `json:"data"`
+	Split   string `json:"split"`
+	// Samples is how many samples of the split were given (after --limit); Evaluated those
+	// whose image decoded; Undecodable the rest. MissingImages counts the split's CSV rows that
+	// had no image file on disk (wikiart.Load skipped them before evaluation).
+	Samples        int           `json:"samples"`
+	Evaluated      int           `json:"evaluated"`
+	Undecodable    int           `json:"undecodable"`
+	UndecodableEx  []Skipped     `json:"undecodable_examples,omitempty"`
+	MissingImages  int           `json:"missing_images"`
+	Limit          int           `json:"limit,omitempty"`
+	ClassNamesFrom string        `json:"class_names_from"` // "data" or "model"
+	Tasks          []*TaskReport `json:"tasks"`
+	Seconds        float64       `json:"seconds"`
+}
+
+// Task returns the report of the named task, or nil.
+func (s *Summary) Task(name string) *TaskReport {
+	for _, t := range s.Tasks {
+		if t.Task == name {
+			return t
+		}
+	}
+	return nil
+}
+
+// accumulator gathers one task's counts.
+type accumulator struct {
+	conf      *Confusion
+	n, top1   int
+	topk, k   int
+	nClasses  int
+	className string
+}
+
+// Run evaluates p on samples: every image is decoded as the model's configuration says, run in
+// batches, and each task is scored on the samples that carry its label. Images that do not
+// decode are skipped and counted (the first few named in the summary). It returns an error
+// only when the model fails, the context ends, or the class lists do not fit the model.
+func Run(ctx context.Context, p predict.Predictor, samples []wikiart.Sample, o Options) (*Summary, error) {
+	began := time.Now()
+	cfg := p.Config()
+	if o.Batch <= 0 {
+		o.Batch = 32
+	}
+	log := o.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	sum := &Summary{Samples: len(samples), ClassNamesFrom: "data"}
+	if o.Classes == nil {
+		sum.ClassNamesFrom = "model"
+	}
+	acc := make([]*accumulator, len(spec.Tasks))
+	for t, task := range spec.Tasks {
+		names := cfg.Classes[task]
+		if o.Classes != nil {
+			d := o.Classes[task]
+			if len(d) != len(names) {
+				return nil, fmt.Errorf("evaluate: task %s: the model has %d classes, the data's %s lists %d", task, len(names), wikiart.ClassFileName(t), len(d))
+			}
+			if !equal(d, names) {
+				log.Debug("model class names differ from the data's; reporting the data's", "task", task)
+			}
+			names = d
+		}
+		k := min(TopK, len(names))
+		acc[t] = &accumulator{conf: NewConfusion(names), k: k, nClasses: len(names), className: task}
+	}
+
+	popt := preprocess.FromConfig(cfg)
+	per := 3 * cfg.ImageSize * cfg.ImageSize
+	batches := make(chan batch, 1)
+	pctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { // decodes the next batch while the model runs this one; ends when samples or ctx end
+		defer close(done)
+		defer close(batches)
+		for start := 0; start < len(samples); {
+			b := batch{images: make([]float32, 0, o.Batch*per)}
+			for ; start < len(samples) && len(b.samples) < o.Batch; start++ {
+				s := samples[start]
+				x, err := preprocess.DecodeFile(s.File(o.Images), popt)
+				if err != nil {
+					b.skipped = append(b.skipped, Skipped{Path: s.Path, Error: oneLine(err.Error())})
+					continue
+				}
+				b.images = append(b.images, x...)
+				b.samples = append(b.samples, s)
+			}
+			select {
+			case batches <- b:
+			case <-pctx.Done():
+				return
+			}
+		}
+	}()
+	defer func() { cancel(); <-done }()
+
+	lastLog := time.Now()
+	for b := range batches {
+		for _, s := range b.skipped {
+			sum.Undecodable++
+			if len(sum.UndecodableEx) < maxExamples {
+				sum.UndecodableEx = append(sum.UndecodableEx, s)
+			}
+			log.Warn("image skipped", "path", s.Path, "err", s.Error)
+		}
+		if len(b.samples) == 0 {
+			continue
+		}
+		res, err := p.Run(ctx, b.images, len(b.samples))
+		if err != nil {
+			return nil, fmt.Errorf("evaluate: model run on %d images (first %s): %w", len(b.samples), b.samples[0].Path, err)
+		}
+		for i, s := range b.samples {
+			for t, task := range spec.Tasks {
+				truth := s.Labels[t]
+				if truth == wikiart.Absent {
+					continue
+				}
+				a := acc[t]
+				row := res.Row(task, i)
+				if len(row) != a.nClasses {
+					return nil, fmt.Errorf("evaluate: task %s: model output has %d probabilities, want %d", task, len(row), a.nClasses)
+				}
+				if truth < 0 || truth >= a.nClasses {
+					return nil, fmt.Errorf("evaluate: %s: %s label %d out of range 0..%d", s.Path, task, truth, a.nClasses-1)
+				}
+				for _, v := range row {
+					if math.IsNaN(float64(v)) {
+						return nil, fmt.Errorf("evaluate: %s: the model's %s output is NaN", s.Path, task)
+					}
+				}
+				pred := Argmax(row)
+				_ = a.conf.Add(truth, pred)
+				a.n++
+				if pred == truth {
+					a.top1++
+				}
+				if Rank(row, truth) < a.k {
+					a.topk++
+				}
+			}
+		}
+		sum.Evaluated += len(b.samples)
+		if time.Since(lastLog) > 10*time.Second {
+			lastLog = time.Now()
+			log.Info("evaluating", "done", sum.Evaluated+sum.Undecodable, "of", len(samples))
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("evaluate: %w", err)
+	}
+	for _, a := range acc {
+		sum.Tasks = append(sum.Tasks, a.report())
+	}
+	sum.Seconds = time.Since(began).Seconds()
+	return sum, nil
+}
+
+type batch struct {
+	images  []float32
+	samples []wikiart.Sample
+	skipped []Skipped
+}
+
+func (a *accumulator) report() *TaskReport {
+	r := &TaskReport{Task: a.className, Samples: a.n, K: a.k, Confusion: a.conf, Absent: []string{}}
+	if a.n > 0 {
+		r.Top1 = float64(a.top1) / float64(a.n)
+		r.TopK = float64(a.topk) / float64(a.n)
+	}
+	r.PerClass = a.conf.PerClass()
+	r.Averages = Average(r.PerClass)
+	for _, m := range r.PerClass {
+		if m.Support == 0 {
+			r.Absent = append(r.Absent, m.Class)
+		}
+	}
+	return r
+}
+
+func equal(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
