@@ -34,7 +34,8 @@ type jobResult struct {
 }
 
 // batcher collects jobs into batches of at most `batch` images and runs each batch with one
-// model Run. Admission (admit) bounds the jobs being decoded or queued to `queue`.
+// model Run, at most Workers runs at a time. Admission (admit) bounds the jobs being decoded
+// or queued to `queue`.
 type batcher struct {
 	model    predict.Predictor
 	batch    int
@@ -47,9 +48,10 @@ type batcher struct {
 	log      *slog.Logger
 
 	ch       chan *job
-	wake     chan struct{} // a request stopped decoding without a job (cancelAdmit)
-	pending  atomic.Int64  // admitted, not yet taken from ch
-	decoding atomic.Int64  // admitted, not yet submitted
+	wake     chan struct{}  // a request stopped decoding without a job (cancelAdmit)
+	free     chan []float32 // input buffers of idle runners (Workers of them)
+	pending  atomic.Int64   // admitted, not yet taken from ch
+	decoding atomic.Int64   // admitted, not yet submitted
 
 	mu     sync.RWMutex
 	closed bool
@@ -68,13 +70,15 @@ func newBatcher(model predict.Predictor, cfg Config, imgLen int, met *metrics, l
 
 // start runs workers goroutines that collect and run batches until close.
 func (b *batcher) start(workers int) {
+	b.free = make(chan []float32, workers)
 	for i := 0; i < workers; i++ {
-		b.wg.Add(1)
-		go func() {
-			defer b.wg.Done()
-			b.loop()
-		}()
+		b.free <- make([]float32, 0, b.batch*b.imgLen)
 	}
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		b.collect()
+	}()
 }
 
 // close stops accepting jobs, lets the workers run what is queued, and waits for them. After
@@ -158,12 +162,18 @@ func (b *batcher) take() (*job, bool) {
 	}
 }
 
-func (b *batcher) loop() {
+// collect is the one goroutine that forms batches: it waits for a free runner (one of
+// Workers input buffers), then for a first job, then fills the batch, and starts its run.
+// Being alone, it sees every job that is queued while it waits, so only a request that stops
+// decoding without a job (cancelAdmit) needs to wake it.
+func (b *batcher) collect() {
+	var runs sync.WaitGroup
+	defer runs.Wait()
 	var carry *job
-	buf := make([]float32, 0, b.batch*b.imgLen)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for {
+		buf := <-b.free
 		first := carry
 		carry = nil
 		if first == nil {
@@ -182,7 +192,7 @@ func (b *batcher) loop() {
 		jobs := []*job{first}
 		total := first.n
 		timer.Reset(b.maxDelay)
-	collect:
+	fill:
 		for total < b.batch {
 			// Take what is queued; wait only while more admitted requests are on their way.
 			j, ok := b.take()
@@ -196,10 +206,10 @@ func (b *batcher) loop() {
 				case <-b.wake:
 					continue // look again: maybe nothing is on its way any more
 				case <-timer.C:
-					break collect
+					break fill
 				case <-b.stop:
 					if j, ok = b.take(); !ok {
-						break collect
+						break fill
 					}
 				}
 			}
@@ -211,7 +221,11 @@ func (b *batcher) loop() {
 			total += j.n
 		}
 		timer.Stop()
-		buf = b.run(jobs, buf)
+		runs.Add(1)
+		go func() {
+			defer runs.Done()
+			b.free <- b.run(jobs, buf)
+		}()
 	}
 }
 
@@ -255,6 +269,8 @@ func (b *batcher) run(jobs []*job, buf []float32) []float32 {
 	b.met.batchSize.Observe(float64(total))
 	if err == nil {
 		err = checkResult(res, total)
+	} else if b.base.Err() != nil {
+		err = fmt.Errorf("%w: model run cancelled (%v)", ErrShuttingDown, err)
 	}
 	if err != nil {
 		b.log.Error("model run failed", "batch", total, "err", err)

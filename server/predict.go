@@ -71,6 +71,9 @@ func statusOf(err error) int {
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	code := statusOf(err)
 	log := logger(r.Context(), s.log)
+	if code == clientClosed && r.Context().Err() == nil {
+		code = http.StatusInternalServerError // a context error that is not the client's
+	}
 	if code == clientClosed {
 		log.Debug("client gone", "err", err)
 		return

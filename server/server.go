@@ -142,8 +142,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	err := hs.Shutdown(sctx)
 	if err != nil {
 		err = fmt.Errorf("server: shutdown: in-flight requests did not finish within %v: %w", s.cfg.ShutdownTimeout, err)
-		s.b.abort() // cancels the running model runs (ORT terminates them)
 		_ = hs.Close()
+		s.b.abort() // cancels the running model runs (ORT terminates them)
 	}
 	<-errc // http.ErrServerClosed
 	s.b.close()
