@@ -68,7 +68,8 @@ func newBatcher(model predict.Predictor, cfg Config, imgLen int, met *metrics, l
 	}
 }
 
-// start runs workers goroutines that collect and run batches until close.
+// start runs the collector, which forms batches and runs up to workers of them at a time,
+// until close.
 func (b *batcher) start(workers int) {
 	b.free = make(chan []float32, workers)
 	for i := 0; i < workers; i++ {
@@ -81,8 +82,8 @@ func (b *batcher) start(workers int) {
 	}()
 }
 
-// close stops accepting jobs, lets the workers run what is queued, and waits for them. After
-// abort, running and queued jobs fail with context.Canceled instead.
+// close stops accepting jobs, runs what is queued, and waits for the collector and the runs.
+// After abort, running and queued jobs fail instead.
 func (b *batcher) close() {
 	defer b.abort()
 	b.mu.Lock()
@@ -109,8 +110,8 @@ func (b *batcher) admit() error {
 	}
 }
 
-// cancelAdmit releases an admitted request that will not be submitted, and wakes a worker
-// waiting for it.
+// cancelAdmit releases an admitted request that will not be submitted, and wakes the
+// collector if it waits for it.
 func (b *batcher) cancelAdmit() {
 	b.decoding.Add(-1)
 	b.pending.Add(-1)
@@ -128,9 +129,9 @@ func (b *batcher) submit(j *job) error {
 		b.cancelAdmit()
 		return ErrShuttingDown
 	}
-	// Decrement before the send: a collecting worker that sees decoding == 0 with an empty
-	// queue may then run early (harmless); decrementing after would let it wait for MaxDelay
-	// on a job it has already taken.
+	// Decrement before the send: the collector, seeing decoding == 0 with an empty queue in
+	// between, may run early (harmless); decrementing after would let it wait for MaxDelay
+	// for a job it has already taken.
 	b.decoding.Add(-1)
 	b.ch <- j
 	return nil
