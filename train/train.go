@@ -276,6 +276,7 @@ func Run(ctx context.Context, o Options, trainSet, valSet Dataset, log *slog.Log
 				return nil, fmt.Errorf("train: InitFrom: %w", err)
 			}
 			log.Info("initialised from checkpoint", "dir", o.InitFrom)
+			mctx = mctx.Checked(false) // model variables exist; optimizer ones are created
 		}
 		if o.Resume {
 			log.Info("no checkpoint to resume from: starting fresh", "out", o.OutDir)

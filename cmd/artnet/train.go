@@ -31,14 +31,14 @@ func syntheticConfig(styles, genres, artists int) spec.Config {
 func trainCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "train",
-		Usage: "train DeepArtNet in GoMLX (this version: on synthetic paintings, --synthetic)",
-		Flags: []cli.Flag{
+		Usage: "train DeepArtNet in GoMLX on WikiArt (--config, phases) or on synthetic paintings (--synthetic)",
+		Flags: append([]cli.Flag{
 			&cli.BoolFlag{Name: "synthetic", Usage: "train on generated images whose style/genre/artist labels are palette/texture/layout"},
 			&cli.StringFlag{Name: "out", Value: "out/train", Usage: "output directory: checkpoints (ckpt-<step>), latest, metrics.jsonl, samples/"},
 			&cli.StringFlag{Name: "model-config", Usage: "JSON model configuration (spec.Config); default: the tiny CPU configuration"},
-			&cli.IntFlag{Name: "steps", Value: 300, Usage: "global step to train up to"},
-			&cli.IntFlag{Name: "batch", Value: 16},
-			&cli.Float64Flag{Name: "lr", Value: 3e-3, Usage: "peak learning rate (AdamW)"},
+			&cli.IntFlag{Name: "steps", Value: 300, Usage: "global step to train up to (--synthetic)"},
+			&cli.IntFlag{Name: "batch", Value: 16, Usage: "batch size (WikiArt: overrides the selected phases')"},
+			&cli.Float64Flag{Name: "lr", Value: 3e-3, Usage: "peak learning rate, AdamW (WikiArt: overrides the selected phases')"},
 			&cli.Float64Flag{Name: "weight-decay", Value: 1e-4},
 			&cli.IntFlag{Name: "warmup", Value: 10, Usage: "warm-up steps before the cosine decay"},
 			&cli.IntFlag{Name: "checkpoint-every", Value: 50},
@@ -50,10 +50,10 @@ func trainCommand() *cli.Command {
 			&cli.Int64Flag{Name: "seed", Value: 1},
 			&cli.BoolFlag{Name: "resume", Usage: "continue from the newest checkpoint in --out that loads"},
 			&cli.StringFlag{Name: "backend", Usage: "GoMLX backend: go (CPU, default) or xla:cuda (needs -tags xla and a PJRT plugin); default $GOMLX_BACKEND"},
-		},
+		}, wikiartFlags()...),
 		Action: func(c *cli.Context) error {
 			if !c.Bool("synthetic") {
-				return errors.New("train: only --synthetic training is available in this version (WikiArt training: see README, 'Roadmap')")
+				return trainWikiArt(c)
 			}
 			var n [3]int
 			if _, err := fmt.Sscanf(strings.ReplaceAll(c.String("classes"), " ", ""), "%d,%d,%d", &n[0], &n[1], &n[2]); err != nil {

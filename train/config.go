@@ -1,0 +1,244 @@
+package train
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/artnet/artnet/models/spec"
+)
+
+// FileConfig is a training configuration file (YAML), e.g. configs/base.yaml:
+//
+//	base: other.yaml        # optional: read that file first (relative to this one), then merge this one over it
+//	model:                  # preset (default|tiny) then spec.Config fields by their JSON names
+//	  preset: default
+//	  variant: b0
+//	data: {root: ../shared/wikiart, cache_size: 80, jitter: 0.2, balanced: [style]}
+//	train: {seed: 1, weight_decay: 0.01, warmup_epochs: 1, clip_norm: 5}
+//	phases:
+//	  - {name: "1", epochs: 20, batch: 64, lr: 1.0e-3, freeze: [/encoder, /attention]}
+//
+// Maps merge key by key over the base; lists (phases, freeze, balanced) replace the base's.
+type FileConfig struct {
+	Model  map[string]any `yaml:"model"`
+	Data   DataConfig     `yaml:"data"`
+	Train  TrainConfig    `yaml:"train"`
+	Phases []PhaseConfig  `yaml:"phases"`
+}
+
+// DataConfig says where the WikiArt data is and how it is augmented and sampled.
+type DataConfig struct {
+	Root      string   `yaml:"root"`       // the folder with the split CSVs (relative paths: to the working directory)
+	Images    string   `yaml:"images"`     // image root ("" → Root/images)
+	Strict    bool     `yaml:"strict"`     // refuse rows whose image is missing
+	Disjoint  *bool    `yaml:"disjoint"`   // drop train paths that val keeps (default true)
+	CacheSize int      `yaml:"cache_size"` // side of the cached training images (0 → model resize_size)
+	MinScale  float64  `yaml:"min_scale"`  // random resized crop's smallest area fraction (0 → 0.35)
+	Jitter    float64  `yaml:"jitter"`     // colour jitter strength
+	Balanced  []string `yaml:"balanced"`   // tasks whose classes are sampled balanced (at most one)
+	Workers   int      `yaml:"workers"`    // decoding goroutines (0 → GOMAXPROCS)
+}
+
+// TrainConfig holds what the phases share.
+type TrainConfig struct {
+	Seed         int64   `yaml:"seed"`
+	WeightDecay  float64 `yaml:"weight_decay"`
+	WarmupEpochs float64 `yaml:"warmup_epochs"`
+	MinLRFactor  float64 `yaml:"min_lr_factor"` // cosine floor as a fraction of each phase's lr
+	ClipNorm     float64 `yaml:"clip_norm"`
+	Keep         int     `yaml:"keep"` // checkpoints kept per phase
+	Backend      string  `yaml:"backend"`
+	EvalBatch    int     `yaml:"eval_batch"` // 0 → the phase's batch
+}
+
+// PhaseConfig is one training phase.
+type PhaseConfig struct {
+	Name   string   `yaml:"name"`
+	Epochs float64  `yaml:"epochs"` // may be fractional (a shortened run)
+	Batch  int      `yaml:"batch"`
+	LR     float64  `yaml:"lr"`
+	Freeze []string `yaml:"freeze"` // variable scope prefixes, e.g. /encoder, /backbone/features/0
+}
+
+// LoadFileConfig reads a YAML training configuration (following base: links). Errors name the
+// file and, where they can, the field.
+func LoadFileConfig(path string) (*FileConfig, error) {
+	m, err := readMerged(path, 0)
+	if err != nil {
+		return nil, err
+	}
+	delete(m, "base")
+	b, err := yaml.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	var fc FileConfig
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&fc); err != nil {
+		return nil, fmt.Errorf("%s: %s", path, oneLine(err))
+	}
+	if err := fc.validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &fc, nil
+}
+
+func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }
+
+func readMerged(path string, depth int) (map[string]any, error) {
+	if depth > 8 {
+		return nil, fmt.Errorf("%s: base: too many levels", path)
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("training config: %w", err)
+	}
+	var m map[string]any
+	if err := yaml.Unmarshal(raw, &m); err != nil {
+		return nil, fmt.Errorf("%s: %s", path, oneLine(err))
+	}
+	if m == nil {
+		m = map[string]any{}
+	}
+	base, ok := m["base"]
+	if !ok {
+		return m, nil
+	}
+	bs, ok := base.(string)
+	if !ok || bs == "" {
+		return nil, fmt.Errorf("%s: field base: want a file name", path)
+	}
+	if !filepath.IsAbs(bs) {
+		bs = filepath.Join(filepath.Dir(path), bs)
+	}
+	bm, err := readMerged(bs, depth+1)
+	if err != nil {
+		return nil, err
+	}
+	delete(bm, "base")
+	return mergeMaps(bm, m), nil
+}
+
+// mergeMaps returns over merged onto base: nested maps merge, anything else replaces.
+func mergeMaps(base, over map[string]any) map[string]any {
+	out := map[string]any{}
+	for k, v := range base {
+		out[k] = v
+	}
+	for k, v := range over {
+		if om, ok := v.(map[string]any); ok {
+			if bm, ok := out[k].(map[string]any); ok {
+				out[k] = mergeMaps(bm, om)
+				continue
+			}
+		}
+		out[k] = v
+	}
+	return out
+}
+
+func (fc *FileConfig) validate() error {
+	var errs []error
+	if len(fc.Phases) == 0 {
+		errs = append(errs, errors.New("field phases: at least one phase is needed"))
+	}
+	seen := map[string]bool{}
+	for i, p := range fc.Phases {
+		where := fmt.Sprintf("phases[%d]", i)
+		if p.Name == "" {
+			errs = append(errs, fmt.Errorf("field %s.name: empty", where))
+		} else if seen[p.Name] || strings.ContainsAny(p.Name, "/\\ ") {
+			errs = append(errs, fmt.Errorf("field %s.name: %q is repeated or not a plain name", where, p.Name))
+		}
+		seen[p.Name] = true
+		if !(p.Epochs > 0) {
+			errs = append(errs, fmt.Errorf("field %s.epochs: must be > 0, got %g", where, p.Epochs))
+		}
+		if p.Batch <= 0 {
+			errs = append(errs, fmt.Errorf("field %s.batch: must be > 0, got %d", where, p.Batch))
+		}
+		if !(p.LR > 0) {
+			errs = append(errs, fmt.Errorf("field %s.lr: must be > 0, got %g", where, p.LR))
+		}
+		for _, f := range p.Freeze {
+			if !strings.HasPrefix(f, "/") || !isModelVariable(f) {
+				errs = append(errs, fmt.Errorf("field %s.freeze: %q is not a model scope (/backbone/..., /encoder, /attention, /heads/..., /uncertainty)", where, f))
+			}
+		}
+	}
+	if len(fc.Data.Balanced) > 1 {
+		errs = append(errs, fmt.Errorf("field data.balanced: at most one task, got %v", fc.Data.Balanced))
+	}
+	for _, t := range fc.Data.Balanced {
+		if taskIndex(t) < 0 {
+			errs = append(errs, fmt.Errorf("field data.balanced: unknown task %q (want one of %v)", t, spec.Tasks))
+		}
+	}
+	if fc.Data.Jitter < 0 || fc.Data.Jitter >= 1 {
+		errs = append(errs, fmt.Errorf("field data.jitter: must be in [0,1), got %g", fc.Data.Jitter))
+	}
+	if fc.Train.WarmupEpochs < 0 || fc.Train.ClipNorm < 0 || fc.Train.WeightDecay < 0 || fc.Train.MinLRFactor < 0 || fc.Train.MinLRFactor > 1 {
+		errs = append(errs, errors.New("fields train.warmup_epochs, clip_norm, weight_decay: must be ≥ 0; min_lr_factor in [0,1]"))
+	}
+	if _, err := fc.ModelConfig(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func taskIndex(t string) int {
+	for k, name := range spec.Tasks {
+		if name == t {
+			return k
+		}
+	}
+	return -1
+}
+
+// ModelConfig is the model section: the preset (default: spec.Default(); tiny: spec.Tiny())
+// with the given spec.Config fields over it. Classes are left to the data.
+func (fc *FileConfig) ModelConfig() (spec.Config, error) {
+	m := map[string]any{}
+	for k, v := range fc.Model {
+		m[k] = v
+	}
+	cfg := spec.Default()
+	if p, ok := m["preset"]; ok {
+		switch p {
+		case "default":
+		case "tiny":
+			cfg = spec.Tiny()
+		default:
+			return cfg, fmt.Errorf("field model.preset: %v: want default or tiny", p)
+		}
+		delete(m, "preset")
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return cfg, fmt.Errorf("field model: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&cfg); err != nil {
+		return cfg, fmt.Errorf("field model: %w", err)
+	}
+	return cfg, nil
+}
+
+// Phase returns the phase with that name.
+func (fc *FileConfig) Phase(name string) (PhaseConfig, bool) {
+	for _, p := range fc.Phases {
+		if p.Name == name {
+			return p, true
+		}
+	}
+	return PhaseConfig{}, false
+}
