@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/gomlx/gomlx/backends/simplego"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
@@ -64,8 +65,16 @@ func hook(stage string) error {
 	if saveHook != nil {
 		return saveHook(stage)
 	}
+	if d, err := time.ParseDuration(os.Getenv(SaveDelayEnv)); err == nil && d > 0 {
+		time.Sleep(d) // crash tests: widen the window in which a save is in progress
+	}
 	return nil
 }
+
+// SaveDelayEnv names an environment variable (a Go duration, e.g. "200ms") that makes
+// SaveCheckpoint pause that long at each of its stages, mid-write; for tests that kill a
+// process while it saves. Unset in normal use.
+const SaveDelayEnv = "ARTNET_TEST_SAVE_DELAY"
 
 var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
 
