@@ -218,6 +218,20 @@ func Run(ctx context.Context, p predict.Predictor, samples []wikiart.Sample, o O
 	return sum, nil
 }
 
+// Subsample returns n samples spread evenly over samples (indices ⌊i·len/n⌋, in order), or
+// all of them when n ≤ 0 or n ≥ len. A split lists its images class by class, so the first n
+// would cover few classes; an even spread covers them in proportion, deterministically.
+func Subsample(samples []wikiart.Sample, n int) []wikiart.Sample {
+	if n <= 0 || n >= len(samples) {
+		return samples
+	}
+	out := make([]wikiart.Sample, n)
+	for i := range out {
+		out[i] = samples[i*len(samples)/n]
+	}
+	return out
+}
+
 type batch struct {
 	images  []float32
 	samples []wikiart.Sample

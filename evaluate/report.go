@@ -50,7 +50,7 @@ func WriteReport(dir string, s *Summary) error {
 		if err := WriteFileAtomic(filepath.Join(dir, ConfusionCSV(t.Task)), t.Confusion.CSV()); err != nil {
 			return err
 		}
-		png, err := t.Confusion.HeatMapPNG(fmt.Sprintf("%s: confusion (%d samples, top-1 %.1f%%), rows normalized", t.Task, t.Samples, 100*t.Top1))
+		png, err := t.Confusion.HeatMapPNG(fmt.Sprintf("%s: %d samples, top-1 %.1f%%; colour = fraction of the true class's row; grey = class absent", t.Task, t.Samples, 100*t.Top1))
 		if err != nil {
 			return fmt.Errorf("evaluate: %s: %w", ConfusionPNG(t.Task), err)
 		}

@@ -30,7 +30,7 @@ func evaluateCommand() *cli.Command {
 			&cli.StringFlag{Name: "split", Value: "val", Usage: "train or val"},
 			&cli.StringFlag{Name: "out", Value: "eval", Usage: "output folder for summary.json and the confusion matrices"},
 			&cli.IntFlag{Name: "batch", Value: 32, Usage: "images per forward pass"},
-			&cli.IntFlag{Name: "limit", Usage: "evaluate only the first N samples of the split (0: all)"},
+			&cli.IntFlag{Name: "limit", Usage: "evaluate only N samples, spread evenly over the split (deterministic; 0: all)"},
 		}, runtimeFlags()...),
 		Action: func(c *cli.Context) error {
 			model, ckpt := c.String("model"), c.String("checkpoint")
@@ -70,10 +70,7 @@ func evaluateCommand() *cli.Command {
 					missing += f.MissingImage
 				}
 			}
-			samples := s.Samples
-			if n := c.Int("limit"); n > 0 && n < len(samples) {
-				samples = samples[:n]
-			}
+			samples := evaluate.Subsample(s.Samples, c.Int("limit"))
 			if len(samples) == 0 {
 				return fmt.Errorf("evaluate: split %s of %s has no sample with an image on disk (%d rows without an image)", split, c.String("data"), missing)
 			}
