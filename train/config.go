@@ -121,7 +121,7 @@ func readMerged(path string, depth int) (map[string]any, error) {
 	}
 	bm, err := readMerged(bs, depth+1)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: field base: %w", path, err)
 	}
 	delete(bm, "base")
 	return mergeMaps(bm, m), nil
@@ -188,8 +188,10 @@ func (fc *FileConfig) validate() error {
 	if fc.Train.WarmupEpochs < 0 || fc.Train.ClipNorm < 0 || fc.Train.WeightDecay < 0 || fc.Train.MinLRFactor < 0 || fc.Train.MinLRFactor > 1 {
 		errs = append(errs, errors.New("fields train.warmup_epochs, clip_norm, weight_decay: must be ≥ 0; min_lr_factor in [0,1]"))
 	}
-	if _, err := fc.ModelConfig(); err != nil {
+	if cfg, err := fc.ModelConfig(); err != nil {
 		errs = append(errs, err)
+	} else if err := cfg.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("field model: %s", oneLine(err)))
 	}
 	return errors.Join(errs...)
 }
