@@ -408,3 +408,19 @@ func TestManifestAndContentRange(t *testing.T) {
 		t.Error("bad unit accepted")
 	}
 }
+
+// The bar takes an unknown size and a resumed start without trouble and shows bytes.
+func TestBarProgress(t *testing.T) {
+	var b bytes.Buffer
+	p := &BarProgress{W: &b}
+	p.Start("wikiart.zip", 1000, -1)
+	p.Add(5000)
+	p.Finish()
+	p.Start("style_val.csv", 0, 2_000_000)
+	p.Add(2_000_000)
+	p.Finish()
+	p.Add(1) // after Finish: ignored
+	if !strings.Contains(b.String(), "style_val.csv") || !strings.Contains(b.String(), "MB") {
+		t.Errorf("bar output %q", b.String())
+	}
+}
