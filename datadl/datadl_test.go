@@ -424,3 +424,21 @@ func TestBarProgress(t *testing.T) {
 		t.Errorf("bar output %q", b.String())
 	}
 }
+
+// A .part that already holds the whole file (a crash before the rename) is finished from the
+// server's 416 answer, without downloading again.
+func TestFetchCompletePartFrom416(t *testing.T) {
+	data := randomBytes(30_000, 5)
+	s, url := newServer(t, map[string][]byte{"/c.bin": data})
+	dest := filepath.Join(t.TempDir(), "c.bin")
+	if err := os.WriteFile(dest+".part", data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fetcher().Fetch(context.Background(), url+"/c.bin", dest, Expect{}); err != nil {
+		t.Fatal(err)
+	}
+	if reqs := s.reqs(); len(reqs) != 1 || reqs[0] != "/c.bin bytes=30000-" {
+		t.Errorf("requests %q", reqs)
+	}
+	mustEqualFile(t, dest, data)
+}
