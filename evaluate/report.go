@@ -50,7 +50,7 @@ func WriteReport(dir string, s *Summary) error {
 		if err := WriteFileAtomic(filepath.Join(dir, ConfusionCSV(t.Task)), t.Confusion.CSV()); err != nil {
 			return err
 		}
-		png, err := t.Confusion.HeatMapPNG(fmt.Sprintf("%s: %d samples, top-1 %.1f%%; colour = fraction of the true class's row; grey = class absent", t.Task, t.Samples, 100*t.Top1))
+		png, err := t.Confusion.HeatMapPNG(fmt.Sprintf("%s: %d samples, top-1 %.1f%%\ncolour: fraction of the true class's row (diagonal outlined); grey: class absent", t.Task, t.Samples, 100*t.Top1))
 		if err != nil {
 			return fmt.Errorf("evaluate: %s: %w", ConfusionPNG(t.Task), err)
 		}
@@ -181,6 +181,17 @@ func (c *Confusion) HeatMapPNG(title string) (png []byte, err error) {
 	p.X.Min, p.X.Max = -0.5, float64(n)-0.5
 	p.Y.Min, p.Y.Max = -0.5, float64(n)-0.5
 	p.X.Padding, p.Y.Padding = 0, 0
+	for i := 0; i < n; i++ { // outline the diagonal (correct predictions)
+		x, y := float64(i), float64(n-1-i)
+		box, err := plotter.NewPolygon(plotter.XYs{{X: x - 0.5, Y: y - 0.5}, {X: x + 0.5, Y: y - 0.5}, {X: x + 0.5, Y: y + 0.5}, {X: x - 0.5, Y: y + 0.5}})
+		if err != nil {
+			return nil, err
+		}
+		box.Color = nil
+		box.LineStyle.Color = color.RGBA{R: 200, G: 60, B: 30, A: 255}
+		box.LineStyle.Width = vg.Points(0.8)
+		p.Add(box)
+	}
 	if n <= 30 {
 		var xys plotter.XYLabels
 		for i := 0; i < n; i++ {
@@ -220,7 +231,7 @@ func (c *Confusion) HeatMapPNG(title string) (png []byte, err error) {
 			p.Add(l)
 		}
 	}
-	side := vg.Length(360 + 22*n)
+	side := vg.Length(440 + 22*n)
 	if side > 1100 {
 		side = 1100
 	}
