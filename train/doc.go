@@ -18,9 +18,15 @@
 //	ckpt-<step, 8 digits>/  models.SaveCheckpoint directories (weights, batch-norm statistics,
 //	                        Adam moments, global step, uncertainty weights, random state)
 //	latest                  the name of the newest checkpoint, replaced atomically after each save
+//	best/, best.json        with Options.KeepBest: the checkpoint with the best validation score
+//	                        (mean top-1 over the present tasks) and its step, score and accuracy
 //	metrics.jsonl           one JSON object per line: {"kind":"train","step",...,"task_loss",
 //	                        "log_var","lr","seconds","images_per_sec"} per step and
 //	                        {"kind":"eval","step","accuracy",...} per evaluation
+//
+// The WikiArt data set (NewWikiArt) decodes every image once into memory and augments per
+// stream position; phases (configs/*.yaml, `artnet train --config`) are successive Runs, each
+// started from the previous phase's best checkpoint (InitFrom) with its own Freeze list.
 //
 // Batches are a function of (seed, step): each epoch is a seeded permutation of the training
 // set, so a resumed run (same data sets, same seed) continues exactly like an uninterrupted one.

@@ -327,9 +327,6 @@ type trainer struct {
 
 func (t *trainer) loop(ctx context.Context, start int, trainSet, valSet Dataset) (*Result, error) {
 	o, cfg := t.o, t.cfg
-	size := cfg.ImageSize
-	images := make([]float32, o.Batch*3*size*size)
-	labels := make([]int32, o.Batch*len(spec.Tasks))
 	order := &epochOrder{n: trainSet.Len(), seed: o.Seed, sampler: o.Sampler}
 	t.lastSave = start
 	if valSet != nil {
@@ -344,19 +341,39 @@ func (t *trainer) loop(ctx context.Context, start int, trainSet, valSet Dataset)
 	}
 	defer t.step.Finalize()
 
-	idx := make([]int, o.Batch)
-	pos := make([]int, o.Batch)
+	// Batches are double-buffered: while step s runs, batch s+1 is loaded by one goroutine
+	// (itself using loadBatch's workers). Its result arrives on loaded; every return path waits
+	// for an outstanding load, so no goroutine outlives loop.
+	bufs := [2]*batchBuf{newBatchBuf(o.Batch, cfg), newBatchBuf(o.Batch, cfg)}
+	loaded := make(chan error, 1)
+	inflight := false
+	defer func() {
+		if inflight {
+			<-loaded
+		}
+	}()
+	prefetch := func(step int) {
+		b := bufs[step%2]
+		b.plan(order, step, o.Batch) // epochOrder is used by this goroutine only
+		inflight = true
+		go func() { loaded <- loadBatchAt(ctx, trainSet, cfg, b.idx, b.pos, b.images, b.labels) }()
+	}
+	if start < o.Steps {
+		prefetch(start)
+	}
 	for step := start; step < o.Steps; step++ {
+		began := time.Now()
+		lerr := <-loaded
+		inflight = false
 		if err := ctx.Err(); err != nil {
 			return t.res, t.interrupted(err)
 		}
-		began := time.Now()
-		for b := range idx {
-			pos[b] = step*o.Batch + b
-			idx[b] = order.at(pos[b])
+		if lerr != nil {
+			return t.res, fmt.Errorf("train: step %d: training set: %w", step+1, lerr)
 		}
-		if err := loadBatchAt(ctx, trainSet, cfg, idx, pos, images, labels); err != nil {
-			return t.res, fmt.Errorf("train: step %d: training set: %w", step+1, err)
+		images, labels := bufs[step%2].images, bufs[step%2].labels
+		if step+1 < o.Steps {
+			prefetch(step + 1)
 		}
 		lr := o.LearningRate(step)
 		m, err := t.runStep(images, labels, lr)
@@ -691,6 +708,26 @@ func (e *epochOrder) at(pos int) int {
 		e.epoch = ep
 	}
 	return e.perm[pos%e.n]
+}
+
+// batchBuf is one training batch: its stream positions, example indices, pixels and labels.
+type batchBuf struct {
+	idx, pos []int
+	images   []float32
+	labels   []int32
+}
+
+func newBatchBuf(batch int, cfg spec.Config) *batchBuf {
+	return &batchBuf{idx: make([]int, batch), pos: make([]int, batch),
+		images: make([]float32, batch*3*cfg.ImageSize*cfg.ImageSize), labels: make([]int32, batch*len(spec.Tasks))}
+}
+
+// plan sets the positions and example indices of step's batch.
+func (b *batchBuf) plan(order *epochOrder, step, batch int) {
+	for k := range b.idx {
+		b.pos[k] = step*batch + k
+		b.idx[k] = order.at(b.pos[k])
+	}
 }
 
 // loadBatch fills images and labels with examples idx, loading them on up to GOMAXPROCS

@@ -13,6 +13,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+
 	"github.com/artnet/artnet/models"
 	"github.com/artnet/artnet/models/spec"
 	"github.com/artnet/artnet/preprocess"
@@ -326,6 +329,25 @@ phases:
 		_, err := LoadFileConfig(p)
 		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), filepath.Base(p)[:3]) {
 			t.Errorf("%s: got %v, want an error naming the file and %q", name, err, tc.want)
+		}
+	}
+}
+
+func TestClipGlobalNorm(t *testing.T) {
+	b := lossBackend(t)
+	for _, tc := range []struct {
+		max  float64
+		want []float32 // grads (3, [4, 0]): global norm 5
+	}{{1, []float32{0.6, 0.8, 0}}, {10, []float32{3, 4, 0}}} {
+		out := graph.MustExecOnceN(b, func(a, c *graph.Node) []*graph.Node {
+			return ClipGlobalNorm([]*graph.Node{a, c}, tc.max)
+		}, float32(3), []float32{4, 0})
+		got := append([]float32{tensors.ToScalar[float32](out[0])}, tensors.MustCopyFlatData[float32](out[1])...)
+		for i := range got {
+			if math.Abs(float64(got[i]-tc.want[i])) > 1e-5 {
+				t.Errorf("max norm %g: got %v, want %v", tc.max, got, tc.want)
+				break
+			}
 		}
 	}
 }
