@@ -62,15 +62,18 @@ type Summary struct {
 	// Samples is how many samples of the split were given (after --limit); Evaluated those
 	// whose image decoded; Undecodable the rest. MissingImages counts the split's CSV rows that
 	// had no image file on disk (wikiart.Load skipped them before evaluation).
-	Samples        int           `json:"samples"`
-	Evaluated      int           `json:"evaluated"`
-	Undecodable    int           `json:"undecodable"`
-	UndecodableEx  []Skipped     `json:"undecodable_examples,omitempty"`
-	MissingImages  int           `json:"missing_images"`
-	Limit          int           `json:"limit,omitempty"`
-	ClassNamesFrom string        `json:"class_names_from"` // "data" or "model"
-	Tasks          []*TaskReport `json:"tasks"`
-	Seconds        float64       `json:"seconds"`
+	Samples        int       `json:"samples"`
+	Evaluated      int       `json:"evaluated"`
+	Undecodable    int       `json:"undecodable"`
+	UndecodableEx  []Skipped `json:"undecodable_examples,omitempty"`
+	MissingImages  int       `json:"missing_images"`
+	Limit          int       `json:"limit,omitempty"`
+	ClassNamesFrom string    `json:"class_names_from"` // "data" or "model"
+	// ClassNameMismatch lists the tasks whose model class names (not placeholders) differ
+	// from the data's: their scores compare label indices that may mean different classes.
+	ClassNameMismatch []string      `json:"class_name_mismatch,omitempty"`
+	Tasks             []*TaskReport `json:"tasks"`
+	Seconds           float64       `json:"seconds"`
 }
 
 // Task returns the report of the named task, or nil.
@@ -119,7 +122,15 @@ func Run(ctx context.Context, p predict.Predictor, samples []wikiart.Sample, o O
 				return nil, fmt.Errorf("evaluate: task %s: the model has %d classes, the data's %s lists %d", task, len(names), wikiart.ClassFileName(t), len(d))
 			}
 			if !equal(d, names) {
-				log.Debug("model class names differ from the data's; reporting the data's", "task", task)
+				if equal(names, spec.Numbered(task, len(names))) {
+					log.Debug("the model has placeholder class names; reporting the data's", "task", task)
+				} else {
+					// Real names that differ: the class order may differ too, and scores would
+					// compare unrelated classes. Say so; the summary records it.
+					log.Warn("the model's class names differ from the data's; label indices are compared as they are",
+						"task", task, "model_first", names[0], "data_first", d[0])
+					sum.ClassNameMismatch = append(sum.ClassNameMismatch, task)
+				}
 			}
 			names = d
 		}

@@ -104,7 +104,7 @@ func writeLevelPNG(t *testing.T, path string, level uint8) {
 func smallConfig() spec.Config {
 	c := spec.Tiny()
 	c.ImageSize, c.ResizeSize = 16, 16
-	c.Classes = map[string][]string{"style": spec.Numbered("s", 7), "genre": spec.Numbered("g", 3), "artist": spec.Numbered("a", 2)}
+	c.Classes = map[string][]string{"style": spec.Numbered("style", 7), "genre": spec.Numbered("genre", 3), "artist": spec.Numbered("artist", 2)}
 	return c
 }
 
@@ -152,13 +152,13 @@ func TestRunCountsByHand(t *testing.T) {
 	if st.Samples != 7 || st.Top1 != 5.0/7 || st.K != 5 || st.TopK != 6.0/7 {
 		t.Errorf("style: %d samples top-1 %g top-%d %g, want 7, 5/7, top-5 6/7", st.Samples, st.Top1, st.K, st.TopK)
 	}
-	// class 2 (s_2): support 2 (images 2, 5), predicted once (image 2) → P 1, R 1/2.
+	// class 2 (style_2): support 2 (images 2, 5), predicted once (image 2) → P 1, R 1/2.
 	c2 := st.PerClass[2]
 	if c2.Support != 2 || c2.Predicted != 1 || *c2.Precision != 1 || *c2.Recall != 0.5 {
-		t.Errorf("style s_2: %+v", c2)
+		t.Errorf("style_2: %+v", c2)
 	}
 	g := s.Task("genre")
-	if g.Samples != 3 || g.Top1 != 2.0/3 || g.K != 3 || g.TopK != 1 || len(g.Absent) != 1 || g.Absent[0] != "g_2" {
+	if g.Samples != 3 || g.Top1 != 2.0/3 || g.K != 3 || g.TopK != 1 || len(g.Absent) != 1 || g.Absent[0] != "genre_2" {
 		t.Errorf("genre: %+v", g)
 	}
 	if a := s.Task("artist"); a.Samples != 1 || a.Top1 != 1 || len(a.Absent) != 1 {
@@ -170,6 +170,15 @@ func TestRunCountsByHand(t *testing.T) {
 	s, err = Run(context.Background(), p, samples[:2], Options{Images: dir, Classes: names})
 	if err != nil || s.Task("style").PerClass[1].Class != "B" || s.ClassNamesFrom != "data" {
 		t.Errorf("data names: %v %v", err, s)
+	}
+	if len(s.ClassNameMismatch) != 0 {
+		t.Errorf("placeholder model names reported as a mismatch: %v", s.ClassNameMismatch)
+	}
+	named := &fakePredictor{cfg: smallConfig()}
+	named.cfg.Classes = map[string][]string{"style": names["style"], "genre": {"z", "y", "x"}, "artist": names["artist"]}
+	s, err = Run(context.Background(), named, samples[:2], Options{Images: dir, Classes: names})
+	if err != nil || fmt.Sprint(s.ClassNameMismatch) != "[genre]" {
+		t.Errorf("reordered genre names: mismatch %v, err %v", s.ClassNameMismatch, err)
 	}
 	names["genre"] = []string{"x", "y"}
 	if _, err := Run(context.Background(), p, samples[:2], Options{Images: dir, Classes: names}); err == nil || !strings.Contains(err.Error(), "genre") {
