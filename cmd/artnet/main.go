@@ -76,6 +76,9 @@ func newApp() *cli.App {
 			server.Command(),
 			doctorCommand(),
 			importCommand(),
+			evaluateCommand(),
+			plotCommand(),
+			dataCommand(),
 			{Name: "model", Usage: "inspect model configurations", Subcommands: []*cli.Command{summaryCommand()}},
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // main prints and exits
