@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"os"
@@ -52,6 +53,7 @@ type wikiartRun struct {
 	out      string
 	resume   bool
 	progress bool
+	stdout   io.Writer
 	trainSet *train.WikiArt
 	valSet   *train.WikiArt
 	log      *slog.Logger
@@ -129,7 +131,7 @@ func trainWikiArt(c *cli.Context) error {
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("training config %s: model: %s", c.String("config"), oneLine(err.Error()))
 	}
-	r := &wikiartRun{fc: fc, cfg: cfg, out: c.String("out"), resume: c.Bool("resume"), progress: c.Bool("progress"), log: log}
+	r := &wikiartRun{fc: fc, cfg: cfg, out: c.String("out"), resume: c.Bool("resume"), progress: c.Bool("progress"), log: log, stdout: c.App.Writer}
 	r.trainSet, err = train.NewWikiArt(ctx, trSplit.Samples, train.WikiArtOptions{Images: rep.Images, Config: cfg, Augment: true,
 		Seed: fc.Train.Seed, CacheSize: fc.Data.CacheSize, MinScale: fc.Data.MinScale, Jitter: fc.Data.Jitter, Workers: fc.Data.Workers})
 	if err != nil {
@@ -233,6 +235,9 @@ func (r *wikiartRun) runPhase(ctx context.Context, ph train.PhaseConfig) (string
 	if err := writeAtomic(filepath.Join(r.out, phaseFile), []byte(ph.Name+"\n")); err != nil {
 		return "", err
 	}
+	if o.InitFrom == "" && ph.Name != r.fc.Phases[0].Name {
+		r.log.Warn("no earlier phase in this output folder: this phase starts from freshly initialised weights", "phase", ph.Name)
+	}
 	r.log.Info("phase", "name", ph.Name, "epochs", ph.Epochs, "steps", steps, "steps_per_epoch", perEpoch, "batch", ph.Batch,
 		"lr", ph.LR, "freeze", ph.Freeze, "init_from", o.InitFrom)
 	var bar *stepBar
@@ -335,9 +340,10 @@ func (r *wikiartRun) finalEval(ctx context.Context, phaseDir string) error {
 	if err := writeAtomic(filepath.Join(r.out, resultsFile), append(b, '\n')); err != nil {
 		return err
 	}
-	fmt.Printf("evaluated %s on %d validation images in %.1f s\n\n", ck, r.valSet.Len(), res.Seconds)
-	fmt.Println("| task | top-1 | top-5 | classes present / all | images | chance (top-1, uniform over present) |")
-	fmt.Println("|---|---|---|---|---|---|")
+	w := r.stdout
+	fmt.Fprintf(w, "evaluated %s on %d validation images in %.1f s\n\n", ck, r.valSet.Len(), res.Seconds)
+	fmt.Fprintln(w, "| task | top-1 | top-5 | classes present / all | images | chance (top-1, uniform over present) |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|")
 	tasks := make([]string, 0, len(res.Tasks))
 	for t := range res.Tasks {
 		tasks = append(tasks, t)
@@ -345,7 +351,7 @@ func (r *wikiartRun) finalEval(ctx context.Context, phaseDir string) error {
 	sort.Slice(tasks, func(i, j int) bool { return taskIndexOf(tasks[i]) < taskIndexOf(tasks[j]) })
 	for _, t := range tasks {
 		x := res.Tasks[t]
-		fmt.Printf("| %s | %.3f | %.3f | %d / %d | %d | %.3f |\n", t, x.Top1, x.Top5, x.ClassesPresent, x.Classes, x.Images, 1/float64(max(x.ClassesPresent, 1)))
+		fmt.Fprintf(w, "| %s | %.3f | %.3f | %d / %d | %d | %.3f |\n", t, x.Top1, x.Top5, x.ClassesPresent, x.Classes, x.Images, 1/float64(max(x.ClassesPresent, 1)))
 	}
 	return nil
 }

@@ -1,0 +1,148 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"image"
+	"image/color"
+	"image/jpeg"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/artnet/artnet/models"
+	"github.com/artnet/artnet/train"
+)
+
+// writeTrainWikiArt writes a small WikiArt folder: the class lists, 8 training and 4 validation
+// images (224×224 JPEG, coloured by style), style labels for all, genre for some, artist none,
+// and one CSV row without an image.
+func writeTrainWikiArt(t *testing.T) string {
+	t.Helper()
+	root := t.TempDir()
+	for task, n := range map[string]int{"style": 27, "genre": 10, "artist": 23} {
+		var b strings.Builder
+		for i := range n {
+			fmt.Fprintf(&b, "%d %s_%d\n", i, task, i)
+		}
+		writeTrainFile(t, filepath.Join(root, task+"_class.txt"), b.String())
+	}
+	rows := map[string]*strings.Builder{}
+	for _, f := range []string{"style_train", "style_val", "genre_train", "genre_val"} {
+		rows[f] = &strings.Builder{}
+	}
+	for i := range 12 {
+		split, style := "train", i%3
+		if i >= 8 {
+			split = "val"
+		}
+		p := fmt.Sprintf("style_%d/painter_work-%d.jpg", style, i)
+		img := image.NewRGBA(image.Rect(0, 0, 224, 224))
+		for y := range 224 {
+			for x := range 224 {
+				img.Set(x, y, color.RGBA{uint8(90 * style), uint8(x + i), uint8(y), 255})
+			}
+		}
+		file := filepath.Join(root, "images", filepath.FromSlash(p))
+		if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Create(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := jpeg.Encode(f, img, nil); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		fmt.Fprintf(rows["style_"+split], "%s,%d\r\n", p, style)
+		if i%2 == 0 {
+			fmt.Fprintf(rows["genre_"+split], "%s,%d\r\n", p, i%4)
+		}
+	}
+	fmt.Fprintf(rows["style_train"], "style_1/not-on-disk.jpg,1\r\n")
+	for f, b := range rows {
+		writeTrainFile(t, filepath.Join(root, f+".csv"), b.String())
+	}
+	for _, split := range []string{"train", "val"} {
+		writeTrainFile(t, filepath.Join(root, "artist_"+split+".csv"), "(Path to image),, (Groundtruth class)\n\n")
+	}
+	return root
+}
+
+func writeTrainFile(t *testing.T, path, s string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestTrainWikiArtPhases runs `artnet train --config` end to end on a small WikiArt folder:
+// three phases, each with its done.json and best checkpoint, results.json and the markdown
+// table; a --resume of the finished run skips the phases; a second run without --resume, an
+// unknown --phase and --strict with a missing image are refused with one-line errors.
+func TestTrainWikiArtPhases(t *testing.T) {
+	root := writeTrainWikiArt(t)
+	dir := t.TempDir()
+	cfgFile := filepath.Join(dir, "train.yaml")
+	writeTrainFile(t, cfgFile, `
+model: {preset: tiny, image_size: 32, resize_size: 36, stages: 2, lstm_layers: 1}
+data: {root: /nonexistent, cache_size: 40, jitter: 0.1, balanced: [style]}
+train: {seed: 3, weight_decay: 0.01, warmup_epochs: 0.5, clip_norm: 5}
+phases:
+  - {name: "1", epochs: 1, batch: 4, lr: 1.0e-3, freeze: [/encoder, /attention]}
+  - {name: "2", epochs: 1, batch: 4, lr: 5.0e-4, freeze: [/backbone/features/0]}
+  - {name: "3", epochs: 0.5, batch: 4, lr: 1.0e-5}
+`)
+	out := filepath.Join(dir, "out")
+	args := []string{"train", "--config", cfgFile, "--data", root, "--out", out, "--progress=false"}
+	stdout, _, err := runApp(t, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(stdout, "| style |") || !strings.Contains(stdout, "| genre |") || strings.Contains(stdout, "| artist |") {
+		t.Errorf("stdout: want a table with style and genre rows (no artist labels), got\n%s", stdout)
+	}
+	for _, ph := range []string{"1", "2", "3"} {
+		pd := filepath.Join(out, "phase"+ph)
+		if _, err := os.Stat(filepath.Join(pd, doneFile)); err != nil {
+			t.Errorf("phase %s: %v", ph, err)
+		}
+		if _, _, err := models.LoadCheckpoint(filepath.Join(pd, train.BestDir)); err != nil {
+			t.Errorf("phase %s: best checkpoint: %v", ph, err)
+		}
+	}
+	var res wikiartResults
+	b, err := os.ReadFile(filepath.Join(out, resultsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &res); err != nil {
+		t.Fatal(err)
+	}
+	if st := res.Tasks["style"]; st.Images != 4 || st.ClassesPresent != 3 || st.Classes != 27 || st.Top5 < st.Top1 {
+		t.Errorf("results.json style: %+v, want 4 images, 3 classes present of 27, top5 ≥ top1", st)
+	}
+	if res.TrainImages != 8 || res.ValImages != 4 || !strings.Contains(res.Checkpoint, "phase3") {
+		t.Errorf("results.json: %d train / %d val images from %s", res.TrainImages, res.ValImages, res.Checkpoint)
+	}
+
+	// Resume of a finished run: phases skipped, evaluation again.
+	if _, _, err := runApp(t, append(args, "--resume")...); err != nil {
+		t.Fatalf("resume of a finished run: %v", err)
+	}
+	for name, tc := range map[string]struct {
+		args []string
+		want string
+	}{
+		"no resume":     {args, "--resume"},
+		"unknown phase": {append(args[:len(args):len(args)], "--phase", "9", "--out", t.TempDir()), `no phase "9"`},
+		"strict":        {append(args[:len(args):len(args)], "--strict", "--out", t.TempDir()), "not-on-disk.jpg"},
+	} {
+		_, _, err := runApp(t, tc.args...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: got %v, want an error mentioning %q", name, err, tc.want)
+		}
+	}
+}
