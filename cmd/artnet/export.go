@@ -29,10 +29,17 @@ func exportCommand() *cli.Command {
 			&cli.IntFlag{Name: "image-size", Usage: "with --weights: input size H = W"},
 			&cli.StringFlag{Name: "classes-from", Usage: "with --weights: folder with style_class.txt, genre_class.txt, artist_class.txt"},
 			&cli.BoolFlag{Name: "allow-partial", Usage: "with --weights: accept missing/extra tensors (see artnet import)"},
-			&cli.StringFlag{Name: "onnx", Required: true, Usage: "output ONNX file (written atomically)"},
+			&cli.StringFlag{Name: "onnx", Usage: "output ONNX file (written atomically)"},
+			&cli.StringFlag{Name: "triton", Usage: "also (or instead) write a Triton model repository into this folder: artnet/config.pbtxt, label files, artnet/1/model.onnx"},
+			&cli.IntFlag{Name: "triton-max-batch", Value: 32, Usage: "Triton max_batch_size"},
+			&cli.DurationFlag{Name: "triton-max-delay", Value: 5 * time.Millisecond, Usage: "Triton dynamic batching max queue delay"},
+			&cli.BoolFlag{Name: "triton-gpu", Usage: "Triton instance_group KIND_GPU (default KIND_CPU)"},
 		},
 		Action: func(c *cli.Context) error {
 			start := time.Now()
+			if c.String("onnx") == "" && c.String("triton") == "" {
+				return errors.New("export: --onnx FILE or --triton DIR is required")
+			}
 			var (
 				mctx   *context.Context
 				cfg    spec.Config
@@ -64,10 +71,19 @@ func exportCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			if err := export.WriteFile(c.String("onnx"), m); err != nil {
-				return fmt.Errorf("export: %w", err)
+			if p := c.String("onnx"); p != "" {
+				if err := export.WriteFile(p, m); err != nil {
+					return fmt.Errorf("export: %w", err)
+				}
 			}
-			slog.Info("exported", "from", source, "onnx", c.String("onnx"), "variant", cfg.Variant,
+			if dir := c.String("triton"); dir != "" {
+				if err := export.WriteTriton(dir, m, cfg, export.TritonOptions{
+					MaxBatch: c.Int("triton-max-batch"), MaxDelay: c.Duration("triton-max-delay"), GPU: c.Bool("triton-gpu"),
+				}); err != nil {
+					return err
+				}
+			}
+			slog.Info("exported", "from", source, "onnx", c.String("onnx"), "triton", c.String("triton"), "variant", cfg.Variant,
 				"nodes", len(m.GetGraph().GetNode()), "time", time.Since(start).Round(time.Millisecond))
 			return nil
 		},

@@ -30,6 +30,7 @@ func TestExportFromWeightsAndErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"export", "--onnx", out}, "--checkpoint DIR or --weights"},
+		{[]string{"export", "--checkpoint", "x"}, "--onnx FILE or --triton DIR"},
 		{[]string{"export", "--checkpoint", "x", "--weights", "y", "--onnx", out}, "not both"},
 		{[]string{"export", "--checkpoint", t.TempDir(), "--onnx", filepath.Join(t.TempDir(), "n.onnx")}, "no config.json"},
 		{[]string{"export", "--weights", "../../testdata/images/bad-text.png", "--variant", "b0", "--onnx", filepath.Join(t.TempDir(), "n.onnx")}, "bad-text.png"},
