@@ -2,24 +2,18 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"image"
-	"io"
 	"log/slog"
 	"net"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/artnet/artnet/heatmap"
 	"github.com/artnet/artnet/predict"
-	"github.com/artnet/artnet/preprocess"
 	ortrt "github.com/artnet/artnet/runtime"
 )
 
@@ -127,7 +121,7 @@ func PredictCommand() *cli.Command {
 			if c.NArg() == 0 {
 				return errors.New("predict: no image given (usage: predict --model FILE.onnx IMAGE...)")
 			}
-			o := PredictOptions{TopK: c.Int("topk"), JSON: c.Bool("json"), Attention: c.Bool("attention"), HeatmapDir: c.String("heatmap"), Batch: c.Int("batch")}
+			o := predict.FilesOptions{TopK: c.Int("topk"), JSON: c.Bool("json"), Attention: c.Bool("attention"), HeatmapDir: c.String("heatmap"), Batch: c.Int("batch")}
 			if o.TopK < 1 || o.Batch < 1 {
 				return fmt.Errorf("flags --topk and --batch: must be >= 1, got %d and %d", o.TopK, o.Batch)
 			}
@@ -135,126 +129,8 @@ func PredictCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			err = PredictFiles(c.Context, m, c.Args().Slice(), o, os.Stdout, os.Stderr)
+			err = predict.Files(c.Context, m, c.Args().Slice(), o, os.Stdout, os.Stderr)
 			return errors.Join(err, m.Close())
 		},
 	}
-}
-
-// PredictOptions configure PredictFiles.
-type PredictOptions struct {
-	TopK       int
-	JSON       bool
-	Attention  bool   // attention weights in the JSON
-	HeatmapDir string // "" writes no overlays
-	Batch      int
-}
-
-// PredictFiles decodes the images at paths, runs them in batches of o.Batch and prints one
-// result per image on stdout. A bad image gets one line on stderr naming it and the others
-// are still predicted; the error then says how many failed.
-func PredictFiles(ctx context.Context, p predict.Predictor, paths []string, o PredictOptions, stdout, stderr io.Writer) error {
-	cfg := p.Config()
-	popt := preprocess.FromConfig(cfg)
-	o.Batch = max(o.Batch, 1)
-	failed := 0
-	enc := json.NewEncoder(stdout)
-	buf := make([]float32, 0, o.Batch*popt.Len())
-	for start := 0; start < len(paths); {
-		buf = buf[:0]
-		var names []string
-		var imgs []image.Image
-		for ; start < len(paths) && len(names) < o.Batch; start++ {
-			img, err := preprocess.DecodeImageFile(paths[start], popt)
-			if err != nil {
-				failed++
-				fmt.Fprintf(stderr, "predict: %s\n", oneLine(err.Error()))
-				continue
-			}
-			n := len(buf)
-			buf = append(buf, make([]float32, popt.Len())...)
-			preprocess.ToTensorInto(buf[n:], img, popt)
-			names = append(names, paths[start])
-			if o.HeatmapDir != "" {
-				imgs = append(imgs, img)
-			}
-		}
-		if len(names) == 0 {
-			continue
-		}
-		res, err := p.Run(ctx, buf, len(names))
-		if err != nil {
-			return fmt.Errorf("predict: model run on %d images: %w", len(names), err)
-		}
-		for i, name := range names {
-			pr := predict.Postprocess(cfg, res, i, name, o.TopK, o.Attention)
-			if o.HeatmapDir != "" {
-				gh, gw := cfg.Grid()
-				if err := writeHeatmap(o.HeatmapDir, name, imgs[i], res.Row("attention", i), popt, gh, gw); err != nil {
-					failed++
-					fmt.Fprintf(stderr, "predict: %s: heatmap: %s\n", name, oneLine(err.Error()))
-				}
-			}
-			if o.JSON {
-				if err := enc.Encode(pr); err != nil {
-					return err
-				}
-				continue
-			}
-			fmt.Fprintln(stdout, textLine(pr))
-		}
-	}
-	if failed > 0 {
-		return fmt.Errorf("predict: %d of %d images failed", failed, len(paths))
-	}
-	return nil
-}
-
-// writeHeatmap writes the attention overlay of image path into dir/<base>.heatmap.png
-// atomically (temp file + rename).
-func writeHeatmap(dir, path string, img image.Image, att []float32, popt preprocess.Options, gh, gw int) (err error) {
-	crop := preprocess.CropBox(img.Bounds().Dx(), img.Bounds().Dy(), popt)
-	out := filepath.Join(dir, strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))+".heatmap.png")
-	f, err := os.CreateTemp(dir, ".heatmap-*.png")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			_ = os.Remove(f.Name())
-		}
-	}()
-	if err := heatmap.EncodePNG(f, heatmap.Overlay(img, att, gh, gw, crop)); err != nil {
-		_ = f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), out)
-}
-
-// textLine is the human-readable line of a prediction.
-func textLine(p *predict.Prediction) string {
-	var b strings.Builder
-	b.WriteString(p.Image)
-	b.WriteString(":")
-	for i, t := range []string{"style", "genre", "artist"} {
-		tp := *p.Task(t)
-		if i > 0 {
-			b.WriteString(";")
-		}
-		if len(tp.TopK) > 1 {
-			fmt.Fprintf(&b, " %s", t)
-			for j, s := range tp.TopK {
-				if j > 0 {
-					b.WriteString(",")
-				}
-				fmt.Fprintf(&b, " %s %.1f%%", s.Label, 100*s.Confidence)
-			}
-			continue
-		}
-		fmt.Fprintf(&b, " %s %s %.1f%%", t, tp.Label, 100*tp.Confidence)
-	}
-	return b.String()
 }

@@ -29,12 +29,12 @@ func writeTinyModel(t *testing.T) string {
 	return p
 }
 
-func TestPredictFiles(t *testing.T) {
+func TestPredictFilesWithServerModel(t *testing.T) {
 	m := tinyModel(t)
 	dir := t.TempDir()
 	paths := []string{filepath.Join(fixtures, "quad.png"), filepath.Join(fixtures, "bad-truncated.jpg"), filepath.Join(fixtures, "gray.jpg")}
 	var out, errOut bytes.Buffer
-	err := PredictFiles(context.Background(), m, paths, PredictOptions{TopK: 2, JSON: true, Attention: true, HeatmapDir: dir, Batch: 1}, &out, &errOut)
+	err := predict.Files(context.Background(), m, paths, predict.FilesOptions{TopK: 2, JSON: true, Attention: true, HeatmapDir: dir, Batch: 1}, &out, &errOut)
 	if err == nil || !strings.Contains(err.Error(), "1 of 3 images failed") {
 		t.Errorf("error %v, want 1 of 3 failed", err)
 	}
@@ -77,7 +77,7 @@ func TestPredictFiles(t *testing.T) {
 	}
 
 	out.Reset()
-	if err := PredictFiles(context.Background(), m, paths[:1], PredictOptions{TopK: 1, Batch: 4}, &out, &errOut); err != nil {
+	if err := predict.Files(context.Background(), m, paths[:1], predict.FilesOptions{TopK: 1, Batch: 4}, &out, &errOut); err != nil {
 		t.Fatal(err)
 	}
 	if line := out.String(); !strings.HasPrefix(line, paths[0]+": style ") || !strings.Contains(line, "; genre ") || strings.Count(line, "\n") != 1 {

@@ -1,18 +1,15 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
-	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/artnet/artnet/models/spec"
 	"github.com/artnet/artnet/predict"
-	"github.com/artnet/artnet/preprocess"
 	ortrt "github.com/artnet/artnet/runtime"
 )
 
@@ -51,6 +48,7 @@ func predictCommand() *cli.Command {
 			&cli.BoolFlag{Name: "json", Usage: "one JSON object per image on stdout"},
 			&cli.BoolFlag{Name: "attention", Usage: "include the attention weights in --json output"},
 			&cli.IntFlag{Name: "batch", Value: 32, Usage: "images per forward pass"},
+			&cli.StringFlag{Name: "visualize-attention", Usage: "write the attention heatmap over the painting: a PNG `FILE` for one image, or a folder (FOLDER/<name>.heatmap.png) for several"},
 		}, runtimeFlags()...),
 		Action: func(c *cli.Context) error {
 			if c.NArg() == 0 {
@@ -67,9 +65,22 @@ func predictCommand() *cli.Command {
 				return err
 			}
 			defer p.Close()
-			return predictImages(c.Context, p, c.Args().Slice(), predictOptions{
-				topK: c.Int("topk"), json: c.Bool("json"), attention: c.Bool("attention"), batch: c.Int("batch"),
-			}, c.App.Writer, c.App.ErrWriter)
+			o := predict.FilesOptions{TopK: c.Int("topk"), JSON: c.Bool("json"), Attention: c.Bool("attention"), Batch: c.Int("batch")}
+			if v := c.String("visualize-attention"); v != "" {
+				if st, err := os.Stat(v); (err == nil && st.IsDir()) || c.NArg() > 1 || !strings.EqualFold(filepath.Ext(v), ".png") {
+					if err := os.MkdirAll(v, 0o755); err != nil {
+						return fmt.Errorf("flag --visualize-attention: %w", err)
+					}
+					o.HeatmapDir = v
+				} else {
+					o.HeatmapFile = v
+				}
+			}
+			err = predict.Files(c.Context, p, c.Args().Slice(), o, c.App.Writer, c.App.ErrWriter)
+			if errors.Is(err, predict.ErrImagesFailed) {
+				return &exitError{code: 1, msg: err.Error()}
+			}
+			return err
 		},
 	}
 }
@@ -88,76 +99,5 @@ func openPredictor(c *cli.Context) (predict.Predictor, error) {
 		return openGoMLX(c.String("checkpoint"))
 	default:
 		return nil, fmt.Errorf("flag --runtime: %q is not onnx or gomlx", c.String("runtime"))
-	}
-}
-
-type predictOptions struct {
-	topK      int
-	json      bool
-	attention bool
-	batch     int
-}
-
-// predictImages decodes every image, runs them in batches and prints one result per image.
-// A bad image gets one line on stderr naming it; the others are still predicted; the
-// returned error says how many failed.
-func predictImages(ctx context.Context, p predict.Predictor, paths []string, o predictOptions, stdout, stderr io.Writer) error {
-	cfg := p.Config()
-	popt := preprocess.FromConfig(cfg)
-	per := 3 * cfg.ImageSize * cfg.ImageSize
-	failed := 0
-	fail := func(path string, err error) {
-		failed++
-		fmt.Fprintf(stderr, "artnet: %s\n", oneLine(err.Error()))
-		slog.Debug("predict failed", "image", path, "err", err)
-	}
-	enc := json.NewEncoder(stdout)
-	for start := 0; start < len(paths); {
-		buf := make([]float32, 0, o.batch*per)
-		var names []string
-		for ; start < len(paths) && len(names) < o.batch; start++ {
-			x, err := preprocess.DecodeFile(paths[start], popt)
-			if err != nil {
-				fail(paths[start], err)
-				continue
-			}
-			buf = append(buf, x...)
-			names = append(names, paths[start])
-		}
-		if len(names) == 0 {
-			continue
-		}
-		res, err := p.Run(ctx, buf, len(names))
-		if err != nil {
-			return fmt.Errorf("predict: model run on %d images: %w", len(names), err)
-		}
-		for i, name := range names {
-			pr := predict.Postprocess(cfg, res, i, name, o.topK, o.attention)
-			if o.json {
-				if err := enc.Encode(pr); err != nil {
-					return err
-				}
-				continue
-			}
-			printPrediction(stdout, pr)
-		}
-	}
-	if failed > 0 {
-		return &exitError{code: 1, msg: fmt.Sprintf("predict: %d of %d images failed", failed, len(paths))}
-	}
-	return nil
-}
-
-func printPrediction(w io.Writer, p *predict.Prediction) {
-	fmt.Fprintf(w, "%s\n", p.Image)
-	for _, t := range spec.Tasks {
-		tp := *p.Task(t)
-		fmt.Fprintf(w, "  %-7s %-32s %6.2f%%\n", t+":", tp.Label, 100*tp.Confidence)
-		for i, s := range tp.TopK {
-			if i == 0 {
-				continue
-			}
-			fmt.Fprintf(w, "  %-7s %-32s %6.2f%%\n", "", s.Label, 100*s.Confidence)
-		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"image/png"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -161,5 +162,38 @@ func TestDoctorReportsLibraryAndBackends(t *testing.T) {
 	buf.Reset()
 	if p := doctor(&buf, filepath.Join(t.TempDir(), "missing.so")); p == 0 || !strings.Contains(buf.String(), "make ort") {
 		t.Errorf("a missing library must count as a problem and name the fix; got %d:\n%s", p, buf.String())
+	}
+}
+
+func TestPredictVisualizeAttention(t *testing.T) {
+	model := tinyModel(t)
+	painting := "../../../shared/paintings/van-gogh_the-starry-night.jpg"
+	out := filepath.Join(t.TempDir(), "starry.png")
+	if _, _, err := runApp(t, "predict", "--model", model, "--visualize-attention", out, painting); err != nil {
+		t.Fatal(err)
+	}
+	checkPNG := func(p string, w, h int) {
+		t.Helper()
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		img, err := png.Decode(f)
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		if b := img.Bounds(); b.Dx() != w || b.Dy() != h {
+			t.Errorf("%s: %v, want the painting's %dx%d", p, b, w, h)
+		}
+	}
+	checkPNG(out, 752, 600)
+	dir := filepath.Join(t.TempDir(), "maps")
+	if _, _, err := runApp(t, "predict", "--model", model, "--visualize-attention", dir, painting, "../../testdata/images/quad.jpg"); err != nil {
+		t.Fatal(err)
+	}
+	checkPNG(filepath.Join(dir, "van-gogh_the-starry-night.heatmap.png"), 752, 600)
+	if _, err := os.Stat(filepath.Join(dir, "quad.heatmap.png")); err != nil {
+		t.Error(err)
 	}
 }
