@@ -23,22 +23,6 @@ func learnConfig() spec.Config {
 	return c
 }
 
-// onlyTask hides every label but task k's (−1 = absent), exercising the masked loss.
-type onlyTask struct {
-	Dataset
-	k int
-}
-
-func (d onlyTask) Example(i int, img []float32) (Labels, error) {
-	lb, err := d.Dataset.Example(i, img)
-	for k := range lb {
-		if k != d.k {
-			lb[k] = -1
-		}
-	}
-	return lb, err
-}
-
 // learn trains cfg and returns the result and the mean summed task loss of the first and last
 // ten steps.
 func learn(t *testing.T, o Options, trainSet, valSet Dataset) (*Result, float64, float64) {
@@ -68,53 +52,32 @@ func learn(t *testing.T, o Options, trainSet, valSet Dataset) (*Result, float64,
 	return res, first, last
 }
 
-// TestDeepArtNetLearnsSynthetic trains all three tasks jointly. Margin: validation accuracy
-// ≥ 2× chance (128 validation images: a chance-level classifier reaches 2× chance with
-// probability < 1e-6), and the summed task loss of the last 10 steps ≤ 0.7× that of the first 10.
+// TestDeepArtNetLearnsSynthetic trains all three tasks jointly and asserts that each one is
+// learned. Margin: validation accuracy ≥ 2× chance for every task (128 validation images: a
+// chance-level classifier reaches 2× chance with probability < 1e-6 — for 4 artists that is 64
+// right where 32 ± 4.9 are expected), and the summed task loss of the last 10 steps ≤ 0.7× that
+// of the first 10.
 //
-// Artist is asserted in TestDeepArtNetLearnsArtistAlone instead: jointly, at this size and step
-// budget, the layout cue stays near chance (style and genre are learned first and the artist
-// head does not catch up within a few hundred steps), although the gradients of the summed
-// losses are exactly the sums of the per-task gradients.
+// This is the check that the synthetic artist cue (a soft coloured core in the spotlight blob)
+// is learned jointly with palette and texture; the earlier position cue was learned only when
+// trained alone. Measured (quiet machine, this seed): style/genre/artist 0.64/0.70/0.78 at
+// step 100 and 0.73/0.73/0.80 at 150, against thresholds 0.4/0.5/0.5.
 func TestDeepArtNetLearnsSynthetic(t *testing.T) {
 	if testing.Short() {
-		t.Skip("≈25–50 s of training; run without -short")
+		t.Skip("≈60–120 s of training; run without -short")
 	}
 	cfg := learnConfig()
-	o := Options{Config: cfg, OutDir: t.TempDir(), Steps: 110, Batch: 16, LR: 4e-3, WeightDecay: 1e-4,
-		WarmupSteps: 5, LogEvery: 10, Seed: 5}
+	o := Options{Config: cfg, OutDir: t.TempDir(), Steps: 150, Batch: 16, LR: 4e-3, WeightDecay: 1e-4,
+		WarmupSteps: 5, LogEvery: 20, Seed: 5}
 	res, first, last := learn(t, o, NewSynthetic(cfg, 4000, 1), NewSynthetic(cfg, 128, 2))
 	if last > 0.7*first {
 		t.Errorf("summed task loss fell only from %.3f to %.3f (want ≤ 0.7×)", first, last)
 	}
-	for _, task := range []string{"style", "genre"} {
+	for _, task := range spec.Tasks {
 		chance := 1 / float64(cfg.NumClasses(task))
 		if acc := res.ValAccuracy[task]; acc < 2*chance {
 			t.Errorf("%s validation accuracy %.3f < 2× chance (%.3f)", task, acc, 2*chance)
 		}
-	}
-}
-
-// TestDeepArtNetLearnsArtistAlone trains with only the artist labels present (style and genre
-// are −1 in every example, so their heads get no loss) and asserts artist ≥ 2× chance. Batch 32:
-// at batch 16 the layout cue's validation accuracy wanders between 0.4 and 0.58 (noisy steps).
-func TestDeepArtNetLearnsArtistAlone(t *testing.T) {
-	if testing.Short() {
-		t.Skip("≈40–60 s of training; run without -short")
-	}
-	cfg := learnConfig()
-	o := Options{Config: cfg, OutDir: t.TempDir(), Steps: 80, Batch: 32, LR: 4e-3, WeightDecay: 1e-4,
-		WarmupSteps: 5, LogEvery: 10, EvalEvery: 20, Seed: 5}
-	res, first, last := learn(t, o, onlyTask{NewSynthetic(cfg, 4000, 1), 2}, onlyTask{NewSynthetic(cfg, 128, 2), 2})
-	if last > 0.7*first {
-		t.Errorf("artist loss fell only from %.3f to %.3f (want ≤ 0.7×)", first, last)
-	}
-	if _, ok := res.ValAccuracy["style"]; ok {
-		t.Errorf("validation accuracy reported for style although no style label is present: %v", res.ValAccuracy)
-	}
-	chance := 1 / float64(cfg.NumClasses("artist"))
-	if acc := res.ValAccuracy["artist"]; acc < 2*chance {
-		t.Errorf("artist validation accuracy %.3f < 2× chance (%.3f)", acc, 2*chance)
 	}
 }
 

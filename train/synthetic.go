@@ -37,9 +37,10 @@ type Dataset interface {
 //     dark); the stripes alternate between the two colours.
 //   - genre (texture): class k's stripes have orientation (k mod 4)·45° and 3 + 2·⌊k/4⌋ cycles
 //     per image side.
-//   - artist (motif): one "spotlight" blob at a random position (anywhere it fits) carries a
-//     soft glowing core (a Gaussian blend, σ = 0.6 × the blob's radius, towards a pure colour)
-//     whose colour is coreColours[k mod 8] (white, black, grey, red, blue, green, yellow,
+//   - artist (motif): one "spotlight" blob (radius ≈ 1/4 of the side) at a random position
+//     (anywhere it fits) carries a soft glowing core (a Gaussian blend, σ = 0.8 × the blob's
+//     radius, towards a pure colour on which the stripes go on as ±0.25 brightness) whose
+//     colour is coreColours[k mod 8] (white, black, grey, red, blue, green, yellow,
 //     magenta); classes beyond 8 combine it with the blob's shape, blobShapes[⌊k/8⌋ mod 3] (disc,
 //     square, diamond), and make the blob 1.3× larger for every further 24 classes. Inside the
 //     blob the palette and stripes are at full contrast and lifted; outside they are faded a
@@ -50,9 +51,10 @@ type Dataset interface {
 // designs were not: a blob position (a 3×3 grid cell) had to be carried through the BiLSTM and
 // stayed at chance when trained with the other tasks, and sharp-edged motifs (white or black
 // shape outlines, hard-edged cores) were learned but stopped the stripe texture from being
-// learned (their edges swamp the stripes' in the first convolutions); hence the soft core.
+// learned (their edges swamp the stripes' in the first convolutions); hence the soft core, and
+// the stripes continue through it (a core that hid them slowed the texture down as well).
 //
-// Noise keeps it from being trivial: random blob position and size (±10 %), random stripe
+// Noise keeps it from being trivial: random blob position and size (±8 %), random stripe
 // phase, colour and brightness jitter, core colour jitter and Gaussian pixel noise (σ = 0.08 on
 // the 0..1 scale). Example i depends only on (seed, i), and its labels are drawn uniformly.
 type Synthetic struct {
@@ -184,13 +186,13 @@ func renderSynthetic(cfg spec.Config, lb Labels, rng *rand.Rand, img []float32, 
 	}
 	shape := (artist / nc) % len(blobShapes)
 	scale := math.Pow(1.3, float64(artist/(nc*len(blobShapes))))
-	radius := (0.2 + 0.04*(rng.Float64()-0.5)) * scale * S
+	radius := (0.25 + 0.04*(rng.Float64()-0.5)) * scale * S
 	lo, hi := radius+1, S-radius-1
 	cx, cy := S/2, S/2
 	if hi > lo {
 		cx, cy = lo+(hi-lo)*rng.Float64(), lo+(hi-lo)*rng.Float64()
 	}
-	sigma2 := 2 * (0.6 * radius) * (0.6 * radius)
+	sigma2 := 2 * (0.8 * radius) * (0.8 * radius)
 
 	plane := size * size
 	for y := 0; y < size; y++ {
@@ -205,9 +207,10 @@ func renderSynthetic(cfg spec.Config, lb Labels, rng *rand.Rand, img []float32, 
 				val := (t*c1[c] + (1-t)*c2[c]) * bright
 				if inside {
 					// The blob is a lit "spotlight": full-contrast palette and stripes, lifted,
-					// blending into the glowing core at its centre.
+					// blending into the glowing core at its centre, through which the stripes
+					// continue as a brightness modulation.
 					val = min(val+0.15, 1)
-					val = (1-glow)*val + glow*core[c]
+					val = (1-glow)*val + glow*(core[c]+0.5*(t-0.5))
 				} else {
 					// Outside it the picture is faded a quarter of the way to grey.
 					val = 0.75*val + 0.125
