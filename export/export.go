@@ -17,6 +17,12 @@
 // and unused initializers are dropped. Model also replaces DeepArtNet's unrolled BiLSTM by one
 // ONNX LSTM node per layer.
 //
+// A last pass over the emitted nodes (fuse.go) writes each 1×1 convolution recorded as a batched
+// matrix product (Reshape → MatMul → Reshape) as one ONNX Conv, and folds per-channel constant
+// Mul/Add/Sub chains after any Conv (inference batch norms, biases) into its weight and bias, so
+// that ONNX Runtime runs the backbone as Convs as it would PyTorch's export. Each rewrite matches
+// its pattern exactly (shapes, initializer dims, sole consumers) and otherwise leaves the nodes.
+//
 // ONNX node names keep the GoMLX scope of the most recent variable used when the op was
 // recorded (a heuristic: the backend does not see scopes), e.g. "/backbone/stem/conv/Conv_12".
 package export
@@ -156,6 +162,8 @@ func exportGraph(ctx *context.Context, inputName string, inputShape []int,
 		}
 		g.Output = append(g.Output, valueInfo(outputNames[i], dt, dims, params))
 	}
+	e.prune(outputNames)
+	e.fuseConvs(outputNames)
 	e.prune(outputNames)
 	e.rawFloats()
 	g.Node, g.Initializer = e.nodes, e.inits

@@ -3,6 +3,7 @@ package export_test
 import (
 	"math/rand/v2"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
@@ -76,6 +77,37 @@ func TestModelParityTiny(t *testing.T) {
 	}
 	if lstms != cfg.LSTMLayers {
 		t.Errorf("%d LSTM nodes, want %d (one per layer)", lstms, cfg.LSTMLayers)
+	}
+
+	// The backbone's convolutions are all ONNX Convs with their batch norms folded in: one Conv
+	// per rank-4 weight of the backbone except squeeze-excitation's fc1/fc2, no MatMul on a
+	// [1,O,C] weight, no Mul/Add/Sub by a rank-4 constant (a batch norm's [1,C,1,1]) left.
+	convs := 0
+	for v := range ctx.IterVariables() {
+		if strings.HasPrefix(v.Scope(), "/"+models.ScopeBackbone+"/"+models.ScopeFeatures+"/") && v.Name() == "weight" && v.Shape().Rank() == 4 &&
+			!strings.Contains(v.Scope(), "/fc") {
+			convs++
+		}
+	}
+	initDims := map[string]int{}
+	for _, in := range m.GetGraph().GetInitializer() {
+		initDims[in.GetName()] = len(in.GetDims())
+	}
+	gotConvs := 0
+	for _, n := range m.GetGraph().GetNode() {
+		switch n.GetOpType() {
+		case "Conv":
+			gotConvs++
+		case "MatMul", "Mul", "Add", "Sub":
+			for _, in := range n.GetInput() {
+				if r := initDims[in]; (n.GetOpType() == "MatMul" && r == 3) || (n.GetOpType() != "MatMul" && r == 4) {
+					t.Errorf("%s %s has a rank-%d constant %s: a 1×1 conv or batch norm not fused", n.GetOpType(), n.GetName(), r, in)
+				}
+			}
+		}
+	}
+	if convs == 0 || gotConvs != convs {
+		t.Errorf("%d Conv nodes, the backbone has %d convolutions", gotConvs, convs)
 	}
 
 	// Folding must not duplicate weights: initializers hold at most the variables plus small constants.

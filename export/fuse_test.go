@@ -1,0 +1,90 @@
+package export_test
+
+import (
+	"testing"
+
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	. "github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/core/shapes"
+	"github.com/gomlx/gomlx/pkg/core/tensors/images"
+	"github.com/gomlx/gomlx/pkg/ml/context"
+
+	"github.com/artnet/artnet/export/onnxpb"
+)
+
+// pointwiseLike is models.pointwise (a 1×1 conv as a batched matrix product); with swap the
+// result is reshaped to [B, O, W, H] instead of [B, O, H, W] — no longer a convolution's layout.
+func pointwiseLike(x, w *Node, swap bool) *Node {
+	d := x.Shape().Dimensions
+	b, c, h, wd := d[0], d[1], d[2], d[3]
+	o := w.Shape().Dimensions[0]
+	w2 := BroadcastToDims(Reshape(w, 1, o, c), b, o, c)
+	y := DotGeneral(w2, []int{2}, []int{0}, Reshape(x, b, c, h*wd), []int{1}, []int{0})
+	if swap {
+		return Reshape(y, b, o, wd, h)
+	}
+	return Reshape(y, b, o, h, wd)
+}
+
+// fusionModel has one pattern each rewrite must fuse and three it must leave alone.
+func fusionModel(ctx *context.Context, x *Node) []*Node { // x [B, 4, 6, 5]
+	g := x.Graph()
+	w := func(name string, dims ...int) *Node {
+		return ctx.In(name).VariableWithShape("weight", shapes.Make(dtypes.Float32, dims...)).ValueGraph(g)
+	}
+	perCh := func(name string, seed uint64, n int) *Node {
+		v := ctx.In(name).VariableWithValue("v", randInput(seed, n)).ValueGraph(g)
+		return Reshape(v, 1, n, 1, 1)
+	}
+	// Fused: pointwise conv, then (y·s + t) − m per channel (a batch norm), SiLU.
+	a := pointwiseLike(x, w("pw1", 6, 4, 1, 1), false)
+	a = Sub(Add(Mul(a, perCh("s", 1, 6)), perCh("t", 2, 6)), perCh("m", 3, 6))
+	a = Mul(a, Sigmoid(a))
+	// Not fused: a 3×3 conv times a spatial (not per-channel) constant.
+	c := Convolve(a, w("c3", 6, 6, 3, 3)).ChannelsAxis(images.ChannelsFirst).PadSame().Done()
+	c = Mul(c, Reshape(ctx.In("spatial").VariableWithValue("v", randInput(4, 30)).ValueGraph(g), 1, 1, 6, 5))
+	// Not fused: a pointwise product whose result is laid out [B, O, W, H].
+	d := pointwiseLike(c, w("pw2", 3, 6, 1, 1), true)
+	// Not folded: a conv output used twice.
+	e := Convolve(c, w("c1", 2, 6, 3, 3)).ChannelsAxis(images.ChannelsFirst).PadSame().Done()
+	f := Add(Mul(e, perCh("s2", 6, 2)), e)
+	return []*Node{a, d, f}
+}
+
+func opCount(m *onnxpb.ModelProto, op string) int {
+	n := 0
+	for _, nd := range m.GetGraph().GetNode() {
+		if nd.GetOpType() == op {
+			n++
+		}
+	}
+	return n
+}
+
+// TestConvFusion: the 1×1-conv and affine-folding rewrites fire where the pattern matches
+// exactly, fall back to the plain form where it does not, and keep GoMLX parity either way.
+func TestConvFusion(t *testing.T) {
+	ctx := context.New()
+	m := checkParity(t, ctx, fusionModel, []int{4, 6, 5}, []string{"a", "d", "f"}, testBatches, 1e-5)
+	t.Log(opCounts(m))
+	want := map[string]int{
+		"Conv":   3, // pw1 (from MatMul), c3, c1
+		"MatMul": 1, // pw2: output layout [B, O, W, H]
+		"Mul":    3, // SiLU, the spatial constant, e·s2 (e has two consumers)
+		"Add":    1, // f = e·s2 + e
+		"Sub":    0, // folded into pw1's bias
+	}
+	for op, n := range want {
+		if got := opCount(m, op); got != n {
+			t.Errorf("%d %s nodes, want %d", got, op, n)
+		}
+	}
+	for _, n := range m.GetGraph().GetNode() {
+		if n.GetOpType() == "Conv" && len(n.GetInput()) == 3 {
+			if n.GetInput()[1] != "pw1/weight_1x1_folded" {
+				t.Errorf("Conv %s has a bias (%v); only pw1's should", n.GetName(), n.GetInput())
+			}
+		}
+	}
+	onnxCheck(t, m)
+}
