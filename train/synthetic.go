@@ -36,7 +36,8 @@ type Dataset interface {
 //   - style (palette): class k of N has the colour pair (hue k/N, bright) and (hue k/N + 1/4,
 //     dark); the stripes alternate between the two colours.
 //   - genre (texture): class k's stripes have orientation (k mod 4)·45° and 3 + 2·⌊k/4⌋ cycles
-//     per image side.
+//     per 32 pixels (per image side for sides ≤ 32: at 64 px, 3 cycles per side made stripes so
+//     shallow per pixel that the noise hid them and spec.Tiny() did not learn the texture).
 //   - artist (motif): one "spotlight" blob (radius ≈ 1/4 of the side) at a random position
 //     (anywhere it fits) carries a soft glowing core (a Gaussian blend, σ = 0.8 × the blob's
 //     radius, towards a pure colour on which the stripes go on as ±0.25 brightness) whose
@@ -173,7 +174,7 @@ func renderSynthetic(cfg spec.Config, lb Labels, rng *rand.Rand, img []float32, 
 
 	// Texture.
 	theta := float64(genre%4) * math.Pi / 4
-	cycles := 3 + 2*float64(genre/4)
+	cycles := (3 + 2*float64(genre/4)) * max(1, float64(size)/32)
 	phase := rng.Float64() * 2 * math.Pi
 	cosT, sinT := math.Cos(theta), math.Sin(theta)
 
