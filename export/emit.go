@@ -37,6 +37,7 @@ type emitter struct {
 	initByName map[string]*onnxpb.TensorProto
 	folded     map[string]string // (initializer, transform) → folded initializer, so each is made once
 	fusions    []*lstmFusion     // planned subgraph replacements
+	renamed    map[string]string // values renamed to graph output names
 }
 
 func newEmitter(ctx *context.Context, a, b *recorder, batchA, batchB int, inputName string) (*emitter, error) {

@@ -20,7 +20,9 @@
 // A last pass over the emitted nodes (fuse.go) writes each 1×1 convolution recorded as a batched
 // matrix product (Reshape → MatMul → Reshape) as one ONNX Conv, and folds per-channel constant
 // Mul/Add/Sub chains after any Conv (inference batch norms, biases) into its weight and bias, so
-// that ONNX Runtime runs the backbone as Convs as it would PyTorch's export. Each rewrite matches
+// that ONNX Runtime runs the backbone as Convs as it would PyTorch's export, and writes
+// squeeze-excitation (a spatial mean, dense layers on [B,C], a Reshape to [B,C,1,1]) as
+// GlobalAveragePool and 1×1 Convs. Each rewrite matches
 // its pattern exactly (shapes, initializer dims, sole consumers) and otherwise leaves the nodes.
 //
 // ONNX node names keep the GoMLX scope of the most recent variable used when the op was
@@ -163,6 +165,7 @@ func exportGraph(ctx *context.Context, inputName string, inputShape []int,
 		g.Output = append(g.Output, valueInfo(outputNames[i], dt, dims, params))
 	}
 	e.prune(outputNames)
+	e.renamed = renamed
 	e.fuseConvs(outputNames)
 	e.prune(outputNames)
 	e.rawFloats()

@@ -1,6 +1,7 @@
 package export
 
 import (
+	"math"
 	"slices"
 	"strings"
 
@@ -17,7 +18,9 @@ import (
 //  2. affine folding: Conv(x, W[, b]) followed by a chain of Mul(·, s), Add(·, t), Sub(·, t)
 //     whose constants are per output channel (broadcastable to [1,O,1,…] — a batch norm in
 //     inference, a bias) or scalars becomes one Conv(x, W', b'); the chain stops at the first
-//     node that is not such an op or at a value with more than one consumer.
+//     node that is not such an op or at a value with more than one consumer;
+//  3. pooled dense layers (squeeze-excitation): see liftPooled. It runs between 1 and 2, so that
+//     its biases fold into its Convs.
 
 // fuseConvs applies the rewrites to e.nodes; outputs are the graph's output names (values that
 // must keep their producer). Bypassed nodes and initializers are dropped by prune.
@@ -31,11 +34,22 @@ func (e *emitter) fuseConvs(outputs []string) {
 	}
 	e.prune(outputs) // drops the bypassed Reshape and MatMul nodes
 	g = newNodeGraph(e.nodes, outputs)
+	for _, n := range slices.Clone(e.nodes) {
+		if n.GetOpType() == "ReduceSum" && !g.removed[n] {
+			e.liftPooled(g, e.nodes, shapes, n)
+		}
+	}
+	e.dropRemoved(g)
+	g = newNodeGraph(e.nodes, outputs)
 	for _, n := range e.nodes {
 		if n.GetOpType() == "Conv" && !g.removed[n] {
 			e.foldAffine(g, n)
 		}
 	}
+	e.dropRemoved(g)
+}
+
+func (e *emitter) dropRemoved(g *nodeGraph) {
 	var kept []*onnxpb.NodeProto
 	for _, n := range e.nodes {
 		if !g.removed[n] {
@@ -47,15 +61,16 @@ func (e *emitter) fuseConvs(outputs []string) {
 
 // nodeGraph indexes nodes by the values they produce and consume.
 type nodeGraph struct {
-	producer map[string]*onnxpb.NodeProto
-	uses     map[string]int // consumers of each value (a graph output counts as one)
-	consumer map[string]*onnxpb.NodeProto
-	removed  map[*onnxpb.NodeProto]bool
+	producer  map[string]*onnxpb.NodeProto
+	uses      map[string]int // consumers of each value (a graph output counts as one)
+	consumer  map[string]*onnxpb.NodeProto
+	consumers map[string][]*onnxpb.NodeProto
+	removed   map[*onnxpb.NodeProto]bool
 }
 
 func newNodeGraph(nodes []*onnxpb.NodeProto, outputs []string) *nodeGraph {
 	g := &nodeGraph{producer: map[string]*onnxpb.NodeProto{}, uses: map[string]int{},
-		consumer: map[string]*onnxpb.NodeProto{}, removed: map[*onnxpb.NodeProto]bool{}}
+		consumer: map[string]*onnxpb.NodeProto{}, consumers: map[string][]*onnxpb.NodeProto{}, removed: map[*onnxpb.NodeProto]bool{}}
 	for _, n := range nodes {
 		for _, o := range n.Output {
 			g.producer[o] = n
@@ -63,6 +78,7 @@ func newNodeGraph(nodes []*onnxpb.NodeProto, outputs []string) *nodeGraph {
 		for _, in := range n.Input {
 			g.uses[in]++
 			g.consumer[in] = n
+			g.consumers[in] = append(g.consumers[in], n)
 		}
 	}
 	for _, o := range outputs {
@@ -87,6 +103,9 @@ type valueShape struct{ a, b []int }
 func (e *emitter) valueShapes() map[string]valueShape {
 	out := map[string]valueShape{}
 	for id, name := range e.vals {
+		if r, ok := e.renamed[name]; ok {
+			name = r
+		}
 		out[name] = valueShape{e.a[id].shape.Dimensions, e.b[id].shape.Dimensions}
 	}
 	return out
@@ -301,5 +320,166 @@ func (e *emitter) foldAffine(g *nodeGraph, conv *onnxpb.NodeProto) {
 	conv.Output = []string{last}
 	for _, n := range bypassed {
 		g.removed[n] = true
+	}
+}
+
+// liftPooled rewrites a global average pool computed as Mul(ReduceSum(x [B,C,H,W], axes [2,3],
+// keepdims 0), 1/(H·W)) → [B,C] and the small network on it — squeeze-excitation's
+// MatMul(·, W [C,S]) + bias, activations, MatMul(·, [S,C]) + bias, Sigmoid — that ends in
+// Reshape(→ [-1,C,1,1]) as GlobalAveragePool(x) → [B,C,1,1] followed by 1×1 Convs (bias Adds are
+// left for foldAffine) and the same elementwise ops, the Reshape dropped. Every value between the
+// pool and the Reshapes must be consumed only by nodes of the kinds above; otherwise nothing
+// changes.
+func (e *emitter) liftPooled(g *nodeGraph, nodes []*onnxpb.NodeProto, shapes map[string]valueShape, rs *onnxpb.NodeProto) {
+	if len(rs.Input) != 2 || len(rs.Output) != 1 || len(rs.Attribute) != 1 || attrOf(rs, "keepdims") == nil ||
+		attrOf(rs, "keepdims").GetI() != 0 {
+		return
+	}
+	axes, ok := e.intsInit(rs.Input[1])
+	if !ok || !slices.Equal(axes, []int64{2, 3}) {
+		return
+	}
+	x := rs.Input[0]
+	xs, ok := shapes[x]
+	if !ok || len(xs.a) != 4 || len(xs.b) != 4 || xs.a[0] != e.batchA || xs.b[0] != e.batchB ||
+		!slices.Equal(xs.a[1:], xs.b[1:]) {
+		return
+	}
+	hw := float64(xs.a[2] * xs.a[3])
+	mean := g.soleConsumer(rs.Output[0])
+	if mean == nil || mean.GetOpType() != "Mul" || len(mean.Input) != 2 || len(mean.Attribute) != 0 {
+		return
+	}
+	k := mean.Input[1]
+	if k == rs.Output[0] {
+		k = mean.Input[0]
+	}
+	kv, kd, ok := e.floatInit(k)
+	if !ok || len(kv) != 1 || len(kd) > 1 || math.Abs(float64(kv[0])*hw-1) > 1e-6 {
+		return
+	}
+	// Plan: walk the nodes after mean in order, tracking the channel count of each lifted value.
+	type action struct {
+		n    *onnxpb.NodeProto
+		kind string // "conv", "bias", "keep", "drop"
+		init string // conv weight or bias initializer to write, by its source
+		ch   int64
+		in   string // lifted input (drop: the value the Reshape's output is replaced by)
+	}
+	lifted := map[string]int64{mean.Output[0]: int64(xs.a[1])}
+	pending := g.uses[mean.Output[0]]
+	var plan []action
+	start := slices.Index(nodes, mean)
+	for _, n := range nodes[start+1:] {
+		if pending == 0 {
+			break
+		}
+		var ins []string
+		for _, in := range n.Input {
+			if _, ok := lifted[in]; ok {
+				ins = append(ins, in)
+			}
+		}
+		if len(ins) == 0 {
+			continue
+		}
+		if len(n.Output) != 1 || g.uses[n.Output[0]] == 0 {
+			return
+		}
+		a := action{n: n}
+		op := n.GetOpType()
+		switch {
+		case op == "MatMul" && len(n.Input) == 2 && n.Input[0] == ins[0] && len(ins) == 1 && len(n.Attribute) == 0:
+			_, d, ok := e.floatInit(n.Input[1])
+			if !ok || len(d) != 2 || d[0] != lifted[ins[0]] {
+				return
+			}
+			a.kind, a.init, a.ch = "conv", n.Input[1], d[1]
+		case op == "Add" && len(n.Input) == 2 && len(ins) == 1 && len(n.Attribute) == 0:
+			other := n.Input[0]
+			if other == ins[0] {
+				other = n.Input[1]
+			}
+			ch := lifted[ins[0]]
+			_, d, ok := e.floatInit(other)
+			if !ok || !(slices.Equal(d, []int64{ch}) || slices.Equal(d, []int64{1, ch})) {
+				return
+			}
+			a.kind, a.init, a.ch = "bias", other, ch
+		case (op == "Sigmoid" || op == "Tanh" || op == "Relu" || op == "Neg" || op == "Exp") && len(n.Input) == 1 &&
+			len(n.Attribute) == 0:
+			a.kind, a.ch = "keep", lifted[ins[0]]
+		case (op == "Mul" || op == "Add" || op == "Sub") && len(n.Input) == 2 && len(ins) == 2 && len(n.Attribute) == 0 &&
+			lifted[ins[0]] == lifted[ins[1]]:
+			a.kind, a.ch = "keep", lifted[ins[0]]
+		case op == "Reshape" && len(n.Input) == 2 && n.Input[0] == ins[0] && attrOf(n, "allowzero") == nil:
+			s, ok := e.intsInit(n.Input[1])
+			if !ok || !slices.Equal(s, []int64{-1, lifted[ins[0]], 1, 1}) || g.uses[n.Output[0]] != len(g.consumers[n.Output[0]]) {
+				return
+			}
+			a.kind, a.in = "drop", ins[0]
+		default:
+			return
+		}
+		pending -= len(ins)
+		if a.kind != "drop" {
+			lifted[n.Output[0]] = a.ch
+			pending += g.uses[n.Output[0]]
+		}
+		plan = append(plan, a)
+	}
+	if pending != 0 {
+		return
+	}
+	// Apply.
+	replace := map[string]string{}
+	newInits := map[string]string{}
+	for _, a := range plan {
+		switch a.kind {
+		case "conv":
+			v, d, _ := e.floatInit(a.init)
+			wt, _ := transposeFloats(v, []int{int(d[0]), int(d[1])}, []int{1, 0})
+			name, err := e.init(strings.TrimSuffix(strings.TrimSuffix(a.init, "_T"), "_reshaped")+"_1x1",
+				[]int{int(d[1]), int(d[0]), 1, 1}, wt)
+			if err != nil {
+				return
+			}
+			newInits[a.init] = name
+		case "bias":
+			v, _, _ := e.floatInit(a.init)
+			name, err := e.init(a.init+"_4d", []int{1, int(a.ch), 1, 1}, v)
+			if err != nil {
+				return
+			}
+			newInits[a.init] = name
+		}
+	}
+	rs.OpType, rs.Input, rs.Attribute = ptr("GlobalAveragePool"), []string{x}, nil
+	rs.Output = []string{mean.Output[0]}
+	g.removed[mean] = true
+	for _, a := range plan {
+		n := a.n
+		switch a.kind {
+		case "conv":
+			n.OpType = ptr("Conv")
+			n.Input = []string{n.Input[0], newInits[a.init]}
+			n.Attribute = []*onnxpb.AttributeProto{attrInts("kernel_shape", []int{1, 1}), attrInt("group", 1)}
+		case "bias":
+			for j, in := range n.Input {
+				if in == a.init {
+					n.Input[j] = newInits[a.init]
+				}
+			}
+		case "drop":
+			replace[n.Output[0]] = a.in
+			g.removed[n] = true
+		}
+	}
+	for _, n := range nodes {
+		for j, in := range n.Input {
+			if r, ok := replace[in]; ok {
+				n.Input[j] = r
+			}
+		}
 	}
 }

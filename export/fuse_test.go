@@ -1,6 +1,7 @@
 package export_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
@@ -26,7 +27,7 @@ func pointwiseLike(x, w *Node, swap bool) *Node {
 	return Reshape(y, b, o, h, wd)
 }
 
-// fusionModel has one pattern each rewrite must fuse and three it must leave alone.
+// fusionModel has one pattern each rewrite must fuse and four it must leave alone.
 func fusionModel(ctx *context.Context, x *Node) []*Node { // x [B, 4, 6, 5]
 	g := x.Graph()
 	w := func(name string, dims ...int) *Node {
@@ -40,15 +41,25 @@ func fusionModel(ctx *context.Context, x *Node) []*Node { // x [B, 4, 6, 5]
 	a := pointwiseLike(x, w("pw1", 6, 4, 1, 1), false)
 	a = Sub(Add(Mul(a, perCh("s", 1, 6)), perCh("t", 2, 6)), perCh("m", 3, 6))
 	a = Mul(a, Sigmoid(a))
+	// Lifted: squeeze-excitation (mean over H, W → dense + bias → Sigmoid → dense + bias →
+	// Sigmoid → scale a's channels) becomes GlobalAveragePool → 1×1 Convs.
+	dense := func(name string, v *Node, out int) *Node {
+		in := v.Shape().Dimensions[1]
+		y := DotGeneral(v, []int{1}, nil, w(name, out, in), []int{1}, nil)
+		return Add(y, Reshape(ctx.In(name).VariableWithValue("bias", randInput(uint64(out), out)).ValueGraph(g), 1, out))
+	}
+	se := Sigmoid(dense("fc2", Sigmoid(dense("fc1", ReduceMean(a, 2, 3), 3)), 6))
+	a2 := Mul(a, Reshape(se, se.Shape().Dimensions[0], 6, 1, 1))
 	// Not fused: a 3×3 conv times a spatial (not per-channel) constant.
-	c := Convolve(a, w("c3", 6, 6, 3, 3)).ChannelsAxis(images.ChannelsFirst).PadSame().Done()
+	c := Convolve(a2, w("c3", 6, 6, 3, 3)).ChannelsAxis(images.ChannelsFirst).PadSame().Done()
 	c = Mul(c, Reshape(ctx.In("spatial").VariableWithValue("v", randInput(4, 30)).ValueGraph(g), 1, 1, 6, 5))
 	// Not fused: a pointwise product whose result is laid out [B, O, W, H].
 	d := pointwiseLike(c, w("pw2", 3, 6, 1, 1), true)
 	// Not folded: a conv output used twice.
 	e := Convolve(c, w("c1", 2, 6, 3, 3)).ChannelsAxis(images.ChannelsFirst).PadSame().Done()
 	f := Add(Mul(e, perCh("s2", 6, 2)), e)
-	return []*Node{a, d, f}
+	// Not lifted: a spatial mean that is itself an output.
+	return []*Node{a, d, f, ReduceMean(c, 2, 3)}
 }
 
 func opCount(m *onnxpb.ModelProto, op string) int {
@@ -65,14 +76,17 @@ func opCount(m *onnxpb.ModelProto, op string) int {
 // exactly, fall back to the plain form where it does not, and keep GoMLX parity either way.
 func TestConvFusion(t *testing.T) {
 	ctx := context.New()
-	m := checkParity(t, ctx, fusionModel, []int{4, 6, 5}, []string{"a", "d", "f"}, testBatches, 1e-5)
+	m := checkParity(t, ctx, fusionModel, []int{4, 6, 5}, []string{"a", "d", "f", "mean"}, testBatches, 1e-5)
 	t.Log(opCounts(m))
 	want := map[string]int{
-		"Conv":   3, // pw1 (from MatMul), c3, c1
-		"MatMul": 1, // pw2: output layout [B, O, W, H]
-		"Mul":    3, // SiLU, the spatial constant, e·s2 (e has two consumers)
-		"Add":    1, // f = e·s2 + e
-		"Sub":    0, // folded into pw1's bias
+		"Conv":              5, // pw1 (from MatMul), fc1, fc2, c3, c1
+		"MatMul":            1, // pw2: output layout [B, O, W, H]
+		"Mul":               5, // SiLU, SE scale, the spatial constant, e·s2 (e has two consumers), mean's 1/HW
+		"Add":               1, // f = e·s2 + e
+		"Sub":               0, // folded into pw1's bias
+		"GlobalAveragePool": 1, // SE
+		"ReduceSum":         1, // the output "mean"
+		"Sigmoid":           3,
 	}
 	for op, n := range want {
 		if got := opCount(m, op); got != n {
@@ -81,8 +95,8 @@ func TestConvFusion(t *testing.T) {
 	}
 	for _, n := range m.GetGraph().GetNode() {
 		if n.GetOpType() == "Conv" && len(n.GetInput()) == 3 {
-			if n.GetInput()[1] != "pw1/weight_1x1_folded" {
-				t.Errorf("Conv %s has a bias (%v); only pw1's should", n.GetName(), n.GetInput())
+			if w := n.GetInput()[1]; w != "pw1/weight_1x1_folded" && !strings.HasPrefix(w, "fc") {
+				t.Errorf("Conv %s has a bias (%v); only pw1's, fc1's and fc2's should", n.GetName(), n.GetInput())
 			}
 		}
 	}

@@ -80,14 +80,21 @@ func TestModelParityTiny(t *testing.T) {
 	}
 
 	// The backbone's convolutions are all ONNX Convs with their batch norms folded in: one Conv
-	// per rank-4 weight of the backbone except squeeze-excitation's fc1/fc2, no MatMul on a
-	// [1,O,C] weight, no Mul/Add/Sub by a rank-4 constant (a batch norm's [1,C,1,1]) left.
-	convs := 0
+	// per rank-4 weight of the backbone (squeeze-excitation's fc1/fc2 included: each SE block is
+	// GlobalAveragePool → 1×1 Convs), no MatMul on a [1,O,C] weight, no Mul/Add/Sub by a rank-4
+	// constant (a batch norm's [1,C,1,1]) left.
+	convs, ses := 0, 0
 	for v := range ctx.IterVariables() {
-		if strings.HasPrefix(v.Scope(), "/"+models.ScopeBackbone+"/"+models.ScopeFeatures+"/") && v.Name() == "weight" && v.Shape().Rank() == 4 &&
-			!strings.Contains(v.Scope(), "/fc") {
+		if strings.HasPrefix(v.Scope(), "/"+models.ScopeBackbone+"/"+models.ScopeFeatures+"/") && v.Name() == "weight" &&
+			v.Shape().Rank() == 4 {
 			convs++
+			if strings.HasSuffix(v.Scope(), "/fc1") {
+				ses++
+			}
 		}
+	}
+	if got := opCount(m, "GlobalAveragePool"); ses == 0 || got != ses {
+		t.Errorf("%d GlobalAveragePool nodes, want %d (one per squeeze-excitation)", got, ses)
 	}
 	initDims := map[string]int{}
 	for _, in := range m.GetGraph().GetInitializer() {
