@@ -20,7 +20,8 @@ import (
 //     inference, a bias) or scalars becomes one Conv(x, W', b'); the chain stops at the first
 //     node that is not such an op or at a value with more than one consumer;
 //  3. pooled dense layers (squeeze-excitation): see liftPooled. It runs between 1 and 2, so that
-//     its biases fold into its Convs.
+//     its biases fold into its Convs;
+//  4. Max(x, scalar 0) becomes Relu(x).
 
 // fuseConvs applies the rewrites to e.nodes; outputs are the graph's output names (values that
 // must keep their producer). Bypassed nodes and initializers are dropped by prune.
@@ -47,6 +48,26 @@ func (e *emitter) fuseConvs(outputs []string) {
 		}
 	}
 	e.dropRemoved(g)
+	for _, n := range e.nodes {
+		e.maxToRelu(n)
+	}
+}
+
+// maxToRelu writes Max(x, 0) with a scalar zero constant (models' relu) as Relu(x), which ONNX
+// Runtime fuses into a preceding Gemm or Conv.
+func (e *emitter) maxToRelu(n *onnxpb.NodeProto) {
+	if n.GetOpType() != "Max" || len(n.Input) != 2 || len(n.Attribute) != 0 {
+		return
+	}
+	for j, in := range n.Input {
+		v, d, ok := e.floatInit(in)
+		if !ok || len(d) != 0 || len(v) != 1 || v[0] != 0 || n.Input[1-j] == in {
+			continue
+		}
+		n.OpType, n.Input = ptr("Relu"), []string{n.Input[1-j]}
+		n.Name = ptr(strings.Replace(n.GetName(), "/Max_", "/Relu_", 1))
+		return
+	}
 }
 
 func (e *emitter) dropRemoved(g *nodeGraph) {

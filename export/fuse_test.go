@@ -27,7 +27,7 @@ func pointwiseLike(x, w *Node, swap bool) *Node {
 	return Reshape(y, b, o, h, wd)
 }
 
-// fusionModel has one pattern each rewrite must fuse and four it must leave alone.
+// fusionModel has one pattern each rewrite must fuse and five it must leave alone.
 func fusionModel(ctx *context.Context, x *Node) []*Node { // x [B, 4, 6, 5]
 	g := x.Graph()
 	w := func(name string, dims ...int) *Node {
@@ -58,8 +58,9 @@ func fusionModel(ctx *context.Context, x *Node) []*Node { // x [B, 4, 6, 5]
 	// Not folded: a conv output used twice.
 	e := Convolve(c, w("c1", 2, 6, 3, 3)).ChannelsAxis(images.ChannelsFirst).PadSame().Done()
 	f := Add(Mul(e, perCh("s2", 6, 2)), e)
-	// Not lifted: a spatial mean that is itself an output.
-	return []*Node{a, d, f, ReduceMean(c, 2, 3)}
+	// Max(f, 0) is a Relu; Max(mean, 0.5) is not. Not lifted: the spatial mean (not followed by
+	// dense layers and a Reshape).
+	return []*Node{a, d, Max(f, ZerosLike(f)), MaxScalar(ReduceMean(c, 2, 3), 0.5)}
 }
 
 func opCount(m *onnxpb.ModelProto, op string) int {
@@ -87,6 +88,8 @@ func TestConvFusion(t *testing.T) {
 		"GlobalAveragePool": 1, // SE
 		"ReduceSum":         1, // the output "mean"
 		"Sigmoid":           3,
+		"Relu":              1,
+		"Max":               1,
 	}
 	for op, n := range want {
 		if got := opCount(m, op); got != n {
