@@ -13,21 +13,24 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/artnet/artnet/defaultmodel"
 	"github.com/artnet/artnet/predict"
 	ortrt "github.com/artnet/artnet/runtime"
 )
 
-func runtimeFlags() []cli.Flag {
+// RuntimeFlags are the flags OpenModel reads: --model, --provider, --ort-lib, --threads.
+func RuntimeFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "model", Usage: "the exported model `FILE.onnx` (artnet export --onnx)", Required: true},
+		&cli.StringFlag{Name: "model", Usage: "the exported model `FILE.onnx` (artnet export --onnx); default: the built-in model (" + defaultmodel.Name + ")"},
 		&cli.StringFlag{Name: "provider", Value: "cpu", Usage: "ONNX Runtime execution providers in order, comma-separated: cpu, cuda, tensorrt; a later one is a fallback only when listed (cuda,cpu)"},
 		&cli.StringFlag{Name: "ort-lib", Usage: "path of libonnxruntime.so (default: $ONNXRUNTIME_SHARED_LIBRARY_PATH, then third_party/onnxruntime, then system folders)"},
 		&cli.IntFlag{Name: "threads", Usage: "ONNX Runtime intra-op threads (0: ORT's default)"},
 	}
 }
 
-// openModel opens the --model file with the runtime flags.
-func openModel(c *cli.Context) (*ortrt.Model, error) {
+// OpenModel opens the --model file (the built-in default model when --model is not given) in
+// ONNX Runtime with the runtime flags of RuntimeFlags.
+func OpenModel(c *cli.Context) (*ortrt.Model, error) {
 	if c.Int("threads") < 0 {
 		return nil, fmt.Errorf("flag --threads: must be >= 0, got %d", c.Int("threads"))
 	}
@@ -37,9 +40,12 @@ func openModel(c *cli.Context) (*ortrt.Model, error) {
 			providers = append(providers, p)
 		}
 	}
-	return ortrt.Open(c.String("model"), ortrt.Options{
-		LibraryPath: c.String("ort-lib"), Providers: providers, IntraOpThreads: c.Int("threads"),
-	})
+	o := ortrt.Options{LibraryPath: c.String("ort-lib"), Providers: providers, IntraOpThreads: c.Int("threads")}
+	if c.String("model") == "" {
+		slog.Debug("no --model: using the built-in default model", "model", defaultmodel.Name)
+		return ortrt.OpenBytes(defaultmodel.Name, defaultmodel.Bytes(), o)
+	}
+	return ortrt.Open(c.String("model"), o)
 }
 
 // Command is the `serve` command: it opens the model in ONNX Runtime, serves it on --addr until
@@ -48,7 +54,7 @@ func Command() *cli.Command {
 	return &cli.Command{
 		Name:  "serve",
 		Usage: "serve an exported ONNX model over HTTP (/v1/predict, KServe v2, /metrics, a web page at /)",
-		Flags: append(runtimeFlags(),
+		Flags: append(RuntimeFlags(),
 			&cli.StringFlag{Name: "addr", Value: DefaultAddr, Usage: "listen address"},
 			&cli.IntFlag{Name: "batch", Value: DefaultBatch, Usage: "largest batch of images per model run"},
 			&cli.DurationFlag{Name: "max-delay", Value: DefaultMaxDelay, Usage: "longest a request waits for a batch to fill"},
@@ -86,7 +92,7 @@ func Command() *cli.Command {
 // Run opens the model named by the runtime flags in c, serves it on c's --addr until ctx ends
 // and closes the model.
 func Run(ctx context.Context, c *cli.Context, cfg Config, log *slog.Logger) error {
-	m, err := openModel(c)
+	m, err := OpenModel(c)
 	if err != nil {
 		return err
 	}
@@ -110,7 +116,7 @@ func PredictCommand() *cli.Command {
 		Name:      "predict",
 		Usage:     "predict style, genre and artist of images with an exported ONNX model",
 		ArgsUsage: "IMAGE...",
-		Flags: append(runtimeFlags(),
+		Flags: append(RuntimeFlags(),
 			&cli.IntFlag{Name: "topk", Value: 1, Usage: "also list the k most probable classes per task"},
 			&cli.BoolFlag{Name: "json", Usage: "one JSON object per image on stdout"},
 			&cli.BoolFlag{Name: "attention", Usage: "include the attention weights in --json output"},
@@ -125,7 +131,7 @@ func PredictCommand() *cli.Command {
 			if o.TopK < 1 || o.Batch < 1 {
 				return fmt.Errorf("flags --topk and --batch: must be >= 1, got %d and %d", o.TopK, o.Batch)
 			}
-			m, err := openModel(c)
+			m, err := OpenModel(c)
 			if err != nil {
 				return err
 			}

@@ -103,7 +103,7 @@ func TestServeCommand(t *testing.T) {
 		args []string
 		msg  string
 	}{
-		{[]string{"t", "serve"}, "model"},
+		{[]string{"t", "serve", "--addr", "256.1.1.1:1"}, "serve"}, // the built-in model, an address that cannot be bound
 		{[]string{"t", "serve", "--model", model, "--batch", "0"}, "--batch"},
 		{[]string{"t", "serve", "--model", model, "--provider", "tpu"}, "tpu"},
 		{[]string{"t", "serve", "--model", filepath.Join(t.TempDir(), "none.onnx")}, "none.onnx"},

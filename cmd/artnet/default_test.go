@@ -1,40 +1,40 @@
 package main
 
 import (
-	"bytes"
-	"context"
+	"encoding/json"
+	"strings"
 	"testing"
 
-	"github.com/urfave/cli/v2"
-
 	"github.com/artnet/artnet/defaultmodel"
-	"github.com/artnet/artnet/predict"
+	"github.com/artnet/artnet/models/spec"
+	ortrt "github.com/artnet/artnet/runtime"
 )
 
-// TestDefaultModelPredictsPainting opens the built-in model the way predict does without
-// --model and predicts a real painting with it.
-func TestDefaultModelPredictsPainting(t *testing.T) {
-	var out, errw bytes.Buffer
-	app := &cli.App{Name: "t", Writer: &out, ErrWriter: &errw, Commands: []*cli.Command{{
-		Name: "p", Flags: runtimeFlags(),
-		Action: func(c *cli.Context) error {
-			m, err := openDefaultModel(c)
-			if err != nil {
-				return err
-			}
-			defer m.Close()
-			if m.Name() != defaultmodel.Name {
-				t.Errorf("model name %q, want %q", m.Name(), defaultmodel.Name)
-			}
-			var p predict.Predictor = m
-			return predict.Files(c.Context, p, []string{"../../../shared/paintings/edvard-munch_the-scream.jpg"},
-				predict.FilesOptions{TopK: 3, JSON: true, Batch: 1}, c.App.Writer, c.App.ErrWriter)
-		},
-	}}}
-	if err := app.RunContext(context.Background(), []string{"t", "p", "--threads", "1"}); err != nil {
-		t.Fatalf("%v\n%s", err, errw.String())
+// `artnet predict IMAGE` without --model uses the built-in default model (trained on WikiArt),
+// whose class names are the real WikiArt ones.
+func TestPredictWithoutModelUsesDefault(t *testing.T) {
+	stdout, stderr, err := runApp(t, "predict", "--json", "--threads", "1", "../../../shared/paintings/edvard-munch_the-scream.jpg")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
 	}
-	if !bytes.Contains(out.Bytes(), []byte(`"style"`)) || !bytes.Contains(out.Bytes(), []byte("edvard-munch_the-scream.jpg")) {
-		t.Errorf("prediction output: %s", out.String())
+	var p map[string]any
+	if err := json.Unmarshal([]byte(strings.SplitN(stdout, "\n", 2)[0]), &p); err != nil {
+		t.Fatalf("%v: %s", err, stdout)
+	}
+	iface, err := ortrt.ValidateBytes(defaultmodel.Name, defaultmodel.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := iface.Config
+	for _, task := range spec.Tasks {
+		tp, _ := p[task].(map[string]any)
+		label, _ := tp["label"].(string)
+		found := false
+		for _, name := range cfg.Classes[task] {
+			found = found || name == label
+		}
+		if !found {
+			t.Errorf("%s label %q is not one of the default model's classes", task, label)
+		}
 	}
 }

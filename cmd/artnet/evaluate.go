@@ -10,6 +10,7 @@ import (
 
 	"github.com/artnet/artnet/evaluate"
 	"github.com/artnet/artnet/predict"
+	"github.com/artnet/artnet/server"
 	"github.com/artnet/artnet/wikiart"
 )
 
@@ -23,7 +24,6 @@ func evaluateCommand() *cli.Command {
 			"through ONNX Runtime (--model FILE.onnx) or GoMLX (--checkpoint DIR), and writes summary.json,\n" +
 			"confusion_<task>.csv and confusion_<task>.png into --out.",
 		Flags: append([]cli.Flag{
-			&cli.StringFlag{Name: "model", Usage: "exported ONNX model, run in ONNX Runtime"},
 			&cli.StringFlag{Name: "checkpoint", Usage: "GoMLX checkpoint directory (or a training output folder), run in GoMLX"},
 			&cli.StringFlag{Name: "data", Usage: "WikiArt folder: the split CSVs and class lists, images in DATA/images (see --images)"},
 			&cli.StringFlag{Name: "images", Usage: "image root, if not DATA/images"},
@@ -31,7 +31,7 @@ func evaluateCommand() *cli.Command {
 			&cli.StringFlag{Name: "out", Value: "eval", Usage: "output folder for summary.json and the confusion matrices"},
 			&cli.IntFlag{Name: "batch", Value: 32, Usage: "images per forward pass"},
 			&cli.IntFlag{Name: "limit", Usage: "evaluate only N samples, spread evenly over the split (deterministic; 0: all)"},
-		}, runtimeFlags()...),
+		}, server.RuntimeFlags()...),
 		Action: func(c *cli.Context) error {
 			model, ckpt := c.String("model"), c.String("checkpoint")
 			switch {
@@ -79,7 +79,7 @@ func evaluateCommand() *cli.Command {
 			var p predict.Predictor
 			rt, src := "onnx", model
 			if model != "" {
-				p, err = openONNX(c, model)
+				p, err = server.OpenModel(c)
 			} else {
 				rt, src = "gomlx", ckpt
 				p, err = openGoMLX(ckpt)

@@ -10,30 +10,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/artnet/artnet/predict"
-	ortrt "github.com/artnet/artnet/runtime"
+	"github.com/artnet/artnet/server"
 )
-
-func runtimeFlags() []cli.Flag {
-	return []cli.Flag{
-		&cli.StringFlag{Name: "ort-lib", Usage: "path of libonnxruntime.so (default: $ONNXRUNTIME_SHARED_LIBRARY_PATH, then third_party/onnxruntime, then system paths)"},
-		&cli.StringFlag{Name: "provider", Value: "cpu", Usage: "ONNX Runtime execution providers in order: cpu, cuda, tensorrt; e.g. cuda,cpu falls back to CPU"},
-		&cli.IntFlag{Name: "threads", Usage: "ONNX Runtime intra-op threads (0: ORT's default)"},
-	}
-}
-
-func openONNX(c *cli.Context, path string) (*ortrt.Model, error) {
-	var providers []string
-	for _, p := range strings.Split(c.String("provider"), ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			providers = append(providers, p)
-		}
-	}
-	return ortrt.Open(path, ortrt.Options{
-		LibraryPath:    c.String("ort-lib"),
-		Providers:      providers,
-		IntraOpThreads: c.Int("threads"),
-	})
-}
 
 func predictCommand() *cli.Command {
 	return &cli.Command{
@@ -41,7 +19,6 @@ func predictCommand() *cli.Command {
 		Usage:     "predict style, genre and artist of images",
 		ArgsUsage: "IMAGE...",
 		Flags: append([]cli.Flag{
-			&cli.StringFlag{Name: "model", Usage: "exported ONNX model (artnet export --onnx)"},
 			&cli.StringFlag{Name: "checkpoint", Usage: "GoMLX checkpoint directory (with --runtime gomlx)"},
 			&cli.StringFlag{Name: "runtime", Value: "onnx", Usage: "onnx (ONNX Runtime) or gomlx"},
 			&cli.IntFlag{Name: "topk", Value: 1, Usage: "also list the k most probable classes per task"},
@@ -49,7 +26,7 @@ func predictCommand() *cli.Command {
 			&cli.BoolFlag{Name: "attention", Usage: "include the attention weights in --json output"},
 			&cli.IntFlag{Name: "batch", Value: 32, Usage: "images per forward pass"},
 			&cli.StringFlag{Name: "visualize-attention", Usage: "write the attention heatmap over the painting: a PNG `FILE` for one image, or a folder (FOLDER/<name>.heatmap.png) for several"},
-		}, runtimeFlags()...),
+		}, server.RuntimeFlags()...),
 		Action: func(c *cli.Context) error {
 			if c.NArg() == 0 {
 				return fmt.Errorf("predict: no image given (usage: artnet predict --model FILE.onnx IMAGE...)")
@@ -88,10 +65,7 @@ func predictCommand() *cli.Command {
 func openPredictor(c *cli.Context) (predict.Predictor, error) {
 	switch c.String("runtime") {
 	case "onnx":
-		if c.String("model") == "" {
-			return nil, fmt.Errorf("predict: --model FILE.onnx is required with --runtime onnx (make one with: artnet export --checkpoint DIR --onnx FILE.onnx)")
-		}
-		return openONNX(c, c.String("model"))
+		return server.OpenModel(c)
 	case "gomlx":
 		if c.String("checkpoint") == "" {
 			return nil, fmt.Errorf("predict: --checkpoint DIR is required with --runtime gomlx")
