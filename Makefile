@@ -19,12 +19,18 @@ ort: $(ORT_LIB)
 build:
 	$(GO) build -o $(BIN) ./cmd/artnet
 
-# Main job on a default: set up ONNX Runtime, train the small synthetic model briefly in GoMLX
-# (pure-Go backend), export it to ONNX, and predict with it in ONNX Runtime.
+# Main job on a default: set up ONNX Runtime, predict the shared paintings with the built-in
+# default model (trained on WikiArt, embedded in the binary) and draw an attention heatmap; then
+# walk the whole road once on synthetic paintings: train the tiny DeepArtNet in GoMLX (pure-Go
+# backend, ~3-4 min on 2 cores), export it to ONNX, predict with it in ONNX Runtime.
 demo: ort build
-	$(BIN) train --synthetic --out $(DEMO) --steps 120 --batch 16
-	$(BIN) export --checkpoint $(DEMO) --onnx $(DEMO)/model.onnx
-	$(BIN) predict --model $(DEMO)/model.onnx $(DEMO)/samples/*.png $(PAINTINGS)
+	@mkdir -p $(DEMO)
+	$(BIN) predict --topk 3 $(PAINTINGS)
+	$(BIN) predict --visualize-attention $(DEMO)/starry-night.attention.png ../shared/paintings/van-gogh_the-starry-night.jpg
+	rm -rf $(DEMO)/synthetic
+	$(BIN) train --synthetic --out $(DEMO)/synthetic --classes 8,4,4 --steps 250 --batch 16 --lr 2e-3 --warmup 5
+	$(BIN) export --checkpoint $(DEMO)/synthetic --onnx $(DEMO)/synthetic.onnx
+	$(BIN) predict --model $(DEMO)/synthetic.onnx $(DEMO)/synthetic/samples/*.png
 
 test: ort
 	$(GO) vet ./...
