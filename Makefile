@@ -7,7 +7,7 @@ DEMO := out/demo
 # Paintings to predict in the demo: the shared real paintings when present, plus a synthetic sample.
 PAINTINGS := $(wildcard ../shared/paintings/*)
 
-.PHONY: all ort build demo test bench clean vet
+.PHONY: all ort build demo test bench clean vet train-wikiart
 
 all: build
 
@@ -31,6 +31,12 @@ demo: ort build
 	$(BIN) train --synthetic --out $(DEMO)/synthetic --classes 8,4,4 --steps 250 --batch 16 --lr 2e-3 --warmup 5
 	$(BIN) export --checkpoint $(DEMO)/synthetic --onnx $(DEMO)/synthetic.onnx
 	$(BIN) predict --model $(DEMO)/synthetic.onnx $(DEMO)/synthetic/samples/*.png
+
+# The real WikiArt run behind the built-in default model (docs/results-wikiart.md).
+train-wikiart: ort build
+	$(BIN) train --config configs/train.yaml --out out/wikiart --max-time 38m
+	$(BIN) export --checkpoint out/wikiart/phase3/best --onnx out/wikiart/model.onnx
+	$(BIN) evaluate --model out/wikiart/model.onnx --data ../shared/wikiart --split val --out out/wikiart/eval
 
 test: ort
 	$(GO) vet ./...
