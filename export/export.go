@@ -22,7 +22,8 @@
 // Mul/Add/Sub chains after any Conv (inference batch norms, biases) into its weight and bias, so
 // that ONNX Runtime runs the backbone as Convs as it would PyTorch's export, and writes
 // squeeze-excitation (a spatial mean, dense layers on [B,C], a Reshape to [B,C,1,1]) as
-// GlobalAveragePool and 1×1 Convs. Each rewrite matches
+// GlobalAveragePool and 1×1 Convs, the token projection as Conv → Reshape → Transpose and
+// Max(x, 0) as Relu. Each rewrite matches
 // its pattern exactly (shapes, initializer dims, sole consumers) and otherwise leaves the nodes.
 //
 // ONNX node names keep the GoMLX scope of the most recent variable used when the op was

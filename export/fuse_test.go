@@ -27,7 +27,7 @@ func pointwiseLike(x, w *Node, swap bool) *Node {
 	return Reshape(y, b, o, h, wd)
 }
 
-// fusionModel has one pattern each rewrite must fuse and five it must leave alone.
+// fusionModel has one pattern each rewrite must fuse and six it must leave (partly) alone.
 func fusionModel(ctx *context.Context, x *Node) []*Node { // x [B, 4, 6, 5]
 	g := x.Graph()
 	w := func(name string, dims ...int) *Node {
@@ -58,9 +58,22 @@ func fusionModel(ctx *context.Context, x *Node) []*Node { // x [B, 4, 6, 5]
 	// Not folded: a conv output used twice.
 	e := Convolve(c, w("c1", 2, 6, 3, 3)).ChannelsAxis(images.ChannelsFirst).PadSame().Done()
 	f := Add(Mul(e, perCh("s2", 6, 2)), e)
+	// Tokens read out by a 1×1 projection (models' project): Conv → Reshape → Transpose, its bias
+	// folded; a second one whose "bias" varies per token keeps its Add.
+	tokens := func(name string, v *Node, out int, perToken bool) *Node {
+		d := v.Shape().Dimensions
+		xs := Reshape(v, d[0], d[1], d[2]*d[3])
+		y := DotGeneral(xs, []int{1}, nil, w(name, out, d[1]), []int{1}, nil) // [B, T, out]
+		n, dims := out, []int{1, 1, out}
+		if perToken {
+			n, dims = d[2]*d[3]*out, []int{1, d[2] * d[3], out}
+		}
+		return Add(y, Reshape(ctx.In(name).VariableWithValue("bias", randInput(uint64(n), n)).ValueGraph(g), dims...))
+	}
+	tk := Add(tokens("tok1", c, 4, false), tokens("tok2", c, 4, true))
 	// Max(f, 0) is a Relu; Max(mean, 0.5) is not. Not lifted: the spatial mean (not followed by
 	// dense layers and a Reshape).
-	return []*Node{a, d, Max(f, ZerosLike(f)), MaxScalar(ReduceMean(c, 2, 3), 0.5)}
+	return []*Node{a, d, Max(f, ZerosLike(f)), MaxScalar(ReduceMean(c, 2, 3), 0.5), tk}
 }
 
 func opCount(m *onnxpb.ModelProto, op string) int {
@@ -77,13 +90,14 @@ func opCount(m *onnxpb.ModelProto, op string) int {
 // exactly, fall back to the plain form where it does not, and keep GoMLX parity either way.
 func TestConvFusion(t *testing.T) {
 	ctx := context.New()
-	m := checkParity(t, ctx, fusionModel, []int{4, 6, 5}, []string{"a", "d", "f", "mean"}, testBatches, 1e-5)
+	m := checkParity(t, ctx, fusionModel, []int{4, 6, 5}, []string{"a", "d", "f", "mean", "tokens"}, testBatches, 1e-5)
 	t.Log(opCounts(m))
 	want := map[string]int{
-		"Conv":              5, // pw1 (from MatMul), fc1, fc2, c3, c1
+		"Conv":              7, // pw1 (from MatMul), fc1, fc2, c3, c1, tok1, tok2
+		"Transpose":         2, // tok1, tok2 (Conv → Reshape → Transpose)
 		"MatMul":            1, // pw2: output layout [B, O, W, H]
 		"Mul":               5, // SiLU, SE scale, the spatial constant, e·s2 (e has two consumers), mean's 1/HW
-		"Add":               1, // f = e·s2 + e
+		"Add":               3, // f = e·s2 + e, tok2's per-token bias, tok1 + tok2
 		"Sub":               0, // folded into pw1's bias
 		"GlobalAveragePool": 1, // SE
 		"ReduceSum":         1, // the output "mean"
@@ -98,8 +112,8 @@ func TestConvFusion(t *testing.T) {
 	}
 	for _, n := range m.GetGraph().GetNode() {
 		if n.GetOpType() == "Conv" && len(n.GetInput()) == 3 {
-			if w := n.GetInput()[1]; w != "pw1/weight_1x1_folded" && !strings.HasPrefix(w, "fc") {
-				t.Errorf("Conv %s has a bias (%v); only pw1's, fc1's and fc2's should", n.GetName(), n.GetInput())
+			if w := n.GetInput()[1]; w != "pw1/weight_1x1_folded" && w != "tok1/weight_1x1" && !strings.HasPrefix(w, "fc") {
+				t.Errorf("Conv %s has a bias (%v); only pw1's, fc1's, fc2's and tok1's should", n.GetName(), n.GetInput())
 			}
 		}
 	}

@@ -80,13 +80,13 @@ func TestModelParityTiny(t *testing.T) {
 	}
 
 	// The backbone's convolutions are all ONNX Convs with their batch norms folded in: one Conv
-	// per rank-4 weight of the backbone (squeeze-excitation's fc1/fc2 included: each SE block is
-	// GlobalAveragePool → 1×1 Convs), no MatMul on a [1,O,C] weight, no Mul/Add/Sub by a rank-4
+	// per rank-4 weight of the backbone and projection (squeeze-excitation's fc1/fc2 included: each SE block is
+	// GlobalAveragePool → 1×1 Convs), no MatMul in the backbone nor on a [1,O,C] weight, no Mul/Add/Sub by a rank-4
 	// constant (a batch norm's [1,C,1,1]) left.
 	convs, ses := 0, 0
 	for v := range ctx.IterVariables() {
-		if strings.HasPrefix(v.Scope(), "/"+models.ScopeBackbone+"/"+models.ScopeFeatures+"/") && v.Name() == "weight" &&
-			v.Shape().Rank() == 4 {
+		if (strings.HasPrefix(v.Scope(), "/"+models.ScopeBackbone+"/"+models.ScopeFeatures+"/") ||
+			v.Scope() == "/"+models.ScopeBackbone+"/"+models.ScopeProj) && v.Name() == "weight" && v.Shape().Rank() == 4 {
 			convs++
 			if strings.HasSuffix(v.Scope(), "/fc1") {
 				ses++
@@ -106,6 +106,9 @@ func TestModelParityTiny(t *testing.T) {
 		case "Conv":
 			gotConvs++
 		case "MatMul", "Mul", "Add", "Sub":
+			if n.GetOpType() == "MatMul" && strings.HasPrefix(n.GetName(), "/"+models.ScopeBackbone+"/"+models.ScopeFeatures+"/") {
+				t.Errorf("MatMul %s left in the backbone", n.GetName())
+			}
 			for _, in := range n.GetInput() {
 				if r := initDims[in]; (n.GetOpType() == "MatMul" && r == 3) || (n.GetOpType() != "MatMul" && r == 4) {
 					t.Errorf("%s %s has a rank-%d constant %s: a 1×1 conv or batch norm not fused", n.GetOpType(), n.GetName(), r, in)
