@@ -14,7 +14,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/gomlx/gomlx/backends"
@@ -745,54 +744,35 @@ func loadBatchAt(ctx context.Context, ds Dataset, cfg spec.Config, idx, pos []in
 	nt := len(spec.Tasks)
 	workers := min(runtime.GOMAXPROCS(0), len(idx))
 	errs := make([]error, len(idx))
-	var wg sync.WaitGroup
-	next := make(chan int)
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for b := range next {
-				img := images[b*per : (b+1)*per]
-				lbOut := labels[b*nt : (b+1)*nt]
-				if idx[b] < 0 {
-					clear(img)
-					for k := range lbOut {
-						lbOut[k] = -1
-					}
-					continue
+	if err := forEach(ctx, len(idx), workers, func() func(int) {
+		return func(b int) {
+			img := images[b*per : (b+1)*per]
+			lbOut := labels[b*nt : (b+1)*nt]
+			if idx[b] < 0 {
+				clear(img)
+				for k := range lbOut {
+					lbOut[k] = -1
 				}
-				var lb Labels
-				var err error
-				if pds != nil && pos != nil {
-					lb, err = safeExampleAt(pds, pos[b], idx[b], img)
-				} else {
-					lb, err = safeExample(ds, idx[b], img)
-				}
-				if err == nil {
-					err = checkLabels(cfg, lb)
-				}
-				if err != nil {
-					errs[b] = fmt.Errorf("example %d: %w", idx[b], err)
-					continue
-				}
-				copy(lbOut, lb[:])
+				return
 			}
-		}()
-	}
-	var cerr error
-feed:
-	for b := range idx {
-		select {
-		case next <- b:
-		case <-ctx.Done():
-			cerr = ctx.Err()
-			break feed
+			var lb Labels
+			var err error
+			if pds != nil && pos != nil {
+				lb, err = safeExampleAt(pds, pos[b], idx[b], img)
+			} else {
+				lb, err = safeExample(ds, idx[b], img)
+			}
+			if err == nil {
+				err = checkLabels(cfg, lb)
+			}
+			if err != nil {
+				errs[b] = fmt.Errorf("example %d: %w", idx[b], err)
+				return
+			}
+			copy(lbOut, lb[:])
 		}
-	}
-	close(next)
-	wg.Wait()
-	if cerr != nil {
-		return cerr
+	}); err != nil {
+		return err
 	}
 	for _, err := range errs {
 		if err != nil {

@@ -7,7 +7,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
-	"sync"
 
 	"github.com/artnet/artnet/models/spec"
 	"github.com/artnet/artnet/preprocess"
@@ -81,48 +80,29 @@ func NewWikiArt(ctx context.Context, samples []wikiart.Sample, o WikiArtOptions)
 	decodeOpt := preprocess.FromConfig(o.Config)
 	cacheOpt := preprocess.Options{ImageSize: w.side, ResizeSize: w.side, Std: [3]float32{1, 1, 1}}
 	errs := make([]error, len(samples))
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range min(o.Workers, max(len(samples), 1)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			buf := make([]float32, cacheOpt.Len())
-			for i := range next {
-				img, err := preprocess.DecodeImageFile(samples[i].File(o.Images), decodeOpt)
-				if err != nil {
-					errs[i] = err
-					continue
-				}
-				if !o.Augment {
-					t := make([]float32, decodeOpt.Len())
-					preprocess.ToTensorInto(t, img, decodeOpt)
-					w.tensors[i] = t
-					continue
-				}
-				preprocess.ToTensorInto(buf, img, cacheOpt)
-				p := make([]uint8, len(buf))
-				for k, v := range buf {
-					p[k] = uint8(math.Round(float64(min(max(v, 0), 1)) * 255))
-				}
-				w.pix[i] = p
+	if err := forEach(ctx, len(samples), min(o.Workers, max(len(samples), 1)), func() func(int) {
+		buf := make([]float32, cacheOpt.Len())
+		return func(i int) {
+			img, err := preprocess.DecodeImageFile(samples[i].File(o.Images), decodeOpt)
+			if err != nil {
+				errs[i] = err
+				return
 			}
-		}()
-	}
-	var cerr error
-feed:
-	for i := range samples {
-		select {
-		case next <- i:
-		case <-ctx.Done():
-			cerr = ctx.Err()
-			break feed
+			if !o.Augment {
+				t := make([]float32, decodeOpt.Len())
+				preprocess.ToTensorInto(t, img, decodeOpt)
+				w.tensors[i] = t
+				return
+			}
+			preprocess.ToTensorInto(buf, img, cacheOpt)
+			p := make([]uint8, len(buf))
+			for k, v := range buf {
+				p[k] = uint8(math.Round(float64(min(max(v, 0), 1)) * 255))
+			}
+			w.pix[i] = p
 		}
-	}
-	close(next)
-	wg.Wait()
-	if cerr != nil {
-		return nil, fmt.Errorf("wikiart data set: %w", cerr)
+	}); err != nil {
+		return nil, fmt.Errorf("wikiart data set: %w", err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		n := 0
