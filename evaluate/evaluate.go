@@ -7,6 +7,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/artnet/artnet/internal/errtext"
 	"github.com/artnet/artnet/models/spec"
 	"github.com/artnet/artnet/predict"
 	"github.com/artnet/artnet/preprocess"
@@ -152,7 +153,7 @@ func Run(ctx context.Context, p predict.Predictor, samples []wikiart.Sample, o O
 				s := samples[start]
 				x, err := preprocess.DecodeFile(s.File(o.Images), popt)
 				if err != nil {
-					b.skipped = append(b.skipped, Skipped{Path: s.Path, Error: oneLine(err.Error())})
+					b.skipped = append(b.skipped, Skipped{Path: s.Path, Error: errtext.OneLine(err.Error())})
 					continue
 				}
 				b.images = append(b.images, x...)

@@ -258,10 +258,6 @@ func shorten(s string, n int) string {
 	return string(r[:n-1]) + "…"
 }
 
-func oneLine(s string) string {
-	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", "; ")), " ")
-}
-
 // WriteFileAtomic writes data to path through a temporary file in the same folder and a
 // rename, so readers see the old file or the new one, never a part.
 func WriteFileAtomic(path string, data []byte) (err error) {

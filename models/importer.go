@@ -18,6 +18,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/context"
 
 	artgraph "github.com/artnet/artnet/graph"
+	"github.com/artnet/artnet/internal/errtext"
 	"github.com/artnet/artnet/models/spec"
 	"github.com/artnet/artnet/safetensors"
 )
@@ -124,21 +125,17 @@ func (r *ImportReport) String() string {
 // refused, and otherwise only the user knows which weights they chose.
 func ImportSafetensors(path string, cfg spec.Config, o ImportOptions) (*context.Context, *ImportReport, error) {
 	if err := cfg.Validate(); err != nil {
-		return nil, nil, fmt.Errorf("import %s: model config: %s", path, oneLineErr(err))
+		return nil, nil, fmt.Errorf("import %s: model config: %s", path, errtext.OneLine(err.Error()))
 	}
 	f, err := safetensors.ReadFile(path)
 	if err != nil {
-		return nil, nil, errors.New(oneLineErr(err))
+		return nil, nil, errors.New(errtext.OneLine(err.Error()))
 	}
 	ctx, rep, err := importFile(f, path, cfg, o)
 	if err != nil {
-		return nil, nil, fmt.Errorf("import %s: %s", path, oneLineErr(err))
+		return nil, nil, fmt.Errorf("import %s: %s", path, errtext.OneLine(err.Error()))
 	}
 	return ctx, rep, nil
-}
-
-func oneLineErr(err error) string {
-	return strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", "; ")), " ")
 }
 
 // tfMarkers are __metadata__ substrings that identify TensorFlow-ported EfficientNet weights.
@@ -323,7 +320,7 @@ func importFile(f *safetensors.File, path string, cfg spec.Config, o ImportOptio
 		rep.LoadedValues += len(m.t.Data)
 	}
 	if err := ctx.InitializeVariables(backend, nil); err != nil {
-		return nil, nil, fmt.Errorf("initializing the variables the file does not provide: %s", oneLineErr(err))
+		return nil, nil, fmt.Errorf("initializing the variables the file does not provide: %s", errtext.OneLine(err.Error()))
 	}
 	for v := range ctx.IterVariables() {
 		t, err := v.Value()

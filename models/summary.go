@@ -10,6 +10,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 
+	"github.com/artnet/artnet/internal/errtext"
 	"github.com/artnet/artnet/models/spec"
 )
 
@@ -32,7 +33,7 @@ type Summary struct {
 // cfg.ImageSize and returns its modules with parameter counts and output shapes.
 func Summarize(cfg spec.Config) (sum *Summary, err error) {
 	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("model summary: %s", oneLineErr(err))
+		return nil, fmt.Errorf("model summary: %s", errtext.OneLine(err.Error()))
 	}
 	arch, err := Architecture(cfg)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/artnet/artnet/heatmap"
+	"github.com/artnet/artnet/internal/errtext"
 	"github.com/artnet/artnet/preprocess"
 )
 
@@ -27,7 +28,7 @@ type FilesOptions struct {
 	HeatmapDir string // "" writes no overlays; else DIR/<name>.heatmap.png per image
 	// HeatmapFile, with exactly one image, is the overlay's path instead (e.g. out.png).
 	HeatmapFile string
-	Batch      int
+	Batch       int
 }
 
 // Files decodes the images at paths, runs them in batches of o.Batch and prints one
@@ -51,7 +52,7 @@ func Files(ctx context.Context, p Predictor, paths []string, o FilesOptions, std
 			img, err := preprocess.DecodeImageFile(paths[start], popt)
 			if err != nil {
 				failed++
-				fmt.Fprintf(stderr, "predict: %s\n", oneLine(err.Error()))
+				fmt.Fprintf(stderr, "predict: %s\n", errtext.OneLine(err.Error()))
 				continue
 			}
 			n := len(buf)
@@ -79,7 +80,7 @@ func Files(ctx context.Context, p Predictor, paths []string, o FilesOptions, std
 				}
 				if err := writeHeatmap(out, imgs[i], res.Row("attention", i), popt, gh, gw); err != nil {
 					failed++
-					fmt.Fprintf(stderr, "predict: %s: heatmap: %s\n", name, oneLine(err.Error()))
+					fmt.Fprintf(stderr, "predict: %s: heatmap: %s\n", name, errtext.OneLine(err.Error()))
 				}
 			}
 			if o.JSON {
@@ -143,8 +144,4 @@ func textLine(p *Prediction) string {
 		fmt.Fprintf(&b, " %s %s %.1f%%", t, tp.Label, 100*tp.Confidence)
 	}
 	return b.String()
-}
-
-func oneLine(s string) string {
-	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", "; ")), " ")
 }

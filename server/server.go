@@ -40,6 +40,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/artnet/artnet/internal/errtext"
 	"github.com/artnet/artnet/models/spec"
 	"github.com/artnet/artnet/predict"
 	"github.com/artnet/artnet/preprocess"
@@ -291,11 +292,7 @@ type errorBody struct {
 }
 
 func writeError(w http.ResponseWriter, code int, msg string) {
-	writeJSON(w, code, errorBody{Error: oneLine(msg)})
-}
-
-func oneLine(s string) string {
-	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", "; ")), " ")
+	writeJSON(w, code, errorBody{Error: errtext.OneLine(msg)})
 }
 
 func (s *Server) handleLive(w http.ResponseWriter, r *http.Request) {

@@ -8,6 +8,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	artgraph "github.com/artnet/artnet/graph"
+	"github.com/artnet/artnet/internal/errtext"
 	ortrt "github.com/artnet/artnet/runtime"
 )
 
@@ -75,7 +76,7 @@ func doctor(w io.Writer, ortLib string) (problems int) {
 			if n == artgraph.GoBackendName {
 				problems++
 			}
-			fmt.Fprintf(w, "  %-9s  not available — %s\n", n+":", oneLine(err.Error()))
+			fmt.Fprintf(w, "  %-9s  not available — %s\n", n+":", errtext.OneLine(err.Error()))
 			continue
 		}
 		fmt.Fprintf(w, "  %-9s  ok\n", n+":")

@@ -15,6 +15,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/urfave/cli/v2"
 
+	"github.com/artnet/artnet/internal/errtext"
 	"github.com/artnet/artnet/models"
 	"github.com/artnet/artnet/models/spec"
 )
@@ -108,7 +109,7 @@ func importConfig(variant, configPath string, imageSize int, classesFrom string)
 			return cfg, fmt.Errorf("flag --model-config: %w", err)
 		}
 		if cfg, err = spec.ParseJSON(b); err != nil {
-			return cfg, fmt.Errorf("model config %s: %s", configPath, oneLine(err.Error()))
+			return cfg, fmt.Errorf("model config %s: %s", configPath, errtext.OneLine(err.Error()))
 		}
 	}
 	if variant != "" {
@@ -137,7 +138,7 @@ func importConfig(variant, configPath string, imageSize int, classesFrom string)
 		cfg.Classes = classes
 	}
 	if err := cfg.Validate(); err != nil {
-		return cfg, fmt.Errorf("import: model config: %s", oneLine(err.Error()))
+		return cfg, fmt.Errorf("import: model config: %s", errtext.OneLine(err.Error()))
 	}
 	return cfg, nil
 }

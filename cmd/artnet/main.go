@@ -13,11 +13,11 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/artnet/artnet/internal/errtext"
 	"github.com/artnet/artnet/models/spec"
 	"github.com/artnet/artnet/server"
 )
@@ -41,16 +41,11 @@ func main() {
 		if errors.As(err, &ee) {
 			code = ee.code
 		}
-		if msg := oneLine(err.Error()); msg != "" {
+		if msg := errtext.OneLine(err.Error()); msg != "" {
 			fmt.Fprintln(os.Stderr, "artnet:", msg)
 		}
 		os.Exit(code)
 	}
-}
-
-// oneLine folds a (possibly joined, multi-line) error message into one line.
-func oneLine(s string) string {
-	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", "; ")), " ")
 }
 
 func newApp() *cli.App {

@@ -18,6 +18,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	artgraph "github.com/artnet/artnet/graph"
+	"github.com/artnet/artnet/internal/errtext"
 	"github.com/artnet/artnet/models"
 	"github.com/artnet/artnet/models/spec"
 	"github.com/artnet/artnet/train"
@@ -129,7 +130,7 @@ func trainWikiArt(c *cli.Context) error {
 	}
 	cfg.Classes = classes
 	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("training config %s: model: %s", c.String("config"), oneLine(err.Error()))
+		return fmt.Errorf("training config %s: model: %s", c.String("config"), errtext.OneLine(err.Error()))
 	}
 	r := &wikiartRun{fc: fc, cfg: cfg, out: c.String("out"), resume: c.Bool("resume"), progress: c.Bool("progress"), log: log, stdout: c.App.Writer}
 	r.trainSet, err = train.NewWikiArt(ctx, trSplit.Samples, train.WikiArtOptions{Images: rep.Images, Config: cfg, Augment: true,
