@@ -24,6 +24,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/train/optimizers"
 
 	artgraph "github.com/artnet/artnet/graph"
+	"github.com/artnet/artnet/internal/tfevents"
 	"github.com/artnet/artnet/models"
 	"github.com/artnet/artnet/models/spec"
 )
@@ -296,13 +297,23 @@ func Run(ctx context.Context, o Options, trainSet, valSet Dataset, log *slog.Log
 		}
 	}()
 
+	tb, err := openEvents(o.OutDir, startStep, resumedFrom)
+	if err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	defer func() {
+		if cerr := tb.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("train: %w", cerr)
+		}
+	}()
+
 	backend, err := artgraph.NewBackend(o.Backend)
 	if err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
 	defer backend.Finalize()
 
-	t := &trainer{o: o, cfg: cfg, model: model, backend: backend, mctx: mctx, log: log, metrics: metrics, res: res}
+	t := &trainer{o: o, cfg: cfg, model: model, backend: backend, mctx: mctx, log: log, metrics: metrics, tb: tb, res: res}
 	if startStep >= o.Steps {
 		log.Info("nothing to train: already at the target step", "step", startStep, "steps", o.Steps)
 	}
@@ -317,6 +328,7 @@ type trainer struct {
 	mctx    *gomlxcontext.Context
 	log     *slog.Logger
 	metrics *os.File
+	tb      *tfevents.Writer
 	res     *Result
 
 	step     *gomlxcontext.Exec
@@ -393,6 +405,9 @@ func (t *trainer) loop(ctx context.Context, start int, trainSet, valSet Dataset)
 		}
 		if err := t.writeMetrics(m); err != nil {
 			return t.res, err
+		}
+		if err := writeStepEvents(t.tb, m); err != nil {
+			return t.res, fmt.Errorf("train: %w", err)
 		}
 		t.res.Step, t.res.Loss, t.res.TaskLoss = m.Step, m.Loss, m.TaskLoss
 		if m.Step == start+1 || m.Step%o.LogEvery == 0 || m.Step == o.Steps {
@@ -562,6 +577,9 @@ func (t *trainer) evaluate(ctx context.Context, ds Dataset, step int) (map[strin
 	em := EvalMetrics{Kind: "eval", Step: step, Accuracy: acc, Top5: t.eval.top5, Seconds: time.Since(began).Seconds()}
 	if err := t.writeMetrics(em); err != nil {
 		return nil, err
+	}
+	if err := writeEvalEvents(t.tb, em); err != nil {
+		return nil, fmt.Errorf("train: %w", err)
 	}
 	if t.o.KeepBest {
 		if err := t.keepBest(step, acc); err != nil {
