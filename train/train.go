@@ -99,6 +99,10 @@ type Options struct {
 	KeepBest bool
 	// OnEval, when set, is called after every evaluation, in Run's goroutine.
 	OnEval func(EvalMetrics)
+	// Workers load training examples (decode, augment) in parallel (0 → GOMAXPROCS).
+	Workers int
+	// Prefetch is how many loaded batches may wait ahead of the step (0 → 2).
+	Prefetch int
 }
 
 // Result is what Run ends with.
@@ -120,6 +124,9 @@ type StepMetrics struct {
 	LR           float64            `json:"lr"`
 	Seconds      float64            `json:"seconds"`
 	ImagesPerSec float64            `json:"images_per_sec"`
+	// InputWaitSeconds is how long the step waited for its batch (the input pipeline was
+	// slower than the model when it is a large part of Seconds).
+	InputWaitSeconds float64 `json:"input_wait_seconds"`
 }
 
 // EvalMetrics is one line of metrics.jsonl for an evaluation.
@@ -352,42 +359,24 @@ func (t *trainer) loop(ctx context.Context, start int, trainSet, valSet Dataset)
 	}
 	defer t.step.Finalize()
 
-	// Batches are double-buffered: while step s runs, batch s+1 is loaded by one goroutine
-	// (itself using loadBatch's workers). Its result arrives on loaded; every return path waits
-	// for an outstanding load, so no goroutine outlives loop.
-	bufs := [2]*batchBuf{newBatchBuf(o.Batch, cfg), newBatchBuf(o.Batch, cfg)}
-	loaded := make(chan error, 1)
-	inflight := false
-	defer func() {
-		if inflight {
-			<-loaded
-		}
-	}()
-	prefetch := func(step int) {
-		b := bufs[step%2]
-		b.plan(order, step, o.Batch) // epochOrder is used by this goroutine only
-		inflight = true
-		go func() { loaded <- loadBatchAt(ctx, trainSet, cfg, b.idx, b.pos, b.images, b.labels) }()
-	}
-	if start < o.Steps {
-		prefetch(start)
-	}
+	// The input pipeline loads batches ahead of the step (at most o.Prefetch waiting), on
+	// o.Workers goroutines; it is closed (every goroutine ended) on every return path.
+	stream := newBatchStream(ctx, trainSet, cfg, order, o.Batch, start, o.Steps, o.Workers, o.Prefetch)
+	defer stream.close()
 	for step := start; step < o.Steps; step++ {
 		began := time.Now()
-		lerr := <-loaded
-		inflight = false
+		p, lerr := stream.next(ctx)
 		if err := ctx.Err(); err != nil {
 			return t.res, t.interrupted(err)
 		}
 		if lerr != nil {
 			return t.res, fmt.Errorf("train: step %d: training set: %w", step+1, lerr)
 		}
-		images, labels := bufs[step%2].images, bufs[step%2].labels
-		if step+1 < o.Steps {
-			prefetch(step + 1)
-		}
+		waited := time.Since(began)
 		lr := o.LearningRate(step)
-		m, err := t.runStep(images, labels, lr)
+		m, err := t.runStep(p.buf.images, p.buf.labels, lr)
+		stream.release(p)
+		m.InputWaitSeconds = waited.Seconds()
 		if err != nil {
 			return t.res, fmt.Errorf("train: step %d: %w", step+1, err)
 		}
@@ -747,17 +736,10 @@ func (b *batchBuf) plan(order *epochOrder, step, batch int) {
 	}
 }
 
-// loadBatch fills images and labels with examples idx, loading them on up to GOMAXPROCS
-// goroutines (all of which end before it returns). Labels are checked against the classes of
-// cfg. An index < 0 (padding) gives a zero image and absent labels.
+// loadBatch fills images and labels with examples idx (evaluation transform), loading them on
+// up to GOMAXPROCS goroutines (all of which end before it returns). Labels are checked against
+// the classes of cfg. An index < 0 (padding) gives a zero image and absent labels.
 func loadBatch(ctx context.Context, ds Dataset, cfg spec.Config, idx []int, images []float32, labels []int32) error {
-	return loadBatchAt(ctx, ds, cfg, idx, nil, images, labels)
-}
-
-// loadBatchAt is loadBatch for training: a PositionalDataset gets each example's stream
-// position pos[b] (nil: Example is used).
-func loadBatchAt(ctx context.Context, ds Dataset, cfg spec.Config, idx, pos []int, images []float32, labels []int32) error {
-	pds, _ := ds.(PositionalDataset)
 	per := 3 * cfg.ImageSize * cfg.ImageSize
 	nt := len(spec.Tasks)
 	workers := min(runtime.GOMAXPROCS(0), len(idx))
@@ -773,21 +755,7 @@ func loadBatchAt(ctx context.Context, ds Dataset, cfg spec.Config, idx, pos []in
 				}
 				return
 			}
-			var lb Labels
-			var err error
-			if pds != nil && pos != nil {
-				lb, err = safeExampleAt(pds, pos[b], idx[b], img)
-			} else {
-				lb, err = safeExample(ds, idx[b], img)
-			}
-			if err == nil {
-				err = checkLabels(cfg, lb)
-			}
-			if err != nil {
-				errs[b] = fmt.Errorf("example %d: %w", idx[b], err)
-				return
-			}
-			copy(lbOut, lb[:])
+			errs[b] = loadExample(ds, nil, cfg, idx[b], 0, img, lbOut)
 		}
 	}); err != nil {
 		return err
@@ -797,6 +765,27 @@ func loadBatchAt(ctx context.Context, ds Dataset, cfg spec.Config, idx, pos []in
 			return err
 		}
 	}
+	return nil
+}
+
+// loadExample writes example i into img and its labels into lbOut: through pds.ExampleAt at
+// stream position pos when pds is set (training), else ds.Example. A panic in the data set's
+// code, or a label outside cfg's classes, is an error naming the example.
+func loadExample(ds Dataset, pds PositionalDataset, cfg spec.Config, i, pos int, img []float32, lbOut []int32) error {
+	var lb Labels
+	var err error
+	if pds != nil {
+		lb, err = safeExampleAt(pds, pos, i, img)
+	} else {
+		lb, err = safeExample(ds, i, img)
+	}
+	if err == nil {
+		err = checkLabels(cfg, lb)
+	}
+	if err != nil {
+		return fmt.Errorf("example %d: %w", i, err)
+	}
+	copy(lbOut, lb[:])
 	return nil
 }
 

@@ -92,12 +92,14 @@ func TestWikiArtAugmentationSeededAndVaried(t *testing.T) {
 	cfg := smallConfig()
 	root := t.TempDir()
 	samples := writeWikiArtImages(t, root, 3, cfg)
-	o := WikiArtOptions{Images: root, Config: cfg, Augment: true, Seed: 5, Jitter: 0.2, CacheSize: 48}
+	o := WikiArtOptions{Images: root, Config: cfg, Augment: true, Seed: 5, Jitter: 0.2}
 	a, err := NewWikiArt(context.Background(), samples, o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := NewWikiArt(context.Background(), samples, o) // a second instance: same pixels
+	cached := o
+	cached.Cache = NewImageCache(1 << 30)
+	b, err := NewWikiArt(context.Background(), samples, cached) // another instance, through a cache
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +114,7 @@ func TestWikiArtAugmentationSeededAndVaried(t *testing.T) {
 			t.Fatal(err)
 		}
 		if !slices.Equal(x, y) {
-			t.Fatalf("position %d: the same (seed, position, index) gave different images", pos)
+			t.Fatalf("position %d: the same (seed, position, index) gave different images (uncached vs cached)", pos)
 		}
 		var sum float64
 		for _, v := range x {
@@ -125,6 +127,9 @@ func TestWikiArtAugmentationSeededAndVaried(t *testing.T) {
 	}
 	if len(distinct) < 5 {
 		t.Errorf("6 stream positions gave only %d distinct augmentations", len(distinct))
+	}
+	if n, bytes := cached.Cache.Stats(); n != 1 || bytes != 224*224*4 {
+		t.Errorf("cache holds %d images, %d bytes; want the one image read, 224·224·4 bytes", n, bytes)
 	}
 	o.Seed = 6
 	c, err := NewWikiArt(context.Background(), samples, o)

@@ -134,7 +134,7 @@ func trainWikiArt(c *cli.Context) error {
 	}
 	r := &wikiartRun{fc: fc, cfg: cfg, out: c.String("out"), resume: c.Bool("resume"), progress: c.Bool("progress"), log: log, stdout: c.App.Writer}
 	r.trainSet, err = train.NewWikiArt(ctx, trSplit.Samples, train.WikiArtOptions{Images: rep.Images, Config: cfg, Augment: true,
-		Seed: fc.Train.Seed, CacheSize: fc.Data.CacheSize, MinScale: fc.Data.MinScale, Jitter: fc.Data.Jitter, Workers: fc.Data.Workers})
+		Seed: fc.Train.Seed, MinScale: fc.Data.MinScale, Jitter: fc.Data.Jitter, Workers: fc.Data.Workers})
 	if err != nil {
 		return err
 	}
