@@ -37,16 +37,16 @@ type FileConfig struct {
 
 // DataConfig says where the WikiArt data is and how it is augmented and sampled.
 type DataConfig struct {
-	Root      string   `yaml:"root" json:"root"`       // the folder with the split CSVs (relative paths: to the working directory)
-	Images    string   `yaml:"images" json:"images,omitempty"`     // image root ("" → Root/images)
-	Strict    bool     `yaml:"strict" json:"strict"`     // refuse rows whose image is missing
-	Disjoint  *bool    `yaml:"disjoint" json:"disjoint,omitempty"`   // drop train paths that val keeps (default true)
+	Root      string   `yaml:"root" json:"root"`                       // the folder with the split CSVs (relative paths: to the working directory)
+	Images    string   `yaml:"images" json:"images,omitempty"`         // image root ("" → Root/images)
+	Strict    bool     `yaml:"strict" json:"strict"`                   // refuse rows whose image is missing
+	Disjoint  *bool    `yaml:"disjoint" json:"disjoint,omitempty"`     // drop train paths that val keeps (default true)
 	CacheSize int      `yaml:"cache_size" json:"cache_size,omitempty"` // deprecated, ignored (images are cropped at their own size; see cache_mem)
 	CacheMem  string   `yaml:"cache_mem" json:"cache_mem,omitempty"`   // decoded-image cache budget, e.g. 2GiB (""/0: no cache); --cache-mem overrides
-	MinScale  float64  `yaml:"min_scale" json:"min_scale"`  // random resized crop's smallest area fraction (0 → 0.35)
-	Jitter    float64  `yaml:"jitter" json:"jitter"`     // colour jitter strength
-	Balanced  []string `yaml:"balanced" json:"balanced,omitempty"`   // tasks whose classes are sampled balanced (at most one)
-	Workers   int      `yaml:"workers" json:"workers,omitempty"`    // decoding goroutines (0 → GOMAXPROCS)
+	MinScale  float64  `yaml:"min_scale" json:"min_scale"`             // random resized crop's smallest area fraction (0 → 0.35)
+	Jitter    float64  `yaml:"jitter" json:"jitter"`                   // colour jitter strength
+	Balanced  []string `yaml:"balanced" json:"balanced,omitempty"`     // tasks whose classes are sampled balanced (at most one)
+	Workers   int      `yaml:"workers" json:"workers,omitempty"`       // decoding goroutines (0 → GOMAXPROCS)
 }
 
 // CacheBytes is cache_mem in bytes (0 when empty).

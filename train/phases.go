@@ -13,8 +13,8 @@ import (
 	"strings"
 	"time"
 
-	artgraph "github.com/artnet/artnet/graph"
 	"github.com/artnet/artnet/evaluate"
+	artgraph "github.com/artnet/artnet/graph"
 	"github.com/artnet/artnet/internal/errtext"
 	"github.com/artnet/artnet/models"
 	"github.com/artnet/artnet/models/spec"

@@ -70,4 +70,5 @@ func (p *Predictor) Close() error {
 	p.backend.Finalize()
 	return nil
 }
+
 var _ predict.Predictor = (*Predictor)(nil)

@@ -11,8 +11,8 @@ import (
 
 	"github.com/artnet/artnet/export"
 	"github.com/artnet/artnet/models"
-	"github.com/artnet/artnet/train"
 	"github.com/artnet/artnet/models/spec"
+	"github.com/artnet/artnet/train"
 )
 
 func exportCommand() *cli.Command {
