@@ -18,6 +18,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	artgraph "github.com/artnet/artnet/graph"
+	"github.com/artnet/artnet/internal/atomicfile"
 	"github.com/artnet/artnet/internal/errtext"
 	"github.com/artnet/artnet/models"
 	"github.com/artnet/artnet/models/spec"
@@ -153,7 +154,7 @@ func trainWikiArt(c *cli.Context) error {
 		}
 	}
 	eff, _ := json.MarshalIndent(map[string]any{"file": c.String("config"), "model": cfg, "data": fc.Data, "train": fc.Train, "phases": phases}, "", "  ")
-	if err := writeAtomic(filepath.Join(r.out, usedConfig), append(eff, '\n')); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(r.out, usedConfig), append(eff, '\n'), 0o644); err != nil {
 		return err
 	}
 
@@ -233,7 +234,7 @@ func (r *wikiartRun) runPhase(ctx context.Context, ph train.PhaseConfig) (string
 		}
 		o.Sampler = train.BalancedSampler(cls)
 	}
-	if err := writeAtomic(filepath.Join(r.out, phaseFile), []byte(ph.Name+"\n")); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(r.out, phaseFile), []byte(ph.Name+"\n"), 0o644); err != nil {
 		return "", err
 	}
 	if o.InitFrom == "" && ph.Name != r.fc.Phases[0].Name {
@@ -261,7 +262,7 @@ func (r *wikiartRun) runPhase(ctx context.Context, ph train.PhaseConfig) (string
 		return dir, err
 	}
 	b, _ := json.Marshal(map[string]any{"phase": ph.Name, "step": res.Step, "loss": res.Loss, "val_top1": res.ValAccuracy, "checkpoint": res.CheckpointDir})
-	if err := writeAtomic(filepath.Join(dir, doneFile), append(b, '\n')); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, doneFile), append(b, '\n'), 0o644); err != nil {
 		return "", err
 	}
 	return dir, nil
@@ -338,7 +339,7 @@ func (r *wikiartRun) finalEval(ctx context.Context, phaseDir string) error {
 			ClassesPresent: len(present), Classes: cfg.NumClasses(task)}
 	}
 	b, _ := json.MarshalIndent(res, "", "  ")
-	if err := writeAtomic(filepath.Join(r.out, resultsFile), append(b, '\n')); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(r.out, resultsFile), append(b, '\n'), 0o644); err != nil {
 		return err
 	}
 	w := r.stdout
@@ -394,28 +395,4 @@ func (s *stepBar) eval(m train.EvalMetrics) {
 func (s *stepBar) finish() {
 	_ = s.bar.Finish()
 	fmt.Fprintln(os.Stderr)
-}
-
-// writeAtomic writes data to path through a temporary file in the same folder and a rename.
-func writeAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-		return errors.New(path + ": " + err.Error())
-	}
-	return nil
 }
