@@ -8,9 +8,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/artnet/artnet/export/onnxpb"
 	"github.com/artnet/artnet/internal/atomicfile"
 	"github.com/artnet/artnet/models/spec"
+	"github.com/artnet/artnet/onnxpb"
 )
 
 // TritonOptions configure a Triton Inference Server model repository.

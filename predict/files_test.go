@@ -17,7 +17,6 @@ import (
 	"testing"
 
 	"github.com/artnet/artnet/models/spec"
-	ortrt "github.com/artnet/artnet/runtime"
 )
 
 // fakePredictor answers every image with the same scores and a one-hot attention on token i
@@ -26,8 +25,8 @@ type fakePredictor struct{ cfg spec.Config }
 
 func (f fakePredictor) Config() spec.Config { return f.cfg }
 func (f fakePredictor) Close() error        { return nil }
-func (f fakePredictor) Run(_ context.Context, _ []float32, batch int) (*ortrt.Result, error) {
-	res := &ortrt.Result{Batch: batch, Probs: map[string][]float32{}}
+func (f fakePredictor) Run(_ context.Context, _ []float32, batch int) (*Result, error) {
+	res := &Result{Batch: batch, Probs: map[string][]float32{}}
 	for _, task := range spec.Tasks {
 		n := f.cfg.NumClasses(task)
 		p := make([]float32, batch*n)

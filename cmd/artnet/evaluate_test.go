@@ -21,6 +21,7 @@ import (
 	"github.com/artnet/artnet/export"
 	"github.com/artnet/artnet/models"
 	"github.com/artnet/artnet/models/spec"
+	"github.com/artnet/artnet/predict"
 	"github.com/artnet/artnet/preprocess"
 	ortrt "github.com/artnet/artnet/runtime"
 	"github.com/artnet/artnet/wikiart"
@@ -206,7 +207,7 @@ func TestEvaluateSyntheticBothRuntimes(t *testing.T) {
 	}
 	defer m.Close()
 	popt := preprocess.FromConfig(m.Config())
-	probs := func(file string) *ortrt.Result {
+	probs := func(file string) *predict.Result {
 		x, err := preprocess.DecodeFile(file, popt)
 		if err != nil {
 			t.Fatal(err)
