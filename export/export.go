@@ -44,8 +44,8 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/artnet/artnet/export/onnxpb"
 	"github.com/artnet/artnet/models/spec"
+	"github.com/artnet/artnet/onnxpb"
 )
 
 // Batch sizes at which graphs are recorded; chosen unlikely to coincide with other dimensions.

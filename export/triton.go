@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/artnet/artnet/export/onnxpb"
 	"github.com/artnet/artnet/models/spec"
+	"github.com/artnet/artnet/onnxpb"
 )
 
 // TritonOptions configure a Triton Inference Server model repository.

@@ -8,9 +8,9 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/artnet/artnet/cmd/internal/command"
 	"github.com/artnet/artnet/evaluate"
 	"github.com/artnet/artnet/predict"
-	"github.com/artnet/artnet/server"
 	"github.com/artnet/artnet/wikiart"
 )
 
@@ -31,7 +31,7 @@ func evaluateCommand() *cli.Command {
 			&cli.StringFlag{Name: "out", Value: "eval", Usage: "output folder for summary.json and the confusion matrices"},
 			&cli.IntFlag{Name: "batch", Value: 32, Usage: "images per forward pass"},
 			&cli.IntFlag{Name: "limit", Usage: "evaluate only N samples, spread evenly over the split (deterministic; 0: all)"},
-		}, server.RuntimeFlags()...),
+		}, command.RuntimeFlags()...),
 		Action: func(c *cli.Context) error {
 			model, ckpt := c.String("model"), c.String("checkpoint")
 			switch {
@@ -80,7 +80,7 @@ func evaluateCommand() *cli.Command {
 			var p predict.Predictor
 			rt, src := "onnx", model
 			if model != "" {
-				p, err = server.OpenModel(c)
+				p, err = command.OpenModel(c)
 			} else {
 				rt, src = "gomlx", ckpt
 				p, err = openGoMLX(ckpt)

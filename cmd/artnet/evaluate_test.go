@@ -22,6 +22,7 @@ import (
 	"github.com/artnet/artnet/internal/testenv"
 	"github.com/artnet/artnet/models"
 	"github.com/artnet/artnet/models/spec"
+	"github.com/artnet/artnet/predict"
 	"github.com/artnet/artnet/preprocess"
 	ortrt "github.com/artnet/artnet/runtime"
 	"github.com/artnet/artnet/wikiart"
@@ -207,7 +208,7 @@ func TestEvaluateSyntheticBothRuntimes(t *testing.T) {
 	}
 	defer m.Close()
 	popt := preprocess.FromConfig(m.Config())
-	probs := func(file string) *ortrt.Result {
+	probs := func(file string) *predict.Result {
 		x, err := preprocess.DecodeFile(file, popt)
 		if err != nil {
 			t.Fatal(err)

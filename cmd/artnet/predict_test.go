@@ -12,6 +12,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/urfave/cli/v2"
+
+	"github.com/artnet/artnet/cmd/internal/command"
 	"github.com/artnet/artnet/internal/testenv"
 	"github.com/artnet/artnet/models/spec"
 	"github.com/artnet/artnet/runtime/runtimetest"
@@ -56,8 +59,8 @@ func TestPredictBadImagesOneLineEachOthersStillPredicted(t *testing.T) {
 	}
 	args = append(args, good[1])
 	stdout, stderr, err := runApp(t, args...)
-	var ee *exitError
-	if !errors.As(err, &ee) || ee.code != 1 {
+	var ee *command.ExitError
+	if !errors.As(err, &ee) || ee.Code != 1 {
 		t.Fatalf("want exit code 1, got %v", err)
 	}
 	if !strings.Contains(err.Error(), "5 of 7 images failed") {
@@ -127,6 +130,29 @@ func TestPredictBinaryExitStatus(t *testing.T) {
 		if !strings.Contains(s, name) {
 			t.Errorf("%s: stderr does not name the file:\n%s", name, s)
 		}
+	}
+}
+
+// artnet's serve and predict are the shared commands, with the same flags as artnet-serve's.
+func TestSharedCommandFlags(t *testing.T) {
+	flags := func(c *cli.Command) string {
+		var names []string
+		for _, f := range c.Flags {
+			names = append(names, f.Names()...)
+		}
+		return strings.Join(names, ",")
+	}
+	want := map[string]string{"serve": flags(command.Serve()), "predict": flags(command.Predict(command.PredictOptions{}))}
+	for _, c := range newApp().Commands {
+		if w, ok := want[c.Name]; ok {
+			if got := flags(c); got != w {
+				t.Errorf("artnet %s flags %s, want the shared %s", c.Name, got, w)
+			}
+			delete(want, c.Name)
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("artnet lacks %v", want)
 	}
 }
 
