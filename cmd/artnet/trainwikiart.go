@@ -40,7 +40,7 @@ func wikiartFlags() []cli.Flag {
 		&cli.StringFlag{Name: "config", Value: "configs/train.yaml", Usage: "training configuration (YAML; see configs/base.yaml)"},
 		&cli.StringFlag{Name: "phase", Value: "all", Usage: "phase to train: a phase name from the config (1, 2, 3) or all"},
 		&cli.Float64Flag{Name: "epochs", Usage: "override the epochs of the selected phase(s)"},
-		&cli.StringFlag{Name: "data", Usage: "WikiArt folder (CSV splits, images/); default: the config's data.root (../shared/wikiart)"},
+		&cli.StringFlag{Name: "data", Usage: "WikiArt folder (CSV splits, images/); default: $ARTNET_DATA, else the config's data.root (data/wikiart)"},
 		&cli.BoolFlag{Name: "strict", Usage: "refuse CSV rows whose image is missing instead of skipping them"},
 		&cli.IntFlag{Name: "workers", Usage: "image decoding goroutines (0: the config's, or all cores)"},
 		&cli.DurationFlag{Name: "max-time", Usage: "stop training after this wall-clock time (checkpoint saved), then evaluate the best checkpoint (0: no limit)"},
@@ -80,11 +80,8 @@ func trainWikiArt(c *cli.Context) error {
 	if c.Bool("strict") {
 		fc.Data.Strict = true
 	}
-	if d := c.String("data"); d != "" {
-		fc.Data.Root, fc.Data.Images = d, ""
-	}
-	if fc.Data.Root == "" {
-		return fmt.Errorf("training config %s: field data.root: empty (or pass --data)", c.String("config"))
+	if root, from := wikiart.ResolveRoot(c.String("data"), fc.Data.Root); from != "config" {
+		fc.Data.Root, fc.Data.Images = root, ""
 	}
 	phases := fc.Phases
 	if p := c.String("phase"); p != "all" {
@@ -123,6 +120,9 @@ func trainWikiArt(c *cli.Context) error {
 	trSplit, vaSplit, classes, rep, err := wikiart.Load(wikiart.Options{Root: fc.Data.Root, Images: fc.Data.Images, Strict: fc.Data.Strict, Disjoint: disjoint})
 	if err != nil {
 		return err
+	}
+	if !rep.ImagesChecked {
+		return fmt.Errorf("wikiart %s: no image folder %s: %s", fc.Data.Root, rep.Images, wikiart.NoImagesHint(fc.Data.Root))
 	}
 	log.Info("wikiart", "root", fc.Data.Root, "train", len(trSplit.Samples), "val", len(vaSplit.Samples),
 		"rows_without_image", rep.Missing, "strict", fc.Data.Strict)
