@@ -15,6 +15,7 @@ import (
 
 	"github.com/artnet/artnet/evaluate"
 	artgraph "github.com/artnet/artnet/graph"
+	"github.com/artnet/artnet/internal/atomicfile"
 	"github.com/artnet/artnet/internal/errtext"
 	"github.com/artnet/artnet/models"
 	"github.com/artnet/artnet/models/spec"
@@ -159,6 +160,9 @@ func RunPhases(ctx context.Context, o PhasesOptions) (*PhasesResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !rep.ImagesChecked {
+		return nil, fmt.Errorf("wikiart %s: no image folder %s: %s", fc.Data.Root, rep.Images, wikiart.NoImagesHint(fc.Data.Root))
+	}
 	log.Info("wikiart", "root", fc.Data.Root, "train", len(trSplit.Samples), "val", len(vaSplit.Samples),
 		"rows_without_image", rep.Missing, "strict", fc.Data.Strict)
 	if len(trSplit.Samples) == 0 || len(vaSplit.Samples) == 0 {
@@ -266,7 +270,7 @@ func (r *phaseRun) saveRunConfig(selected []PhaseConfig) error {
 		}
 	}
 	b, _ := json.MarshalIndent(RunConfig{File: r.o.ConfigFile, Config: fc, Model: r.cfg}, "", "  ")
-	return writeFileAtomic(filepath.Join(r.o.Out, RunConfigFile), append(b, '\n'))
+	return atomicfile.WriteFile(filepath.Join(r.o.Out, RunConfigFile), append(b, '\n'), 0o644)
 }
 
 // ReadRunConfig reads out/run.json (the effective configuration of an earlier run).
@@ -391,10 +395,10 @@ func (r *phaseRun) runPhase(ctx context.Context, ph PhaseConfig, from string) (s
 		}
 	}
 	b, _ := json.MarshalIndent(po, "", "  ")
-	if err := writeFileAtomic(filepath.Join(dir, OptionsFile), append(b, '\n')); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, OptionsFile), append(b, '\n'), 0o644); err != nil {
 		return dir, err
 	}
-	if err := writeFileAtomic(filepath.Join(r.o.Out, PhaseFile), []byte(ph.Name+"\n")); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(r.o.Out, PhaseFile), []byte(ph.Name+"\n"), 0o644); err != nil {
 		return dir, err
 	}
 	if o.InitFrom == "" && ph.Name != r.fc.Phases[0].Name {
@@ -419,7 +423,7 @@ func (r *phaseRun) runPhase(ctx context.Context, ph PhaseConfig, from string) (s
 		return dir, err
 	}
 	b, _ = json.Marshal(map[string]any{"phase": ph.Name, "step": res.Step, "loss": res.Loss, "val_top1": res.ValAccuracy, "checkpoint": res.CheckpointDir})
-	if err := writeFileAtomic(filepath.Join(dir, DoneFile), append(b, '\n')); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, DoneFile), append(b, '\n'), 0o644); err != nil {
 		return dir, err
 	}
 	return dir, nil
@@ -471,7 +475,7 @@ func (r *phaseRun) finalEval(ctx context.Context, phaseDir string) (*PhasesResul
 		return nil, err
 	}
 	b, _ := json.MarshalIndent(res, "", "  ")
-	if err := writeFileAtomic(filepath.Join(r.o.Out, ResultsFile), append(b, '\n')); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(r.o.Out, ResultsFile), append(b, '\n'), 0o644); err != nil {
 		return nil, err
 	}
 	return res, nil

@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/artnet/artnet/train"
+	"github.com/artnet/artnet/wikiart"
 )
 
 // wikiartFlags are the flags of `artnet train` that only WikiArt training reads.
@@ -19,7 +20,7 @@ func wikiartFlags() []cli.Flag {
 		&cli.StringFlag{Name: "config", Value: "configs/train.yaml", Usage: "training configuration (YAML; see configs/base.yaml); with --resume, default: the run's own run.json"},
 		&cli.StringFlag{Name: "phase", Value: "all", Usage: "phase to train: a phase name from the config (1, 2, 3) or all"},
 		&cli.Float64Flag{Name: "epochs", Usage: "override the epochs of the selected phase(s)"},
-		&cli.StringFlag{Name: "data", Usage: "WikiArt folder (CSV splits, images/); default: the config's data.root (../shared/wikiart)"},
+		&cli.StringFlag{Name: "data", Usage: "WikiArt folder (CSV splits, images/); default: $ARTNET_DATA, else the config's data.root (data/wikiart)"},
 		&cli.BoolFlag{Name: "strict", Usage: "refuse CSV rows whose image is missing instead of skipping them"},
 		&cli.IntFlag{Name: "workers", Usage: "image decoding goroutines (0: the config's, or all cores)"},
 		&cli.StringFlag{Name: "cache-mem", Usage: "decoded-image cache budget, e.g. 2GiB (default: the config's data.cache_mem; 0: decode every image each time)"},
@@ -116,11 +117,8 @@ func trainWikiArt(c *cli.Context) error {
 	if c.IsSet("cache-mem") {
 		fc.Data.CacheMem = c.String("cache-mem")
 	}
-	if d := c.String("data"); d != "" {
-		fc.Data.Root, fc.Data.Images = d, ""
-	}
-	if fc.Data.Root == "" {
-		return fmt.Errorf("training config %s: field data.root: empty (or pass --data)", o.ConfigFile)
+	if root, from := wikiart.ResolveRoot(c.String("data"), fc.Data.Root); from != "config" {
+		fc.Data.Root, fc.Data.Images = root, ""
 	}
 	var err error
 	if o.CacheMem, err = train.ParseBytes("--cache-mem / data.cache_mem", fc.Data.CacheMem); err != nil {
