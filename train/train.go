@@ -1037,30 +1037,6 @@ func ClipGlobalNorm(grads []*graph.Node, maxNorm float64) []*graph.Node {
 	return out
 }
 
-// EvalResult is what EvaluateTopK measures per task (tasks without any label are left out).
-type EvalResult struct {
-	Top1   map[string]float64 `json:"top1"`
-	Top5   map[string]float64 `json:"top5"`
-	Images map[string]int     `json:"images"` // examples with a label, per task
-}
-
-// EvaluateTopK is Evaluate with top-5 accuracy and per-task example counts.
-func EvaluateTopK(ctx context.Context, backend backends.Backend, mctx *gomlxcontext.Context, cfg spec.Config, ds Dataset, batch int) (*EvalResult, error) {
-	if batch <= 0 {
-		return nil, fmt.Errorf("evaluate: batch must be > 0, got %d", batch)
-	}
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("evaluate: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
-	}
-	e := newEvaluator(backend, mctx, cfg, DeepArtNet, batch)
-	defer e.close()
-	acc, err := e.run(ctx, ds)
-	if err != nil {
-		return nil, fmt.Errorf("evaluate: %w", err)
-	}
-	return &EvalResult{Top1: acc, Top5: e.top5, Images: e.counts}, nil
-}
-
 // Score is the validation metric used to pick the best checkpoint: the mean top-1 accuracy over
 // the tasks present (0 when none is).
 func Score(acc map[string]float64) float64 {
