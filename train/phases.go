@@ -176,7 +176,11 @@ func RunPhases(ctx context.Context, o PhasesOptions) (*PhasesResult, error) {
 		log.Warn("data.cache_size is ignored: images are cropped at their own size; data.cache_mem (or --cache-mem) sets the decoded-image cache budget")
 	}
 	r := &phaseRun{o: o, fc: fc, cfg: cfg, log: log, images: rep.Images, classes: classes}
-	cache := NewImageCache(o.CacheMem)
+	cache, err := NewImageCache(o.CacheMem)
+	if err != nil {
+		return nil, err
+	}
+	defer cache.Close() // after every Run and evaluation that reads it
 	r.trainSet, err = NewWikiArt(ctx, trSplit.Samples, WikiArtOptions{Images: rep.Images, Config: cfg, Augment: true,
 		Seed: fc.Train.Seed, MinScale: fc.Data.MinScale, Jitter: fc.Data.Jitter, Workers: fc.Data.Workers, Cache: cache})
 	if err != nil {

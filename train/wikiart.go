@@ -130,8 +130,7 @@ func (w *WikiArt) image(i int) (*image.RGBA, error) {
 	if err != nil {
 		return nil, err
 	}
-	w.o.Cache.put(path, m)
-	return m, nil
+	return w.o.Cache.put(path, m), nil
 }
 
 // Example writes sample i with the evaluation transform (or, for an augmenting set, the
