@@ -77,7 +77,7 @@ func Infer(ctx context.Context, o InferOptions) (*Report, error) {
 	if close != nil {
 		defer close()
 	}
-	r.Variant, r.ImageSize = cfg.Variant, cfg.ImageSize
+	r.Variant, r.ImageSize, r.Config = cfg.Variant, cfg.ImageSize, cfg
 	fwd, err := CountMACs(cfg, 1)
 	if err != nil {
 		return nil, err

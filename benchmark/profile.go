@@ -99,8 +99,10 @@ func sampleOp(s *profile.Sample) string {
 }
 
 // FunctionOp maps a profiled function name to the op it executes: the backend op type for
-// simplego's exec<Op>… functions ("exec<Name>" for dispatchers that name no op type),
-// "graph.<Func>" for artnet's graph package, "" otherwise.
+// simplego's exec<Op>… functions ("exec<Name>" for dispatchers that name no op type), "<Op>
+// (artnet)" for artnet's own exec<Op>… executors in graph/, "graph.<Func>" for other functions of
+// artnet's graph package and "<pkg>.<Func>" for its subpackages (graph/internal/kernels), ""
+// otherwise.
 func FunctionOp(name string) string {
 	op, _ := functionOp(name)
 	return op
@@ -109,7 +111,19 @@ func FunctionOp(name string) string {
 // functionOp is FunctionOp that also says whether op is an op type (or artnet graph function).
 func functionOp(name string) (op string, known bool) {
 	if rest, ok := strings.CutPrefix(name, artgraphPkg); ok {
-		return "graph." + goFuncName(rest), true
+		// artnet's own executors (graph/): exec<Op>… is that op, marked as artnet's.
+		f := goFuncName(rest)
+		if after, ok := strings.CutPrefix(f, "exec"); ok {
+			if op := opTypePrefix(after); op != "" {
+				return op + " (artnet)", true
+			}
+		}
+		return "graph." + f, true
+	}
+	if rest, ok := strings.CutPrefix(name, artgraphPkg[:len(artgraphPkg)-1]+"/"); ok {
+		// graph/internal/kernels and the like: "kernels.<Func>".
+		pkg, f, _ := strings.Cut(rest[strings.LastIndex(rest, "/")+1:], ".")
+		return pkg + "." + goFuncName(f), true
 	}
 	rest, ok := strings.CutPrefix(name, simplegoPkg)
 	if !ok {
@@ -119,26 +133,32 @@ func functionOp(name string) (op string, known bool) {
 	if !ok {
 		return "", false
 	}
-	// Longest op type name that prefixes the rest ("ReduceSum" over "Reduce…", "DotGeneral" over "Dot").
-	best := ""
-	for _, t := range backends.OpTypeValues() {
-		n := t.String()
-		if len(n) > len(best) && strings.HasPrefix(rest, n) && n != "Invalid" && n != "Last" {
-			best = n
-		}
-	}
-	alias := ""
-	for a, t := range execAliases {
-		if len(a) > len(alias) && len(a) > len(best) && strings.HasPrefix(rest, a) {
-			alias, best = a, t
-		}
-	}
+	best := opTypePrefix(rest)
 	if best == "" {
 		f, _, _ := strings.Cut(rest, ".")
 		f, _, _ = strings.Cut(f, "[")
 		return "exec" + f, false
 	}
 	return best, true
+}
+
+// opTypePrefix is the longest backend op type name (or alias) that prefixes s: "ReduceSum" over
+// "Reduce…", "DotGeneral" over "Dot"; "" when none does.
+func opTypePrefix(s string) string {
+	best := ""
+	for _, t := range backends.OpTypeValues() {
+		n := t.String()
+		if len(n) > len(best) && strings.HasPrefix(s, n) && n != "Invalid" && n != "Last" {
+			best = n
+		}
+	}
+	alias := ""
+	for a, t := range execAliases {
+		if len(a) > len(alias) && len(a) > len(best) && strings.HasPrefix(s, a) {
+			alias, best = a, t
+		}
+	}
+	return best
 }
 
 // goFuncName strips a function name of its type parameters, pointer receiver marks and

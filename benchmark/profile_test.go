@@ -19,6 +19,8 @@ func TestFunctionOp(t *testing.T) {
 		"github.com/gomlx/gomlx/backends/simplego.execReduce":                              "execReduce",
 		"github.com/artnet/artnet/graph.conv2DKernel[go.shape.float32]":                    "graph.conv2DKernel",
 		"github.com/artnet/artnet/graph.(*Builder).ConvGeneral.func2":                      "graph.Builder.ConvGeneral",
+		"github.com/artnet/artnet/graph.execDotGeneralFast":                                "DotGeneral (artnet)",
+		"github.com/artnet/artnet/graph/internal/kernels.Gemm[go.shape.float32].func1":     "kernels.Gemm",
 		"runtime.mallocgc": "",
 		"github.com/gomlx/gomlx/backends/simplego.(*Executable).Execute": "",
 	} {

@@ -7,6 +7,8 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+
+	"github.com/artnet/artnet/models/spec"
 )
 
 // Report is the result of one benchmark run.
@@ -34,6 +36,9 @@ type Report struct {
 	Reference  string  `json:"reference,omitempty"`    // what MaxAbsDiff compares against
 
 	Machine Machine `json:"machine"`
+	// Config is the model measured (for a reference run of the same model elsewhere, e.g.
+	// tools/torchref/bench_train.py).
+	Config spec.Config `json:"config"`
 }
 
 // Machine describes where a report was measured.

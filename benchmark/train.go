@@ -58,7 +58,7 @@ func Train(ctx context.Context, o TrainOptions, log *slog.Logger) (*Report, erro
 	}
 	r := &Report{Mode: "train", Runtime: "gomlx", Backend: backendName(o.Backend), Variant: o.Config.Variant,
 		ImageSize: o.Config.ImageSize, Batch: o.Batch, Warmup: o.Warmup,
-		ForwardMACsPerImage: fwd.Total(), MACsPerStep: int64(o.Batch) * TrainingMACs(fwd).Total(), Machine: ThisMachine()}
+		ForwardMACsPerImage: fwd.Total(), MACsPerStep: int64(o.Batch) * TrainingMACs(fwd).Total(), Machine: ThisMachine(), Config: o.Config}
 	first := 1 + o.Warmup // steps excluded
 	total := first + o.Steps
 	profiling := false
