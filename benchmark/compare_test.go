@@ -13,23 +13,20 @@ import (
 	"github.com/artnet/artnet/wikiart"
 )
 
-// referenceBackend is the backend config of the pure-Go engine's previous (reference)
-// implementation that the default "go" is compared with: $ARTNET_REFERENCE_BACKEND, else
-// "go:reference" when graph.NewBackend knows it, else "go:direct_conv" (simplego's own
-// convolution loop instead of artnet's im2col: another implementation of the same graph).
+// referenceBackend is the backend config of the pure-Go engine's previous implementation that
+// the default "go" (artnet's fast kernels) is compared with: $ARTNET_REFERENCE_BACKEND, else
+// "go:reference" (GoMLX's own executors, see graph.NewBackend).
 func referenceBackend(t *testing.T) string {
-	if v := os.Getenv("ARTNET_REFERENCE_BACKEND"); v != "" {
-		return v
+	c := os.Getenv("ARTNET_REFERENCE_BACKEND")
+	if c == "" {
+		c = "go:reference"
 	}
-	for _, c := range []string{"go:reference", "go:direct_conv"} {
-		if b, err := artgraph.NewBackend(c); err == nil {
-			b.Finalize()
-			t.Logf("reference backend: %s", c)
-			return c
-		}
+	b, err := artgraph.NewBackend(c)
+	if err != nil {
+		t.Fatalf("reference backend: %v", err)
 	}
-	t.Fatal("no reference backend config works")
-	return ""
+	b.Finalize()
+	return c
 }
 
 // compareConfig is spec.Tiny() at 32 px (2×2 tokens): every kind of layer, fast.

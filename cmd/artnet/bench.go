@@ -13,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/artnet/artnet/benchmark"
+	"github.com/artnet/artnet/internal/atomicfile"
 	"github.com/artnet/artnet/internal/errtext"
 	"github.com/artnet/artnet/models/spec"
 	ortrt "github.com/artnet/artnet/runtime"
@@ -176,7 +177,7 @@ func runBench(c *cli.Context, run func(prof io.Writer) (*benchmark.Report, error
 		return err
 	}
 	if p := c.String("cpuprofile"); p != "" {
-		if err := writeProfile(p, prof.Bytes()); err != nil {
+		if err := atomicfile.WriteFile(p, prof.Bytes(), 0o644); err != nil {
 			return fmt.Errorf("flag --cpuprofile: %w", err)
 		}
 	}
@@ -210,23 +211,4 @@ func splitList(s string) []string {
 		}
 	}
 	return out
-}
-
-// writeProfile writes a profile atomically (temporary file in the same folder, then rename).
-func writeProfile(path string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-	}
-	return err
 }
