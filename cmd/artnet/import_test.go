@@ -121,8 +121,8 @@ func TestImportCommandBackboneWithClasses(t *testing.T) {
 	if len(importedVariable(t, out, "heads.style.3.bias")) != 3 {
 		t.Errorf("style head is not sized by --classes-from")
 	}
-	// loadPretrained (for train --pretrained) gives the same, seeded, weights.
-	ctx, err := loadPretrained(filepath.Join(importTorchref, "backbone_only.safetensors"), cfg, false)
+	// loadWeights (for train --pretrained) gives the same, seeded, weights.
+	ctx, err := loadWeights(filepath.Join(importTorchref, "backbone_only.safetensors"), cfg, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +131,7 @@ func TestImportCommandBackboneWithClasses(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !slices.Equal(tensors.MustCopyFlatData[float32](v), importedVariable(t, out, "heads.style.0.weight")) {
-		t.Errorf("loadPretrained and import initialize the head differently")
+		t.Errorf("loadWeights and import initialize the head differently")
 	}
 }
 
