@@ -176,7 +176,7 @@ func TestImportCommandErrors(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{"text", []string{"--weights", write("readme.safetensors", []byte("hello, these are no weights\n"))}, []string{"readme.safetensors", "not a safetensors file"}},
+		{"text", []string{"--weights", write("readme.safetensors", []byte("hello, these are no weights\n"))}, []string{"readme.safetensors", "neither a safetensors file nor a PyTorch torch.save file"}},
 		{"truncated", []string{"--weights", write("cut.safetensors", tiny[:len(tiny)/2])}, []string{"cut.safetensors", "truncated"}},
 		{"header past EOF", []string{"--weights", write("eof.safetensors", pastEOF)}, []string{"eof.safetensors", "past the end"}},
 		{"wrong shape", []string{"--weights", rewrite("shape.safetensors", func(ts []*safetensors.Tensor) []*safetensors.Tensor {
