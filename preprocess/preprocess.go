@@ -226,7 +226,15 @@ func (t *recorder) Read(p []byte) (int, error) {
 }
 
 // decodeRGBA is the whole decoding pipeline; its errors carry no file name.
-func decodeRGBA(r io.Reader, o Options) (img *image.RGBA, err error) {
+func decodeRGBA(r io.Reader, o Options) (*image.RGBA, error) {
+	return decodeWith(r, o, jpegPath{turbo: turboEnabled()})
+}
+
+// jpegPath selects the JPEG decoder: libjpeg-turbo (turbo) or image/jpeg, and with
+// libjpeg-turbo whether to decode at a DCT-domain scale (draft; see jpeg.go).
+type jpegPath struct{ turbo, draft bool }
+
+func decodeWith(r io.Reader, o Options, jp jpegPath) (img *image.RGBA, err error) {
 	br := bufio.NewReaderSize(r, 4096)
 	head, perr := br.Peek(16)
 	if len(head) == 0 {
@@ -256,6 +264,20 @@ func decodeRGBA(r io.Reader, o Options) (img *image.RGBA, err error) {
 	orientation := 1
 	if f == fmtJPEG {
 		orientation = jpegOrientation(rec.buf.Bytes())
+		var m *image.RGBA
+		if jp.turbo {
+			scale := 1
+			if jp.draft {
+				scale = draftScale(cfg.Width, cfg.Height, o)
+			}
+			m, err = decodeJPEGTurbo(rec.buf.Bytes(), br, cfg, scale)
+		} else {
+			m, err = decodeJPEGGo(io.MultiReader(bytes.NewReader(rec.buf.Bytes()), br), cfg)
+		}
+		if err != nil {
+			return nil, err
+		}
+		return orient(m, orientation), nil
 	}
 	src, err := f.decode(io.MultiReader(bytes.NewReader(rec.buf.Bytes()), br))
 	if err != nil {
