@@ -131,4 +131,3 @@ func turboErr(what, msg string) error {
 	}
 	return fmt.Errorf("%w: JPEG %s: libjpeg-turbo: %s", ErrCorrupt, what, msg)
 }
-
