@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/artnet/artnet/models/spec"
+	"github.com/artnet/artnet/preprocess"
 	"github.com/artnet/artnet/runtime/runtimetest"
 )
 
@@ -154,7 +155,7 @@ func TestDoctorReportsLibraryAndBackends(t *testing.T) {
 	if problems != 0 {
 		t.Fatalf("doctor found %d problems on a set-up machine:\n%s", problems, out)
 	}
-	for _, want := range []string{"libonnxruntime", "version:   1.30.0", "providers: [cpu", "go:        ok", "xla:cuda"} {
+	for _, want := range []string{"libonnxruntime", "version:   1.30.0", "providers: [cpu", "go:        ok", "xla:cuda", "jpeg:      " + preprocess.JPEGDecoder()} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
 		}
