@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/artnet/artnet/models/spec"
-	ortrt "github.com/artnet/artnet/runtime"
+	"github.com/artnet/artnet/predict"
 	"github.com/artnet/artnet/wikiart"
 )
 
@@ -30,7 +30,7 @@ type fakePredictor struct {
 
 func (p *fakePredictor) Config() spec.Config { return p.cfg }
 func (p *fakePredictor) Close() error        { return nil }
-func (p *fakePredictor) Run(ctx context.Context, images []float32, batch int) (*ortrt.Result, error) {
+func (p *fakePredictor) Run(ctx context.Context, images []float32, batch int) (*predict.Result, error) {
 	p.calls = append(p.calls, batch)
 	if p.block != nil {
 		select {
@@ -43,7 +43,7 @@ func (p *fakePredictor) Run(ctx context.Context, images []float32, batch int) (*
 		return nil, p.fail
 	}
 	per := len(images) / batch
-	res := &ortrt.Result{Batch: batch, Probs: map[string][]float32{}}
+	res := &predict.Result{Batch: batch, Probs: map[string][]float32{}}
 	for i := 0; i < batch; i++ {
 		cls := classOf(images[i*per])
 		for _, task := range spec.Tasks {

@@ -21,9 +21,9 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/artnet/artnet/export"
-	"github.com/artnet/artnet/export/onnxpb"
 	"github.com/artnet/artnet/models"
 	"github.com/artnet/artnet/models/spec"
+	"github.com/artnet/artnet/onnxpb"
 	"github.com/artnet/artnet/runtime"
 )
 

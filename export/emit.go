@@ -16,7 +16,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/artnet/artnet/export/onnxpb"
+	"github.com/artnet/artnet/onnxpb"
 )
 
 // emitter translates two recordings of the same graph, made at batch sizes batchA and batchB,

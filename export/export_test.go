@@ -18,7 +18,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/artnet/artnet/export"
-	"github.com/artnet/artnet/export/onnxpb"
+	"github.com/artnet/artnet/onnxpb"
 )
 
 var testBatches = []int{1, 3, 32}

@@ -5,7 +5,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/artnet/artnet/export/onnxpb"
+	"github.com/artnet/artnet/onnxpb"
 )
 
 // Graph-level rewrites of the emitted ONNX nodes that ONNX Runtime cannot do itself (it fuses

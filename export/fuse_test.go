@@ -10,7 +10,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/tensors/images"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 
-	"github.com/artnet/artnet/export/onnxpb"
+	"github.com/artnet/artnet/onnxpb"
 )
 
 // pointwiseLike is models.pointwise (a 1×1 conv as a batched matrix product); with swap the

@@ -18,8 +18,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/artnet/artnet/export"
-	"github.com/artnet/artnet/export/onnxpb"
 	artgraph "github.com/artnet/artnet/graph"
+	"github.com/artnet/artnet/onnxpb"
 	"github.com/artnet/artnet/runtime"
 )
 

@@ -7,9 +7,9 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 
-	"github.com/artnet/artnet/export/onnxpb"
 	"github.com/artnet/artnet/models"
 	"github.com/artnet/artnet/models/spec"
+	"github.com/artnet/artnet/onnxpb"
 )
 
 // Names of the exported DeepArtNet's input and outputs (see the spec's ONNX interface).

@@ -5,7 +5,7 @@ import (
 
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 
-	"github.com/artnet/artnet/export/onnxpb"
+	"github.com/artnet/artnet/onnxpb"
 )
 
 // ONNX versions written by the exporter.

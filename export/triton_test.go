@@ -9,8 +9,8 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/artnet/artnet/export/onnxpb"
 	"github.com/artnet/artnet/models/spec"
+	"github.com/artnet/artnet/onnxpb"
 	artrt "github.com/artnet/artnet/runtime"
 	"github.com/artnet/artnet/runtime/runtimetest"
 )

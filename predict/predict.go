@@ -1,7 +1,8 @@
 // Package predict is the model-agnostic middle of inference: the Predictor interface that both
 // runtimes (ONNX Runtime, GoMLX) satisfy, and the postprocessing of their raw outputs into the
 // per-task labels, confidences and attention that `artnet predict --json` and the server answer.
-// It has its own folder because the CLI and the server share it, and it must not pull in GoMLX.
+// It has its own folder because the CLI and the server share it, and it must pull in neither
+// GoMLX nor ONNX Runtime: both runtimes import it, not the other way round.
 package predict
 
 import (
@@ -9,14 +10,34 @@ import (
 	"sort"
 
 	"github.com/artnet/artnet/models/spec"
-	ortrt "github.com/artnet/artnet/runtime"
 )
 
 // Predictor is one forward pass of an artnet model, in ONNX Runtime or in GoMLX.
 type Predictor interface {
 	Config() spec.Config
-	Run(ctx context.Context, images []float32, batch int) (*ortrt.Result, error)
+	Run(ctx context.Context, images []float32, batch int) (*Result, error)
 	Close() error
+}
+
+// Result holds the outputs of one Run: what every Predictor returns, whatever its runtime.
+type Result struct {
+	Batch     int
+	Probs     map[string][]float32 // task → Batch×N row-major probabilities
+	Attention []float32            // Batch×tokens attention weights, tokens row-major over the grid
+}
+
+// Row returns image i's row of a task's probabilities, or of the attention when task is
+// "attention"; nil for an unknown task or an i out of range.
+func (r *Result) Row(task string, i int) []float32 {
+	v, ok := r.Probs[task]
+	if task == "attention" {
+		v, ok = r.Attention, true
+	}
+	if !ok || i < 0 || i >= r.Batch || r.Batch == 0 {
+		return nil
+	}
+	n := len(v) / r.Batch
+	return v[i*n : (i+1)*n : (i+1)*n]
 }
 
 // Scored is one class with its probability.
@@ -40,6 +61,7 @@ type Prediction struct {
 	Artist    *TaskPrediction `json:"artist"`
 	Attention []float32       `json:"attention,omitempty"`
 	Grid      []int           `json:"attention_grid,omitempty"`
+	Heatmap   string          `json:"heatmap,omitempty"` // the attention overlay written for it, if any
 }
 
 func (p *Prediction) Task(t string) **TaskPrediction {
@@ -71,7 +93,7 @@ func TopK(probs []float32, names []string, k int) []Scored {
 }
 
 // Postprocess turns row i of a batch result into a Prediction.
-func Postprocess(cfg spec.Config, res *ortrt.Result, i int, image string, k int, withAttention bool) *Prediction {
+func Postprocess(cfg spec.Config, res *Result, i int, image string, k int, withAttention bool) *Prediction {
 	p := &Prediction{Image: image}
 	for _, t := range spec.Tasks {
 		top := TopK(res.Row(t, i), cfg.Classes[t], max(k, 1))

@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/artnet/artnet/models/spec"
-	ortrt "github.com/artnet/artnet/runtime"
 )
 
 func TestTopKOrdersAndClamps(t *testing.T) {
@@ -30,7 +29,7 @@ func TestTopKOrdersAndClamps(t *testing.T) {
 
 func TestPostprocessPicksRowOfBatch(t *testing.T) {
 	cfg := spec.Tiny()
-	res := &ortrt.Result{Batch: 2, Probs: map[string][]float32{}}
+	res := &Result{Batch: 2, Probs: map[string][]float32{}}
 	for _, task := range spec.Tasks {
 		n := cfg.NumClasses(task)
 		p := make([]float32, 2*n)

@@ -6,8 +6,8 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/artnet/artnet/export/onnxpb"
 	"github.com/artnet/artnet/models/spec"
+	"github.com/artnet/artnet/onnxpb"
 	"github.com/artnet/artnet/runtime/runtimetest"
 )
 

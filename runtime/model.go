@@ -14,6 +14,7 @@ import (
 	ort "github.com/yalue/onnxruntime_go"
 
 	"github.com/artnet/artnet/models/spec"
+	"github.com/artnet/artnet/predict"
 )
 
 // Options configure how a model is loaded.
@@ -201,30 +202,9 @@ func (m *Model) Interface() Interface { return *m.it }
 // that no listed provider supports on the CPU).
 func (m *Model) Providers() []string { return slices.Clone(m.providers) }
 
-// Result holds the outputs of one Run.
-type Result struct {
-	Batch     int
-	Probs     map[string][]float32 // task → Batch×N row-major probabilities
-	Attention []float32            // Batch×tokens attention weights, tokens row-major over the grid
-}
-
-// Row returns image i's row of a task's probabilities, or of the attention when task is
-// "attention"; nil for an unknown task or an i out of range.
-func (r *Result) Row(task string, i int) []float32 {
-	v, ok := r.Probs[task]
-	if task == "attention" {
-		v, ok = r.Attention, true
-	}
-	if !ok || i < 0 || i >= r.Batch || r.Batch == 0 {
-		return nil
-	}
-	n := len(v) / r.Batch
-	return v[i*n : (i+1)*n : (i+1)*n]
-}
-
 // Run runs a batch: images holds batch×3×H×W float32 (each image CHW, normalized as the
 // model's metadata says). Any batch ≥ 1. Cancelling ctx terminates a running session call.
-func (m *Model) Run(ctx context.Context, images []float32, batch int) (*Result, error) {
+func (m *Model) Run(ctx context.Context, images []float32, batch int) (*predict.Result, error) {
 	h, w := m.it.Height, m.it.Width
 	if batch < 1 {
 		return nil, fmt.Errorf("model %s: run: batch must be >= 1, got %d", m.name, batch)
@@ -240,7 +220,7 @@ func (m *Model) Run(ctx context.Context, images []float32, batch int) (*Result, 
 	if m.session == nil {
 		return nil, fmt.Errorf("model %s: run: model is closed", m.name)
 	}
-	res := &Result{Batch: batch, Probs: map[string][]float32{}}
+	res := &predict.Result{Batch: batch, Probs: map[string][]float32{}}
 	res, err := m.run(ctx, images, batch, res)
 	if err != nil {
 		return nil, fmt.Errorf("model %s: run: %w", m.name, flat(err))
@@ -248,7 +228,7 @@ func (m *Model) Run(ctx context.Context, images []float32, batch int) (*Result, 
 	return res, nil
 }
 
-func (m *Model) run(ctx context.Context, images []float32, batch int, res *Result) (_ *Result, err error) {
+func (m *Model) run(ctx context.Context, images []float32, batch int, res *predict.Result) (_ *predict.Result, err error) {
 	b := int64(batch)
 	var values []ort.Value
 	defer func() {

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/artnet/artnet/predict"
-	ortrt "github.com/artnet/artnet/runtime"
 )
 
 // ErrQueueFull is returned (wrapped) when a request finds the queue full; the server answers
@@ -29,7 +28,7 @@ type job struct {
 }
 
 type jobResult struct {
-	res *ortrt.Result // this job's rows only
+	res *predict.Result // this job's rows only
 	err error
 }
 
@@ -140,7 +139,7 @@ func (b *batcher) submit(j *job) error {
 // do submits an admitted job and waits for its result or for ctx to end. On a ctx error the
 // job may still be referenced by the batcher (which will drop it), so the caller must not
 // reuse images.
-func (b *batcher) do(ctx context.Context, images []float32, n int) (*ortrt.Result, error) {
+func (b *batcher) do(ctx context.Context, images []float32, n int) (*predict.Result, error) {
 	j := &job{ctx: ctx, n: n, images: images, done: make(chan jobResult, 1)}
 	if err := b.submit(j); err != nil {
 		return nil, err
@@ -288,7 +287,7 @@ func (b *batcher) run(jobs []*job, buf []float32) []float32 {
 	return buf
 }
 
-func (b *batcher) safeRun(ctx context.Context, buf []float32, n int) (res *ortrt.Result, err error) {
+func (b *batcher) safeRun(ctx context.Context, buf []float32, n int) (res *predict.Result, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			res, err = nil, fmt.Errorf("model run panicked: %v", p)
@@ -298,7 +297,7 @@ func (b *batcher) safeRun(ctx context.Context, buf []float32, n int) (res *ortrt
 }
 
 // checkResult guards against a predictor answering with the wrong shapes.
-func checkResult(res *ortrt.Result, n int) error {
+func checkResult(res *predict.Result, n int) error {
 	if res == nil || res.Batch != n {
 		return fmt.Errorf("model run: result for a batch of %d, want %d", batchOf(res), n)
 	}
@@ -313,7 +312,7 @@ func checkResult(res *ortrt.Result, n int) error {
 	return nil
 }
 
-func batchOf(res *ortrt.Result) int {
+func batchOf(res *predict.Result) int {
 	if res == nil {
 		return 0
 	}
@@ -321,8 +320,8 @@ func batchOf(res *ortrt.Result) int {
 }
 
 // rows returns images off … off+n-1 of res as a result of its own (sharing res's memory).
-func rows(res *ortrt.Result, off, n int) *ortrt.Result {
-	out := &ortrt.Result{Batch: n, Probs: make(map[string][]float32, len(res.Probs))}
+func rows(res *predict.Result, off, n int) *predict.Result {
+	out := &predict.Result{Batch: n, Probs: make(map[string][]float32, len(res.Probs))}
 	for t, v := range res.Probs {
 		w := len(v) / res.Batch
 		out.Probs[t] = v[off*w : (off+n)*w : (off+n)*w]

@@ -75,7 +75,7 @@ func newGated(p predict.Predictor, block bool) *gated {
 	return g
 }
 
-func (g *gated) Run(ctx context.Context, images []float32, n int) (*artrt.Result, error) {
+func (g *gated) Run(ctx context.Context, images []float32, n int) (*predict.Result, error) {
 	select {
 	case g.entered <- n:
 	default:

@@ -20,7 +20,7 @@ import (
 //	model:                  # preset (default|tiny) then spec.Config fields by their JSON names
 //	  preset: default
 //	  variant: b0
-//	data: {root: ../shared/wikiart, cache_size: 80, jitter: 0.2, balanced: [style]}
+//	data: {root: data/wikiart, cache_size: 80, jitter: 0.2, balanced: [style]}
 //	train: {seed: 1, weight_decay: 0.01, warmup_epochs: 1, clip_norm: 5}
 //	phases:
 //	  - {name: "1", epochs: 20, batch: 64, lr: 1.0e-3, freeze: [/encoder, /attention]}
@@ -35,7 +35,7 @@ type FileConfig struct {
 
 // DataConfig says where the WikiArt data is and how it is augmented and sampled.
 type DataConfig struct {
-	Root      string   `yaml:"root"`       // the folder with the split CSVs (relative paths: to the working directory)
+	Root      string   `yaml:"root"`       // the folder with the split CSVs (relative paths: to the working directory); --data and $ARTNET_DATA override it (wikiart.ResolveRoot)
 	Images    string   `yaml:"images"`     // image root ("" → Root/images)
 	Strict    bool     `yaml:"strict"`     // refuse rows whose image is missing
 	Disjoint  *bool    `yaml:"disjoint"`   // drop train paths that val keeps (default true)

@@ -24,6 +24,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/train/optimizers"
 
 	artgraph "github.com/artnet/artnet/graph"
+	"github.com/artnet/artnet/internal/atomicfile"
 	"github.com/artnet/artnet/models"
 	"github.com/artnet/artnet/models/spec"
 )
@@ -534,7 +535,7 @@ func (t *trainer) save(step int) error {
 	if err := models.SaveCheckpoint(t.mctx, t.cfg, dir); err != nil {
 		return fmt.Errorf("train: checkpoint at step %d: %w", step, err)
 	}
-	if err := writeFileAtomic(filepath.Join(t.o.OutDir, LatestFile), []byte(name+"\n")); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(t.o.OutDir, LatestFile), []byte(name+"\n"), 0o644); err != nil {
 		return fmt.Errorf("train: checkpoint at step %d: %w", step, err)
 	}
 	t.res.CheckpointDir, t.lastSave = dir, step
@@ -620,7 +621,7 @@ func openMetrics(outDir string, startStep int, resume bool) (*os.File, error) {
 		}
 		kept = append(kept, line...)
 	}
-	if err := writeFileAtomic(path, kept); err != nil {
+	if err := atomicfile.WriteFile(path, kept, 0o644); err != nil {
 		return nil, err
 	}
 	return os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0o644)
@@ -1111,7 +1112,7 @@ func (t *trainer) keepBest(step int, acc map[string]float64) error {
 		return fmt.Errorf("train: best checkpoint at step %d: %w", step, err)
 	}
 	b, _ := json.MarshalIndent(BestInfo{Step: step, Score: score, Accuracy: acc}, "", "  ")
-	if err := writeFileAtomic(filepath.Join(t.o.OutDir, BestFile), append(b, '\n')); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(t.o.OutDir, BestFile), append(b, '\n'), 0o644); err != nil {
 		return fmt.Errorf("train: %w", err)
 	}
 	t.log.Info("best checkpoint", "step", step, "score", round(score))

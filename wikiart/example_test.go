@@ -7,10 +7,11 @@ import (
 	"github.com/artnet/artnet/wikiart"
 )
 
-// Load the ArtGAN splits, keeping only the rows whose image is in ../shared/wikiart/images
-// (11 styles × 300 train + 60 val images).
+// Load the ArtGAN splits of the repository's data/wikiart, keeping only the rows whose image is
+// in the repository's sample (testdata/wikiart/images: 11 styles × 2 train + 2 val images).
+// With the full image set, Root alone is enough: images are read from Root/images.
 func ExampleLoad() {
-	train, val, classes, rep, err := wikiart.Load(wikiart.Options{Root: "../../shared/wikiart"})
+	train, val, classes, rep, err := wikiart.Load(wikiart.Options{Root: "../data/wikiart", Images: "../testdata/wikiart/images"})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -19,6 +20,6 @@ func ExampleLoad() {
 	fmt.Println("conflicts:", len(rep.Conflicts), rep.Conflicts[0].File, rep.Conflicts[0].Labels)
 	// Output:
 	// 27 10 23
-	// train with style: 3300 val with style: 660
+	// train with style: 22 val with style: 22
 	// conflicts: 1 genre_val.csv [1 4]
 }

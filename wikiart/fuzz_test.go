@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+
+	"github.com/artnet/artnet/internal/testenv"
 )
 
 // FuzzParseLine checks the CSV line parser on arbitrary bytes, seeded with real lines of the
@@ -14,7 +16,7 @@ import (
 func FuzzParseLine(f *testing.F) {
 	for task := range Tasks {
 		for _, split := range SplitNames {
-			b, err := os.ReadFile(filepath.Join(sharedRoot, FileName(task, split)))
+			b, err := os.ReadFile(filepath.Join(testenv.Data(f), FileName(task, split)))
 			if err != nil {
 				f.Fatal(err)
 			}

@@ -11,13 +11,16 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/artnet/artnet/internal/testenv"
 	"github.com/artnet/artnet/models/spec"
 )
 
-// The shared data, beside the repository (CI has shared/ beside the clone).
-const sharedRoot = "../../shared/wikiart"
+// Label-only tests read the repository's data/wikiart (the real split CSVs, byte-for-byte);
+// tests of the image check need the full image set (testenv.WikiArt: integration tests) or use
+// the repository's sample, testdata/wikiart. Expected image counts are always counted by the
+// test from the CSVs and the files on disk (expectImages), never written down.
 
-// readmeRows are the row counts stated in ../shared/wikiart/README.md.
+// readmeRows are the row counts stated in data/wikiart/README.md.
 var readmeRows = map[string]int{
 	"style_train.csv": 57025, "style_val.csv": 24421,
 	"genre_train.csv": 45503, "genre_val.csv": 19492,
@@ -36,20 +39,13 @@ var (
 	labelsOnly, withImages loaded
 )
 
-func requireShared(t *testing.T) {
-	t.Helper()
-	if _, err := os.Stat(filepath.Join(sharedRoot, "style_train.csv")); err != nil {
-		t.Fatalf("shared WikiArt data not found beside the repository: %v", err)
-	}
-}
-
-// loadLabels loads the real splits without checking images (once per test binary).
+// loadLabels loads the repository's real splits without checking images (once per test binary).
 func loadLabels(t *testing.T) loaded {
 	t.Helper()
-	requireShared(t)
+	root := testenv.Data(t)
 	labelsOnce.Do(func() {
 		var l loaded
-		l.train, l.val, l.classes, l.rep, l.err = Load(Options{Root: sharedRoot, SkipImageCheck: true})
+		l.train, l.val, l.classes, l.rep, l.err = Load(Options{Root: root, SkipImageCheck: true})
 		labelsOnly = l
 	})
 	if labelsOnly.err != nil {
@@ -58,19 +54,20 @@ func loadLabels(t *testing.T) loaded {
 	return labelsOnly
 }
 
-// loadImages loads the real splits keeping only rows whose image is in shared/wikiart/images.
-func loadImages(t *testing.T) loaded {
+// loadImages loads the full WikiArt folder (integration: testenv.WikiArt) keeping only rows
+// whose image is on disk; it returns the folder too.
+func loadImages(t *testing.T) (loaded, string) {
 	t.Helper()
-	requireShared(t)
+	root := testenv.WikiArt(t)
 	imagesOnce.Do(func() {
 		var l loaded
-		l.train, l.val, l.classes, l.rep, l.err = Load(Options{Root: sharedRoot})
+		l.train, l.val, l.classes, l.rep, l.err = Load(Options{Root: root})
 		withImages = l
 	})
 	if withImages.err != nil {
 		t.Fatal(withImages.err)
 	}
-	return withImages
+	return withImages, root
 }
 
 // rawRow is a data row parsed by the tests independently of the package's parser.
@@ -81,9 +78,9 @@ type rawRow struct {
 
 // rawRows reads a split file the simple way: split on '\n', drop '\r', skip empty lines and
 // the "(Path to image)" header; path is before the first comma, label after the last one.
-func rawRows(t *testing.T, name string) []rawRow {
+func rawRows(t *testing.T, root, name string) []rawRow {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(sharedRoot, name))
+	b, err := os.ReadFile(filepath.Join(root, name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,10 +121,9 @@ func TestTasksMatchSpec(t *testing.T) {
 }
 
 func TestRealClassLists(t *testing.T) {
-	requireShared(t)
 	want := map[string]int{"style": spec.NumStyles, "genre": spec.NumGenres, "artist": spec.NumArtists}
 	for task, n := range want {
-		c, err := ReadClasses(filepath.Join(sharedRoot, task+"_class.txt"))
+		c, err := ReadClasses(filepath.Join(testenv.Data(t), task+"_class.txt"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -155,7 +151,7 @@ func TestRealRowCounts(t *testing.T) {
 		for task := range Tasks {
 			name := FileName(task, split.Name)
 			fr := l.rep.File(name)
-			raw := rawRows(t, name)
+			raw := rawRows(t, testenv.Data(t), name)
 			if len(raw) != readmeRows[name] || fr.Rows != len(raw) {
 				t.Errorf("%s: reader %d rows, test's count %d, README %d", name, fr.Rows, len(raw), readmeRows[name])
 			}
@@ -208,7 +204,7 @@ func TestRealMerge(t *testing.T) {
 	for _, split := range []*Split{l.train, l.val} {
 		paths := map[string]bool{}
 		for task := range Tasks {
-			for _, r := range rawRows(t, FileName(task, split.Name)) {
+			for _, r := range rawRows(t, testenv.Data(t), FileName(task, split.Name)) {
 				paths[r.path] = true
 			}
 		}
@@ -273,7 +269,7 @@ func TestRealConflictingDuplicate(t *testing.T) {
 func TestRealMojibakePaths(t *testing.T) {
 	l := loadLabels(t)
 	want := map[string]bool{}
-	for _, r := range rawRows(t, "style_train.csv") {
+	for _, r := range rawRows(t, testenv.Data(t), "style_train.csv") {
 		if nonASCII(r.path) {
 			want[r.path] = true
 		}
@@ -292,32 +288,13 @@ func TestRealMojibakePaths(t *testing.T) {
 	}
 }
 
-// With shared/wikiart/images: 11 styles × 300 train + 60 val kept, every kept sample's file
-// exists, and every non-ASCII image file on disk is matched byte-exactly by a sample.
+// With the full image set: the reader's counts equal the test's own (expectImages), every kept
+// sample's file exists, and every non-ASCII image file on disk is matched byte-exactly by a sample.
 func TestRealWithImages(t *testing.T) {
-	l := loadImages(t)
+	l, root := loadImages(t)
 	r := l.rep
-	if !r.ImagesChecked || r.ImagesOnDisk != 3960 || r.Unlisted != 0 {
-		t.Fatalf("images checked %v, %d on disk, %d unlisted; want 3960 all listed", r.ImagesChecked, r.ImagesOnDisk, r.Unlisted)
-	}
-	if got := l.val.Count(Style); got != 660 {
-		t.Errorf("val: %d samples with a style label, want 660", got)
-	}
-	if got := l.train.Count(Style); got != 3300 {
-		t.Errorf("train: %d samples with a style label, want 3300", got)
-	}
-	present := 0
-	for c, n := range l.val.ClassCounts(Style, spec.NumStyles) {
-		if n != 0 && n != 60 {
-			t.Errorf("val style %s: %d images, want 0 or 60", l.classes["style"][c], n)
-		}
-		if n == 60 {
-			present++
-		}
-	}
-	if present != 11 {
-		t.Errorf("%d styles with val images, want 11", present)
-	}
+	want := expectImages(t, root, filepath.Join(root, "images"))
+	checkImageCounts(t, l, want)
 	total := 0
 	for _, fr := range r.Files {
 		if fr.Labels+fr.MissingImage+fr.ConflictRows+fr.Duplicates != fr.Rows {
@@ -328,7 +305,7 @@ func TestRealWithImages(t *testing.T) {
 	if total != r.Missing || r.Missing == 0 || len(r.MissingExamples) == 0 {
 		t.Errorf("missing: files sum %d, report %d, %d examples", total, r.Missing, len(r.MissingExamples))
 	}
-	images := filepath.Join(sharedRoot, "images")
+	images := filepath.Join(root, "images")
 	kept := map[string]bool{}
 	for _, sp := range []*Split{l.train, l.val} {
 		for _, s := range sp.Samples {
@@ -370,15 +347,15 @@ func TestRealWithImages(t *testing.T) {
 }
 
 func TestRealStrict(t *testing.T) {
-	l := loadImages(t)
-	_, _, _, rep, err := Load(Options{Root: sharedRoot, Strict: true})
+	l, root := loadImages(t)
+	_, _, _, rep, err := Load(Options{Root: root, Strict: true})
 	if err == nil {
-		t.Fatal("strict load with 3,960 of 81,446 style images present succeeded")
+		t.Fatalf("strict load with %d images on disk and %d labels without one succeeded", l.rep.ImagesOnDisk, l.rep.Missing)
 	}
 	// The first missing row, found independently: style_train.csv is read first.
 	first := ""
-	for _, r := range rawRows(t, "style_train.csv") {
-		if _, err := os.Stat(filepath.Join(sharedRoot, "images", r.path)); err != nil {
+	for _, r := range rawRows(t, root, "style_train.csv") {
+		if _, err := os.Stat(filepath.Join(root, "images", r.path)); err != nil {
 			first = r.path
 			break
 		}
@@ -396,8 +373,8 @@ func TestRealStrict(t *testing.T) {
 }
 
 func TestRealDisjoint(t *testing.T) {
-	l := loadImages(t)
-	train, val, _, rep, err := Load(Options{Root: sharedRoot, Disjoint: true})
+	l, root := loadImages(t)
+	train, val, _, rep, err := Load(Options{Root: root, Disjoint: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -416,5 +393,171 @@ func TestRealDisjoint(t *testing.T) {
 	}
 	if rep.CrossSplit == 0 || removed < rep.CrossSplit || len(train.Samples) != len(l.train.Samples)-rep.CrossSplit {
 		t.Errorf("cross-split %d, removed rows %d, train %d → %d", rep.CrossSplit, removed, len(l.train.Samples), len(train.Samples))
+	}
+}
+
+// imageCounts is what a load with images must report, counted by the test itself.
+type imageCounts struct {
+	onDisk int              // files in the image folders
+	style  map[string][]int // split → per-style-class distinct style rows whose image exists
+}
+
+// expectImages counts, independently of the reader, the files under images/<folder>/ and, per
+// split and style class, the distinct paths of style_<split>.csv (under csvRoot) whose file exists.
+func expectImages(t *testing.T, csvRoot, images string) imageCounts {
+	t.Helper()
+	var c imageCounts
+	dirs, err := os.ReadDir(images)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range dirs {
+		if !d.IsDir() {
+			continue
+		}
+		files, err := os.ReadDir(filepath.Join(images, d.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range files {
+			if f.Type().IsRegular() {
+				c.onDisk++
+			}
+		}
+	}
+	c.style = map[string][]int{}
+	for _, split := range SplitNames {
+		per := make([]int, spec.NumStyles)
+		seen := map[string]bool{}
+		for _, r := range rawRows(t, csvRoot, FileName(Style, split)) {
+			if seen[r.path] {
+				continue
+			}
+			seen[r.path] = true
+			if _, err := os.Stat(filepath.Join(images, r.path)); err == nil {
+				per[r.label]++
+			}
+		}
+		c.style[split] = per
+	}
+	return c
+}
+
+// checkImageCounts compares a load with images against the test's own counts.
+func checkImageCounts(t *testing.T, l loaded, want imageCounts) {
+	t.Helper()
+	r := l.rep
+	if !r.ImagesChecked || r.ImagesOnDisk != want.onDisk || r.Unlisted != 0 {
+		t.Fatalf("images checked %v, %d on disk, %d unlisted; test counts %d on disk, all listed", r.ImagesChecked, r.ImagesOnDisk, r.Unlisted, want.onDisk)
+	}
+	for _, sp := range []*Split{l.train, l.val} {
+		got := sp.ClassCounts(Style, spec.NumStyles)
+		total := 0
+		for c, n := range want.style[sp.Name] {
+			total += n
+			if got[c] != n {
+				t.Errorf("%s style %s: %d samples, test counts %d images", sp.Name, l.classes["style"][c], got[c], n)
+			}
+		}
+		if sp.Count(Style) != total || total == 0 {
+			t.Errorf("%s: %d samples with a style label, test counts %d", sp.Name, sp.Count(Style), total)
+		}
+	}
+}
+
+// The repository's sample (testdata/wikiart) opens both ways its README says: as a data root
+// (trimmed CSVs) and as the image folder of the real CSVs; both give the same samples, 2 train
+// and 2 val images for each of the 11 styles present, all three kinds of label among them.
+func TestSample(t *testing.T) {
+	sample := testenv.Sample(t)
+	images := filepath.Join(sample, "images")
+	for _, o := range []Options{{Root: sample}, {Root: testenv.Data(t), Images: images}} {
+		var l loaded
+		l.train, l.val, l.classes, l.rep, l.err = Load(o)
+		if l.err != nil {
+			t.Fatal(l.err)
+		}
+		checkImageCounts(t, l, expectImages(t, o.Root, images))
+		for _, sp := range []*Split{l.train, l.val} {
+			styles := 0
+			for _, n := range sp.ClassCounts(Style, spec.NumStyles) {
+				if n != 0 && n != 2 {
+					t.Errorf("%s (root %s): a style with %d images, the sample has 2 per style", sp.Name, o.Root, n)
+				}
+				if n == 2 {
+					styles++
+				}
+			}
+			if styles != 11 || sp.Count(Genre) == 0 || sp.Count(Artist) == 0 {
+				t.Errorf("%s (root %s): %d styles, %d genre and %d artist labels", sp.Name, o.Root, styles, sp.Count(Genre), sp.Count(Artist))
+			}
+		}
+		if len(l.rep.Conflicts) != 1 {
+			t.Errorf("root %s: %d conflicts; the sample keeps genre_val's conflicting pair", o.Root, len(l.rep.Conflicts))
+		}
+	}
+}
+
+// The sample's CSVs are the real files' header lines and rows, byte for byte and in order, and
+// its class lists are the real ones.
+func TestSampleRowsVerbatim(t *testing.T) {
+	sample, data := testenv.Sample(t), testenv.Data(t)
+	for task := range Tasks {
+		a, err := os.ReadFile(filepath.Join(sample, ClassFileName(task)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(filepath.Join(data, ClassFileName(task)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(a, b) {
+			t.Errorf("%s differs from data/wikiart's", ClassFileName(task))
+		}
+		for _, split := range SplitNames {
+			name := FileName(task, split)
+			small, err := os.ReadFile(filepath.Join(sample, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			full, err := os.ReadFile(filepath.Join(data, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			rest := full
+			for _, line := range bytes.SplitAfter(small, []byte("\n")) {
+				if len(line) == 0 {
+					continue
+				}
+				i := bytes.Index(rest, line)
+				if i < 0 || (i > 0 && rest[i-1] != '\n') {
+					t.Fatalf("%s: sample line %q is not a line of data/wikiart/%s (in order)", name, line, name)
+				}
+				rest = rest[i+len(line):]
+			}
+		}
+	}
+}
+
+// The sample's images are the full set's files, byte for byte (integration).
+func TestSampleImagesFromWikiArt(t *testing.T) {
+	root := testenv.WikiArt(t)
+	sample := filepath.Join(testenv.Sample(t), "images")
+	n := 0
+	err := filepath.WalkDir(sample, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(sample, p)
+		a, _ := os.ReadFile(p)
+		b, err := os.ReadFile(filepath.Join(root, "images", rel))
+		if err != nil || !bytes.Equal(a, b) {
+			t.Errorf("%s: not the same file in %s/images (%v)", rel, root, err)
+		}
+		n++
+		return nil
+	})
+	if err != nil || n != 44 {
+		t.Errorf("%d sample images compared (%v), want 44", n, err)
 	}
 }

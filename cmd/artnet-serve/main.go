@@ -1,5 +1,6 @@
 // Command artnet-serve is the lean serving binary of artnet: `serve` (HTTP, ONNX Runtime) and
-// `predict` (ONNX Runtime), without the GoMLX training stack.
+// `predict` (ONNX Runtime), without the GoMLX training stack. Both commands are the ones of the
+// full artnet binary (cmd/internal/command): same flags, exit codes and error lines.
 //
 //	artnet-serve serve --model model.onnx --addr 127.0.0.1:8080
 //	artnet-serve predict --model model.onnx painting.jpg
@@ -7,16 +8,14 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/artnet/artnet/cmd/internal/command"
 	"github.com/artnet/artnet/models/spec"
-	"github.com/artnet/artnet/server"
 )
 
 func newApp() *cli.App {
@@ -24,16 +23,15 @@ func newApp() *cli.App {
 		Name:     "artnet-serve",
 		Usage:    "serve or run an exported artnet ONNX model (ONNX Runtime only)",
 		Version:  spec.Version,
-		Commands: []*cli.Command{server.Command(), server.PredictCommand()},
+		Flags:    []cli.Flag{command.LogLevelFlag()},
+		Before:   command.SetLogLevel,
+		Commands: []*cli.Command{command.Serve(), command.Predict(command.PredictOptions{})},
 	}
 }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := newApp().RunContext(ctx, os.Args)
+	code := command.Main(ctx, newApp(), os.Args, os.Stderr)
 	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "artnet-serve:", strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", "; ")), " "))
-		os.Exit(1)
-	}
+	os.Exit(code)
 }

@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/urfave/cli/v2"
+
+	"github.com/artnet/artnet/cmd/internal/command"
 	"github.com/artnet/artnet/models/spec"
 	"github.com/artnet/artnet/runtime/runtimetest"
 )
@@ -46,6 +49,19 @@ func TestAppCommands(t *testing.T) {
 	}
 	if strings.Join(names, ",") != "serve,predict" {
 		t.Fatalf("commands %v, want serve, predict", names)
+	}
+	// The same commands as artnet's: the same flags.
+	flags := func(c *cli.Command) string {
+		var names []string
+		for _, f := range c.Flags {
+			names = append(names, f.Names()...)
+		}
+		return strings.Join(names, ",")
+	}
+	for i, want := range []*cli.Command{command.Serve(), command.Predict(command.PredictOptions{})} {
+		if got, w := flags(app.Commands[i]), flags(want); got != w {
+			t.Errorf("%s flags %s, want the shared %s", want.Name, got, w)
+		}
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/artnet/artnet/cmd/internal/command"
 	artgraph "github.com/artnet/artnet/graph"
 	"github.com/artnet/artnet/internal/errtext"
 	"github.com/artnet/artnet/preprocess"
@@ -22,7 +23,7 @@ func doctorCommand() *cli.Command {
 		},
 		Action: func(c *cli.Context) error {
 			if problems := doctor(c.App.Writer, c.String("ort-lib")); problems > 0 {
-				return &exitError{code: 1, msg: fmt.Sprintf("doctor: %d problem(s) found", problems)}
+				return &command.ExitError{Code: 1, Msg: fmt.Sprintf("doctor: %d problem(s) found", problems)}
 			}
 			return nil
 		},

@@ -13,7 +13,7 @@ import (
 	artgraph "github.com/artnet/artnet/graph"
 	"github.com/artnet/artnet/models"
 	"github.com/artnet/artnet/models/spec"
-	ortrt "github.com/artnet/artnet/runtime"
+	"github.com/artnet/artnet/predict"
 )
 
 // gomlxPredictor runs a checkpoint's model in GoMLX, for parity with ONNX Runtime.
@@ -53,7 +53,7 @@ func newGoMLXPredictor(backend backends.Backend, mctx *gctx.Context, cfg spec.Co
 
 func (p *gomlxPredictor) Config() spec.Config { return p.cfg }
 
-func (p *gomlxPredictor) Run(_ context.Context, images []float32, batch int) (res *ortrt.Result, err error) {
+func (p *gomlxPredictor) Run(_ context.Context, images []float32, batch int) (res *predict.Result, err error) {
 	s := p.cfg.ImageSize
 	if batch < 1 || len(images) != batch*3*s*s {
 		return nil, fmt.Errorf("gomlx: %d floats for batch %d of 3×%d×%d", len(images), batch, s, s)
@@ -64,7 +64,7 @@ func (p *gomlxPredictor) Run(_ context.Context, images []float32, batch int) (re
 	if err != nil {
 		return nil, fmt.Errorf("gomlx: %w", err)
 	}
-	res = &ortrt.Result{Batch: batch, Probs: map[string][]float32{}}
+	res = &predict.Result{Batch: batch, Probs: map[string][]float32{}}
 	for i, t := range spec.Tasks {
 		res.Probs[t] = tensors.MustCopyFlatData[float32](outs[i])
 	}

@@ -12,6 +12,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/urfave/cli/v2"
+
+	"github.com/artnet/artnet/cmd/internal/command"
+	"github.com/artnet/artnet/internal/testenv"
 	"github.com/artnet/artnet/models/spec"
 	"github.com/artnet/artnet/preprocess"
 	"github.com/artnet/artnet/runtime/runtimetest"
@@ -49,15 +53,15 @@ func runApp(t *testing.T, args ...string) (string, string, error) {
 // still predicted, and the call fails with exit code 1.
 func TestPredictBadImagesOneLineEachOthersStillPredicted(t *testing.T) {
 	model := tinyModel(t)
-	good := []string{"../../testdata/images/quad.jpg", "../../../shared/paintings/edvard-munch_the-scream.jpg"}
+	good := []string{"../../testdata/images/quad.jpg", testenv.Testdata(t, testenv.TheScream)}
 	args := []string{"predict", "--model", model, "--json", "--batch", "2", good[0]}
 	for name := range badImages {
 		args = append(args, filepath.Join("../../testdata/images", name))
 	}
 	args = append(args, good[1])
 	stdout, stderr, err := runApp(t, args...)
-	var ee *exitError
-	if !errors.As(err, &ee) || ee.code != 1 {
+	var ee *command.ExitError
+	if !errors.As(err, &ee) || ee.Code != 1 {
 		t.Fatalf("want exit code 1, got %v", err)
 	}
 	if !strings.Contains(err.Error(), "5 of 7 images failed") {
@@ -130,6 +134,29 @@ func TestPredictBinaryExitStatus(t *testing.T) {
 	}
 }
 
+// artnet's serve and predict are the shared commands, with the same flags as artnet-serve's.
+func TestSharedCommandFlags(t *testing.T) {
+	flags := func(c *cli.Command) string {
+		var names []string
+		for _, f := range c.Flags {
+			names = append(names, f.Names()...)
+		}
+		return strings.Join(names, ",")
+	}
+	want := map[string]string{"serve": flags(command.Serve()), "predict": flags(command.Predict(command.PredictOptions{}))}
+	for _, c := range newApp().Commands {
+		if w, ok := want[c.Name]; ok {
+			if got := flags(c); got != w {
+				t.Errorf("artnet %s flags %s, want the shared %s", c.Name, got, w)
+			}
+			delete(want, c.Name)
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("artnet lacks %v", want)
+	}
+}
+
 func TestPredictFlagErrors(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
@@ -168,7 +195,7 @@ func TestDoctorReportsLibraryAndBackends(t *testing.T) {
 
 func TestPredictVisualizeAttention(t *testing.T) {
 	model := tinyModel(t)
-	painting := "../../../shared/paintings/van-gogh_the-starry-night.jpg"
+	painting := testenv.Testdata(t, testenv.StarryNight)
 	out := filepath.Join(t.TempDir(), "starry.png")
 	if _, _, err := runApp(t, "predict", "--model", model, "--visualize-attention", out, painting); err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/artnet/artnet/models"
@@ -71,6 +72,14 @@ func writeTrainWikiArt(t *testing.T) string {
 	return root
 }
 
+// fileMode is fi's mode bits, or err, for a test message.
+func fileMode(fi os.FileInfo, err error) any {
+	if err != nil {
+		return err
+	}
+	return fmt.Sprintf("mode %o", fi.Mode().Perm())
+}
+
 func writeTrainFile(t *testing.T, path, s string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
@@ -83,6 +92,7 @@ func writeTrainFile(t *testing.T, path, s string) {
 // table; a --resume of the finished run skips the phases; a second run without --resume, an
 // unknown --phase and --strict with a missing image are refused with one-line errors.
 func TestTrainWikiArtPhases(t *testing.T) {
+	defer syscall.Umask(syscall.Umask(0o022))
 	root := writeTrainWikiArt(t)
 	dir := t.TempDir()
 	cfgFile := filepath.Join(dir, "train.yaml")
@@ -111,6 +121,12 @@ phases:
 		}
 		if _, _, err := models.LoadCheckpoint(filepath.Join(pd, train.BestDir)); err != nil {
 			t.Errorf("phase %s: best checkpoint: %v", ph, err)
+		}
+	}
+	// Its files get 0644 (umask 022), not a temporary file's 0600.
+	for _, f := range []string{resultsFile, usedConfig, phaseFile, filepath.Join("phase1", doneFile)} {
+		if fi, err := os.Stat(filepath.Join(out, f)); err != nil || fi.Mode().Perm() != 0o644 {
+			t.Errorf("%s: %v, want mode 644", f, fileMode(fi, err))
 		}
 	}
 	var res wikiartResults

@@ -17,8 +17,8 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/artnet/artnet/export/onnxpb"
 	"github.com/artnet/artnet/models/spec"
+	"github.com/artnet/artnet/onnxpb"
 )
 
 // Model describes a test model. The zero values of the fields after Config give a correct

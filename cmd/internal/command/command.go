@@ -1,0 +1,106 @@
+// Package command holds the urfave/cli commands that both binaries carry — `serve` and
+// `predict` — and the runtime flags they share, so that `artnet predict` and
+// `artnet-serve predict` take the same flags, exit with the same codes and report Close errors
+// the same way. It lives under cmd/ because only the binaries use it; the server and predict
+// packages stay libraries without a CLI.
+//
+// It must not import GoMLX: the lean artnet-serve links it. The GoMLX runtime of `predict`
+// (--runtime gomlx) is plugged in by the full binary through PredictOptions.OpenGoMLX.
+package command
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/artnet/artnet/defaultmodel"
+	"github.com/artnet/artnet/internal/errtext"
+	ortrt "github.com/artnet/artnet/runtime"
+)
+
+// ExitError is an error with the exit status Main gives it (1 for any other error).
+type ExitError struct {
+	Code int
+	Msg  string
+}
+
+func (e *ExitError) Error() string { return e.Msg }
+
+// Main runs app with args, then shuts ONNX Runtime's environment down (after every model has
+// been closed by its command). On an error it prints one line "NAME: message" on stderr and
+// returns the exit status (ExitError's code, else 1); 0 on success.
+func Main(ctx context.Context, app *cli.App, args []string, stderr io.Writer) int {
+	app.ExitErrHandler = func(*cli.Context, error) {} // Main prints and exits
+	err := app.RunContext(ctx, args)
+	if serr := ortrt.Shutdown(); serr != nil {
+		err = errors.Join(err, serr)
+	}
+	if err == nil {
+		return 0
+	}
+	code := 1
+	var ee *ExitError
+	if errors.As(err, &ee) && ee.Code != 0 {
+		code = ee.Code
+	}
+	if msg := errtext.OneLine(err.Error()); msg != "" {
+		fmt.Fprintln(stderr, app.Name+":", msg)
+	}
+	return code
+}
+
+// LogLevelFlag is the global --log-level flag; SetLogLevel (an App.Before) applies it.
+func LogLevelFlag() cli.Flag {
+	return &cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"}
+}
+
+// SetLogLevel installs a text slog handler on stderr at --log-level.
+func SetLogLevel(c *cli.Context) error {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.String("log-level"))); err != nil {
+		return fmt.Errorf("flag --log-level: %w", err)
+	}
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})))
+	return nil
+}
+
+// RuntimeFlags are the flags OpenModel reads: --model, --provider, --ort-lib, --threads.
+func RuntimeFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "model", Usage: "the exported model `FILE.onnx` (artnet export --onnx); default: the built-in model (" + defaultmodel.Name + ")"},
+		&cli.StringFlag{Name: "provider", Value: "cpu", Usage: "ONNX Runtime execution providers in order, comma-separated: cpu, cuda, tensorrt; a later one is a fallback only when listed (cuda,cpu)"},
+		&cli.StringFlag{Name: "ort-lib", Usage: "path of libonnxruntime.so (default: $ONNXRUNTIME_SHARED_LIBRARY_PATH, then third_party/onnxruntime, then system folders)"},
+		&cli.IntFlag{Name: "threads", Usage: "ONNX Runtime intra-op threads (0: ORT's default)"},
+	}
+}
+
+// OpenModel opens the --model file (the built-in default model when --model is not given) in
+// ONNX Runtime with the runtime flags of RuntimeFlags.
+func OpenModel(c *cli.Context) (*ortrt.Model, error) {
+	if c.Int("threads") < 0 {
+		return nil, fmt.Errorf("flag --threads: must be >= 0, got %d", c.Int("threads"))
+	}
+	var providers []string
+	for _, p := range strings.Split(c.String("provider"), ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			providers = append(providers, p)
+		}
+	}
+	o := ortrt.Options{LibraryPath: c.String("ort-lib"), Providers: providers, IntraOpThreads: c.Int("threads")}
+	if c.String("model") == "" {
+		slog.Debug("no --model: using the built-in default model", "model", defaultmodel.Name)
+		return ortrt.OpenBytes(defaultmodel.Name, defaultmodel.Bytes(), o)
+	}
+	return ortrt.Open(c.String("model"), o)
+}
+
+// closeJoin closes c and joins its error to err: a failed Close is never dropped.
+func closeJoin(err error, c io.Closer) error {
+	return errors.Join(err, c.Close())
+}

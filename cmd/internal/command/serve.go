@@ -1,0 +1,76 @@
+package command
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	ortrt "github.com/artnet/artnet/runtime"
+	"github.com/artnet/artnet/server"
+)
+
+// Serve is the `serve` command: it opens the model in ONNX Runtime, serves it on --addr until
+// SIGINT/SIGTERM (or the cli context ends), then closes the model.
+func Serve() *cli.Command {
+	return &cli.Command{
+		Name:  "serve",
+		Usage: "serve an exported ONNX model over HTTP (/v1/predict, KServe v2, /metrics, a web page at /)",
+		Flags: append(RuntimeFlags(),
+			&cli.StringFlag{Name: "addr", Value: server.DefaultAddr, Usage: "listen address"},
+			&cli.IntFlag{Name: "batch", Value: server.DefaultBatch, Usage: "largest batch of images per model run"},
+			&cli.DurationFlag{Name: "max-delay", Value: server.DefaultMaxDelay, Usage: "longest a request waits for a batch to fill"},
+			&cli.IntFlag{Name: "queue", Usage: "requests admitted but not yet running before 503 (0: 8 × batch)"},
+			&cli.IntFlag{Name: "workers", Value: 1, Usage: "model runs in flight at once"},
+			&cli.Int64Flag{Name: "max-body", Value: server.DefaultMaxBodyBytes, Usage: "largest request body in bytes"},
+			&cli.IntFlag{Name: "max-pixels", Value: server.DefaultMaxPixels, Usage: "largest image (width × height, from its header) accepted"},
+		),
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return fmt.Errorf("serve: unexpected arguments %q", c.Args().Slice())
+			}
+			cfg := server.Config{
+				Batch: c.Int("batch"), MaxDelay: c.Duration("max-delay"), Queue: c.Int("queue"), Workers: c.Int("workers"),
+				MaxBodyBytes: c.Int64("max-body"), MaxPixels: c.Int("max-pixels"),
+			}
+			for _, f := range []struct {
+				name string
+				v    int64
+			}{{"batch", int64(cfg.Batch)}, {"workers", int64(cfg.Workers)}, {"max-body", cfg.MaxBodyBytes}, {"max-pixels", int64(cfg.MaxPixels)}} {
+				if f.v < 1 {
+					return fmt.Errorf("flag --%s: must be >= 1, got %d", f.name, f.v)
+				}
+			}
+			if cfg.Queue < 0 || cfg.MaxDelay < 0 {
+				return fmt.Errorf("flags --queue and --max-delay: must be >= 0")
+			}
+			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return serve(ctx, c, cfg, slog.Default())
+		},
+	}
+}
+
+// serve opens the model named by the runtime flags in c, serves it on c's --addr until ctx
+// ends and closes the model.
+func serve(ctx context.Context, c *cli.Context, cfg server.Config, log *slog.Logger) error {
+	m, err := OpenModel(c)
+	if err != nil {
+		return err
+	}
+	log.Info("model loaded", "model", m.Name(), "providers", m.Providers(), "ort", ortrt.Version(), "variant", m.Config().Variant, "input", m.Config().ImageSize)
+	srv, err := server.New(cfg, m, log)
+	if err != nil {
+		return closeJoin(err, m)
+	}
+	ln, err := net.Listen("tcp", c.String("addr"))
+	if err != nil {
+		return closeJoin(fmt.Errorf("serve: %w", err), m)
+	}
+	return closeJoin(srv.Serve(ctx, ln), m)
+}

@@ -1,0 +1,70 @@
+package testenv
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestRepoRoot(t *testing.T) {
+	r := RepoRoot(t)
+	b, err := os.ReadFile(filepath.Join(r, "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(b), "module github.com/artnet/artnet\n") {
+		t.Errorf("%s/go.mod is not artnet's", r)
+	}
+	if p := Testdata(t, "images"); !strings.HasPrefix(p, r) {
+		t.Errorf("Testdata = %q, not under %q", p, r)
+	}
+}
+
+// mkWikiArt makes a folder that locate accepts.
+func mkWikiArt(t *testing.T, dir string) {
+	if err := os.MkdirAll(filepath.Join(dir, "images"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "style_train.csv"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLocate(t *testing.T) {
+	base := t.TempDir()
+	repo := filepath.Join(base, "repo")
+	if err := os.Mkdir(repo, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// Nothing beside the repository, no variable: skip.
+	if p, err := locate("", repo); p != "" || err != nil {
+		t.Errorf("locate(no env, no shared) = %q, %v; want skip", p, err)
+	}
+	// The variable names a folder without the data: a clear error naming the variable.
+	empty := filepath.Join(base, "empty")
+	if err := os.Mkdir(empty, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := locate(empty, repo); err == nil || !strings.Contains(err.Error(), EnvWikiArt+"="+empty) {
+		t.Errorf("locate(empty env) error = %v", err)
+	}
+	// ../shared/wikiart beside the repository.
+	shared := filepath.Join(base, "shared", "wikiart")
+	mkWikiArt(t, shared)
+	if p, err := locate("", repo); p != shared || err != nil {
+		t.Errorf("locate(no env, shared) = %q, %v; want %q", p, err, shared)
+	}
+	// The variable wins over ../shared.
+	other := filepath.Join(base, "other")
+	mkWikiArt(t, other)
+	if p, err := locate(other, repo); p != other || err != nil {
+		t.Errorf("locate(env) = %q, %v; want %q", p, err, other)
+	}
+}
+
+func TestSkipLine(t *testing.T) {
+	if strings.Contains(SkipLine, "\n") || !strings.Contains(SkipLine, EnvWikiArt+"=") {
+		t.Errorf("SkipLine %q must be one line naming %s", SkipLine, EnvWikiArt)
+	}
+}
