@@ -152,7 +152,18 @@ type tjHeader struct {
 // cmyk reports a CMYK or YCCK JPEG, which TurboJPEG cannot convert to RGB.
 func (h tjHeader) cmyk() bool { return h.colorspace == tjcsCMYK || h.colorspace == tjcsYCCK }
 
+// errNotLoaded guards the C calls: they go through function pointers set by loadTurbo.
+func errNotLoaded() error {
+	if path, why := loadTurbo(); path == "" {
+		return fmt.Errorf("libjpeg-turbo not loaded: %s", why)
+	}
+	return nil
+}
+
 func turboHeader(data []byte) (tjHeader, error) {
+	if err := errNotLoaded(); err != nil {
+		return tjHeader{}, err
+	}
 	var w, h, samp, cs C.int
 	var msg [tjMsgLen]C.char
 	if len(data) == 0 {
@@ -168,6 +179,9 @@ func turboHeader(data []byte) (tjHeader, error) {
 // full size or a TJSCALED size). warning is TurboJPEG's message when it decoded the image
 // despite a problem (e.g. "Premature end of JPEG file").
 func turboDecodeRGBA(data, dst []byte, w, h int) (warning string, err error) {
+	if err := errNotLoaded(); err != nil {
+		return "", err
+	}
 	if len(data) == 0 || len(dst) < 4*w*h {
 		return "", fmt.Errorf("no data")
 	}
