@@ -22,6 +22,23 @@ import (
 //     library cannot be loaded (or cgo is off), within a few levels of Pillow's (a different
 //     IDCT).
 //
+// One path for training and serving: the full-size decode. Drafting (decoding at 1/2, 1/4 or
+// 1/8 of the size in the DCT domain when the image is at least twice the resized size, like
+// Pillow's Image.draft; jpegPath.draft) is implemented and measured but used by neither:
+// torchvision 0.14's Resize does not draft (PIL Image.resize with reducing_gap=None), so
+// drafting would change what PyTorch-trained weights see. Measured: the full decode gives
+// Pillow's final tensor exactly; drafted, the tensor equals Pillow-with-draft exactly but
+// differs from torchvision's by up to 24 levels (mean 2.3) on The Starry Night (752×600,
+// drafted by 2) and up to 27 (mean 1.4–2.2) on larger images, for ~25 % less CPU time
+// (bench/decode-vs-pil.sh prints both).
+//
+// Robustness: the pixel cap is checked on the header (image/jpeg's DecodeConfig, as for every
+// format) before anything is decoded; the compressed data read is bounded by 8 bytes per
+// declared pixel; TJFLAG_LIMITSCANS refuses progressive JPEGs with more than 500 scans (a
+// known CPU exhaustion); libjpeg warnings other than "premature end" keep the decoded image,
+// as Pillow does; each call creates and destroys its own TurboJPEG handle (no C memory
+// outlives a call; TurboJPEG allocates no buffers here, so there is nothing for tjFree).
+//
 // ARTNET_JPEG=go forces the fallback; ARTNET_TURBOJPEG_LIB names the library file to open.
 // JPEGDecoder says which is in use (artnet doctor prints it). CMYK/YCCK JPEGs, which
 // TurboJPEG 2.x cannot convert to RGB, always take the image/jpeg path.

@@ -304,3 +304,25 @@ func FuzzDecodeJPEG(f *testing.F) {
 		}
 	})
 }
+
+// TestTurboScanLimit: a progressive JPEG repeating its last scan 600 times is refused by
+// libjpeg-turbo (TJFLAG_LIMITSCANS: more than 500 scans) instead of costing 600 passes.
+func TestTurboScanLimit(t *testing.T) {
+	needTurbo(t)
+	p, err := os.ReadFile(fixture("pil-progressive.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := bytes.LastIndex(p, []byte{0xff, 0xda})
+	scan := p[last : len(p)-2] // the last SOS segment and its entropy-coded data, before EOI
+	var buf bytes.Buffer
+	buf.Write(p[:len(p)-2])
+	for i := 0; i < 600; i++ {
+		buf.Write(scan)
+	}
+	buf.Write([]byte{0xff, 0xd9})
+	_, err = decodeWith(bytes.NewReader(buf.Bytes()), small(), jpegPath{turbo: true})
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "500 scans") {
+		t.Errorf("600 extra scans: err = %v, want ErrCorrupt about 500 scans", err)
+	}
+}
