@@ -81,5 +81,5 @@ func (h Header) DecodeMemory(o Options) int64 {
 		per += 4 // orient's rotated copy
 	}
 	resize := int64(max(h.Width, h.Height)) * int64(o.ImageSize) * 3
-	return px*per + resize + int64(o.Len())*4 + 64<<10
+	return px*per + resize + int64(o.Len())*4 + 256<<10 // + the decoders' fixed state (zlib, Huffman tables, buffers)
 }

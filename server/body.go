@@ -115,18 +115,19 @@ func (x *rateReader) Read(p []byte) (int, error) {
 			return n, fmt.Errorf("%w: %d bytes in %.1f s, below the minimum of %d bytes/s (after the first %v)", errSlowBody, x.n, el.Seconds(), x.rate, x.grace)
 		}
 	}
-	if err != nil {
+	if err == io.EOF {
 		x.finish()
 	}
 	return n, err
 }
 
-// finish clears the deadline it set, so that net/http's background read after the body does
-// not time out (which would cancel the request's context).
+// finish puts back the request's own deadline (ReadTimeout from its start, none without
+// one), so that net/http's background read after the body does not hit a rate deadline,
+// which would cancel the request's context.
 func (x *rateReader) finish() {
 	if x.set {
 		x.set = false
-		_ = x.rc.SetReadDeadline(time.Time{})
+		_ = x.rc.SetReadDeadline(x.end)
 	}
 }
 

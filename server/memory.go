@@ -94,6 +94,9 @@ type reservation struct {
 }
 
 func (r *reservation) grow(ctx context.Context, n int64) error {
+	if r.n+n > r.m.total { // could never fit, even alone
+		return clientErr(http.StatusRequestEntityTooLarge, "this request needs %s of memory, more than the server's whole budget for requests (%s)", mib(r.n+n), mib(r.m.total))
+	}
 	if err := r.m.acquire(ctx, n, r.wait); err != nil {
 		return err
 	}

@@ -80,6 +80,12 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if code == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")
 	}
+	if r.ContentLength != 0 {
+		// The body may be unread (refused before or while reading it): close the connection
+		// after the answer instead of letting net/http read up to 256 KiB of it first, which a
+		// slow client would stretch to ReadTimeout.
+		w.Header().Set("Connection", "close")
+	}
 	msg := err.Error()
 	if code >= 500 && code != http.StatusServiceUnavailable {
 		log.Error("request failed", "err", err)
@@ -237,4 +243,3 @@ func (s *Server) predictOne(ctx context.Context, body *bodyRead, topk int, withA
 	s.tensors.Put(tp)
 	return predict.Postprocess(s.mcfg, res, 0, name, topk, withAttention), base, nil
 }
-

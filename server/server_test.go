@@ -656,7 +656,9 @@ func TestWakeWhenDecodingFails(t *testing.T) {
 		resp, _ := post(t, r.url+"/v1/predict", "image/png", data, nil)
 		done <- resp.StatusCode
 	}()
-	waitFor(t, "A taken by the worker", func() bool { return r.s.b.pending.Load() == 0 && len(r.s.b.ch) == 0 && r.s.b.decoding.Load() == 1 && len(r.s.bodySlots) == 1 })
+	waitFor(t, "A taken by the worker", func() bool {
+		return r.s.b.pending.Load() == 0 && len(r.s.b.ch) == 0 && r.s.b.decoding.Load() == 1 && len(r.s.bodySlots) == 1
+	})
 	select {
 	case code := <-done:
 		t.Fatalf("A answered (%d) while B was still being read: the worker did not wait", code)

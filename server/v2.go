@@ -162,4 +162,3 @@ func (s *Server) selectOutputs(names []string) ([]string, error) {
 	}
 	return names, nil
 }
-
