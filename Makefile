@@ -4,8 +4,11 @@ GO ?= go
 ORT_LIB := third_party/onnxruntime/libonnxruntime.so.1
 BIN := bin/artnet
 DEMO := out/demo
-# Paintings to predict in the demo: the shared real paintings when present, plus a synthetic sample.
-PAINTINGS := $(wildcard ../shared/paintings/*)
+# Paintings to predict in the demo: the repository's three public-domain paintings.
+PAINTINGS := $(wildcard testdata/paintings/*.jpg)
+# WikiArt folder for train-wikiart (empty: $ARTNET_DATA, else data/wikiart), e.g. WIKIART=../shared/wikiart.
+WIKIART ?=
+DATA_FLAG := $(if $(WIKIART),--data $(WIKIART))
 
 .PHONY: all ort build demo test bench clean vet train-wikiart
 
@@ -19,14 +22,14 @@ ort: $(ORT_LIB)
 build:
 	$(GO) build -o $(BIN) ./cmd/artnet
 
-# Main job on a default: set up ONNX Runtime, predict the shared paintings with the built-in
+# Main job on a default: set up ONNX Runtime, predict the repository's paintings with the built-in
 # default model (trained on WikiArt, embedded in the binary) and draw an attention heatmap; then
 # walk the whole road once on synthetic paintings: train the tiny DeepArtNet in GoMLX (pure-Go
 # backend, ~3-4 min on 2 cores), export it to ONNX, predict with it in ONNX Runtime.
 demo: ort build
 	@mkdir -p $(DEMO)
 	$(BIN) predict --topk 3 $(PAINTINGS)
-	$(BIN) predict --visualize-attention $(DEMO)/starry-night.attention.png ../shared/paintings/van-gogh_the-starry-night.jpg
+	$(BIN) predict --visualize-attention $(DEMO)/starry-night.attention.png testdata/paintings/van-gogh_the-starry-night.jpg
 	rm -rf $(DEMO)/synthetic
 	$(BIN) train --synthetic --out $(DEMO)/synthetic --classes 8,4,4 --steps 250 --batch 16 --lr 2e-3 --warmup 5
 	$(BIN) export --checkpoint $(DEMO)/synthetic --onnx $(DEMO)/synthetic.onnx
@@ -34,9 +37,9 @@ demo: ort build
 
 # The real WikiArt run behind the built-in default model (docs/results-wikiart.md).
 train-wikiart: ort build
-	$(BIN) train --config configs/train.yaml --out out/wikiart --max-time 38m
+	$(BIN) train --config configs/train.yaml $(DATA_FLAG) --out out/wikiart --max-time 38m
 	$(BIN) export --checkpoint out/wikiart/phase3/best --onnx out/wikiart/model.onnx
-	$(BIN) evaluate --model out/wikiart/model.onnx --data ../shared/wikiart --split val --out out/wikiart/eval
+	$(BIN) evaluate --model out/wikiart/model.onnx $(DATA_FLAG) --split val --out out/wikiart/eval
 
 test: ort
 	$(GO) vet ./...

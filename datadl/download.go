@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/artnet/artnet/internal/atomicfile"
 )
 
 // Default sources, from the ArtGAN repository's README (cs-chan/ArtGAN, folder "WikiArt
@@ -160,8 +162,8 @@ func Download(ctx context.Context, o Options) (*Report, error) {
 	rep.Unzip = &u
 	o.log().Info("unpacked", "archive", archive, "into", images, "extracted", u.Extracted, "skipped", u.Skipped, "ignored", u.Ignored)
 	b, _ := json.Marshal(u)
-	if err := writeAtomic(marker, b); err != nil {
-		return rep, err
+	if err := atomicfile.WriteFile(marker, b, 0o644); err != nil {
+		return rep, fmt.Errorf("datadl: %w", err)
 	}
 	if o.RemoveArchive {
 		if err := os.Remove(archive); err != nil {
@@ -169,30 +171,4 @@ func Download(ctx context.Context, o Options) (*Report, error) {
 		}
 	}
 	return rep, nil
-}
-
-func writeAtomic(path string, data []byte) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("datadl: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			_ = os.Remove(f.Name())
-			err = fmt.Errorf("datadl: write %s: %w", path, err)
-		}
-	}()
-	if _, err = f.Write(data); err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(f.Name(), 0o644)
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	return err
 }

@@ -27,6 +27,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/artnet/artnet/internal/atomicfile"
 )
 
 // Expect is what a downloaded file must be; zero fields are not checked.
@@ -137,10 +139,9 @@ func (f *Fetcher) Fetch(ctx context.Context, url, dest string, want Expect) (res
 		_ = os.Remove(part)
 		return res, err
 	}
-	if err := os.Rename(part, dest); err != nil {
+	if err := atomicfile.Rename(part, dest); err != nil {
 		return res, fmt.Errorf("datadl: %w", err)
 	}
-	syncDir(filepath.Dir(dest))
 	res.Bytes = st.Size()
 	f.log().Info("downloaded", "file", dest, "bytes", st.Size(), "resumed", res.Resumed, "restarted", res.Restarted)
 	return res, nil
@@ -339,11 +340,4 @@ func parseContentRange(s string) (start, end, size int64, err error) {
 		return -1, -1, size, fmt.Errorf("content-range %q", s)
 	}
 	return start, end, size, nil
-}
-
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		_ = d.Close()
-	}
 }

@@ -10,6 +10,8 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+
+	"github.com/artnet/artnet/internal/atomicfile"
 )
 
 // UnzipResult counts what Unzip did.
@@ -133,7 +135,7 @@ func checkEntry(name string) error {
 
 // extract writes one entry to target through a temporary file and a rename. It refuses to
 // write more bytes than the entry declares.
-func extract(f *zip.File, target string) (err error) {
+func extract(f *zip.File, target string) error {
 	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
 		return err
 	}
@@ -142,30 +144,19 @@ func extract(f *zip.File, target string) (err error) {
 		return err
 	}
 	defer rc.Close()
-	tmp, err := os.CreateTemp(filepath.Dir(target), ".unzip-*")
+	out, err := atomicfile.Create(target, 0o644)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if err != nil {
-			_ = tmp.Close()
-			_ = os.Remove(tmp.Name())
-		}
-	}()
-	n, err := io.Copy(tmp, io.LimitReader(rc, int64(f.UncompressedSize64)+1))
+	defer out.Abort()
+	n, err := io.Copy(out, io.LimitReader(rc, int64(f.UncompressedSize64)+1))
 	if err != nil {
 		return err
 	}
 	if uint64(n) != f.UncompressedSize64 {
 		return fmt.Errorf("%d bytes, the archive declares %d", n, f.UncompressedSize64)
 	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), target)
+	return out.Commit()
 }
 
 func truncate(s string, n int) string {

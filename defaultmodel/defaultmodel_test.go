@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/artnet/artnet/internal/testenv"
 	"github.com/artnet/artnet/models/spec"
 	"github.com/artnet/artnet/preprocess"
 	artrt "github.com/artnet/artnet/runtime"
@@ -40,7 +41,7 @@ func TestEmbeddedModelPredictsPainting(t *testing.T) {
 	}
 	defer m.Close()
 	cfg := m.Config()
-	img, err := preprocess.DecodeFile("../../shared/paintings/van-gogh_the-starry-night.jpg", preprocess.FromConfig(cfg))
+	img, err := preprocess.DecodeFile(testenv.Testdata(t, testenv.StarryNight), preprocess.FromConfig(cfg))
 	if err != nil {
 		t.Fatal(err)
 	}

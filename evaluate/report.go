@@ -17,6 +17,8 @@ import (
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
+
+	"github.com/artnet/artnet/internal/atomicfile"
 )
 
 // Files written by WriteReport into the output folder.
@@ -40,22 +42,22 @@ func WriteReport(dir string, s *Summary) error {
 	if err != nil {
 		return fmt.Errorf("evaluate: %s: %w", SummaryFile, err)
 	}
-	if err := WriteFileAtomic(filepath.Join(dir, SummaryFile), append(b, '\n')); err != nil {
-		return err
+	if err := atomicfile.WriteFile(filepath.Join(dir, SummaryFile), append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("evaluate: %w", err)
 	}
 	for _, t := range s.Tasks {
 		if t.Confusion == nil {
 			continue
 		}
-		if err := WriteFileAtomic(filepath.Join(dir, ConfusionCSV(t.Task)), t.Confusion.CSV()); err != nil {
-			return err
+		if err := atomicfile.WriteFile(filepath.Join(dir, ConfusionCSV(t.Task)), t.Confusion.CSV(), 0o644); err != nil {
+			return fmt.Errorf("evaluate: %w", err)
 		}
 		png, err := t.Confusion.HeatMapPNG(fmt.Sprintf("%s: %d samples, top-1 %.1f%%\ncolour: fraction of the true class's row (diagonal outlined); grey: class absent", t.Task, t.Samples, 100*t.Top1))
 		if err != nil {
 			return fmt.Errorf("evaluate: %s: %w", ConfusionPNG(t.Task), err)
 		}
-		if err := WriteFileAtomic(filepath.Join(dir, ConfusionPNG(t.Task)), png); err != nil {
-			return err
+		if err := atomicfile.WriteFile(filepath.Join(dir, ConfusionPNG(t.Task)), png, 0o644); err != nil {
+			return fmt.Errorf("evaluate: %w", err)
 		}
 	}
 	return nil
@@ -256,33 +258,4 @@ func shorten(s string, n int) string {
 		return s
 	}
 	return string(r[:n-1]) + "…"
-}
-
-// WriteFileAtomic writes data to path through a temporary file in the same folder and a
-// rename, so readers see the old file or the new one, never a part.
-func WriteFileAtomic(path string, data []byte) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("evaluate: write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			_ = os.Remove(tmp)
-			err = fmt.Errorf("evaluate: write %s: %w", path, err)
-		}
-	}()
-	if _, err = f.Write(data); err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp, 0o644)
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	return err
 }

@@ -33,8 +33,6 @@ package export
 import (
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 
@@ -44,6 +42,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/artnet/artnet/internal/atomicfile"
 	"github.com/artnet/artnet/models/spec"
 	"github.com/artnet/artnet/onnxpb"
 )
@@ -248,27 +247,8 @@ func WriteFile(path string, m *onnxpb.ModelProto) error {
 	if err != nil {
 		return fmt.Errorf("export: write %s: %v", path, err)
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("export: write %s: %v", path, err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp, 0o644)
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("export: write %s: %v", path, err)
+	if err := atomicfile.WriteFile(path, data, 0o644); err != nil {
+		return fmt.Errorf("export: %w", err)
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/artnet/artnet/internal/atomicfile"
 	"github.com/artnet/artnet/models/spec"
 	"github.com/artnet/artnet/onnxpb"
 )
@@ -107,19 +108,12 @@ func WriteTriton(dir string, m *onnxpb.ModelProto, cfg spec.Config, o TritonOpti
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("triton: %w", err)
 	}
-	final := filepath.Join(dir, o.Name)
-	tmp, err := os.MkdirTemp(dir, "."+o.Name+".tmp-*")
+	out, err := atomicfile.CreateDir(filepath.Join(dir, o.Name), 0o755)
 	if err != nil {
 		return fmt.Errorf("triton: %w", err)
 	}
-	defer func() {
-		if err != nil {
-			_ = os.RemoveAll(tmp)
-		}
-	}()
-	if err := os.Chmod(tmp, 0o755); err != nil {
-		return fmt.Errorf("triton: %w", err)
-	}
+	defer out.Abort()
+	tmp := out.TempPath()
 	files := map[string]string{"config.pbtxt": conf}
 	for _, task := range spec.Tasks {
 		files[task+"_labels.txt"] = strings.Join(cfg.Classes[task], "\n") + "\n"
@@ -135,21 +129,8 @@ func WriteTriton(dir string, m *onnxpb.ModelProto, cfg spec.Config, o TritonOpti
 	if err := WriteFile(filepath.Join(tmp, "1", "model.onnx"), m); err != nil {
 		return fmt.Errorf("triton: %w", err)
 	}
-	old := ""
-	if _, statErr := os.Stat(final); statErr == nil {
-		old = final + ".old-" + fmt.Sprint(time.Now().UnixNano())
-		if err := os.Rename(final, old); err != nil {
-			return fmt.Errorf("triton: replace %s: %w", final, err)
-		}
-	}
-	if err := os.Rename(tmp, final); err != nil {
-		if old != "" {
-			_ = os.Rename(old, final)
-		}
+	if err := out.Commit(); err != nil { // fsyncs the tree, swaps it in
 		return fmt.Errorf("triton: %w", err)
-	}
-	if old != "" {
-		_ = os.RemoveAll(old)
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/artnet/artnet/internal/testenv"
 	"github.com/artnet/artnet/preprocess"
 )
 
@@ -145,11 +146,10 @@ func TestEncodePNG(t *testing.T) {
 // Starry Night, and a weaker one at the lower left) on a real painting. With
 // ARTNET_HEATMAP_OUT=file.png it also writes the picture, to look at.
 func TestPainting(t *testing.T) {
-	const path = "../../shared/paintings/van-gogh_the-starry-night.jpg"
 	opts := preprocess.Default()
-	img, err := preprocess.DecodeImageFile(path, opts)
+	img, err := preprocess.DecodeImageFile(testenv.Testdata(t, testenv.StarryNight), opts)
 	if err != nil {
-		t.Fatalf("%v (the shared paintings folder is needed)", err)
+		t.Fatal(err)
 	}
 	const g = 7
 	w := make([]float32, g*g)

@@ -22,6 +22,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 
+	"github.com/artnet/artnet/internal/atomicfile"
 	"github.com/artnet/artnet/models/spec"
 )
 
@@ -81,9 +82,9 @@ var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
 // SaveCheckpoint writes cfg and every variable of ctx (model weights and anything else in it:
 // optimizer state, global step, random-number state) into the checkpoint directory dir.
 //
-// The write is atomic: everything goes into a temporary directory beside dir, which is fsynced
-// and then renamed to dir; an existing checkpoint at dir is replaced only once the new one is
-// complete (on Linux with one atomic exchange). An existing dir that is not an artnet checkpoint
+// The write is atomic (internal/atomicfile.Dir): everything goes into a temporary directory
+// beside dir, which is fsynced and then swapped in; an existing checkpoint at dir is replaced
+// only once the new one is complete (on Linux with one atomic exchange). An existing dir that is not an artnet checkpoint
 // is never replaced.
 func SaveCheckpoint(ctx *context.Context, cfg spec.Config, dir string) (err error) {
 	if !littleEndian {
@@ -103,25 +104,12 @@ func SaveCheckpoint(ctx *context.Context, cfg spec.Config, dir string) (err erro
 		}
 	}
 
-	parent, base := filepath.Split(dir)
-	if parent == "" {
-		parent = "."
-	}
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return fmt.Errorf("save checkpoint %s: %w", dir, err)
-	}
-	tmp, err := os.MkdirTemp(parent, "."+base+".tmp-")
+	out, err := atomicfile.CreateDir(dir, 0o755)
 	if err != nil {
-		return fmt.Errorf("save checkpoint %s: %w", dir, err)
+		return fmt.Errorf("save checkpoint: %w", err)
 	}
-	defer func() {
-		if tmp != "" {
-			_ = os.RemoveAll(tmp)
-		}
-	}()
-	if err := os.Chmod(tmp, 0o755); err != nil {
-		return fmt.Errorf("save checkpoint %s: %w", dir, err)
-	}
+	defer out.Abort()
+	tmp := out.TempPath()
 
 	index, err := writeData(vars, filepath.Join(tmp, DataFile))
 	if err != nil {
@@ -131,27 +119,21 @@ func SaveCheckpoint(ctx *context.Context, cfg spec.Config, dir string) (err erro
 	if err != nil {
 		return fmt.Errorf("save checkpoint %s: %s: %w", dir, VariablesFile, err)
 	}
-	if err := writeFileSync(filepath.Join(tmp, VariablesFile), indexJSON); err != nil {
+	if err := os.WriteFile(filepath.Join(tmp, VariablesFile), indexJSON, 0o644); err != nil {
 		return fmt.Errorf("save checkpoint %s: %w", dir, err)
 	}
 	if err := hook("config"); err != nil {
 		return fmt.Errorf("save checkpoint %s: %w", dir, err)
 	}
-	if err := writeFileSync(filepath.Join(tmp, ConfigFile), cfg.JSON()); err != nil {
-		return fmt.Errorf("save checkpoint %s: %w", dir, err)
-	}
-	if err := syncDir(tmp); err != nil {
+	if err := os.WriteFile(filepath.Join(tmp, ConfigFile), cfg.JSON(), 0o644); err != nil {
 		return fmt.Errorf("save checkpoint %s: %w", dir, err)
 	}
 	if err := hook("install"); err != nil {
 		return fmt.Errorf("save checkpoint %s: %w", dir, err)
 	}
-	if err := install(tmp, dir); err != nil {
-		return fmt.Errorf("save checkpoint %s: %w", dir, err)
-	}
-	tmp = "" // installed: nothing to clean up.
-	if err := syncDir(parent); err != nil {
-		return fmt.Errorf("save checkpoint %s: %w", dir, err)
+	// Commit fsyncs every file and the folder, swaps it in and fsyncs the parent.
+	if err := out.Commit(); err != nil {
+		return fmt.Errorf("save checkpoint: %w", err)
 	}
 	return nil
 }
@@ -182,27 +164,6 @@ func checkReplaceable(dir string) error {
 	return nil
 }
 
-// install moves the complete checkpoint tmp to dir, replacing dir's previous content only after
-// the new one is in place.
-func install(tmp, dir string) error {
-	if _, err := os.Lstat(dir); errors.Is(err, os.ErrNotExist) {
-		return os.Rename(tmp, dir)
-	}
-	if err := exchange(tmp, dir); err == nil {
-		return os.RemoveAll(tmp) // tmp now holds the old checkpoint.
-	}
-	// No atomic exchange: move the old one aside, move the new one in, drop the old one.
-	old := tmp + ".old"
-	if err := os.Rename(dir, old); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, dir); err != nil {
-		_ = os.Rename(old, dir)
-		return err
-	}
-	return os.RemoveAll(old)
-}
-
 func sortedVariables(ctx *context.Context) []*context.Variable {
 	var vars []*context.Variable
 	for v := range ctx.IterVariables() {
@@ -217,7 +178,7 @@ func sortedVariables(ctx *context.Context) []*context.Variable {
 	return vars
 }
 
-// writeData writes the variables' bytes to path (fsynced) and returns their index.
+// writeData writes the variables' bytes to path and returns their index.
 func writeData(vars []*context.Variable, path string) (*VariablesIndex, error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 	if err != nil {
@@ -263,38 +224,7 @@ func writeData(vars []*context.Variable, path string) (*VariablesIndex, error) {
 	if err := w.Flush(); err != nil {
 		return nil, err
 	}
-	if err := f.Sync(); err != nil {
-		return nil, err
-	}
-	return index, f.Close()
-}
-
-func writeFileSync(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
-		return err
-	}
-	return nil
+	return index, f.Close() // fsynced by the checkpoint folder's Commit
 }
 
 // LoadCheckpoint reads a checkpoint directory written by SaveCheckpoint into a fresh context.

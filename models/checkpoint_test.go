@@ -258,29 +258,6 @@ func TestSaveCheckpointRefusesForeignDir(t *testing.T) {
 	}
 }
 
-func TestExchange(t *testing.T) {
-	d := t.TempDir()
-	a, b := filepath.Join(d, "a"), filepath.Join(d, "b")
-	os.Mkdir(a, 0o755)
-	os.Mkdir(b, 0o755)
-	os.WriteFile(filepath.Join(a, "x"), []byte("A"), 0o644)
-	err := exchange(a, b)
-	if errors.Is(err, errors.ErrUnsupported) {
-		t.Log("no atomic exchange on this platform; SaveCheckpoint uses two renames")
-		return
-	}
-	if err != nil {
-		t.Logf("atomic exchange unavailable on this file system (%v); SaveCheckpoint uses two renames", err)
-		return
-	}
-	if got, err := os.ReadFile(filepath.Join(b, "x")); err != nil || string(got) != "A" {
-		t.Fatalf("after exchange b/x = %q, %v", got, err)
-	}
-	if _, err := os.Stat(filepath.Join(a, "x")); !os.IsNotExist(err) {
-		t.Fatalf("after exchange a still has x: %v", err)
-	}
-}
-
 // TestCheckpointOfAnotherModel: a checkpoint without any DeepArtNet variable (a trainer's
 // stand-in model) round-trips without the model-variable check.
 func TestCheckpointOfAnotherModel(t *testing.T) {

@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"image"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/artnet/artnet/heatmap"
+	"github.com/artnet/artnet/internal/atomicfile"
 	"github.com/artnet/artnet/internal/errtext"
 	"github.com/artnet/artnet/preprocess"
 )
@@ -22,10 +22,13 @@ var ErrImagesFailed = errors.New("predict")
 
 // FilesOptions configure Files.
 type FilesOptions struct {
-	TopK       int
-	JSON       bool
-	Attention  bool   // attention weights in the JSON
-	HeatmapDir string // "" writes no overlays; else DIR/<name>.heatmap.png per image
+	TopK      int
+	JSON      bool
+	Attention bool // attention weights in the JSON
+	// HeatmapDir, if set, gets one overlay per image: DIR/<name>.heatmap.png, where <name> is
+	// the file name without extension; inputs sharing a name (a/x.jpg, b/x.png) get <name>-2,
+	// <name>-3, … in input order. Each prediction names its overlay (Prediction.Heatmap).
+	HeatmapDir string
 	// HeatmapFile, with exactly one image, is the overlay's path instead (e.g. out.png).
 	HeatmapFile string
 	Batch       int
@@ -44,6 +47,10 @@ func Files(ctx context.Context, p Predictor, paths []string, o FilesOptions, std
 	failed := 0
 	enc := json.NewEncoder(stdout)
 	buf := make([]float32, 0, o.Batch*popt.Len())
+	var heatmaps map[string]string
+	if o.HeatmapDir != "" {
+		heatmaps = heatmapNames(o.HeatmapDir, paths)
+	}
 	for start := 0; start < len(paths); {
 		buf = buf[:0]
 		var names []string
@@ -76,8 +83,9 @@ func Files(ctx context.Context, p Predictor, paths []string, o FilesOptions, std
 				gh, gw := cfg.Grid()
 				out := o.HeatmapFile
 				if out == "" {
-					out = filepath.Join(o.HeatmapDir, strings.TrimSuffix(filepath.Base(name), filepath.Ext(name))+".heatmap.png")
+					out = heatmaps[name]
 				}
+				pr.Heatmap = out
 				if err := writeHeatmap(out, imgs[i], res.Row("attention", i), popt, gh, gw); err != nil {
 					failed++
 					fmt.Fprintf(stderr, "predict: %s: heatmap: %s\n", name, errtext.OneLine(err.Error()))
@@ -98,27 +106,32 @@ func Files(ctx context.Context, p Predictor, paths []string, o FilesOptions, std
 	return nil
 }
 
-// writeHeatmap writes the attention overlay of an image to out
-// atomically (temp file + rename).
-func writeHeatmap(out string, img image.Image, att []float32, popt preprocess.Options, gh, gw int) (err error) {
-	crop := preprocess.CropBox(img.Bounds().Dx(), img.Bounds().Dy(), popt)
-	f, err := os.CreateTemp(filepath.Dir(out), ".heatmap-*.png")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			_ = os.Remove(f.Name())
+// heatmapNames gives each input path its own overlay file in dir: <name>.heatmap.png, or
+// <name>-N.heatmap.png (N = 2, 3, …, in input order) when an earlier input took the name.
+func heatmapNames(dir string, paths []string) map[string]string {
+	out := make(map[string]string, len(paths))
+	taken := map[string]bool{}
+	for _, p := range paths {
+		if _, ok := out[p]; ok {
+			continue // the same file given twice gets one overlay
 		}
-	}()
-	if err := heatmap.EncodePNG(f, heatmap.Overlay(img, att, gh, gw, crop)); err != nil {
-		_ = f.Close()
-		return err
+		stem := strings.TrimSuffix(filepath.Base(p), filepath.Ext(p))
+		name := stem
+		for n := 2; taken[strings.ToLower(name)]; n++ { // X.jpg and x.png collide on macOS
+			name = fmt.Sprintf("%s-%d", stem, n)
+		}
+		taken[strings.ToLower(name)] = true
+		out[p] = filepath.Join(dir, name+".heatmap.png")
 	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), out)
+	return out
+}
+
+// writeHeatmap writes the attention overlay of an image to out atomically.
+func writeHeatmap(out string, img image.Image, att []float32, popt preprocess.Options, gh, gw int) error {
+	crop := preprocess.CropBox(img.Bounds().Dx(), img.Bounds().Dy(), popt)
+	return atomicfile.Write(out, 0o644, func(w io.Writer) error {
+		return heatmap.EncodePNG(w, heatmap.Overlay(img, att, gh, gw, crop))
+	})
 }
 
 // textLine is the human-readable line of a prediction.

@@ -61,6 +61,7 @@ type Prediction struct {
 	Artist    *TaskPrediction `json:"artist"`
 	Attention []float32       `json:"attention,omitempty"`
 	Grid      []int           `json:"attention_grid,omitempty"`
+	Heatmap   string          `json:"heatmap,omitempty"` // the attention overlay written for it, if any
 }
 
 func (p *Prediction) Task(t string) **TaskPrediction {

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/artnet/artnet/internal/testenv"
 	"github.com/artnet/artnet/models/spec"
 	"github.com/artnet/artnet/preprocess/internal/fixtures"
 )
@@ -435,9 +436,9 @@ func TestFromConfig(t *testing.T) {
 }
 
 func TestPaintings(t *testing.T) {
-	paths, err := filepath.Glob("../../shared/paintings/*")
-	if err != nil || len(paths) == 0 {
-		t.Fatalf("no paintings in ../../shared/paintings (err %v): the shared data folder must sit beside the repository", err)
+	paths, err := filepath.Glob(filepath.Join(testenv.Testdata(t, "paintings"), "*.jpg"))
+	if err != nil || len(paths) < 3 {
+		t.Fatalf("%d paintings in testdata/paintings (err %v), want 3", len(paths), err)
 	}
 	o := Default()
 	lo, hi := float32(math.Inf(1)), float32(math.Inf(-1))
@@ -524,10 +525,8 @@ func FuzzDecode(f *testing.F) {
 	})
 }
 
-const starryNight = "../../shared/paintings/van-gogh_the-starry-night.jpg" // 752×600
-
 func BenchmarkDecodeJPEG(b *testing.B) {
-	data, err := os.ReadFile(starryNight)
+	data, err := os.ReadFile(testenv.Testdata(b, testenv.StarryNight))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -543,7 +542,7 @@ func BenchmarkDecodeJPEG(b *testing.B) {
 
 // BenchmarkDecodeImageJPEG is the decode + RGB conversion part alone.
 func BenchmarkDecodeImageJPEG(b *testing.B) {
-	data, err := os.ReadFile(starryNight)
+	data, err := os.ReadFile(testenv.Testdata(b, testenv.StarryNight))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -559,7 +558,7 @@ func BenchmarkDecodeImageJPEG(b *testing.B) {
 
 // BenchmarkToTensor is the resize + crop + normalize part alone (752×600 → 224).
 func BenchmarkToTensor(b *testing.B) {
-	m, err := DecodeImageFile(starryNight, Default())
+	m, err := DecodeImageFile(testenv.Testdata(b, testenv.StarryNight), Default())
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -27,9 +27,10 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/artnet/artnet/internal/atomicfile"
 )
 
 // Tensor is one named tensor of a file.
@@ -306,8 +307,8 @@ func printable(b []byte) string {
 
 // Write writes tensors as an F32 safetensors file at path, in the given order, with meta as the
 // header's "__metadata__" (omitted when empty). Every tensor must have DType "F32" (or empty)
-// and len(Data) equal to the product of its Shape. The file is written to a temporary file in the
-// same folder and renamed into place, so path is untouched on error.
+// and len(Data) equal to the product of its Shape. The file is written atomically (internal/atomicfile,
+// mode 0644), so path is untouched on error.
 func Write(path string, tensors []*Tensor, meta map[string]string) error {
 	fail := func(format string, args ...any) error {
 		return fmt.Errorf("safetensors %s: "+format, append([]any{path}, args...)...)
@@ -370,43 +371,23 @@ func Write(path string, tensors []*Tensor, meta map[string]string) error {
 		hdr.WriteByte(' ')
 	}
 
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	err := atomicfile.Write(path, 0o644, func(out io.Writer) error {
+		w := bufio.NewWriterSize(out, 1<<16)
+		var lenb [8]byte
+		binary.LittleEndian.PutUint64(lenb[:], uint64(hdr.Len()))
+		w.Write(lenb[:])
+		w.Write(hdr.Bytes())
+		var buf [4]byte
+		for _, t := range tensors {
+			for _, v := range t.Data {
+				binary.LittleEndian.PutUint32(buf[:], math.Float32bits(v))
+				w.Write(buf[:])
+			}
+		}
+		return w.Flush() // a bufio.Writer keeps its first error
+	})
 	if err != nil {
-		return fail("%v", err)
+		return fmt.Errorf("safetensors: %w", err) // the error names the path
 	}
-	ok := false
-	defer func() {
-		if !ok {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	w := bufio.NewWriterSize(tmp, 1<<16)
-	var lenb [8]byte
-	binary.LittleEndian.PutUint64(lenb[:], uint64(hdr.Len()))
-	w.Write(lenb[:])
-	w.Write(hdr.Bytes())
-	var buf [4]byte
-	for _, t := range tensors {
-		for _, v := range t.Data {
-			binary.LittleEndian.PutUint32(buf[:], math.Float32bits(v))
-			w.Write(buf[:])
-		}
-	}
-	if err := w.Flush(); err != nil {
-		return fail("%v", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fail("%v", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fail("%v", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		os.Remove(tmp.Name())
-		ok = true
-		return fail("%v", err)
-	}
-	ok = true
 	return nil
 }

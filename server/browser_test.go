@@ -4,15 +4,14 @@ import (
 	"context"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
-)
 
-const starryNight = "../../shared/paintings/van-gogh_the-starry-night.jpg" // 752×600
+	"github.com/artnet/artnet/internal/testenv"
+)
 
 // chromium finds the browser; the test fails (does not skip) without one.
 func chromium(t *testing.T) string {
@@ -30,13 +29,10 @@ func chromium(t *testing.T) string {
 // input, then reads the labels the page shows and checks that the heatmap image loaded.
 func TestWebPage(t *testing.T) {
 	exe := chromium(t)
-	painting, err := filepath.Abs(starryNight)
-	if err != nil {
-		t.Fatal(err)
-	}
+	painting := testenv.Testdata(t, testenv.StarryNight)
 	data, err := os.ReadFile(painting)
 	if err != nil {
-		t.Fatalf("%v (the shared paintings folder is needed)", err)
+		t.Fatal(err)
 	}
 	m := tinyModel(t)
 	cfg := testConfig()

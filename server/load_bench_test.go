@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/artnet/artnet/internal/testenv"
 	"github.com/artnet/artnet/models/spec"
 	"github.com/artnet/artnet/predict"
 	"github.com/artnet/artnet/preprocess"
@@ -58,7 +59,7 @@ func benchImage(b *testing.B) []byte {
 	b.Helper()
 	p := os.Getenv("ARTNET_BENCH_IMAGE")
 	if p == "" {
-		p = starryNight
+		p = testenv.Testdata(b, testenv.StarryNight)
 	}
 	data, err := os.ReadFile(p)
 	if err != nil {

@@ -8,9 +8,8 @@ import (
 	"image/png"
 	"math"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 
+	"github.com/artnet/artnet/internal/atomicfile"
 	"github.com/artnet/artnet/models/spec"
 )
 
@@ -268,30 +267,5 @@ func SaveSyntheticPNG(path string, cfg spec.Config, styleIdx, genreIdx, artistId
 	if err := png.Encode(&b, im); err != nil {
 		return fmt.Errorf("%s: encoding PNG: %w", path, err)
 	}
-	return writeFileAtomic(path, b.Bytes())
-}
-
-// writeFileAtomic writes data to a temporary file next to path, syncs it and renames it over path.
-func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	tmp := f.Name()
-	_, werr := f.Write(data)
-	if werr == nil {
-		werr = f.Sync()
-	}
-	if cerr := f.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr == nil {
-		werr = os.Rename(tmp, path)
-	}
-	if werr != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("%s: %w", path, werr)
-	}
-	return nil
+	return atomicfile.WriteFile(path, b.Bytes(), 0o644)
 }

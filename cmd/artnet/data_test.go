@@ -15,30 +15,29 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/artnet/artnet/datadl"
+	"github.com/artnet/artnet/internal/testenv"
 	"github.com/artnet/artnet/wikiart"
 )
 
-// A loopback mirror of the real split files (in the ArtGAN repository's layout, so the built-in
-// sha256 apply) and a small archive of three real images: `data download --base-url` gives a
-// folder that wikiart.Load reads, and a rerun downloads nothing.
+// A loopback mirror of the repository's split files (data/wikiart, in the ArtGAN repository's
+// layout, so the built-in sha256 apply) and a small archive of three real images from the
+// repository's sample: `data download --base-url` gives a folder that wikiart.Load reads, and a
+// rerun downloads nothing.
 func TestDataDownloadFromLocalMirror(t *testing.T) {
-	const shared = "../../../shared/wikiart"
-	if _, err := os.Stat(filepath.Join(shared, "style_val.csv")); err != nil {
-		t.Fatalf("shared WikiArt data not found beside the repository: %v", err)
-	}
+	data, images := testenv.Data(t), filepath.Join(testenv.Sample(t), "images")
 	mux := http.NewServeMux()
 	for _, s := range datadl.SplitFiles {
-		local := filepath.Join(shared, s.Name)
+		local := filepath.Join(data, s.Name)
 		mux.HandleFunc("/m/"+s.Remote, func(w http.ResponseWriter, r *http.Request) { http.ServeFile(w, r, local) })
 	}
-	_, val, _, _, err := wikiart.Load(wikiart.Options{Root: shared})
+	_, val, _, _, err := wikiart.Load(wikiart.Options{Root: data, Images: images})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var zb bytes.Buffer
 	zw := zip.NewWriter(&zb)
 	for _, s := range val.Samples[:3] {
-		b, err := os.ReadFile(s.File(filepath.Join(shared, "images")))
+		b, err := os.ReadFile(s.File(images))
 		if err != nil {
 			t.Fatal(err)
 		}

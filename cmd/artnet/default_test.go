@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/artnet/artnet/defaultmodel"
+	"github.com/artnet/artnet/internal/testenv"
 	"github.com/artnet/artnet/models/spec"
 	ortrt "github.com/artnet/artnet/runtime"
 )
@@ -13,7 +14,7 @@ import (
 // `artnet predict IMAGE` without --model uses the built-in default model (trained on WikiArt),
 // whose class names are the real WikiArt ones.
 func TestPredictWithoutModelUsesDefault(t *testing.T) {
-	stdout, stderr, err := runApp(t, "predict", "--json", "--threads", "1", "../../../shared/paintings/edvard-munch_the-scream.jpg")
+	stdout, stderr, err := runApp(t, "predict", "--json", "--threads", "1", testenv.Testdata(t, testenv.TheScream))
 	if err != nil {
 		t.Fatalf("%v\n%s", err, stderr)
 	}

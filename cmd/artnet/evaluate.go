@@ -25,7 +25,7 @@ func evaluateCommand() *cli.Command {
 			"confusion_<task>.csv and confusion_<task>.png into --out.",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "checkpoint", Usage: "GoMLX checkpoint directory (or a training output folder), run in GoMLX"},
-			&cli.StringFlag{Name: "data", Usage: "WikiArt folder: the split CSVs and class lists, images in DATA/images (see --images)"},
+			&cli.StringFlag{Name: "data", Usage: "WikiArt folder: the split CSVs and class lists, images in DATA/images (see --images); default: $ARTNET_DATA, else data/wikiart"},
 			&cli.StringFlag{Name: "images", Usage: "image root, if not DATA/images"},
 			&cli.StringFlag{Name: "split", Value: "val", Usage: "train or val"},
 			&cli.StringFlag{Name: "out", Value: "eval", Usage: "output folder for summary.json and the confusion matrices"},
@@ -40,9 +40,6 @@ func evaluateCommand() *cli.Command {
 			case model != "" && ckpt != "":
 				return fmt.Errorf("evaluate: give --model or --checkpoint, not both")
 			}
-			if c.String("data") == "" {
-				return fmt.Errorf("evaluate: flag --data: the WikiArt folder is required")
-			}
 			split := c.String("split")
 			if split != "train" && split != "val" {
 				return fmt.Errorf("evaluate: flag --split: %q is not train or val", split)
@@ -53,12 +50,16 @@ func evaluateCommand() *cli.Command {
 			if c.Int("limit") < 0 {
 				return fmt.Errorf("evaluate: flag --limit: must be ≥ 0, got %d", c.Int("limit"))
 			}
-			train, val, classes, rep, err := wikiart.Load(wikiart.Options{Root: c.String("data"), Images: c.String("images")})
+			data, from := wikiart.ResolveRoot(c.String("data"), "")
+			train, val, classes, rep, err := wikiart.Load(wikiart.Options{Root: data, Images: c.String("images")})
 			if err != nil {
+				if from == "default" {
+					return fmt.Errorf("evaluate: %v (the default data folder; give --data DIR or set %s)", err, wikiart.EnvData)
+				}
 				return err
 			}
 			if !rep.ImagesChecked {
-				return fmt.Errorf("evaluate: no image folder: %s does not exist (give --images)", filepath.Join(c.String("data"), "images"))
+				return fmt.Errorf("evaluate: no image folder: %s does not exist (give --images, or %s)", filepath.Join(data, "images"), wikiart.NoImagesHint(data))
 			}
 			s := val
 			if split == "train" {
@@ -72,7 +73,7 @@ func evaluateCommand() *cli.Command {
 			}
 			samples := evaluate.Subsample(s.Samples, c.Int("limit"))
 			if len(samples) == 0 {
-				return fmt.Errorf("evaluate: split %s of %s has no sample with an image on disk (%d rows without an image)", split, c.String("data"), missing)
+				return fmt.Errorf("evaluate: split %s of %s has no sample with an image on disk (%d rows without an image)", split, data, missing)
 			}
 			slog.Info("evaluating", "split", split, "samples", len(samples), "rows_without_image", missing)
 
@@ -90,13 +91,13 @@ func evaluateCommand() *cli.Command {
 			defer p.Close()
 			images := c.String("images")
 			if images == "" {
-				images = filepath.Join(c.String("data"), "images")
+				images = filepath.Join(data, "images")
 			}
 			sum, err := evaluate.Run(c.Context, p, samples, evaluate.Options{Images: images, Classes: classes, Batch: c.Int("batch")})
 			if err != nil {
 				return err
 			}
-			sum.Model, sum.Runtime, sum.Data, sum.Split = src, rt, c.String("data"), split
+			sum.Model, sum.Runtime, sum.Data, sum.Split = src, rt, data, split
 			sum.MissingImages, sum.Limit = missing, c.Int("limit")
 			if err := evaluate.WriteReport(c.String("out"), sum); err != nil {
 				return err

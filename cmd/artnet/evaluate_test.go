@@ -19,6 +19,7 @@ import (
 
 	"github.com/artnet/artnet/evaluate"
 	"github.com/artnet/artnet/export"
+	"github.com/artnet/artnet/internal/testenv"
 	"github.com/artnet/artnet/models"
 	"github.com/artnet/artnet/models/spec"
 	"github.com/artnet/artnet/predict"
@@ -49,7 +50,7 @@ func evalTinyModels(t *testing.T) (ckpt, onnx string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mctx, _, err := models.ImportSafetensors("../../testdata/torchref/tiny.safetensors", cfg, models.ImportOptions{})
+	mctx, _, err := models.ImportWeights("../../testdata/torchref/tiny.safetensors", cfg, models.ImportOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,19 +299,17 @@ func TestEvaluateSyntheticBothRuntimes(t *testing.T) {
 	}
 }
 
-// The same on a handful of the real validation images (../shared/wikiart), with --limit.
+// The same on a handful of real validation images: the repository's real CSVs (data/wikiart)
+// with its WikiArt sample as the image folder, with --limit.
 func TestEvaluateRealImagesBothRuntimes(t *testing.T) {
-	const data = "../../../shared/wikiart"
-	if _, err := os.Stat(filepath.Join(data, "style_val.csv")); err != nil {
-		t.Fatalf("shared WikiArt data not found beside the repository: %v", err)
-	}
+	data, images := testenv.Data(t), filepath.Join(testenv.Sample(t), "images")
 	ckpt, onnx := evalTinyModels(t)
 	outO, outG := filepath.Join(t.TempDir(), "onnx"), filepath.Join(t.TempDir(), "gomlx")
 	cmds := []*cli.Command{evaluateCommand()}
-	if out, err := runCmds(t, cmds, "evaluate", "--model", onnx, "--data", data, "--out", outO, "--limit", "6", "--batch", "3"); err != nil {
+	if out, err := runCmds(t, cmds, "evaluate", "--model", onnx, "--data", data, "--images", images, "--out", outO, "--limit", "6", "--batch", "3"); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	if _, err := runCmds(t, cmds, "evaluate", "--checkpoint", ckpt, "--data", data, "--out", outG, "--limit", "6", "--batch", "3"); err != nil {
+	if _, err := runCmds(t, cmds, "evaluate", "--checkpoint", ckpt, "--data", data, "--images", images, "--out", outG, "--limit", "6", "--batch", "3"); err != nil {
 		t.Fatal(err)
 	}
 	sameNumbers(t, outO, outG)
@@ -332,7 +331,6 @@ func TestEvaluateFlagErrors(t *testing.T) {
 	}{
 		{[]string{"evaluate", "--data", data}, "--model FILE.onnx"},
 		{[]string{"evaluate", "--model", "a.onnx", "--checkpoint", "b", "--data", data}, "not both"},
-		{[]string{"evaluate", "--model", "a.onnx"}, "--data"},
 		{[]string{"evaluate", "--model", "a.onnx", "--data", data, "--split", "test"}, "--split"},
 		{[]string{"evaluate", "--model", "a.onnx", "--data", data, "--batch", "0"}, "--batch"},
 		{[]string{"evaluate", "--model", "nope.onnx", "--data", data}, "nope.onnx"},
@@ -342,5 +340,43 @@ func TestEvaluateFlagErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
 			t.Errorf("%v: want one-line error mentioning %q, got %v", tc.args, tc.want, err)
 		}
+	}
+}
+
+// Without --data, evaluate reads $ARTNET_DATA, else data/wikiart (the repository's CSVs, run from
+// the repository root); a default folder that cannot be read says how to give one.
+func TestEvaluateDataDefault(t *testing.T) {
+	_, onnx := evalTinyModels(t)
+	cmds := []*cli.Command{evaluateCommand()}
+	t.Setenv(wikiart.EnvData, testenv.Sample(t))
+	out := filepath.Join(t.TempDir(), "eval")
+	if o, err := runCmds(t, cmds, "evaluate", "--model", onnx, "--out", out, "--limit", "4"); err != nil {
+		t.Fatalf("%v\n%s", err, o)
+	}
+	if s := readSummary(t, out); s.Data != testenv.Sample(t) || s.Evaluated != 4 {
+		t.Errorf("with %s: evaluated %d images of %q", wikiart.EnvData, s.Evaluated, s.Data)
+	}
+	t.Setenv(wikiart.EnvData, "")
+	t.Chdir(t.TempDir()) // no data/wikiart here
+	_, err := runCmds(t, cmds, "evaluate", "--model", onnx)
+	if err == nil || !strings.Contains(err.Error(), wikiart.DefaultRoot) || !strings.Contains(err.Error(), wikiart.EnvData) || strings.Contains(err.Error(), "\n") {
+		t.Errorf("default data folder missing: want one line naming %s and %s, got %v", wikiart.DefaultRoot, wikiart.EnvData, err)
+	}
+	root := filepath.Join(t.TempDir(), "labels-only")
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"style", "genre", "artist"} {
+		for _, f := range []string{n + "_train.csv", n + "_val.csv", n + "_class.txt"} {
+			b, err := os.ReadFile(filepath.Join(testenv.Sample(t), f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			writeFile(t, filepath.Join(root, f), string(b))
+		}
+	}
+	_, err = runCmds(t, cmds, "evaluate", "--model", onnx, "--data", root)
+	if err == nil || !strings.Contains(err.Error(), "data download --dest "+root) {
+		t.Errorf("a data folder without images/: want the download hint, got %v", err)
 	}
 }

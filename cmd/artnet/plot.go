@@ -7,6 +7,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/artnet/artnet/evaluate"
+	"github.com/artnet/artnet/internal/atomicfile"
 )
 
 // plotCommand is `artnet plot`: training curves from a run's metrics.jsonl to a PNG.
@@ -36,7 +37,7 @@ func plotCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			if err := evaluate.WriteFileAtomic(c.String("out"), png); err != nil {
+			if err := atomicfile.WriteFile(c.String("out"), png, 0o644); err != nil {
 				return err
 			}
 			fmt.Fprintf(c.App.Writer, "%s: %d training steps, %d evaluations\n", c.String("out"), len(curves.Steps), len(curves.EvalStep))

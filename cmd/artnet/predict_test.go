@@ -15,6 +15,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/artnet/artnet/cmd/internal/command"
+	"github.com/artnet/artnet/internal/testenv"
 	"github.com/artnet/artnet/models/spec"
 	"github.com/artnet/artnet/runtime/runtimetest"
 )
@@ -51,7 +52,7 @@ func runApp(t *testing.T, args ...string) (string, string, error) {
 // still predicted, and the call fails with exit code 1.
 func TestPredictBadImagesOneLineEachOthersStillPredicted(t *testing.T) {
 	model := tinyModel(t)
-	good := []string{"../../testdata/images/quad.jpg", "../../../shared/paintings/edvard-munch_the-scream.jpg"}
+	good := []string{"../../testdata/images/quad.jpg", testenv.Testdata(t, testenv.TheScream)}
 	args := []string{"predict", "--model", model, "--json", "--batch", "2", good[0]}
 	for name := range badImages {
 		args = append(args, filepath.Join("../../testdata/images", name))
@@ -193,7 +194,7 @@ func TestDoctorReportsLibraryAndBackends(t *testing.T) {
 
 func TestPredictVisualizeAttention(t *testing.T) {
 	model := tinyModel(t)
-	painting := "../../../shared/paintings/van-gogh_the-starry-night.jpg"
+	painting := testenv.Testdata(t, testenv.StarryNight)
 	out := filepath.Join(t.TempDir(), "starry.png")
 	if _, _, err := runApp(t, "predict", "--model", model, "--visualize-attention", out, painting); err != nil {
 		t.Fatal(err)

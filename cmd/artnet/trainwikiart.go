@@ -18,6 +18,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	artgraph "github.com/artnet/artnet/graph"
+	"github.com/artnet/artnet/internal/atomicfile"
 	"github.com/artnet/artnet/internal/errtext"
 	"github.com/artnet/artnet/models"
 	"github.com/artnet/artnet/models/spec"
@@ -39,7 +40,7 @@ func wikiartFlags() []cli.Flag {
 		&cli.StringFlag{Name: "config", Value: "configs/train.yaml", Usage: "training configuration (YAML; see configs/base.yaml)"},
 		&cli.StringFlag{Name: "phase", Value: "all", Usage: "phase to train: a phase name from the config (1, 2, 3) or all"},
 		&cli.Float64Flag{Name: "epochs", Usage: "override the epochs of the selected phase(s)"},
-		&cli.StringFlag{Name: "data", Usage: "WikiArt folder (CSV splits, images/); default: the config's data.root (../shared/wikiart)"},
+		&cli.StringFlag{Name: "data", Usage: "WikiArt folder (CSV splits, images/); default: $ARTNET_DATA, else the config's data.root (data/wikiart)"},
 		&cli.BoolFlag{Name: "strict", Usage: "refuse CSV rows whose image is missing instead of skipping them"},
 		&cli.IntFlag{Name: "workers", Usage: "image decoding goroutines (0: the config's, or all cores)"},
 		&cli.DurationFlag{Name: "max-time", Usage: "stop training after this wall-clock time (checkpoint saved), then evaluate the best checkpoint (0: no limit)"},
@@ -79,11 +80,19 @@ func trainWikiArt(c *cli.Context) error {
 	if c.Bool("strict") {
 		fc.Data.Strict = true
 	}
-	if d := c.String("data"); d != "" {
-		fc.Data.Root, fc.Data.Images = d, ""
+	if c.IsSet("pretrained") {
+		fc.Train.Pretrained = c.String("pretrained")
 	}
-	if fc.Data.Root == "" {
-		return fmt.Errorf("training config %s: field data.root: empty (or pass --data)", c.String("config"))
+	if c.Bool("allow-partial") {
+		fc.Train.AllowPartial = true
+	}
+	if p := fc.Train.Pretrained; p != "" {
+		if _, err := os.Stat(p); err != nil {
+			return fmt.Errorf("pretrained weights (--pretrained / train.pretrained): %w", err)
+		}
+	}
+	if root, from := wikiart.ResolveRoot(c.String("data"), fc.Data.Root); from != "config" {
+		fc.Data.Root, fc.Data.Images = root, ""
 	}
 	phases := fc.Phases
 	if p := c.String("phase"); p != "all" {
@@ -123,6 +132,9 @@ func trainWikiArt(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if !rep.ImagesChecked {
+		return fmt.Errorf("wikiart %s: no image folder %s: %s", fc.Data.Root, rep.Images, wikiart.NoImagesHint(fc.Data.Root))
+	}
 	log.Info("wikiart", "root", fc.Data.Root, "train", len(trSplit.Samples), "val", len(vaSplit.Samples),
 		"rows_without_image", rep.Missing, "strict", fc.Data.Strict)
 	if len(trSplit.Samples) == 0 || len(vaSplit.Samples) == 0 {
@@ -153,7 +165,7 @@ func trainWikiArt(c *cli.Context) error {
 		}
 	}
 	eff, _ := json.MarshalIndent(map[string]any{"file": c.String("config"), "model": cfg, "data": fc.Data, "train": fc.Train, "phases": phases}, "", "  ")
-	if err := writeAtomic(filepath.Join(r.out, usedConfig), append(eff, '\n')); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(r.out, usedConfig), append(eff, '\n'), 0o644); err != nil {
 		return err
 	}
 
@@ -223,7 +235,7 @@ func (r *wikiartRun) runPhase(ctx context.Context, ph train.PhaseConfig) (string
 		CheckpointEvery: perEpoch, EvalEvery: perEpoch, KeepCheckpoints: r.fc.Train.Keep, LogEvery: max(perEpoch/4, 1),
 		Seed: r.fc.Train.Seed, Resume: r.resume, Backend: r.fc.Train.Backend,
 		Freeze: ph.Freeze, ClipNorm: r.fc.Train.ClipNorm, KeepBest: true,
-		InitFrom: r.previous(ph.Name),
+		InitFrom: r.fc.StartFrom(ph, r.previous(ph.Name)), AllowPartial: r.fc.Train.AllowPartial,
 	}
 	for _, t := range r.fc.Data.Balanced {
 		k := taskIndexOf(t)
@@ -233,7 +245,7 @@ func (r *wikiartRun) runPhase(ctx context.Context, ph train.PhaseConfig) (string
 		}
 		o.Sampler = train.BalancedSampler(cls)
 	}
-	if err := writeAtomic(filepath.Join(r.out, phaseFile), []byte(ph.Name+"\n")); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(r.out, phaseFile), []byte(ph.Name+"\n"), 0o644); err != nil {
 		return "", err
 	}
 	if o.InitFrom == "" && ph.Name != r.fc.Phases[0].Name {
@@ -260,8 +272,11 @@ func (r *wikiartRun) runPhase(ctx context.Context, ph train.PhaseConfig) (string
 	if err != nil {
 		return dir, err
 	}
+	if res.Imported != nil {
+		fmt.Fprintf(r.stdout, "phase %s started from %s\n", ph.Name, res.Imported)
+	}
 	b, _ := json.Marshal(map[string]any{"phase": ph.Name, "step": res.Step, "loss": res.Loss, "val_top1": res.ValAccuracy, "checkpoint": res.CheckpointDir})
-	if err := writeAtomic(filepath.Join(dir, doneFile), append(b, '\n')); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, doneFile), append(b, '\n'), 0o644); err != nil {
 		return "", err
 	}
 	return dir, nil
@@ -338,7 +353,7 @@ func (r *wikiartRun) finalEval(ctx context.Context, phaseDir string) error {
 			ClassesPresent: len(present), Classes: cfg.NumClasses(task)}
 	}
 	b, _ := json.MarshalIndent(res, "", "  ")
-	if err := writeAtomic(filepath.Join(r.out, resultsFile), append(b, '\n')); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(r.out, resultsFile), append(b, '\n'), 0o644); err != nil {
 		return err
 	}
 	w := r.stdout
@@ -394,28 +409,4 @@ func (s *stepBar) eval(m train.EvalMetrics) {
 func (s *stepBar) finish() {
 	_ = s.bar.Finish()
 	fmt.Fprintln(os.Stderr)
-}
-
-// writeAtomic writes data to path through a temporary file in the same folder and a rename.
-func writeAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-		return errors.New(path + ": " + err.Error())
-	}
-	return nil
 }
