@@ -44,7 +44,7 @@ func TestGemm(t *testing.T) {
 		t.Skip("built without OpenBLAS (cgo off or -tags noblas): Gemm is not used")
 	}
 	r := rand.New(rand.NewPCG(1, 1))
-	for _, sz := range [][4]int{{1, 1, 1, 1}, {2, 3, 5, 7}, {3, 17, 1, 9}, {1, 64, 33, 130}} {
+	for _, sz := range [][4]int{{1, 1, 1, 1}, {2, 3, 5, 7}, {3, 17, 1, 9}, {1, 64, 33, 130}, {1, 301, 67, 40}, {1, 37, 290, 41}, {3, 70, 80, 90}} {
 		for _, ta := range []bool{false, true} {
 			for _, tb := range []bool{false, true} {
 				batch, m, n, k := sz[0], sz[1], sz[2], sz[3]
@@ -101,4 +101,34 @@ func BenchmarkGemm512(b *testing.B) {
 		Gemm(false, false, 1, n, n, n, x, y, c)
 	}
 	b.ReportMetric(float64(n*n*n)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GMAC/s")
+}
+
+// TestGemmReproducible: the same product, from differently aligned copies, gives the same bits
+// (OpenBLAS's own threading did not; a resumed training run drifted).
+func TestGemmReproducible(t *testing.T) {
+	if !HasBLAS {
+		t.Skip("built without OpenBLAS (cgo off or -tags noblas): Gemm is not used")
+	}
+	r := rand.New(rand.NewPCG(2, 2))
+	for _, sz := range [][4]int{{1, 300, 200, 150}, {1, 8, 1000, 64}, {4, 96, 64, 80}} {
+		batch, m, n, k := sz[0], sz[1], sz[2], sz[3]
+		a0, b0 := randSlice(r, batch*m*k), randSlice(r, batch*k*n)
+		var first []float32
+		for off := range 5 {
+			a, b := make([]float32, len(a0)+off), make([]float32, len(b0)+2*off)
+			copy(a[off:], a0)
+			copy(b[2*off:], b0)
+			c := make([]float32, batch*m*n)
+			Gemm(false, true, batch, m, n, k, a[off:], b[2*off:], c)
+			if first == nil {
+				first = c
+				continue
+			}
+			for i := range c {
+				if math.Float32bits(c[i]) != math.Float32bits(first[i]) {
+					t.Fatalf("%v offset %d: c[%d] = %g, first run %g", sz, off, i, c[i], first[i])
+				}
+			}
+		}
+	}
 }
