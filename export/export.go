@@ -43,6 +43,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/artnet/artnet/internal/atomicfile"
+	"github.com/artnet/artnet/internal/errtext"
 	"github.com/artnet/artnet/models/spec"
 	"github.com/artnet/artnet/onnxpb"
 )
@@ -199,13 +200,7 @@ func record(ctx *context.Context, batch int, inputName string, inputShape []int,
 				err = be.last.err
 				return
 			}
-			msg := fmt.Sprint(p)
-			if pe, ok := p.(error); ok {
-				msg = oneLine(pe)
-			} else if i := indexNewline(msg); i >= 0 {
-				msg = msg[:i]
-			}
-			err = fmt.Errorf("export: building the graph at batch %d: %s", batch, msg)
+			err = fmt.Errorf("export: building the graph at batch %d: %s", batch, errtext.Fold(fmt.Sprint(p)))
 		}
 	}()
 	g := graph.NewGraph(be, "export")
@@ -229,16 +224,7 @@ func record(ctx *context.Context, batch int, inputName string, inputShape []int,
 	return be.last, nil
 }
 
-func indexNewline(s string) int {
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\n' {
-			return i
-		}
-	}
-	return -1
-}
-
-// WriteFile writes m to path atomically (a temporary file in the same folder, then rename).
+// WriteFile writes m to path atomically (internal/atomicfile, mode 0644).
 func WriteFile(path string, m *onnxpb.ModelProto) error {
 	if m == nil {
 		return fmt.Errorf("export: write %s: nil model", path)

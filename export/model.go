@@ -2,11 +2,11 @@ package export
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 
+	"github.com/artnet/artnet/internal/errtext"
 	"github.com/artnet/artnet/models"
 	"github.com/artnet/artnet/models/spec"
 	"github.com/artnet/artnet/onnxpb"
@@ -29,7 +29,7 @@ func OutputNames() []string {
 // models.LoadCheckpoint).
 func Model(ctx *context.Context, cfg spec.Config) (*onnxpb.ModelProto, error) {
 	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("export: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
+		return nil, fmt.Errorf("export: %s", errtext.OneLine(err))
 	}
 	fn := func(ctx *context.Context, x *graph.Node) []*graph.Node {
 		o := models.Build(ctx, cfg, x)

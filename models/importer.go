@@ -125,15 +125,15 @@ func (r *ImportReport) String() string {
 // refused, and otherwise only the user knows which weights they chose.
 func ImportSafetensors(path string, cfg spec.Config, o ImportOptions) (*context.Context, *ImportReport, error) {
 	if err := cfg.Validate(); err != nil {
-		return nil, nil, fmt.Errorf("import %s: model config: %s", path, errtext.OneLine(err.Error()))
+		return nil, nil, fmt.Errorf("import %s: model config: %s", path, errtext.OneLine(err))
 	}
 	f, err := safetensors.ReadFile(path)
 	if err != nil {
-		return nil, nil, errors.New(errtext.OneLine(err.Error()))
+		return nil, nil, errors.New(errtext.OneLine(err))
 	}
 	ctx, rep, err := importFile(f, path, cfg, o)
 	if err != nil {
-		return nil, nil, fmt.Errorf("import %s: %s", path, errtext.OneLine(err.Error()))
+		return nil, nil, fmt.Errorf("import %s: %s", path, errtext.OneLine(err))
 	}
 	return ctx, rep, nil
 }
@@ -320,7 +320,7 @@ func importFile(f *safetensors.File, path string, cfg spec.Config, o ImportOptio
 		rep.LoadedValues += len(m.t.Data)
 	}
 	if err := ctx.InitializeVariables(backend, nil); err != nil {
-		return nil, nil, fmt.Errorf("initializing the variables the file does not provide: %s", errtext.OneLine(err.Error()))
+		return nil, nil, fmt.Errorf("initializing the variables the file does not provide: %s", errtext.OneLine(err))
 	}
 	for v := range ctx.IterVariables() {
 		t, err := v.Value()

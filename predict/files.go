@@ -59,7 +59,7 @@ func Files(ctx context.Context, p Predictor, paths []string, o FilesOptions, std
 			img, err := preprocess.DecodeImageFile(paths[start], popt)
 			if err != nil {
 				failed++
-				fmt.Fprintf(stderr, "predict: %s\n", errtext.OneLine(err.Error()))
+				fmt.Fprintf(stderr, "predict: %s\n", errtext.OneLine(err))
 				continue
 			}
 			n := len(buf)
@@ -88,7 +88,7 @@ func Files(ctx context.Context, p Predictor, paths []string, o FilesOptions, std
 				pr.Heatmap = out
 				if err := writeHeatmap(out, imgs[i], res.Row("attention", i), popt, gh, gw); err != nil {
 					failed++
-					fmt.Fprintf(stderr, "predict: %s: heatmap: %s\n", name, errtext.OneLine(err.Error()))
+					fmt.Fprintf(stderr, "predict: %s: heatmap: %s\n", name, errtext.OneLine(err))
 				}
 			}
 			if o.JSON {
