@@ -224,17 +224,26 @@ func record(ctx *context.Context, batch int, inputName string, inputShape []int,
 	return be.last, nil
 }
 
-// WriteFile writes m to path atomically (internal/atomicfile, mode 0644).
+// WriteFile writes any ONNX model m to path atomically (internal/atomicfile, mode 0644). An
+// artnet model goes through WriteModel, which also checks it.
 func WriteFile(path string, m *onnxpb.ModelProto) error {
-	if m == nil {
-		return fmt.Errorf("export: write %s: nil model", path)
-	}
-	data, err := proto.Marshal(m)
+	data, err := marshal(path, m)
 	if err != nil {
-		return fmt.Errorf("export: write %s: %v", path, err)
+		return err
 	}
 	if err := atomicfile.WriteFile(path, data, 0o644); err != nil {
 		return fmt.Errorf("export: %w", err)
 	}
 	return nil
+}
+
+func marshal(path string, m *onnxpb.ModelProto) ([]byte, error) {
+	if m == nil {
+		return nil, fmt.Errorf("export: write %s: nil model", path)
+	}
+	data, err := proto.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("export: write %s: %v", path, err)
+	}
+	return data, nil
 }

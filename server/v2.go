@@ -72,12 +72,12 @@ const modelVersion = "1"
 func (s *Server) Metadata() ModelMetadata {
 	md := ModelMetadata{
 		Name: ModelName, Versions: []string{modelVersion}, Platform: "onnxruntime_onnx",
-		Inputs: []TensorMetadata{{Name: "image", Datatype: "FP32", Shape: []int{-1, 3, s.mcfg.ImageSize, s.mcfg.ImageSize}}},
+		Inputs: []TensorMetadata{{Name: spec.InputName, Datatype: "FP32", Shape: []int{-1, 3, s.mcfg.ImageSize, s.mcfg.ImageSize}}},
 	}
 	for _, t := range spec.Tasks {
 		md.Outputs = append(md.Outputs, TensorMetadata{Name: t, Datatype: "FP32", Shape: []int{-1, s.mcfg.NumClasses(t)}})
 	}
-	md.Outputs = append(md.Outputs, TensorMetadata{Name: "attention", Datatype: "FP32", Shape: []int{-1, s.mcfg.Tokens()}})
+	md.Outputs = append(md.Outputs, TensorMetadata{Name: spec.OutputAttention, Datatype: "FP32", Shape: []int{-1, s.mcfg.Tokens()}})
 	return md
 }
 
@@ -150,7 +150,7 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) (*InferResponse, 
 	resp := &InferResponse{ModelName: ModelName, ModelVersion: modelVersion, ID: req.ID}
 	for _, name := range outs {
 		v := res.Attention
-		if name != "attention" {
+		if name != spec.OutputAttention {
 			v = res.Probs[name]
 		}
 		resp.Outputs = append(resp.Outputs, InferOutput{Name: name, Datatype: "FP32", Shape: []int{n, len(v) / n}, Data: v})
@@ -160,34 +160,34 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) (*InferResponse, 
 
 func (s *Server) checkInfer(req *InferRequest) ([]float32, int, error) {
 	if len(req.Inputs) != 1 {
-		return nil, 0, clientErr(http.StatusBadRequest, `want exactly one input ("image"), got %d`, len(req.Inputs))
+		return nil, 0, clientErr(http.StatusBadRequest, "want exactly one input (%q), got %d", spec.InputName, len(req.Inputs))
 	}
 	in := req.Inputs[0]
 	size := s.mcfg.ImageSize
 	switch {
-	case in.Name != "image":
-		return nil, 0, clientErr(http.StatusBadRequest, `input %q: the model's input is "image"`, in.Name)
+	case in.Name != spec.InputName:
+		return nil, 0, clientErr(http.StatusBadRequest, "input %q: the model's input is %q", in.Name, spec.InputName)
 	case in.Datatype != "FP32":
-		return nil, 0, clientErr(http.StatusBadRequest, `input "image": datatype %q, want "FP32"`, in.Datatype)
+		return nil, 0, clientErr(http.StatusBadRequest, `input %q: datatype %q, want "FP32"`, spec.InputName, in.Datatype)
 	case len(in.Shape) != 4 || in.Shape[1] != 3 || in.Shape[2] != size || in.Shape[3] != size:
-		return nil, 0, clientErr(http.StatusBadRequest, `input "image": shape %v, want [B,3,%d,%d]`, in.Shape, size, size)
+		return nil, 0, clientErr(http.StatusBadRequest, "input %q: shape %v, want [B,3,%d,%d]", spec.InputName, in.Shape, size, size)
 	case in.Shape[0] < 1 || in.Shape[0] > s.cfg.MaxInferBatch:
-		return nil, 0, clientErr(http.StatusBadRequest, `input "image": batch %d, want 1..%d`, in.Shape[0], s.cfg.MaxInferBatch)
+		return nil, 0, clientErr(http.StatusBadRequest, "input %q: batch %d, want 1..%d", spec.InputName, in.Shape[0], s.cfg.MaxInferBatch)
 	}
 	n := in.Shape[0]
 	want := n * 3 * size * size
 	data, err := flatFloats(in.Data, want)
 	if err != nil {
-		return nil, 0, clientErr(http.StatusBadRequest, `input "image": data: %v`, err)
+		return nil, 0, clientErr(http.StatusBadRequest, "input %q: data: %v", spec.InputName, err)
 	}
 	if len(data) != want {
-		return nil, 0, clientErr(http.StatusBadRequest, `input "image": data has %d values, shape %v needs %d`, len(data), in.Shape, want)
+		return nil, 0, clientErr(http.StatusBadRequest, "input %q: data has %d values, shape %v needs %d", spec.InputName, len(data), in.Shape, want)
 	}
 	return data, n, nil
 }
 
 func (s *Server) selectOutputs(req *InferRequest) ([]string, error) {
-	all := append(append([]string{}, spec.Tasks...), "attention")
+	all := spec.OutputNames()
 	if len(req.Outputs) == 0 {
 		return all, nil
 	}
