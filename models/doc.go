@@ -21,11 +21,11 @@
 // exchange on Linux); LoadCheckpoint checks every byte count and checksum, and that the
 // DeepArtNet variables of the config are all there with their shapes.
 //
-// ImportSafetensors reads PyTorch weights (safetensors; F32/F16/BF16) into such a context: a
+// ImportWeights reads PyTorch weights (safetensors; F32/F16/BF16) into such a context: a
 // whole DeepArtNet state dict, an ImageNet-pretrained backbone alone (the rest freshly
 // initialized), or torchvision's / timm's efficientnet_bN names, detected automatically and
 // mapped by name with the spec's timm → torchvision table; its ImportReport lists what was
 // loaded, renamed, ignored and left at initialization. timm's tf_efficientnet_bN weights have the
-// same names but compute another network (see ImportSafetensors). Summarize lists a
+// same names but compute another network (see ImportWeights). Summarize lists a
 // configuration's modules with parameter counts and output shapes, from the graph alone.
 package models

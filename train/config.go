@@ -22,9 +22,10 @@ import (
 //	  preset: default
 //	  variant: b0
 //	data: {root: data/wikiart, cache_size: 80, jitter: 0.2, balanced: [style]}
-//	train: {seed: 1, weight_decay: 0.01, warmup_epochs: 1, clip_norm: 5}
+//	train: {seed: 1, weight_decay: 0.01, warmup_epochs: 1, clip_norm: 5, pretrained: efficientnet_b0_rwightman-7f5810bc.pth}
 //	phases:
 //	  - {name: "1", epochs: 20, batch: 64, lr: 1.0e-3, freeze: [/encoder, /attention]}
+//	  - {name: "2", epochs: 30, batch: 32, lr: 5.0e-4, init_from: out/other/phase1/best}
 //
 // Maps merge key by key over the base; lists (phases, freeze, balanced) replace the base's.
 type FileConfig struct {
@@ -57,6 +58,14 @@ type TrainConfig struct {
 	Keep         int     `yaml:"keep"` // checkpoints kept per phase
 	Backend      string  `yaml:"backend"`
 	EvalBatch    int     `yaml:"eval_batch"` // 0 → the phase's batch
+	// Pretrained is the PyTorch weights file (safetensors or .pth/.pt; a whole DeepArtNet or an
+	// ImageNet-pretrained backbone, see models.ImportWeights) a phase starts from when it has no
+	// earlier phase in the output folder to continue (phase 1, or a phase trained alone).
+	// Relative paths are relative to the working directory, like data.root.
+	Pretrained string `yaml:"pretrained"`
+	// AllowPartial accepts a Pretrained (or init_from) weights file that lacks model tensors or
+	// holds extra ones, as `artnet import --allow-partial`.
+	AllowPartial bool `yaml:"allow_partial"`
 }
 
 // PhaseConfig is one training phase.
@@ -66,6 +75,9 @@ type PhaseConfig struct {
 	Batch  int      `yaml:"batch"`
 	LR     float64  `yaml:"lr"`
 	Freeze []string `yaml:"freeze"` // variable scope prefixes, e.g. /encoder, /backbone/features/0
+	// InitFrom, when set, is what this phase starts from instead of the previous phase's best
+	// checkpoint: a checkpoint directory or a PyTorch weights file (see Options.InitFrom).
+	InitFrom string `yaml:"init_from"`
 }
 
 // LoadFileConfig reads a YAML training configuration (following base: links). Errors name the
@@ -232,6 +244,19 @@ func (fc *FileConfig) ModelConfig() (spec.Config, error) {
 		return cfg, fmt.Errorf("field model: %w", err)
 	}
 	return cfg, nil
+}
+
+// StartFrom is the Options.InitFrom of a phase: its own init_from, else previous (the
+// checkpoint of the phase before it in this output folder, "" when there is none), else
+// train.pretrained ("" when unset: fresh initialisation).
+func (fc *FileConfig) StartFrom(ph PhaseConfig, previous string) string {
+	switch {
+	case ph.InitFrom != "":
+		return ph.InitFrom
+	case previous != "":
+		return previous
+	}
+	return fc.Train.Pretrained
 }
 
 // Phase returns the phase with that name.

@@ -50,7 +50,7 @@ func evalTinyModels(t *testing.T) (ckpt, onnx string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mctx, _, err := models.ImportSafetensors("../../testdata/torchref/tiny.safetensors", cfg, models.ImportOptions{})
+	mctx, _, err := models.ImportWeights("../../testdata/torchref/tiny.safetensors", cfg, models.ImportOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -80,6 +80,17 @@ func trainWikiArt(c *cli.Context) error {
 	if c.Bool("strict") {
 		fc.Data.Strict = true
 	}
+	if c.IsSet("pretrained") {
+		fc.Train.Pretrained = c.String("pretrained")
+	}
+	if c.Bool("allow-partial") {
+		fc.Train.AllowPartial = true
+	}
+	if p := fc.Train.Pretrained; p != "" {
+		if _, err := os.Stat(p); err != nil {
+			return fmt.Errorf("pretrained weights (--pretrained / train.pretrained): %w", err)
+		}
+	}
 	if root, from := wikiart.ResolveRoot(c.String("data"), fc.Data.Root); from != "config" {
 		fc.Data.Root, fc.Data.Images = root, ""
 	}
@@ -224,7 +235,7 @@ func (r *wikiartRun) runPhase(ctx context.Context, ph train.PhaseConfig) (string
 		CheckpointEvery: perEpoch, EvalEvery: perEpoch, KeepCheckpoints: r.fc.Train.Keep, LogEvery: max(perEpoch/4, 1),
 		Seed: r.fc.Train.Seed, Resume: r.resume, Backend: r.fc.Train.Backend,
 		Freeze: ph.Freeze, ClipNorm: r.fc.Train.ClipNorm, KeepBest: true,
-		InitFrom: r.previous(ph.Name),
+		InitFrom: r.fc.StartFrom(ph, r.previous(ph.Name)), AllowPartial: r.fc.Train.AllowPartial,
 	}
 	for _, t := range r.fc.Data.Balanced {
 		k := taskIndexOf(t)
@@ -260,6 +271,9 @@ func (r *wikiartRun) runPhase(ctx context.Context, ph train.PhaseConfig) (string
 	}
 	if err != nil {
 		return dir, err
+	}
+	if res.Imported != nil {
+		fmt.Fprintf(r.stdout, "phase %s started from %s\n", ph.Name, res.Imported)
 	}
 	b, _ := json.Marshal(map[string]any{"phase": ph.Name, "step": res.Step, "loss": res.Loss, "val_top1": res.ValAccuracy, "checkpoint": res.CheckpointDir})
 	if err := atomicfile.WriteFile(filepath.Join(dir, doneFile), append(b, '\n'), 0o644); err != nil {

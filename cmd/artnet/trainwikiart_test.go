@@ -14,6 +14,7 @@ import (
 
 	"github.com/artnet/artnet/models"
 	"github.com/artnet/artnet/train"
+	"github.com/artnet/artnet/wikiart"
 )
 
 // writeTrainWikiArt writes a small WikiArt folder: the class lists, 8 training and 4 validation
@@ -160,5 +161,41 @@ phases:
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: got %v, want an error mentioning %q", name, err, tc.want)
 		}
+	}
+}
+
+// The data root: $ARTNET_DATA overrides the config's data.root (and --data overrides both); a
+// root without images/ is refused with the download hint instead of training on nothing.
+func TestTrainWikiArtDataRoot(t *testing.T) {
+	root := writeTrainWikiArt(t)
+	labelsOnly := t.TempDir()
+	for _, f := range []string{"style", "genre", "artist"} {
+		for _, s := range []string{"_train.csv", "_val.csv", "_class.txt"} {
+			b, err := os.ReadFile(filepath.Join(root, f+s))
+			if err != nil {
+				t.Fatal(err)
+			}
+			writeTrainFile(t, filepath.Join(labelsOnly, f+s), string(b))
+		}
+	}
+	cfgFile := filepath.Join(t.TempDir(), "train.yaml")
+	writeTrainFile(t, cfgFile, `
+model: {preset: tiny, image_size: 32, resize_size: 36, stages: 2, lstm_layers: 1}
+data: {root: /nonexistent-config-root}
+phases:
+  - {name: "1", epochs: 1, batch: 4, lr: 1.0e-3}
+`)
+	args := []string{"train", "--config", cfgFile, "--out", t.TempDir(), "--progress=false"}
+	t.Setenv(wikiart.EnvData, "")
+	if _, _, err := runApp(t, args...); err == nil || !strings.Contains(err.Error(), "/nonexistent-config-root") {
+		t.Errorf("config root: want an error naming it, got %v", err)
+	}
+	t.Setenv(wikiart.EnvData, labelsOnly)
+	_, _, err := runApp(t, args...)
+	if err == nil || !strings.Contains(err.Error(), "data download --dest "+labelsOnly) || strings.Contains(err.Error(), "\n") {
+		t.Errorf("%s without images: want one line with the download hint, got %v", wikiart.EnvData, err)
+	}
+	if _, _, err := runApp(t, append(args, "--data", "/nonexistent-flag-root")...); err == nil || !strings.Contains(err.Error(), "/nonexistent-flag-root") {
+		t.Errorf("--data over %s: want an error naming the flag's folder, got %v", wikiart.EnvData, err)
 	}
 }

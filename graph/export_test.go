@@ -1,0 +1,12 @@
+package graph
+
+import . "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive
+
+// KernelRuns is the number of nodes artnet's kernels have executed so far.
+func KernelRuns() int64 { return kernelRuns.Load() }
+
+// DotGeneralAxes returns the axes GoMLX recorded in a DotGeneral node, as artnet's VJP reads them.
+func DotGeneralAxes(node *Node) (lc, lb, rc, rb []int, err error) {
+	p, err := dotGeneralParamsOf(node)
+	return p.lhsContracting, p.lhsBatch, p.rhsContracting, p.rhsBatch, err
+}
