@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+
+	"github.com/artnet/artnet/models/spec"
 )
 
 // The v2 infer body is parsed as a stream of JSON tokens (encoding/json's Decoder), never held
@@ -261,8 +263,8 @@ func (p *v2Parser) check(req *v2Request, final bool) error {
 	switch {
 	case final && req.inputs != 1:
 		return clientErr(http.StatusBadRequest, `want exactly one input ("image"), got %d`, req.inputs)
-	case (final || req.Name != "") && req.Name != "image":
-		return clientErr(http.StatusBadRequest, `input %q: the model's input is "image"`, req.Name)
+	case (final || req.Name != "") && req.Name != spec.InputName:
+		return clientErr(http.StatusBadRequest, "input %q: the model's input is %q", req.Name, spec.InputName)
 	case (final || req.Datatype != "") && req.Datatype != "FP32":
 		return clientErr(http.StatusBadRequest, `input "image": datatype %q, want "FP32"`, req.Datatype)
 	case (final || req.Shape != nil) && (len(req.Shape) != 4 || req.Shape[1] != 3 || req.Shape[2] != size || req.Shape[3] != size):
