@@ -100,6 +100,46 @@ func benchCommand() *cli.Command {
 				},
 			},
 			{
+				Name:  "compare",
+				Usage: "one training step's loss and gradients on two GoMLX backends (e.g. xla:cuda vs go), same weights and batch",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "backend", Value: "go", Usage: "backend under test (go, go:<options>, xla:cuda with -tags xla)"},
+					&cli.StringFlag{Name: "reference-backend", Value: "go:reference", Usage: "backend it is compared with (go:reference: GoMLX's own pure-Go executors)"},
+					&cli.StringFlag{Name: "model-config", Usage: "model `FILE` (spec.Config JSON or YAML training config); default: the tiny CPU configuration"},
+					&cli.IntFlag{Name: "batch", Value: 4},
+					&cli.Int64Flag{Name: "seed", Value: 1},
+					&cli.Float64Flag{Name: "tolerance", Value: 1e-4, Usage: "largest relative difference of the loss and of any variable's gradient (normwise) that passes"},
+					&cli.BoolFlag{Name: "json", Usage: "print the comparison as JSON"},
+				},
+				Action: func(c *cli.Context) error {
+					cfg := spec.Tiny()
+					if c.String("model-config") != "" {
+						var err error
+						if cfg, _, err = benchConfig(c); err != nil {
+							return err
+						}
+					}
+					r, err := benchmark.CompareStep(cfg, c.Int("batch"), c.Int64("seed"), c.String("backend"), c.String("reference-backend"))
+					if err != nil {
+						return err
+					}
+					if c.Bool("json") {
+						b, err := json.MarshalIndent(r, "", "  ")
+						if err != nil {
+							return err
+						}
+						fmt.Fprintf(c.App.Writer, "%s\n", b)
+					} else if err := r.Print(c.App.Writer); err != nil {
+						return err
+					}
+					if !r.Within(c.Float64("tolerance")) {
+						return fmt.Errorf("bench compare: %s differs from %s by more than --tolerance %g (loss %.3g, gradients %.3g at %s)",
+							r.Backend, r.Reference, c.Float64("tolerance"), r.LossRelDiff, r.GradRelDiff, r.WorstVariable)
+					}
+					return nil
+				},
+			},
+			{
 				Name:      "ops",
 				Usage:     "split a CPU profile (artnet bench --cpuprofile, go test -cpuprofile) by GoMLX op type",
 				ArgsUsage: "PROFILE",

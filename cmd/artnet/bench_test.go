@@ -105,3 +105,22 @@ func TestBenchErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestBenchCompare(t *testing.T) {
+	cfg := benchTinyConfig(t)
+	out, err := runBenchCmd(t, "compare", "--model-config", cfg, "--batch", "2")
+	if err != nil || !strings.Contains(out, "go vs go:reference") || !strings.Contains(out, "gradients of") {
+		t.Fatalf("compare go vs go:reference: %v\n%s", err, out)
+	}
+	if _, err := runBenchCmd(t, "compare", "--model-config", cfg, "--batch", "2", "--reference-backend", "go"); err != nil {
+		t.Errorf("go vs go with tolerance 1e-4: %v", err)
+	}
+	// Tolerance 0 passes only bit-identical results; otherwise the error names the tolerance.
+	out, err = runBenchCmd(t, "compare", "--model-config", cfg, "--batch", "2", "--tolerance", "0")
+	if err == nil && !(strings.Contains(out, "(rel diff 0)") && strings.Contains(out, "largest normwise rel diff 0 ")) {
+		t.Errorf("tolerance 0 passed with differences:\n%s", out)
+	}
+	if err != nil && (!strings.Contains(err.Error(), "--tolerance 0") || strings.Contains(err.Error(), "\n")) {
+		t.Errorf("tolerance 0: %v", err)
+	}
+}
