@@ -194,7 +194,7 @@ func benchConfig(c *cli.Context) (spec.Config, int, error) {
 			batch = fc.Phases[0].Batch
 		}
 		if err := cfg.Validate(); err != nil {
-			return cfg, 0, fmt.Errorf("%s: field model: %s", p, errtext.OneLine(err.Error()))
+			return cfg, 0, fmt.Errorf("%s: field model: %s", p, errtext.OneLine(err))
 		}
 		return cfg, batch, nil
 	}

@@ -362,19 +362,7 @@ func TestEvaluateDataDefault(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), wikiart.DefaultRoot) || !strings.Contains(err.Error(), wikiart.EnvData) || strings.Contains(err.Error(), "\n") {
 		t.Errorf("default data folder missing: want one line naming %s and %s, got %v", wikiart.DefaultRoot, wikiart.EnvData, err)
 	}
-	root := filepath.Join(t.TempDir(), "labels-only")
-	if err := os.MkdirAll(root, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range []string{"style", "genre", "artist"} {
-		for _, f := range []string{n + "_train.csv", n + "_val.csv", n + "_class.txt"} {
-			b, err := os.ReadFile(filepath.Join(testenv.Sample(t), f))
-			if err != nil {
-				t.Fatal(err)
-			}
-			writeFile(t, filepath.Join(root, f), string(b))
-		}
-	}
+	root := labelsOnlyCopy(t, testenv.Sample(t))
 	_, err = runCmds(t, cmds, "evaluate", "--model", onnx, "--data", root)
 	if err == nil || !strings.Contains(err.Error(), "data download --dest "+root) {
 		t.Errorf("a data folder without images/: want the download hint, got %v", err)
