@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -255,8 +256,16 @@ func TestDirReplace(t *testing.T) {
 	if got := mode(t, target); got != 0o755 {
 		t.Errorf("folder mode %o, want 755", got)
 	}
-	if err := write("two"); err != nil {
+	// Replacing syncs the new folder's tree and the parent (after the swap).
+	var synced []string
+	syncDir = func(dir string) error { synced = append(synced, dir); return SyncDir(dir) }
+	err := write("two")
+	syncDir = SyncDir
+	if err != nil {
 		t.Fatal(err)
+	}
+	if len(synced) < 2 || !strings.HasPrefix(filepath.Base(synced[0]), ".step-1.tmp-") || synced[len(synced)-1] != filepath.Dir(target) {
+		t.Errorf("synced folders %q, want the temporary folder first and the parent %s last", synced, filepath.Dir(target))
 	}
 	if got, _ := os.ReadFile(filepath.Join(target, "config.json")); string(got) != "two" {
 		t.Errorf("after the swap config.json holds %q", got)
