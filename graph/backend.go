@@ -22,6 +22,29 @@
 // (compilation, execution, buffers) is used unchanged. Graph-level structure is unchanged too:
 // a recording backend (the ONNX exporter) still sees one ConvGeneral, BatchNorm..., per op.
 //
+// # Speed: artnet's kernels in the pure-Go backend
+//
+// A profile of a b0 training step on "go" (shared/notes/cpu-training-profile.md) put ~83% of
+// the time in simplego's broadcast Mul and ReduceSum executors, which walk per-element index
+// iterators. Most of it came from GoMLX v0.26's DotGeneral gradient, which multiplies with
+// broadcasting and then reduces ([batch, lhs free, rhs free, contracted] tensors) instead of
+// using matrix products. Two changes, both for "go" only ("go:reference" keeps GoMLX's own
+// behaviour, for parity tests and same-numbers checks):
+//
+//   - vjp.go replaces the DotGeneral VJP (GoMLX's exported VJPRegistration) by two DotGenerals
+//     for graphs on this backend; other backends (XLA, the ONNX recorder) keep GoMLX's VJP.
+//   - fastexec.go installs kernels from graph/internal/kernels (broadcasting binary ops,
+//     reductions, BroadcastInDim: strided row loops, parallel over both cores) into simplego's
+//     executor table. The table, the buffer pool and the Node/Buffer fields are unexported in
+//     simplego: they are reached with //go:linkname and mirror structs, pinned to GoMLX v0.26.0
+//     and checked field by field with reflect at start-up; on a mismatch no kernel is installed
+//     and FastKernelsError (tested) says why. Graph-level rewrites alone could not reach these
+//     loops (an explicit BroadcastInDim still runs the same iterator), and a separate executable
+//     would have meant re-implementing simplego's scheduler and buffer ownership.
+//
+// The kernels keep simplego's floating-point operation order (elementwise ops are exact, each
+// sum accumulates in row-major order), so they are bit-identical to "go:reference".
+//
 // The wrapped backend also runs ops sequentially by default (simplego's parallel op execution
 // deadlocks when every worker slot holds an op that itself waits for a worker).
 //
@@ -42,7 +65,8 @@ const GoBackendName = "go"
 
 // NewBackend returns the backend for config: "" means $GOMLX_BACKEND, and if that is unset "go".
 // "go" (or "go:<cfg>", <cfg> being comma-separated simplego options, e.g. "parallelism=2", plus
-// artnet's "direct_conv": simplego's own convolution loop instead of im2col) is the pure-Go
+// artnet's "direct_conv": simplego's own convolution loop instead of im2col, and "reference":
+// none of artnet's kernels or gradient rewrites, GoMLX's own executors) is the pure-Go
 // backend wrapped with artnet's gap fixes. It executes ops sequentially (each op still
 // parallel inside) unless <cfg> says "ops_parallel": simplego's parallel op execution can
 // deadlock (see TestNoDeadlock).
@@ -59,11 +83,13 @@ func NewBackend(config string) (backends.Backend, error) {
 	switch name {
 	case GoBackendName, "simplego":
 		var opts []string
-		directConv, opsMode := false, false
+		directConv, opsMode, reference := false, false, false
 		for _, opt := range strings.Split(cfg, ",") {
 			switch opt {
 			case "direct_conv":
 				directConv = true
+			case "reference":
+				reference = true
 			case "":
 			default:
 				opsMode = opsMode || opt == "ops_sequential" || opt == "ops_parallel"
@@ -83,7 +109,10 @@ func NewBackend(config string) (backends.Backend, error) {
 		if !ok {
 			return nil, fmt.Errorf("graph.NewBackend(%q): simplego.New returned %T, not *simplego.Backend", config, inner)
 		}
-		return &Backend{Backend: sg, directConv: directConv}, nil
+		if !reference {
+			enableFastKernels(sg)
+		}
+		return &Backend{Backend: sg, directConv: directConv, reference: reference}, nil
 	case "xla", "stablehlo", "shlo", "hlo":
 		return newXLABackend(config, cfg)
 	default:
@@ -111,6 +140,7 @@ func Available() map[string]error {
 type Backend struct {
 	*simplego.Backend
 	directConv bool // use simplego's ConvGeneral loop instead of im2col + DotGeneral
+	reference  bool // "go:reference": GoMLX's own executors, without artnet's kernels
 }
 
 var _ backends.Backend = (*Backend)(nil)
@@ -137,13 +167,20 @@ func (b *Backend) Capabilities() backends.Capabilities {
 
 // Builder creates a new builder for a computation named name.
 func (b *Backend) Builder(name string) backends.Builder {
-	return &Builder{Builder: b.Backend.Builder(name).(*simplego.Builder), directConv: b.directConv}
+	return &Builder{Builder: b.Backend.Builder(name).(*simplego.Builder), directConv: b.directConv, fast: b.FastDepthwise()}
 }
 
 // Builder embeds simplego's Builder and overrides the ops it lacks or gets wrong.
 type Builder struct {
 	*simplego.Builder
 	directConv bool
+	fast       bool // artnet's kernels run this builder's graphs (not "go:reference")
 }
 
 var _ backends.Builder = (*Builder)(nil)
+
+// Finalize releases the backend (and its entry in the set of backends running artnet's kernels).
+func (b *Backend) Finalize() {
+	fastBackends.Delete(b.Backend)
+	b.Backend.Finalize()
+}

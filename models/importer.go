@@ -1,12 +1,15 @@
 package models
 
-// PyTorch / timm weight import (ImportSafetensors). See ImportSafetensors for the accepted
+// PyTorch / timm weight import (ImportWeights). See ImportWeights for the accepted
 // naming schemes and ../shared/spec/deepartnet.md for the names and the timm table.
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"math"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -21,12 +24,13 @@ import (
 	"github.com/artnet/artnet/internal/errtext"
 	"github.com/artnet/artnet/models/spec"
 	"github.com/artnet/artnet/safetensors"
+	"github.com/artnet/artnet/torchpth"
 )
 
 // Scheme is the naming scheme of a weights file, detected from its tensor names.
 type Scheme string
 
-// Naming schemes ImportSafetensors recognizes.
+// Naming schemes ImportWeights recognizes.
 const (
 	// SchemeDeepArtNet: a DeepArtNet state dict under the spec's names (backbone.features.*,
 	// backbone.proj.*, encoder.lstm.*, attention.*, heads.*).
@@ -42,7 +46,7 @@ const (
 	SchemeTimm Scheme = "timm"
 )
 
-// ImportOptions configure ImportSafetensors.
+// ImportOptions configure ImportWeights.
 type ImportOptions struct {
 	// AllowPartial accepts a file that lacks model tensors its scheme should have (they keep
 	// their fresh initialization and are listed in ImportReport.Fresh) or holds tensors that
@@ -54,7 +58,7 @@ type ImportOptions struct {
 	Seed int64
 }
 
-// ImportReport says what ImportSafetensors did.
+// ImportReport says what ImportWeights did.
 type ImportReport struct {
 	Path     string
 	Scheme   Scheme
@@ -98,44 +102,76 @@ func (r *ImportReport) String() string {
 	return b.String()
 }
 
-// ImportSafetensors reads PyTorch weights from the safetensors file at path into a new context
-// holding every variable of the DeepArtNet that cfg describes, ready for Build (with
-// ctx.Reuse()), SaveCheckpoint, training or export.
+// ImportWeights reads PyTorch weights from the file at path into a new context holding every
+// variable of the DeepArtNet that cfg describes, ready for Build (with ctx.Reuse()),
+// SaveCheckpoint, training or export.
+//
+// The file is a safetensors file or PyTorch's own torch.save file (.pth/.pt: a zip archive with
+// a pickled state dict, or the pre-1.6 format; a state dict wrapped in {"state_dict": …} or
+// {"model": …} is found; see package torchpth), told apart by their first bytes, not by the
+// extension.
 //
 // The naming scheme is detected from the tensor names (see Scheme): a whole DeepArtNet state
 // dict (spec names), only its backbone.features.* (a pretrained backbone: projection, LSTM,
 // attention and heads are freshly initialized with the model's normal initializers, and the
 // report lists them), torchvision's features.* or timm's efficientnet_b0…b4 names
 // (conv_stem, bn1, blocks.s.b.*, conv_head, bn2; a block has an expansion conv exactly when it
-// has conv_pwl, and names are matched by name, never by position). F32, F16 and BF16 tensors are
-// read as float32; integer num_batches_tracked tensors and the ImageNet classifier of
+// has conv_pwl, and names are matched by name, never by position). F32, F16, BF16 (and F64)
+// tensors are read as float32; integer num_batches_tracked tensors and the ImageNet classifier of
 // torchvision/timm files are ignored. No layout conversion is needed: the model's variables use
 // PyTorch's layouts (conv OIHW, Linear [out, in], LSTM gates i, f, g, o with both biases).
 //
-// Errors are one line naming the file and the tensor: a file that is not safetensors or is
-// truncated, names of no known scheme or of several, a tensor whose shape differs from the
-// model's (both shapes, e.g. another variant or other class counts), a model tensor the file's
-// scheme should have but lacks, a file tensor that matches no model variable (the last two are
-// accepted with AllowPartial and listed in the report), a non-float weight, or NaN/Inf values.
+// Errors are one line naming the file and the tensor: a file that is neither format, is
+// truncated or is not a state dict, names of no known scheme or of several, a tensor whose shape
+// differs from the model's (both shapes, e.g. another variant or other class counts), a model
+// tensor the file's scheme should have but lacks, a file tensor that matches no model variable
+// (the last two are accepted with AllowPartial and listed in the report), a non-float weight, or
+// NaN/Inf values.
 //
 // timm's tf_efficientnet_bN checkpoints carry the same names and shapes but are another
 // network (TensorFlow 'SAME' padding on the stem and the strided depthwise convs, BatchNorm eps
 // 1e-3): they import without a shape error and compute something else. Names cannot tell them
 // apart; a file whose __metadata__ mentions tf_efficientnet (or TensorFlow 'SAME' padding) is
 // refused, and otherwise only the user knows which weights they chose.
-func ImportSafetensors(path string, cfg spec.Config, o ImportOptions) (*context.Context, *ImportReport, error) {
+func ImportWeights(path string, cfg spec.Config, o ImportOptions) (*context.Context, *ImportReport, error) {
 	if err := cfg.Validate(); err != nil {
-		return nil, nil, fmt.Errorf("import %s: model config: %s", path, errtext.OneLine(err.Error()))
+		return nil, nil, fmt.Errorf("import %s: model config: %s", path, errtext.OneLine(err))
 	}
-	f, err := safetensors.ReadFile(path)
+	f, err := ReadWeights(path)
 	if err != nil {
-		return nil, nil, errors.New(errtext.OneLine(err.Error()))
+		return nil, nil, err
 	}
 	ctx, rep, err := importFile(f, path, cfg, o)
 	if err != nil {
-		return nil, nil, fmt.Errorf("import %s: %s", path, errtext.OneLine(err.Error()))
+		return nil, nil, fmt.Errorf("import %s: %s", path, errtext.OneLine(err))
 	}
 	return ctx, rep, nil
+}
+
+// ReadWeights reads a safetensors or torch.save file (told apart by its first bytes) into
+// named float32 tensors. Errors are one line naming the file.
+func ReadWeights(path string) (*safetensors.File, error) {
+	head := make([]byte, 16)
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("weights: %w", err)
+	}
+	n, _ := io.ReadFull(fh, head)
+	fh.Close()
+	head = head[:n]
+	var f *safetensors.File
+	switch {
+	case torchpth.Sniff(head):
+		f, err = torchpth.ReadFile(path)
+	case len(head) > 8 && bytes.HasPrefix(bytes.TrimLeft(head[8:], " \t\r\n"), []byte("{")): // header length, JSON header
+		f, err = safetensors.ReadFile(path)
+	default:
+		return nil, fmt.Errorf("weights %s: neither a safetensors file nor a PyTorch torch.save file (.pth/.pt) (first bytes %q)", path, head)
+	}
+	if err != nil {
+		return nil, errors.New(errtext.OneLine(err))
+	}
+	return f, nil
 }
 
 // tfMarkers are __metadata__ substrings that identify TensorFlow-ported EfficientNet weights.
@@ -320,7 +356,7 @@ func importFile(f *safetensors.File, path string, cfg spec.Config, o ImportOptio
 		rep.LoadedValues += len(m.t.Data)
 	}
 	if err := ctx.InitializeVariables(backend, nil); err != nil {
-		return nil, nil, fmt.Errorf("initializing the variables the file does not provide: %s", errtext.OneLine(err.Error()))
+		return nil, nil, fmt.Errorf("initializing the variables the file does not provide: %s", errtext.OneLine(err))
 	}
 	for v := range ctx.IterVariables() {
 		t, err := v.Value()

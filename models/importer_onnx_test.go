@@ -31,7 +31,7 @@ func TestImportedModelInONNXRuntime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, _, err := models.ImportSafetensors(filepath.Join(dir, "tiny.safetensors"), cfg, models.ImportOptions{})
+	ctx, _, err := models.ImportWeights(filepath.Join(dir, "tiny.safetensors"), cfg, models.ImportOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -138,7 +138,7 @@ var outputNames = []string{"style", "genre", "artist", "attention", "style_logit
 func TestImportTinyMatchesPyTorch(t *testing.T) {
 	cfg := torchrefConfig(t)
 	path := filepath.Join(torchref, "tiny.safetensors")
-	ctx, rep, err := ImportSafetensors(path, cfg, ImportOptions{})
+	ctx, rep, err := ImportWeights(path, cfg, ImportOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +190,7 @@ func TestImportTinyMatchesPyTorch(t *testing.T) {
 func TestImportBackboneOnly(t *testing.T) {
 	cfg := torchrefConfig(t)
 	path := filepath.Join(torchref, "backbone_only.safetensors")
-	ctx, rep, err := ImportSafetensors(path, cfg, ImportOptions{Seed: 7})
+	ctx, rep, err := ImportWeights(path, cfg, ImportOptions{Seed: 7})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,7 +214,7 @@ func TestImportBackboneOnly(t *testing.T) {
 	if countNonFinite(w) != 0 || maxAbs(w) == 0 {
 		t.Errorf("heads.style.0.weight not initialized: max |w| %g", maxAbs(w))
 	}
-	ctx2, _, err := ImportSafetensors(path, cfg, ImportOptions{Seed: 7})
+	ctx2, _, err := ImportWeights(path, cfg, ImportOptions{Seed: 7})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -313,7 +313,7 @@ func backboneVars(t *testing.T, ctx *context.Context) map[string][]float32 {
 // classifiers, and checks that both import to exactly the weights of backbone_only.safetensors.
 func TestImportTimmAndTorchvisionNames(t *testing.T) {
 	cfg := torchrefConfig(t)
-	ref, _, err := ImportSafetensors(filepath.Join(torchref, "backbone_only.safetensors"), cfg, ImportOptions{})
+	ref, _, err := ImportWeights(filepath.Join(torchref, "backbone_only.safetensors"), cfg, ImportOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -358,7 +358,7 @@ func TestImportTimmAndTorchvisionNames(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(dir, tc.name+".safetensors")
 			writeRaw(t, path, tc.ts, map[string]string{"format": "pt"})
-			ctx, rep, err := ImportSafetensors(path, cfg, ImportOptions{})
+			ctx, rep, err := ImportWeights(path, cfg, ImportOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -427,7 +427,7 @@ func TestImportHalfPrecision(t *testing.T) {
 	}
 	path := filepath.Join(t.TempDir(), "half.safetensors")
 	writeRaw(t, path, ts, nil)
-	ctx, _, err := ImportSafetensors(path, cfg, ImportOptions{})
+	ctx, _, err := ImportWeights(path, cfg, ImportOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -471,6 +471,10 @@ func TestImportErrors(t *testing.T) {
 	binary.LittleEndian.PutUint64(pastEOF, 1000)
 	idx := func(name string) int { return slices.IndexFunc(raw, func(r rawTensor) bool { return r.name == name }) }
 
+	pthBytes, err := os.ReadFile(filepath.Join(torchref, "pth", "tv_tiny.pth"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	b4 := spec.Default()
 	b4.Variant = "b4"
 	otherClasses := cfg
@@ -482,8 +486,11 @@ func TestImportErrors(t *testing.T) {
 		cfg  spec.Config
 		want []string
 	}{
-		{"text", write("notes.safetensors", []byte("these are not weights, just a text file\n")), cfg, []string{"notes.safetensors", "not a safetensors file"}},
+		{"text", write("notes.safetensors", []byte("these are not weights, just a text file\n")), cfg, []string{"notes.safetensors", "neither a safetensors file nor a PyTorch torch.save file"}},
 		{"truncated", write("trunc.safetensors", tiny[:len(tiny)-100]), cfg, []string{"trunc.safetensors", "truncated"}},
+		{"pth not a state dict", filepath.Join(torchref, "pth", "not_state_dict.pth"), cfg, []string{"not_state_dict.pth", "not a state dict", "torch.nn.modules.container.Sequential"}},
+		{"pth truncated", write("trunc.pth", pthBytes[:len(pthBytes)/2]), cfg, []string{"trunc.pth", "truncated"}},
+		{"pth wrong shape", filepath.Join(torchref, "pth", "wrong_shape.pth"), cfg, []string{"wrong_shape.pth", `"features.0.0.weight"`, "[16 3 3 3]", "[8 3 3 3]"}},
 		{"header past EOF", write("eof.safetensors", pastEOF), cfg, []string{"eof.safetensors", "past the end"}},
 		{"wrong shape", withRaw("shape.safetensors", func(r []rawTensor) []rawTensor {
 			i := idx("attention.W.weight")
@@ -523,7 +530,7 @@ func TestImportErrors(t *testing.T) {
 		{"no file", filepath.Join(dir, "absent.safetensors"), cfg, []string{"absent.safetensors", "no such file"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx, rep, err := ImportSafetensors(tc.path, tc.cfg, ImportOptions{})
+			ctx, rep, err := ImportWeights(tc.path, tc.cfg, ImportOptions{})
 			if err == nil {
 				t.Fatalf("no error (report %v)", rep)
 			}
@@ -560,10 +567,10 @@ func TestImportAllowPartial(t *testing.T) {
 	ts = append(ts, rawTensor{"heads.mood.0.weight", "F32", []int{2}, f32Bytes([]float32{1, 2})})
 	path := filepath.Join(t.TempDir(), "partial.safetensors")
 	writeRaw(t, path, ts, nil)
-	if _, _, err := ImportSafetensors(path, cfg, ImportOptions{}); err == nil || !strings.Contains(err.Error(), "and 2 more") {
+	if _, _, err := ImportWeights(path, cfg, ImportOptions{}); err == nil || !strings.Contains(err.Error(), "and 2 more") {
 		t.Errorf("without AllowPartial: %v, want an error counting 2 more problems", err)
 	}
-	ctx, rep, err := ImportSafetensors(path, cfg, ImportOptions{AllowPartial: true, Seed: 3})
+	ctx, rep, err := ImportWeights(path, cfg, ImportOptions{AllowPartial: true, Seed: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -587,7 +594,7 @@ func TestImportAllowPartial(t *testing.T) {
 		}
 	}
 	writeRaw(t, path, bad, nil)
-	if _, _, err := ImportSafetensors(path, cfg, ImportOptions{AllowPartial: true}); err == nil || !strings.Contains(err.Error(), `"attention.v.weight" has shape [16 1]`) {
+	if _, _, err := ImportWeights(path, cfg, ImportOptions{AllowPartial: true}); err == nil || !strings.Contains(err.Error(), `"attention.v.weight" has shape [16 1]`) {
 		t.Errorf("mis-shaped with AllowPartial: %v", err)
 	}
 }
@@ -632,7 +639,7 @@ func TestImportTimmFullB0(t *testing.T) {
 	}
 	path := filepath.Join(t.TempDir(), "efficientnet_b0.safetensors")
 	writeRaw(t, path, ts, map[string]string{"format": "pt"})
-	ctx, rep, err := ImportSafetensors(path, cfg, ImportOptions{})
+	ctx, rep, err := ImportWeights(path, cfg, ImportOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -651,7 +658,7 @@ func TestImportTimmFullB0(t *testing.T) {
 	}
 	// Imported as another variant: the error says which variant the file looks like.
 	b4 := spec.Default()
-	if _, _, err := ImportSafetensors(path, b4, ImportOptions{}); err == nil || !strings.Contains(err.Error(), "looks like efficientnet_b0 (try variant b0)") {
+	if _, _, err := ImportWeights(path, b4, ImportOptions{}); err == nil || !strings.Contains(err.Error(), "looks like efficientnet_b0 (try variant b0)") {
 		t.Errorf("b0 file into b4: %v", err)
 	} else {
 		t.Log(err)
@@ -682,7 +689,7 @@ func BenchmarkImportB4Backbone(b *testing.B) {
 	b.SetBytes(int64(size))
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if _, _, err := ImportSafetensors(path, cfg, ImportOptions{Seed: 1}); err != nil {
+		if _, _, err := ImportWeights(path, cfg, ImportOptions{Seed: 1}); err != nil {
 			b.Fatal(err)
 		}
 	}

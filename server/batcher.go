@@ -33,8 +33,8 @@ type jobResult struct {
 }
 
 // batcher collects jobs into batches of at most `batch` images and runs each batch with one
-// model Run, at most Workers runs at a time. Admission (admit) bounds the jobs being decoded
-// or queued to `queue`.
+// model Run, at most Workers runs at a time. Admission (admit, at submit) bounds the jobs
+// queued — decoded and ready, not yet in a run — to `queue`.
 type batcher struct {
 	model    predict.Predictor
 	batch    int
@@ -47,10 +47,10 @@ type batcher struct {
 	log      *slog.Logger
 
 	ch       chan *job
-	wake     chan struct{}  // a request stopped decoding without a job (cancelAdmit)
+	wake     chan struct{}  // an arrival ended without a job (arrival.cancel)
 	free     chan []float32 // input buffers of idle runners (Workers of them)
-	pending  atomic.Int64   // admitted, not yet taken from ch
-	decoding atomic.Int64   // admitted, not yet submitted
+	pending  atomic.Int64   // admitted (ready), not yet taken from ch
+	decoding atomic.Int64   // arrivals: reading or decoding, not yet submitted
 
 	mu     sync.RWMutex
 	closed bool
@@ -94,8 +94,34 @@ func (b *batcher) close() {
 	b.wg.Wait()
 }
 
-// admit reserves a queue slot for a request about to be decoded. Every successful admit is
-// followed by exactly one submit or cancelAdmit.
+// arrival is a request on its way to the batcher: reading its body, waiting for memory,
+// decoding. The collector holds a batch open (at most MaxDelay) while any is on its way.
+// Exactly one of cancel (it will not be queued) or do (it is) ends it; cancel after do is a
+// no-op, so callers may defer it.
+type arrival struct {
+	b    *batcher
+	done atomic.Bool
+}
+
+// arriving starts an arrival.
+func (b *batcher) arriving() *arrival {
+	b.decoding.Add(1)
+	return &arrival{b: b}
+}
+
+// cancel ends the arrival without a job and wakes the collector if it waits for it.
+func (a *arrival) cancel() {
+	if a.done.CompareAndSwap(false, true) {
+		a.b.decoding.Add(-1)
+		select {
+		case a.b.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// admit takes a model-queue slot for a request whose input is ready. Every successful admit
+// is followed by the job's send (submit).
 func (b *batcher) admit() error {
 	for {
 		p := b.pending.Load()
@@ -103,45 +129,38 @@ func (b *batcher) admit() error {
 			return fmt.Errorf("%w: %d requests waiting", ErrQueueFull, p)
 		}
 		if b.pending.CompareAndSwap(p, p+1) {
-			b.decoding.Add(1)
 			return nil
 		}
 	}
 }
 
-// cancelAdmit releases an admitted request that will not be submitted, and wakes the
-// collector if it waits for it.
-func (b *batcher) cancelAdmit() {
-	b.decoding.Add(-1)
-	b.pending.Add(-1)
-	select {
-	case b.wake <- struct{}{}:
-	default:
-	}
-}
-
-// submit queues an admitted job; it never blocks (the channel holds Queue jobs).
-func (b *batcher) submit(j *job) error {
+// submit queues a job: it takes a queue slot (ErrQueueFull when none is free) and ends the
+// arrival; it never blocks (the channel holds Queue jobs).
+func (b *batcher) submit(j *job, a *arrival) error {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	if b.closed {
-		b.cancelAdmit()
 		return ErrShuttingDown
 	}
-	// Decrement before the send: the collector, seeing decoding == 0 with an empty queue in
-	// between, may run early (harmless); decrementing after would let it wait for MaxDelay
-	// for a job it has already taken.
-	b.decoding.Add(-1)
+	if err := b.admit(); err != nil {
+		return err
+	}
+	// End the arrival before the send: the collector, seeing decoding == 0 with an empty
+	// queue in between, may run early (harmless); after the send would let it wait for
+	// MaxDelay for a job it has already taken.
+	if a.done.CompareAndSwap(false, true) {
+		b.decoding.Add(-1)
+	}
 	b.ch <- j
 	return nil
 }
 
-// do submits an admitted job and waits for its result or for ctx to end. On a ctx error the
-// job may still be referenced by the batcher (which will drop it), so the caller must not
-// reuse images.
-func (b *batcher) do(ctx context.Context, images []float32, n int) (*predict.Result, error) {
+// do queues a job whose images are ready and waits for its result or for ctx to end. On a
+// ctx error the job may still be referenced by the batcher (which will drop it), so the
+// caller must not reuse images.
+func (b *batcher) do(ctx context.Context, images []float32, n int, a *arrival) (*predict.Result, error) {
 	j := &job{ctx: ctx, n: n, images: images, done: make(chan jobResult, 1)}
-	if err := b.submit(j); err != nil {
+	if err := b.submit(j, a); err != nil {
 		return nil, err
 	}
 	select {
@@ -165,7 +184,7 @@ func (b *batcher) take() (*job, bool) {
 // collect is the one goroutine that forms batches: it waits for a free runner (one of
 // Workers input buffers), then for a first job, then fills the batch, and starts its run.
 // Being alone, it sees every job that is queued while it waits, so only a request that stops
-// decoding without a job (cancelAdmit) needs to wake it.
+// arriving without a job (arrival.cancel) needs to wake it.
 func (b *batcher) collect() {
 	var runs sync.WaitGroup
 	defer runs.Wait()

@@ -20,22 +20,53 @@ const (
 	DefaultShutdownTimeout   = 30 * time.Second
 	DefaultTopK              = 5
 	DefaultMaxInferBatch     = 64
+	DefaultBodyReads         = 1024
+	DefaultMinBodyRate       = 4 << 10 // bytes per second
+	DefaultMinBodyRateGrace  = 5 * time.Second
+	DefaultAdmitWait         = 2 * time.Second
 	ModelName                = "artnet" // the model's name in the KServe v2 routes
 )
 
 // Config configures a Server. Zero fields take the defaults above.
 type Config struct {
-	// Batch is the largest number of images in one model run; MaxDelay how long the first
-	// request of a batch waits for others (it stops waiting early when no other admitted
-	// request is still being decoded and none is queued).
+	// Batch is the most images the batcher collects from several requests into one model run:
+	// requests are added while they fit. A single request larger than Batch — a v2 infer
+	// request of up to MaxInferBatch images — is not split: it runs as one batch of its own.
+	// MaxDelay is how long the first request of a batch waits for others (it stops waiting
+	// early when no other admitted request is still being decoded and none is queued).
 	Batch    int
 	MaxDelay time.Duration
 	// Workers is how many model runs may be in flight at once (default 1: one run uses all
 	// of ORT's intra-op threads).
 	Workers int
-	// Queue bounds the requests admitted but not yet in a model run (being decoded or waiting
-	// for a batch); one more is answered 503 with Retry-After.
+	// Queue bounds the requests whose input is decoded and ready but not yet in a model run;
+	// one more is answered 503 with Retry-After. A request takes its slot only once its body
+	// has been read and decoded, so slow uploads do not hold slots.
 	Queue int
+	// BodyReads bounds the request bodies being read at once (default 1024); a request that
+	// finds them all taken waits up to AdmitWait, then gets 503 with Retry-After. A body must
+	// arrive at MinBodyRate bytes per second at least (default 4 KiB/s), counted from the
+	// start after a MinBodyRateGrace (default 5 s) head start; a slower client is cut off with
+	// 408. MinBodyRate < 0 disables the check.
+	BodyReads        int
+	MinBodyRate      int64
+	MinBodyRateGrace time.Duration
+	// MemBudget is the memory of the whole process, in bytes (default DefaultMemBudget(): a
+	// share of the machine's available memory or cgroup limit). What the process holds when
+	// New is called (the model, ONNX Runtime) and RunMem are set aside; the rest is what
+	// requests may reserve at once: each reserves its body as it arrives, the worst case of
+	// decoding its image (from the header: width × height × bytes per pixel plus the RGBA,
+	// rotation and resize buffers) before decoding, its v2 tensor before parsing it, and its
+	// attention overlay. A request that cannot reserve waits up to AdmitWait, then gets 503
+	// with Retry-After; one that needs more than the whole share gets 413. Serve also sets
+	// Go's soft memory limit (debug.SetMemoryLimit) to the budget minus the memory Go does not
+	// manage, unless GOMEMLIMIT or an earlier call set one.
+	MemBudget int64
+	// RunMem is set aside for the model runs (ONNX Runtime's activations and the batch
+	// buffers). Default: Workers × Batch × 24 × one input image (float32); raise it for large
+	// models at large batches (watch artnet_process_peak_rss_bytes).
+	RunMem    int64
+	AdmitWait time.Duration
 	// MaxBodyBytes caps a request body (413 beyond); MaxPixels caps an image's declared
 	// width×height, checked on its header before decoding (413 beyond).
 	MaxBodyBytes int64
@@ -79,6 +110,15 @@ func (c Config) withDefaults() Config {
 	defD(&c.ShutdownTimeout, DefaultShutdownTimeout)
 	def(&c.TopK, DefaultTopK)
 	def(&c.MaxInferBatch, DefaultMaxInferBatch)
+	def(&c.BodyReads, DefaultBodyReads)
+	if c.MinBodyRate == 0 {
+		c.MinBodyRate = DefaultMinBodyRate
+	}
+	defD(&c.MinBodyRateGrace, DefaultMinBodyRateGrace)
+	defD(&c.AdmitWait, DefaultAdmitWait)
+	if c.MemBudget == 0 {
+		c.MemBudget = DefaultMemBudget()
+	}
 	return c
 }
 
@@ -100,11 +140,15 @@ func (c Config) validate() error {
 		return fmt.Errorf("server config: TopK must be >= 1, got %d", c.TopK)
 	case c.MaxInferBatch < 1:
 		return fmt.Errorf("server config: MaxInferBatch must be >= 1, got %d", c.MaxInferBatch)
+	case c.BodyReads < 1:
+		return fmt.Errorf("server config: BodyReads must be >= 1, got %d", c.BodyReads)
+	case c.MemBudget < 0 || c.RunMem < 0:
+		return fmt.Errorf("server config: MemBudget and RunMem must be >= 0, got %d and %d", c.MemBudget, c.RunMem)
 	}
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"ReadHeaderTimeout", c.ReadHeaderTimeout}, {"ReadTimeout", c.ReadTimeout}, {"WriteTimeout", c.WriteTimeout}, {"IdleTimeout", c.IdleTimeout}, {"ShutdownTimeout", c.ShutdownTimeout}} {
+	}{{"ReadHeaderTimeout", c.ReadHeaderTimeout}, {"ReadTimeout", c.ReadTimeout}, {"WriteTimeout", c.WriteTimeout}, {"IdleTimeout", c.IdleTimeout}, {"ShutdownTimeout", c.ShutdownTimeout}, {"MinBodyRateGrace", c.MinBodyRateGrace}, {"AdmitWait", c.AdmitWait}} {
 		if d.v < 0 {
 			return fmt.Errorf("server config: %s must be >= 0, got %v", d.name, d.v)
 		}

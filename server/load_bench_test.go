@@ -290,7 +290,7 @@ func TestSoak(t *testing.T) {
 	}
 	el := time.Since(start)
 	t.Logf("soak: %d requests after %d warm-up ones (all: %d ok, %d 503, %d other) in %v; heap after warm-up %.1f MiB, then %v MiB",
-		ok.Load()+busy.Load()+other.Load()-warm, warm, ok.Load(), busy.Load(), other.Load(), el.Round(time.Millisecond), mib(base), mibs(samples))
+		ok.Load()+busy.Load()+other.Load()-warm, warm, ok.Load(), busy.Load(), other.Load(), el.Round(time.Millisecond), mibf(base), mibs(samples))
 	if other.Load() > 0 {
 		t.Errorf("%d answers neither 200 nor 503, first: %v", other.Load(), firstErr.Load())
 	}
@@ -299,16 +299,16 @@ func TestSoak(t *testing.T) {
 	}
 	// No growth: the last sample is within 25% + 4 MiB of the post-warm-up heap.
 	if last := samples[len(samples)-1]; float64(last) > 1.25*float64(base)+4<<20 {
-		t.Errorf("heap grew from %.1f MiB to %.1f MiB", mib(base), mib(last))
+		t.Errorf("heap grew from %.1f MiB to %.1f MiB", mibf(base), mibf(last))
 	}
 }
 
-func mib(v uint64) float64 { return float64(v) / (1 << 20) }
+func mibf(v uint64) float64 { return float64(v) / (1 << 20) }
 
 func mibs(v []uint64) []string {
 	out := make([]string, len(v))
 	for i, x := range v {
-		out[i] = strconv.FormatFloat(mib(x), 'f', 1, 64)
+		out[i] = strconv.FormatFloat(mibf(x), 'f', 1, 64)
 	}
 	return out
 }

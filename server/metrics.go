@@ -16,7 +16,7 @@ type metrics struct {
 	dropped    prometheus.Counter
 }
 
-func newMetrics(queueDepth func() float64) *metrics {
+func newMetrics(queueDepth func() float64, extra []prometheus.Collector) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -40,10 +40,11 @@ func newMetrics(queueDepth func() float64) *metrics {
 	}
 	m.reg.MustRegister(m.requests, m.latency, m.batchSize, m.runSeconds, m.dropped,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "artnet_queue_depth", Help: "Requests admitted and not yet in a model run (being decoded or waiting for a batch).",
+			Name: "artnet_queue_depth", Help: "Requests decoded and ready, not yet in a model run.",
 		}, queueDepth),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
+	m.reg.MustRegister(extra...)
 	return m
 }

@@ -7,14 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"image"
-	"io"
-	"mime"
-	"mime/multipart"
+	"math"
 	"net"
 	"net/http"
-	"path"
 	"strconv"
 	"strings"
+
+	"golang.org/x/image/draw"
 
 	"github.com/artnet/artnet/heatmap"
 	"github.com/artnet/artnet/predict"
@@ -49,7 +48,7 @@ func statusOf(err error) int {
 	switch {
 	case errors.As(err, &he):
 		return he.code
-	case errors.Is(err, ErrQueueFull), errors.Is(err, ErrShuttingDown):
+	case errors.Is(err, ErrQueueFull), errors.Is(err, ErrShuttingDown), errors.Is(err, ErrMemoryBudget), errors.Is(err, ErrBusy):
 		return http.StatusServiceUnavailable
 	case errors.As(err, &mbe), errors.Is(err, preprocess.ErrTooManyPixels):
 		return http.StatusRequestEntityTooLarge
@@ -80,6 +79,12 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if code == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")
+	}
+	if r.ContentLength != 0 {
+		// The body may be unread (refused before or while reading it): close the connection
+		// after the answer instead of letting net/http read up to 256 KiB of it first, which a
+		// slow client would stretch to ReadTimeout.
+		w.Header().Set("Connection", "close")
 	}
 	msg := err.Error()
 	if code >= 500 && code != http.StatusServiceUnavailable {
@@ -122,6 +127,10 @@ func parsePredictQuery(r *http.Request, defTopK int) (topk int, att attentionMod
 	return topk, att, nil
 }
 
+// MaxOverlaySide caps the longer side of the attention overlays /v1/predict draws
+// (?attention=1, ?attention=png): a larger upload is scaled down first.
+const MaxOverlaySide = 1024
+
 func (s *Server) handlePredict(w http.ResponseWriter, r *http.Request) {
 	if !allow(w, r, http.MethodPost) {
 		return
@@ -131,11 +140,13 @@ func (s *Server) handlePredict(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	if err := s.b.admit(); err != nil {
+	body, err := s.startBody(w, r)
+	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	pred, img, err := s.predictOne(r.Context(), w, r, topk, att != attentionNone)
+	defer body.done()
+	pred, img, err := s.predictOne(r.Context(), body, topk, att != attentionNone)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -145,9 +156,8 @@ func (s *Server) handlePredict(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var png bytes.Buffer
-	crop := preprocess.CropBox(img.Bounds().Dx(), img.Bounds().Dy(), s.popt)
 	gh, gw := s.mcfg.Grid()
-	if err := heatmap.EncodePNG(&png, heatmap.Overlay(img, pred.Attention, gh, gw, crop)); err != nil {
+	if err := heatmap.EncodePNG(&png, heatmap.Overlay(img.img, pred.Attention, gh, gw, img.crop)); err != nil {
 		s.fail(w, r, fmt.Errorf("encoding the overlay: %w", err))
 		return
 	}
@@ -160,113 +170,76 @@ func (s *Server) handlePredict(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, PredictResponse{Prediction: pred, AttentionPNG: base64.StdEncoding.EncodeToString(png.Bytes())})
 }
 
-// predictOne reads, decodes and predicts the request's image; the caller has admitted it.
-func (s *Server) predictOne(ctx context.Context, w http.ResponseWriter, r *http.Request, topk int, withAttention bool) (*predict.Prediction, image.Image, error) {
-	submitted := false
-	defer func() {
-		if !submitted {
-			s.b.cancelAdmit()
-		}
-	}()
-	name, data, err := s.readImage(w, r)
+// overlayBase is the picture an attention overlay is drawn on (the upload, at most
+// MaxOverlaySide on its longer side) and where the model's crop lies in it.
+type overlayBase struct {
+	img  image.Image
+	crop image.Rectangle
+}
+
+// overlayMemory is what drawing and encoding a w×h overlay may hold: the scaled picture, the
+// overlay, the PNG and its base64 text.
+func overlayMemory(w, h int) int64 {
+	ow, oh := overlaySize(w, h)
+	return int64(ow) * int64(oh) * 4 * 4
+}
+
+func overlaySize(w, h int) (int, int) {
+	if l := max(w, h); l > MaxOverlaySide {
+		return max(1, w*MaxOverlaySide/l), max(1, h*MaxOverlaySide/l)
+	}
+	return w, h
+}
+
+// predictOne reads, decodes and predicts the request's image. Memory is reserved in body's
+// reservation before each step: the body as it arrives, then the worst case of decoding it
+// (from its header), and the overlay when asked; the decoded picture is dropped (and its
+// reservation given back) before the request waits for its model run.
+func (s *Server) predictOne(ctx context.Context, body *bodyRead, topk int, withAttention bool) (*predict.Prediction, *overlayBase, error) {
+	arr := s.b.arriving()
+	defer arr.cancel()
+	name, data, err := body.readImage(ctx)
 	if err != nil {
+		return nil, nil, err
+	}
+	hdr, err := preprocess.DecodeConfig(bytes.NewReader(data), s.popt)
+	if err != nil {
+		return nil, nil, err
+	}
+	decode, overlay := hdr.DecodeMemory(s.popt), int64(0)
+	if withAttention {
+		overlay = overlayMemory(hdr.Width, hdr.Height)
+	}
+	if err := body.mem.grow(ctx, decode+overlay); err != nil {
 		return nil, nil, err
 	}
 	img, err := preprocess.DecodeImage(bytes.NewReader(data), s.popt)
 	if err != nil {
 		return nil, nil, err
 	}
+	body.mem.shrink(int64(len(data)))
 	data = nil
 	tp := s.tensors.Get().(*[]float32)
 	preprocess.ToTensorInto(*tp, img, s.popt)
-	submitted = true
-	res, err := s.b.do(ctx, *tp, 1)
+	var base *overlayBase
+	if withAttention {
+		b := img.Bounds()
+		base = &overlayBase{img: img, crop: preprocess.CropBox(b.Dx(), b.Dy(), s.popt)}
+		if ow, oh := overlaySize(b.Dx(), b.Dy()); ow != b.Dx() || oh != b.Dy() {
+			small := image.NewRGBA(image.Rect(0, 0, ow, oh))
+			draw.ApproxBiLinear.Scale(small, small.Bounds(), img, b, draw.Src, nil)
+			sx, sy := float64(ow)/float64(b.Dx()), float64(oh)/float64(b.Dy())
+			c := base.crop
+			base = &overlayBase{img: small, crop: image.Rect(int(float64(c.Min.X)*sx), int(float64(c.Min.Y)*sy),
+				int(math.Ceil(float64(c.Max.X)*sx)), int(math.Ceil(float64(c.Max.Y)*sy))).Intersect(small.Bounds())}
+		}
+	}
+	img = nil
+	body.mem.shrink(decode) // the decoded picture is garbage now (or scaled into the overlay's share)
+	res, err := s.b.do(ctx, *tp, 1, arr)
 	if err != nil {
 		return nil, nil, err // tp may still be read by the batcher: not reused
 	}
 	s.tensors.Put(tp)
-	if !withAttention {
-		img = nil
-	}
-	return predict.Postprocess(s.mcfg, res, 0, name, topk, withAttention), img, nil
-}
-
-// readImage returns the upload's name and bytes: a raw body (image/*, application/octet-stream
-// or no content type) or the multipart/form-data field "image".
-func (s *Server) readImage(w http.ResponseWriter, r *http.Request) (string, []byte, error) {
-	if r.ContentLength > s.cfg.MaxBodyBytes {
-		return "", nil, clientErr(http.StatusRequestEntityTooLarge, "request body of %d bytes is larger than the limit of %d bytes", r.ContentLength, s.cfg.MaxBodyBytes)
-	}
-	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
-	ct := r.Header.Get("Content-Type")
-	mt, params := "", map[string]string(nil)
-	if ct != "" {
-		var err error
-		if mt, params, err = mime.ParseMediaType(ct); err != nil {
-			return "", nil, clientErr(http.StatusUnsupportedMediaType, "content type %q: %v", ct, err)
-		}
-	}
-	switch {
-	case mt == "" || mt == "application/octet-stream" || strings.HasPrefix(mt, "image/"):
-		data, err := readAll(body, r.ContentLength)
-		if err != nil {
-			return "", nil, s.bodyErr(err)
-		}
-		return "upload", data, nil
-	case mt == "multipart/form-data":
-		if params["boundary"] == "" {
-			return "", nil, clientErr(http.StatusBadRequest, "multipart/form-data without a boundary")
-		}
-		mr := multipart.NewReader(body, params["boundary"])
-		for {
-			part, err := mr.NextPart()
-			if err == io.EOF {
-				return "", nil, clientErr(http.StatusBadRequest, `multipart form has no field "image"`)
-			}
-			if err != nil {
-				return "", nil, s.bodyErr(err)
-			}
-			if part.FormName() != "image" {
-				_, _ = io.Copy(io.Discard, part)
-				continue
-			}
-			data, err := io.ReadAll(part)
-			if err != nil {
-				return "", nil, s.bodyErr(err)
-			}
-			name := path.Base(part.FileName())
-			if name == "." || name == "/" || name == "" {
-				name = "upload"
-			}
-			if len(name) > 255 {
-				name = name[:255]
-			}
-			return name, data, nil
-		}
-	default:
-		return "", nil, clientErr(http.StatusUnsupportedMediaType,
-			`content type %q: send the image bytes (image/*, application/octet-stream) or multipart/form-data with a field "image"`, mt)
-	}
-}
-
-func readAll(r io.Reader, size int64) ([]byte, error) {
-	if size > 0 {
-		buf := bytes.NewBuffer(make([]byte, 0, size+1))
-		_, err := buf.ReadFrom(r)
-		return buf.Bytes(), err
-	}
-	return io.ReadAll(r)
-}
-
-// bodyErr classifies an error reading the request body.
-func (s *Server) bodyErr(err error) error {
-	var mbe *http.MaxBytesError
-	var ne net.Error
-	switch {
-	case errors.As(err, &mbe):
-		return clientErr(http.StatusRequestEntityTooLarge, "request body is larger than the limit of %d bytes", s.cfg.MaxBodyBytes)
-	case errors.As(err, &ne) && ne.Timeout():
-		return clientErr(http.StatusRequestTimeout, "reading the request body timed out")
-	}
-	return clientErr(http.StatusBadRequest, "reading the request body: %v", err)
+	return predict.Postprocess(s.mcfg, res, 0, name, topk, withAttention), base, nil
 }

@@ -29,9 +29,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"regexp"
+	"runtime/debug"
+	rtmetrics "runtime/metrics"
 	"strconv"
 	"strings"
 	"sync"
@@ -58,6 +61,10 @@ type Server struct {
 	h      http.Handler
 	ready  atomic.Bool
 	served atomic.Bool
+
+	mem       *memBudget    // what requests may reserve (MemBudget less the base and RunMem)
+	bodySlots chan struct{} // one per body being read (BodyReads)
+	memBase   int64         // the process's RSS when New was called
 
 	tensors  sync.Pool // *[]float32 of one image
 	idPrefix string
@@ -90,8 +97,19 @@ func New(cfg Config, model predict.Predictor, log *slog.Logger) (*Server, error)
 	_, _ = rand.Read(idb[:])
 	s := &Server{cfg: cfg, model: model, mcfg: mcfg, popt: popt, log: log, idPrefix: hex.EncodeToString(idb[:])}
 	n := popt.Len()
+	if s.cfg.RunMem == 0 {
+		s.cfg.RunMem = int64(cfg.Workers) * int64(cfg.Batch) * 24 * int64(n) * 4
+	}
+	s.memBase, _ = ProcessMemory()
+	share := s.cfg.MemBudget - s.memBase - s.cfg.RunMem
+	if minShare := 2*int64(n)*4 + maxPendingJSON + 64<<10; share < minShare {
+		return nil, fmt.Errorf("server config: MemBudget %s leaves %s for requests after the process's %s and RunMem %s; want at least %s",
+			mib(s.cfg.MemBudget), mib(share), mib(s.memBase), mib(s.cfg.RunMem), mib(minShare))
+	}
+	s.mem = newMemBudget(share)
+	s.bodySlots = make(chan struct{}, cfg.BodyReads)
 	s.tensors.New = func() any { v := make([]float32, n); return &v }
-	s.met = newMetrics(func() float64 { return float64(s.b.pending.Load()) })
+	s.met = newMetrics(func() float64 { return float64(s.b.pending.Load()) }, s.memGauges())
 	s.b = newBatcher(model, cfg, n, s.met, log)
 	s.routes()
 	return s, nil
@@ -125,10 +143,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 		ErrorLog:    slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
+	defer s.setGoMemLimit()()
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	s.ready.Store(true)
-	s.log.Info("serving", "addr", ln.Addr().String(), "batch", s.cfg.Batch, "max_delay", s.cfg.MaxDelay, "queue", s.cfg.Queue)
+	s.log.Info("serving", "addr", ln.Addr().String(), "batch", s.cfg.Batch, "max_delay", s.cfg.MaxDelay, "queue", s.cfg.Queue,
+		"mem_budget_mib", s.cfg.MemBudget>>20, "requests_mib", s.mem.total>>20, "base_rss_mib", s.memBase>>20, "run_mem_mib", s.cfg.RunMem>>20)
 	select {
 	case err := <-errc:
 		s.ready.Store(false)
@@ -292,7 +312,7 @@ type errorBody struct {
 }
 
 func writeError(w http.ResponseWriter, code int, msg string) {
-	writeJSON(w, code, errorBody{Error: errtext.OneLine(msg)})
+	writeJSON(w, code, errorBody{Error: errtext.Fold(msg)})
 }
 
 func (s *Server) handleLive(w http.ResponseWriter, r *http.Request) {
@@ -301,13 +321,66 @@ func (s *Server) handleLive(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// handleReady answers /v2/health/ready and /v2/models/artnet/ready: 200 while the server
+// serves and can take one more request now; 503 (with the reason and Retry-After) while it
+// starts or stops, and while it is saturated — the model queue full, every body-read slot
+// taken, or the memory budget without room for one small request. A load balancer then
+// sends new work elsewhere; liveness (/v2/health/live) stays 200, since a saturated server
+// is not broken.
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	if !allow(w, r, http.MethodGet, http.MethodHead) {
 		return
 	}
-	if !s.ready.Load() {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ready": false, "error": "not serving (starting or shutting down)"})
+	if reason := s.notReady(); reason != "" {
+		w.Header().Set("Retry-After", "1")
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ready": false, "error": reason})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]bool{"ready": true})
+}
+
+// notReady says why the server cannot take a request now ("" when it can).
+func (s *Server) notReady() string {
+	switch {
+	case !s.ready.Load():
+		return "not serving (starting or shutting down)"
+	case s.b.pending.Load() >= s.b.queue:
+		return fmt.Sprintf("saturated: model queue full (%d requests)", s.b.queue)
+	case len(s.bodySlots) >= cap(s.bodySlots):
+		return fmt.Sprintf("saturated: all %d body-read slots taken", cap(s.bodySlots))
+	case s.mem.total-s.mem.inUse() < s.smallRequest():
+		return fmt.Sprintf("saturated: memory budget for requests (%s) in use", mib(s.mem.total))
+	}
+	return ""
+}
+
+// smallRequest is the memory of a small image request: its tensor twice and 1 MiB of body.
+func (s *Server) smallRequest() int64 { return 2*int64(s.popt.Len())*4 + 1<<20 }
+
+// setGoMemLimit sets Go's soft memory limit to the budget less what Go does not manage (ONNX
+// Runtime's memory, measured as the RSS at New minus Go's own then, and RunMem), unless one
+// is set already; the returned func restores it.
+func (s *Server) setGoMemLimit() func() {
+	if debug.SetMemoryLimit(-1) != math.MaxInt64 {
+		return func() {}
+	}
+	goNow := goMemory()
+	nonGo := max(s.memBase-goNow, 0) + s.cfg.RunMem
+	limit := s.cfg.MemBudget - nonGo
+	if limit <= 0 {
+		return func() {}
+	}
+	prev := debug.SetMemoryLimit(limit)
+	s.log.Debug("Go memory limit", "mib", limit>>20)
+	return func() { debug.SetMemoryLimit(prev) }
+}
+
+// goMemory is the memory the Go runtime has mapped and not released.
+func goMemory() int64 {
+	sm := []rtmetrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
+	rtmetrics.Read(sm)
+	if sm[0].Value.Kind() != rtmetrics.KindUint64 || sm[1].Value.Kind() != rtmetrics.KindUint64 {
+		return 0
+	}
+	return int64(sm[0].Value.Uint64() - sm[1].Value.Uint64())
 }

@@ -639,7 +639,7 @@ func TestWakeWhenDecodingFails(t *testing.T) {
 	cfg := testConfig()
 	cfg.MaxDelay = time.Hour
 	r := serve(t, cfg, m, nil)
-	// B: admitted, stuck reading its body.
+	// B: on its way, stuck reading its body (no queue slot).
 	c, err := net.Dial("tcp", strings.TrimPrefix(r.url, "http://"))
 	if err != nil {
 		t.Fatal(err)
@@ -648,7 +648,7 @@ func TestWakeWhenDecodingFails(t *testing.T) {
 	if _, err := io.WriteString(c, "POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 1000\r\n\r\n\x89PNG"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "B admitted", func() bool { return r.s.b.decoding.Load() == 1 })
+	waitFor(t, "B arriving", func() bool { return r.s.b.decoding.Load() == 1 })
 	// A: queued and taken by the worker, which waits since B is on its way.
 	data := pngBytes(t, picture(64, 64, 11))
 	done := make(chan int, 1)
@@ -656,7 +656,9 @@ func TestWakeWhenDecodingFails(t *testing.T) {
 		resp, _ := post(t, r.url+"/v1/predict", "image/png", data, nil)
 		done <- resp.StatusCode
 	}()
-	waitFor(t, "A taken by the worker", func() bool { return r.s.b.pending.Load() == 1 && len(r.s.b.ch) == 0 && r.s.b.decoding.Load() == 1 })
+	waitFor(t, "A taken by the worker", func() bool {
+		return r.s.b.pending.Load() == 0 && len(r.s.b.ch) == 0 && r.s.b.decoding.Load() == 1 && len(r.s.bodySlots) == 1
+	})
 	select {
 	case code := <-done:
 		t.Fatalf("A answered (%d) while B was still being read: the worker did not wait", code)

@@ -1,14 +1,9 @@
 package server
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
 	"mime"
 	"net/http"
-	"strconv"
 
 	"github.com/artnet/artnet/models/spec"
 )
@@ -72,12 +67,12 @@ const modelVersion = "1"
 func (s *Server) Metadata() ModelMetadata {
 	md := ModelMetadata{
 		Name: ModelName, Versions: []string{modelVersion}, Platform: "onnxruntime_onnx",
-		Inputs: []TensorMetadata{{Name: "image", Datatype: "FP32", Shape: []int{-1, 3, s.mcfg.ImageSize, s.mcfg.ImageSize}}},
+		Inputs: []TensorMetadata{{Name: spec.InputName, Datatype: "FP32", Shape: []int{-1, 3, s.mcfg.ImageSize, s.mcfg.ImageSize}}},
 	}
 	for _, t := range spec.Tasks {
 		md.Outputs = append(md.Outputs, TensorMetadata{Name: t, Datatype: "FP32", Shape: []int{-1, s.mcfg.NumClasses(t)}})
 	}
-	md.Outputs = append(md.Outputs, TensorMetadata{Name: "attention", Datatype: "FP32", Shape: []int{-1, s.mcfg.Tokens()}})
+	md.Outputs = append(md.Outputs, TensorMetadata{Name: spec.OutputAttention, Datatype: "FP32", Shape: []int{-1, s.mcfg.Tokens()}})
 	return md
 }
 
@@ -97,10 +92,6 @@ func (s *Server) handleInfer(w http.ResponseWriter, r *http.Request) {
 	if !allow(w, r, http.MethodPost) {
 		return
 	}
-	if err := s.b.admit(); err != nil {
-		s.fail(w, r, err)
-		return
-	}
 	resp, err := s.infer(w, r)
 	if err != nil {
 		s.fail(w, r, err)
@@ -109,48 +100,45 @@ func (s *Server) handleInfer(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
-// infer parses, checks and runs a v2 request; the caller has admitted it.
+// infer parses the body as it arrives (parseV2: the memory of its data reserved first, the
+// shape checked before any data is read), then runs it: the request takes a model-queue slot
+// only once its tensor is complete.
 func (s *Server) infer(w http.ResponseWriter, r *http.Request) (*InferResponse, error) {
-	submitted := false
-	defer func() {
-		if !submitted {
-			s.b.cancelAdmit()
-		}
-	}()
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
 			return nil, clientErr(http.StatusUnsupportedMediaType, "content type %q: want application/json", ct)
 		}
 	}
-	if r.ContentLength > s.cfg.MaxBodyBytes {
-		return nil, clientErr(http.StatusRequestEntityTooLarge, "request body of %d bytes is larger than the limit of %d bytes", r.ContentLength, s.cfg.MaxBodyBytes)
-	}
-	body, err := readAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes), r.ContentLength)
-	if err != nil {
-		return nil, s.bodyErr(err)
-	}
-	var req InferRequest
-	if err := json.Unmarshal(body, &req); err != nil {
-		return nil, clientErr(http.StatusBadRequest, "request JSON: %v", err)
-	}
-	body = nil
-	images, n, err := s.checkInfer(&req)
+	ctx := r.Context()
+	body, err := s.startBody(w, r)
 	if err != nil {
 		return nil, err
 	}
-	outs, err := s.selectOutputs(&req)
+	defer body.done()
+	arr := s.b.arriving()
+	defer arr.cancel()
+	if err := body.mem.grow(ctx, maxPendingJSON+64<<10); err != nil { // the decoder's buffer
+		return nil, err
+	}
+	req, err := parseV2(body.body, s.mcfg.ImageSize, s.cfg.MaxInferBatch,
+		func(n int64) error { return body.mem.grow(ctx, n) }, s.bodyErr)
+	body.endRead()
 	if err != nil {
 		return nil, err
 	}
-	submitted = true
-	res, err := s.b.do(r.Context(), images, n)
+	outs, err := s.selectOutputs(req.Outputs)
+	if err != nil {
+		return nil, err
+	}
+	n := req.Shape[0]
+	res, err := s.b.do(ctx, req.Data, n, arr)
 	if err != nil {
 		return nil, err
 	}
 	resp := &InferResponse{ModelName: ModelName, ModelVersion: modelVersion, ID: req.ID}
 	for _, name := range outs {
 		v := res.Attention
-		if name != "attention" {
+		if name != spec.OutputAttention {
 			v = res.Probs[name]
 		}
 		resp.Outputs = append(resp.Outputs, InferOutput{Name: name, Datatype: "FP32", Shape: []int{n, len(v) / n}, Data: v})
@@ -158,103 +146,19 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) (*InferResponse, 
 	return resp, nil
 }
 
-func (s *Server) checkInfer(req *InferRequest) ([]float32, int, error) {
-	if len(req.Inputs) != 1 {
-		return nil, 0, clientErr(http.StatusBadRequest, `want exactly one input ("image"), got %d`, len(req.Inputs))
-	}
-	in := req.Inputs[0]
-	size := s.mcfg.ImageSize
-	switch {
-	case in.Name != "image":
-		return nil, 0, clientErr(http.StatusBadRequest, `input %q: the model's input is "image"`, in.Name)
-	case in.Datatype != "FP32":
-		return nil, 0, clientErr(http.StatusBadRequest, `input "image": datatype %q, want "FP32"`, in.Datatype)
-	case len(in.Shape) != 4 || in.Shape[1] != 3 || in.Shape[2] != size || in.Shape[3] != size:
-		return nil, 0, clientErr(http.StatusBadRequest, `input "image": shape %v, want [B,3,%d,%d]`, in.Shape, size, size)
-	case in.Shape[0] < 1 || in.Shape[0] > s.cfg.MaxInferBatch:
-		return nil, 0, clientErr(http.StatusBadRequest, `input "image": batch %d, want 1..%d`, in.Shape[0], s.cfg.MaxInferBatch)
-	}
-	n := in.Shape[0]
-	want := n * 3 * size * size
-	data, err := flatFloats(in.Data, want)
-	if err != nil {
-		return nil, 0, clientErr(http.StatusBadRequest, `input "image": data: %v`, err)
-	}
-	if len(data) != want {
-		return nil, 0, clientErr(http.StatusBadRequest, `input "image": data has %d values, shape %v needs %d`, len(data), in.Shape, want)
-	}
-	return data, n, nil
-}
-
-func (s *Server) selectOutputs(req *InferRequest) ([]string, error) {
-	all := append(append([]string{}, spec.Tasks...), "attention")
-	if len(req.Outputs) == 0 {
+func (s *Server) selectOutputs(names []string) ([]string, error) {
+	all := spec.OutputNames()
+	if len(names) == 0 {
 		return all, nil
 	}
-	var outs []string
-	for _, o := range req.Outputs {
+	for _, o := range names {
 		known := false
 		for _, a := range all {
-			known = known || a == o.Name
+			known = known || a == o
 		}
 		if !known {
-			return nil, clientErr(http.StatusBadRequest, "requested output %q: the model's outputs are style, genre, artist, attention", o.Name)
-		}
-		outs = append(outs, o.Name)
-	}
-	return outs, nil
-}
-
-// flatFloats reads a JSON array of numbers, flat or nested (row-major), as float32; it stops
-// with an error past limit values.
-func flatFloats(raw json.RawMessage, limit int) ([]float32, error) {
-	if len(raw) == 0 {
-		return nil, errors.New("missing")
-	}
-	var flat []float32
-	if err := json.Unmarshal(raw, &flat); err == nil {
-		return flat, nil
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	out := make([]float32, 0, limit)
-	depth := 0
-	for {
-		tok, err := dec.Token()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-		switch v := tok.(type) {
-		case json.Delim:
-			switch v {
-			case '[':
-				depth++
-			case ']':
-				depth--
-			default:
-				return nil, fmt.Errorf("want an array of numbers, found %q", v.String())
-			}
-		case json.Number:
-			if depth == 0 {
-				return nil, errors.New("want an array of numbers")
-			}
-			f, err := strconv.ParseFloat(string(v), 32)
-			if err != nil {
-				return nil, fmt.Errorf("value %s is not a float32", v)
-			}
-			if len(out) == limit {
-				return nil, fmt.Errorf("more than the %d values the shape needs", limit)
-			}
-			out = append(out, float32(f))
-		default:
-			return nil, fmt.Errorf("want numbers, found %v", tok)
+			return nil, clientErr(http.StatusBadRequest, "requested output %q: the model's outputs are style, genre, artist, attention", o)
 		}
 	}
-	if depth != 0 {
-		return nil, errors.New("unbalanced brackets")
-	}
-	return out, nil
+	return names, nil
 }

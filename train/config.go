@@ -13,6 +13,7 @@ import (
 	"github.com/dustin/go-humanize"
 	"gopkg.in/yaml.v3"
 
+	"github.com/artnet/artnet/internal/errtext"
 	"github.com/artnet/artnet/models/spec"
 )
 
@@ -23,9 +24,10 @@ import (
 //	  preset: default
 //	  variant: b0
 //	data: {root: data/wikiart, cache_size: 80, jitter: 0.2, balanced: [style]}
-//	train: {seed: 1, weight_decay: 0.01, warmup_epochs: 1, clip_norm: 5}
+//	train: {seed: 1, weight_decay: 0.01, warmup_epochs: 1, clip_norm: 5, pretrained: efficientnet_b0_rwightman-7f5810bc.pth}
 //	phases:
 //	  - {name: "1", epochs: 20, batch: 64, lr: 1.0e-3, freeze: [/encoder, /attention]}
+//	  - {name: "2", epochs: 30, batch: 32, lr: 5.0e-4, init_from: out/other/phase1/best}
 //
 // Maps merge key by key over the base; lists (phases, freeze, balanced) replace the base's.
 type FileConfig struct {
@@ -74,7 +76,15 @@ type TrainConfig struct {
 	ClipNorm     float64 `yaml:"clip_norm" json:"clip_norm"`
 	Keep         int     `yaml:"keep" json:"keep"` // checkpoints kept per phase
 	Backend      string  `yaml:"backend" json:"backend,omitempty"`
-	EvalBatch    int     `yaml:"eval_batch" json:"eval_batch,omitempty"` // 0 → the phase's batch
+	EvalBatch    int     `yaml:"eval_batch" json:"eval_batch,omitempty"` // batch of the final evaluation (results.json); 0 → 32
+	// Pretrained is the PyTorch weights file (safetensors or .pth/.pt; a whole DeepArtNet or an
+	// ImageNet-pretrained backbone, see models.ImportWeights) a phase starts from when it has no
+	// earlier phase in the output folder to continue (phase 1, or a phase trained alone).
+	// Relative paths are relative to the working directory, like data.root.
+	Pretrained string `yaml:"pretrained" json:"pretrained,omitempty"`
+	// AllowPartial accepts a Pretrained (or init_from) weights file that lacks model tensors or
+	// holds extra ones, as `artnet import --allow-partial`.
+	AllowPartial bool `yaml:"allow_partial" json:"allow_partial,omitempty"`
 }
 
 // PhaseConfig is one training phase.
@@ -84,6 +94,9 @@ type PhaseConfig struct {
 	Batch  int      `yaml:"batch" json:"batch"`
 	LR     float64  `yaml:"lr" json:"lr"`
 	Freeze []string `yaml:"freeze" json:"freeze,omitempty"` // variable scope prefixes, e.g. /encoder, /backbone/features/0
+	// InitFrom, when set, is what this phase starts from instead of the previous phase's best
+	// checkpoint: a checkpoint directory or a PyTorch weights file (see Options.InitFrom).
+	InitFrom string `yaml:"init_from" json:"init_from,omitempty"`
 }
 
 // LoadFileConfig reads a YAML training configuration (following base: links). Errors name the
@@ -102,15 +115,13 @@ func LoadFileConfig(path string) (*FileConfig, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(&fc); err != nil {
-		return nil, fmt.Errorf("%s: %s", path, oneLine(err))
+		return nil, fmt.Errorf("%s: %s", path, errtext.OneLine(err))
 	}
 	if err := fc.validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return &fc, nil
 }
-
-func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }
 
 func readMerged(path string, depth int) (map[string]any, error) {
 	if depth > 8 {
@@ -122,7 +133,7 @@ func readMerged(path string, depth int) (map[string]any, error) {
 	}
 	var m map[string]any
 	if err := yaml.Unmarshal(raw, &m); err != nil {
-		return nil, fmt.Errorf("%s: %s", path, oneLine(err))
+		return nil, fmt.Errorf("%s: %s", path, errtext.OneLine(err))
 	}
 	if m == nil {
 		m = map[string]any{}
@@ -213,7 +224,7 @@ func (fc *FileConfig) validate() error {
 	if cfg, err := fc.ModelConfig(); err != nil {
 		errs = append(errs, err)
 	} else if err := cfg.Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("field model: %s", oneLine(err)))
+		errs = append(errs, fmt.Errorf("field model: %s", errtext.OneLine(err)))
 	}
 	return errors.Join(errs...)
 }
@@ -255,6 +266,19 @@ func (fc *FileConfig) ModelConfig() (spec.Config, error) {
 		return cfg, fmt.Errorf("field model: %w", err)
 	}
 	return cfg, nil
+}
+
+// StartFrom is the Options.InitFrom of a phase: its own init_from, else previous (the
+// checkpoint of the phase before it in this output folder, "" when there is none), else
+// train.pretrained ("" when unset: fresh initialisation).
+func (fc *FileConfig) StartFrom(ph PhaseConfig, previous string) string {
+	switch {
+	case ph.InitFrom != "":
+		return ph.InitFrom
+	case previous != "":
+		return previous
+	}
+	return fc.Train.Pretrained
 }
 
 // Phase returns the phase with that name.

@@ -98,6 +98,14 @@ type PhasesResult struct {
 	ParametersByPt map[string]int         `json:"parameters"`
 	// Summary is the full evaluation (per-class metrics; confusion matrices in eval/).
 	Summary *evaluate.Summary `json:"-"`
+	// Imported lists the phases of this call that started from a PyTorch weights file.
+	Imported []PhaseImport `json:"imported,omitempty"`
+}
+
+// PhaseImport says what a phase's pretrained weights file provided.
+type PhaseImport struct {
+	Phase  string               `json:"phase"`
+	Report *models.ImportReport `json:"report"`
 }
 
 // TaskResults is one task's line of results.json.
@@ -121,6 +129,7 @@ type phaseRun struct {
 	trainSet *WikiArt
 	valSet   *WikiArt
 	classes  map[string][]string
+	imported []PhaseImport
 }
 
 // RunPhases trains the phases of a configuration on WikiArt, one Run per phase in
@@ -170,7 +179,7 @@ func RunPhases(ctx context.Context, o PhasesOptions) (*PhasesResult, error) {
 	}
 	cfg.Classes = classes
 	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("training config %s: model: %s", o.ConfigFile, errtext.OneLine(err.Error()))
+		return nil, fmt.Errorf("training config %s: model: %s", o.ConfigFile, errtext.OneLine(err))
 	}
 	if fc.Data.CacheSize != 0 {
 		log.Warn("data.cache_size is ignored: images are cropped at their own size; data.cache_mem (or --cache-mem) sets the decoded-image cache budget")
@@ -286,10 +295,10 @@ func ReadRunConfig(out string) (*RunConfig, error) {
 	}
 	var rc RunConfig
 	if err := json.Unmarshal(b, &rc); err != nil {
-		return nil, fmt.Errorf("%s: %s", path, errtext.OneLine(err.Error()))
+		return nil, fmt.Errorf("%s: %s", path, errtext.OneLine(err))
 	}
 	if err := rc.Config.validate(); err != nil {
-		return nil, fmt.Errorf("%s: %s", path, errtext.OneLine(err.Error()))
+		return nil, fmt.Errorf("%s: %s", path, errtext.OneLine(err))
 	}
 	return &rc, nil
 }
@@ -303,7 +312,7 @@ func ReadPhaseOptions(phaseDir string) (*PhaseOptions, error) {
 	}
 	var po PhaseOptions
 	if err := json.Unmarshal(b, &po); err != nil {
-		return nil, fmt.Errorf("%s: %s", path, errtext.OneLine(err.Error()))
+		return nil, fmt.Errorf("%s: %s", path, errtext.OneLine(err))
 	}
 	return &po, nil
 }
@@ -367,9 +376,9 @@ func (r *phaseRun) runPhase(ctx context.Context, ph PhaseConfig, from string) (s
 	n := r.trainSet.Len()
 	steps, perEpoch, warmup := Steps(ph, r.fc.Train.WarmupEpochs, n)
 	tc := r.fc.Train
-	initFrom := from
+	initFrom := from // --from / --resume CHECKPOINT, else the phase's init_from, the previous phase, train.pretrained
 	if initFrom == "" {
-		initFrom = r.previous(ph.Name)
+		initFrom = r.fc.StartFrom(ph, r.previous(ph.Name))
 	}
 	o := Options{
 		Config: r.cfg, OutDir: dir, Steps: steps, Batch: ph.Batch, LR: ph.LR,
@@ -377,7 +386,7 @@ func (r *phaseRun) runPhase(ctx context.Context, ph PhaseConfig, from string) (s
 		CheckpointEvery: perEpoch, EvalEvery: perEpoch, KeepCheckpoints: tc.Keep, LogEvery: max(perEpoch/4, 1),
 		Seed: tc.Seed, Resume: r.o.Resume, Backend: tc.Backend,
 		Freeze: ph.Freeze, ClipNorm: tc.ClipNorm, KeepBest: true,
-		InitFrom: initFrom, Workers: r.fc.Data.Workers, Prefetch: r.o.Prefetch,
+		InitFrom: initFrom, AllowPartial: tc.AllowPartial, Workers: r.fc.Data.Workers, Prefetch: r.o.Prefetch,
 	}
 	for _, t := range r.fc.Data.Balanced {
 		k := taskIndex(t)
@@ -426,6 +435,9 @@ func (r *phaseRun) runPhase(ctx context.Context, ph PhaseConfig, from string) (s
 	if err != nil {
 		return dir, err
 	}
+	if res.Imported != nil {
+		r.imported = append(r.imported, PhaseImport{Phase: ph.Name, Report: res.Imported})
+	}
 	b, _ = json.Marshal(map[string]any{"phase": ph.Name, "step": res.Step, "loss": res.Loss, "val_top1": res.ValAccuracy, "checkpoint": res.CheckpointDir})
 	if err := atomicfile.WriteFile(filepath.Join(dir, DoneFile), append(b, '\n'), 0o644); err != nil {
 		return dir, err
@@ -467,7 +479,7 @@ func (r *phaseRun) finalEval(ctx context.Context, phaseDir string) (*PhasesResul
 	}
 	sum.Model, sum.Runtime, sum.Data, sum.Split = ck, "gomlx", r.fc.Data.Root, "val"
 	res := &PhasesResult{Checkpoint: ck, Tasks: map[string]TaskResults{}, Seconds: sum.Seconds,
-		ValImages: r.valSet.Len(), TrainImages: r.trainSet.Len(), ModelConfig: cfg, ParametersByPt: models.ParamCounts(mctx), Summary: sum}
+		ValImages: r.valSet.Len(), TrainImages: r.trainSet.Len(), ModelConfig: cfg, ParametersByPt: models.ParamCounts(mctx), Summary: sum, Imported: r.imported}
 	for _, tr := range sum.Tasks {
 		if tr.Samples == 0 {
 			continue

@@ -2,6 +2,7 @@ package train
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -30,7 +31,11 @@ type Predictor struct {
 func NewPredictor(backend backends.Backend, mctx *gomlxcontext.Context, cfg spec.Config) (*Predictor, error) {
 	exec, err := gomlxcontext.NewExec(backend, mctx.Reuse(), func(ctx *gomlxcontext.Context, images *graph.Node) []*graph.Node {
 		out := models.Build(ctx, cfg, images)
-		return []*graph.Node{out.Probs["style"], out.Probs["genre"], out.Probs["artist"], out.Attention}
+		outs := make([]*graph.Node, 0, len(spec.Tasks)+1) // spec.OutputNames order
+		for _, t := range spec.Tasks {
+			outs = append(outs, out.Probs[t])
+		}
+		return append(outs, out.Attention)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("gomlx: %w", err)
@@ -41,7 +46,11 @@ func NewPredictor(backend backends.Backend, mctx *gomlxcontext.Context, cfg spec
 // Config is the model's configuration.
 func (p *Predictor) Config() spec.Config { return p.cfg }
 
-// Run computes the outputs of a batch of normalized images (batch·3·S·S values).
+// newInputTensor makes Run's input tensor (a variable so a test can see it freed).
+var newInputTensor = tensors.FromFlatDataAndDimensions[float32]
+
+// Run computes the outputs of a batch of normalized images (batch·3·S·S values). Its input and
+// output tensors are freed before it returns.
 func (p *Predictor) Run(_ context.Context, images []float32, batch int) (res *predict.Result, err error) {
 	s := p.cfg.ImageSize
 	if batch < 1 || len(images) != batch*3*s*s {
@@ -49,18 +58,26 @@ func (p *Predictor) Run(_ context.Context, images []float32, batch int) (res *pr
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	in := tensors.FromFlatDataAndDimensions(images, batch, 3, s, s)
-	defer func() { _ = in.FinalizeAll() }()
+	in := newInputTensor(images, batch, 3, s, s)
+	defer func() { err = errors.Join(err, in.FinalizeAll()) }()
 	outs, err := safeExec(p.exec, in)
 	if err != nil {
 		return nil, fmt.Errorf("gomlx: %w", err)
 	}
-	defer finalizeAll(outs)
+	defer func() {
+		for _, o := range outs {
+			err = errors.Join(err, o.FinalizeAll())
+		}
+	}()
 	res = &predict.Result{Batch: batch, Probs: map[string][]float32{}}
 	for i, t := range spec.Tasks {
-		res.Probs[t] = tensors.MustCopyFlatData[float32](outs[i])
+		if res.Probs[t], err = tensors.CopyFlatData[float32](outs[i]); err != nil {
+			return nil, fmt.Errorf("gomlx: output %s: %w", t, err)
+		}
 	}
-	res.Attention = tensors.MustCopyFlatData[float32](outs[3])
+	if res.Attention, err = tensors.CopyFlatData[float32](outs[len(spec.Tasks)]); err != nil {
+		return nil, fmt.Errorf("gomlx: output %s: %w", spec.OutputAttention, err)
+	}
 	return res, nil
 }
 

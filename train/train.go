@@ -25,6 +25,7 @@ import (
 
 	artgraph "github.com/artnet/artnet/graph"
 	"github.com/artnet/artnet/internal/atomicfile"
+	"github.com/artnet/artnet/internal/errtext"
 	"github.com/artnet/artnet/internal/tfevents"
 	"github.com/artnet/artnet/models"
 	"github.com/artnet/artnet/models/spec"
@@ -86,10 +87,17 @@ type Options struct {
 	// (so no gradient, no Adam moments, no weight decay). Batch-norm statistics of frozen layers
 	// are still updated in training mode.
 	Freeze []string
-	// InitFrom, on a fresh start, takes the model variables (weights, batch-norm statistics,
-	// uncertainty weights) from this checkpoint directory instead of initialising them; the
-	// optimizer state and global step start fresh. Ignored when resuming.
+	// InitFrom, on a fresh start, takes the model variables instead of initialising them: from a
+	// checkpoint directory (weights, batch-norm statistics, uncertainty weights; its model config
+	// must equal Config), or from a PyTorch weights file (safetensors or .pth/.pt: a whole
+	// DeepArtNet or an ImageNet-pretrained backbone under spec, torchvision or timm names,
+	// imported by models.ImportWeights with the same mapping and errors as `artnet import`; the
+	// parts the file does not provide are initialised, seeded by Seed). The optimizer state and
+	// global step start fresh. Ignored when resuming.
 	InitFrom string
+	// AllowPartial, for an InitFrom weights file, accepts missing or extra tensors (see
+	// models.ImportOptions.AllowPartial); Result.Imported lists them.
+	AllowPartial bool
 	// ClipNorm, when > 0, scales the gradients so that their global L2 norm is at most ClipNorm.
 	ClipNorm float64
 	// Sampler, when set, gives each epoch's example order (e.g. BalancedSampler); nil is a seeded
@@ -113,6 +121,8 @@ type Result struct {
 	TaskLoss      map[string]float64 // focal loss per task of the last step
 	ValAccuracy   map[string]float64 // validation accuracy per task at the end (nil without a val set)
 	CheckpointDir string             // the newest checkpoint written or resumed from ("" if none)
+	// Imported says what an InitFrom weights file provided (nil otherwise).
+	Imported *models.ImportReport
 }
 
 // StepMetrics is one line of metrics.jsonl for a training step.
@@ -250,6 +260,7 @@ func Run(ctx context.Context, o Options, trainSet, valSet Dataset, log *slog.Log
 	cfg := o.Config
 	startStep := 0
 	resumedFrom := ""
+	var imported *models.ImportReport
 	existing, err := listCheckpoints(o.OutDir)
 	if err != nil {
 		return nil, fmt.Errorf("train: %w", err)
@@ -272,7 +283,7 @@ func Run(ctx context.Context, o Options, trainSet, valSet Dataset, log *slog.Log
 		mctx = mctx.Reuse()
 	} else {
 		if err := cfg.Validate(); err != nil {
-			return nil, fmt.Errorf("train: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
+			return nil, fmt.Errorf("train: %s", errtext.OneLine(err))
 		}
 		mctx = gomlxcontext.New()
 		mctx.SetParam(gomlxcontext.ParamInitialSeed, o.Seed)
@@ -280,17 +291,24 @@ func Run(ctx context.Context, o Options, trainSet, valSet Dataset, log *slog.Log
 			return nil, fmt.Errorf("train: random state: %w", err)
 		}
 		if o.InitFrom != "" {
-			if err := initFrom(mctx, cfg, o.InitFrom); err != nil {
+			if imported, err = initFrom(mctx, cfg, o); err != nil {
 				return nil, fmt.Errorf("train: InitFrom: %w", err)
 			}
-			log.Info("initialised from checkpoint", "dir", o.InitFrom)
+			if imported != nil {
+				log.Info("initialised from pretrained weights", "report", imported.String())
+				for _, w := range imported.Warnings {
+					log.Warn("pretrained weights: " + w)
+				}
+			} else {
+				log.Info("initialised from checkpoint", "dir", o.InitFrom)
+			}
 			mctx = mctx.Checked(false) // model variables exist; optimizer ones are created
 		}
 		if o.Resume {
 			log.Info("no checkpoint to resume from: starting fresh", "out", o.OutDir)
 		}
 	}
-	res = &Result{Step: startStep, CheckpointDir: resumedFrom}
+	res = &Result{Step: startStep, CheckpointDir: resumedFrom, Imported: imported}
 	if resumedFrom != "" {
 		res.CheckpointDir = filepath.Join(o.OutDir, resumedFrom)
 	}
@@ -930,7 +948,7 @@ func Evaluate(ctx context.Context, backend backends.Backend, mctx *gomlxcontext.
 		return nil, fmt.Errorf("evaluate: batch must be > 0, got %d", batch)
 	}
 	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("evaluate: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
+		return nil, fmt.Errorf("evaluate: %s", errtext.OneLine(err))
 	}
 	e := newEvaluator(backend, mctx, cfg, DeepArtNet, batch)
 	defer e.close()
@@ -981,15 +999,29 @@ func applyFreeze(ctx *gomlxcontext.Context, freeze []string) {
 	}
 }
 
-// initFrom copies the model variables of checkpoint dir into the fresh context mctx.
-func initFrom(mctx *gomlxcontext.Context, cfg spec.Config, dir string) error {
-	src, ckCfg, err := models.LoadCheckpoint(dir)
+// initFrom fills the fresh context mctx with the model variables of o.InitFrom: a checkpoint
+// directory, or a PyTorch weights file (then the import report is returned).
+func initFrom(mctx *gomlxcontext.Context, cfg spec.Config, o Options) (*models.ImportReport, error) {
+	if fi, err := os.Stat(o.InitFrom); err == nil && !fi.IsDir() {
+		src, rep, err := models.ImportWeights(o.InitFrom, cfg, models.ImportOptions{AllowPartial: o.AllowPartial, Seed: o.Seed})
+		if err != nil {
+			return nil, err
+		}
+		return rep, copyModelVariables(mctx, src, "weights "+o.InitFrom)
+	}
+	src, ckCfg, err := models.LoadCheckpoint(o.InitFrom)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if string(ckCfg.JSON()) != string(cfg.JSON()) {
-		return fmt.Errorf("checkpoint %s: its model config differs from the one being trained", dir)
+		return nil, fmt.Errorf("checkpoint %s: its model config differs from the one being trained", o.InitFrom)
 	}
+	return nil, copyModelVariables(mctx, src, "checkpoint "+o.InitFrom)
+}
+
+// copyModelVariables copies the model variables of src (not its optimizer state, global step or
+// random state) into mctx, trainable except for the batch-norm statistics.
+func copyModelVariables(mctx, src *gomlxcontext.Context, what string) error {
 	n := 0
 	for v := range src.IterVariables() {
 		if !isModelVariable(v.Scope()) {
@@ -997,18 +1029,18 @@ func initFrom(mctx *gomlxcontext.Context, cfg spec.Config, dir string) error {
 		}
 		val, err := v.Value()
 		if err != nil {
-			return fmt.Errorf("checkpoint %s: variable %s/%s: %w", dir, v.Scope(), v.Name(), err)
+			return fmt.Errorf("%s: variable %s/%s: %w", what, v.Scope(), v.Name(), err)
 		}
 		cp, err := val.Clone()
 		if err != nil {
-			return fmt.Errorf("checkpoint %s: variable %s/%s: %w", dir, v.Scope(), v.Name(), err)
+			return fmt.Errorf("%s: variable %s/%s: %w", what, v.Scope(), v.Name(), err)
 		}
 		nv := mctx.InAbsPath(v.Scope()).VariableWithValue(v.Name(), cp)
 		nv.SetTrainable(!isBuffer(v.Name()))
 		n++
 	}
 	if n == 0 {
-		return fmt.Errorf("checkpoint %s: no model variables", dir)
+		return fmt.Errorf("%s: no model variables", what)
 	}
 	return nil
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -20,11 +19,11 @@ func exportCommand() *cli.Command {
 		Name:  "export",
 		Usage: "export a trained checkpoint, or PyTorch weights, to ONNX (opset 17, symbolic batch)",
 		Description: "From a checkpoint:        artnet export --checkpoint DIR --onnx model.onnx\n" +
-			"Straight from weights:    artnet export --variant b4 --weights FILE.safetensors --onnx model.onnx\n" +
+			"Straight from weights:    artnet export --variant b4 --weights FILE.safetensors|.pth --onnx model.onnx\n" +
 			"(--weights takes what `artnet import` takes; see its help for naming schemes and the tf_efficientnet caveat.)",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "checkpoint", Usage: "checkpoint directory, or a training output directory (its newest good checkpoint is used)"},
-			&cli.StringFlag{Name: "weights", Usage: "PyTorch safetensors weights to export without a training run (instead of --checkpoint)"},
+			&cli.StringFlag{Name: "weights", Usage: "PyTorch weights (safetensors or .pth/.pt) to export without a training run (instead of --checkpoint)"},
 			&cli.StringFlag{Name: "variant", Usage: "with --weights: EfficientNet variant b0..b4 (default b4)"},
 			&cli.StringFlag{Name: "model-config", Usage: "with --weights: JSON model configuration (spec.Config)"},
 			&cli.IntFlag{Name: "image-size", Usage: "with --weights: input size H = W"},
@@ -61,20 +60,20 @@ func exportCommand() *cli.Command {
 				if cfg, err = importConfig(c.String("variant"), c.String("model-config"), c.Int("image-size"), c.String("classes-from")); err != nil {
 					return err
 				}
-				if mctx, err = loadPretrained(w, cfg, c.Bool("allow-partial")); err != nil {
+				if mctx, err = loadWeights(w, cfg, c.Bool("allow-partial")); err != nil {
 					return err
 				}
 				source = w
 			default:
-				return errors.New("export: --checkpoint DIR or --weights FILE.safetensors is required")
+				return errors.New("export: --checkpoint DIR or --weights FILE (safetensors or .pth) is required")
 			}
 			m, err := export.Model(mctx, cfg)
 			if err != nil {
 				return err
 			}
 			if p := c.String("onnx"); p != "" {
-				if err := export.WriteFile(p, m); err != nil {
-					return fmt.Errorf("export: %w", err)
+				if err := export.WriteModel(p, m); err != nil {
+					return err // "export: write FILE: …"
 				}
 			}
 			if dir := c.String("triton"); dir != "" {

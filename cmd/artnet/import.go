@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -18,17 +16,18 @@ import (
 	"github.com/artnet/artnet/internal/errtext"
 	"github.com/artnet/artnet/models"
 	"github.com/artnet/artnet/models/spec"
+	"github.com/artnet/artnet/wikiart"
 )
 
 // importSeed seeds the initialization of the parts a weights file does not provide (the head
 // of a pretrained backbone), so that an import is reproducible.
 const importSeed = 1
 
-// importCommand is `artnet import`: PyTorch/timm safetensors weights → an artnet checkpoint.
+// importCommand is `artnet import`: PyTorch/timm weights (safetensors or .pth) → an artnet checkpoint.
 func importCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "import",
-		Usage:     "import PyTorch weights (safetensors: a DeepArtNet state dict, a pretrained backbone, torchvision or timm efficientnet_bN) into a checkpoint",
+		Usage:     "import PyTorch weights (safetensors or .pth/.pt: a DeepArtNet state dict, a pretrained backbone, torchvision or timm efficientnet_bN) into a checkpoint",
 		ArgsUsage: " ",
 		Description: "Names are detected automatically: DeepArtNet's (backbone.features.*, backbone.proj.*, encoder.lstm.*, attention.*, heads.*),\n" +
 			"a backbone alone (backbone.features.*, the rest freshly initialized), torchvision's efficientnet_bN (features.*)\n" +
@@ -37,7 +36,7 @@ func importCommand() *cli.Command {
 			"(TensorFlow 'SAME' padding, BatchNorm eps 1e-3). They import without error and compute something else;\n" +
 			"only a file whose metadata says so is refused. Use torchvision's or timm's (non-tf_) efficientnet_bN weights.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "weights", Required: true, Usage: "safetensors file of PyTorch weights"},
+			&cli.StringFlag{Name: "weights", Required: true, Usage: "PyTorch weights: safetensors or torch.save .pth/.pt (told apart by content)"},
 			&cli.StringFlag{Name: "out", Required: true, Usage: "checkpoint directory to write (atomically; nothing is written on error)"},
 			&cli.StringFlag{Name: "variant", Usage: "EfficientNet variant b0..b4 of the model (default b4, the spec's; not with --model-config)"},
 			&cli.StringFlag{Name: "model-config", Usage: "JSON model configuration (spec.Config), e.g. a checkpoint's config.json"},
@@ -57,7 +56,7 @@ func importCommand() *cli.Command {
 			if _, err := os.Lstat(out); err == nil && !c.Bool("overwrite") {
 				return fmt.Errorf("import: --out %s already exists (use --overwrite to replace a checkpoint)", out)
 			}
-			mctx, rep, err := models.ImportSafetensors(c.String("weights"), cfg, models.ImportOptions{AllowPartial: c.Bool("allow-partial"), Seed: c.Int64("seed")})
+			mctx, rep, err := models.ImportWeights(c.String("weights"), cfg, models.ImportOptions{AllowPartial: c.Bool("allow-partial"), Seed: c.Int64("seed")})
 			if err != nil {
 				return err
 			}
@@ -109,7 +108,7 @@ func importConfig(variant, configPath string, imageSize int, classesFrom string)
 			return cfg, fmt.Errorf("flag --model-config: %w", err)
 		}
 		if cfg, err = spec.ParseJSON(b); err != nil {
-			return cfg, fmt.Errorf("model config %s: %s", configPath, errtext.OneLine(err.Error()))
+			return cfg, fmt.Errorf("model config %s: %s", configPath, errtext.OneLine(err))
 		}
 	}
 	if variant != "" {
@@ -129,7 +128,7 @@ func importConfig(variant, configPath string, imageSize int, classesFrom string)
 	if classesFrom != "" {
 		classes := map[string][]string{}
 		for _, task := range spec.Tasks {
-			names, err := readClassFile(filepath.Join(classesFrom, task+"_class.txt"))
+			names, err := wikiart.ReadClasses(filepath.Join(classesFrom, task+"_class.txt"))
 			if err != nil {
 				return cfg, fmt.Errorf("flag --classes-from: %w", err)
 			}
@@ -138,55 +137,18 @@ func importConfig(variant, configPath string, imageSize int, classesFrom string)
 		cfg.Classes = classes
 	}
 	if err := cfg.Validate(); err != nil {
-		return cfg, fmt.Errorf("import: model config: %s", errtext.OneLine(err.Error()))
+		return cfg, fmt.Errorf("import: model config: %s", errtext.OneLine(err))
 	}
 	return cfg, nil
 }
 
-// readClassFile reads an ArtGAN class list: one "index Name" per line, indices 0, 1, 2, … in
-// order; blank lines are skipped.
-func readClassFile(path string) ([]string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var names []string
-	sc := bufio.NewScanner(f)
-	line := 0
-	for sc.Scan() {
-		line++
-		s := strings.TrimSpace(sc.Text())
-		if s == "" {
-			continue
-		}
-		idx, name, ok := strings.Cut(s, " ")
-		name = strings.TrimSpace(name)
-		i, err := strconv.Atoi(idx)
-		if !ok || err != nil || name == "" {
-			return nil, fmt.Errorf("%s:%d: want \"index Name\", got %q", path, line, s)
-		}
-		if i != len(names) {
-			return nil, fmt.Errorf("%s:%d: index %d, want %d (indices must be 0, 1, 2, … in order)", path, line, i, len(names))
-		}
-		names = append(names, name)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if len(names) < 2 {
-		return nil, fmt.Errorf("%s: %d classes, need at least 2", path, len(names))
-	}
-	return names, nil
-}
-
-// loadPretrained imports a weights file for `artnet train --pretrained`: a whole DeepArtNet, or
-// (the usual case) an ImageNet-pretrained backbone under spec, torchvision or timm names, whose
-// projection, LSTM, attention and heads are freshly initialized (seeded, reproducible). It logs
-// what was loaded and what was left initialized. The context's variables have values and Build
-// reuses them with ctx.Reuse().
-func loadPretrained(path string, cfg spec.Config, allowPartial bool) (*context.Context, error) {
-	ctx, rep, err := models.ImportSafetensors(path, cfg, models.ImportOptions{AllowPartial: allowPartial, Seed: importSeed})
+// loadWeights imports a weights file for `artnet export --weights`: a whole DeepArtNet, or an
+// ImageNet-pretrained backbone under spec, torchvision or timm names, whose projection, LSTM,
+// attention and heads are freshly initialized (seeded, reproducible). It logs what was loaded
+// and what was left initialized. The context's variables have values and Build reuses them with
+// ctx.Reuse(). (`artnet train --pretrained` goes through train.Options.InitFrom.)
+func loadWeights(path string, cfg spec.Config, allowPartial bool) (*context.Context, error) {
+	ctx, rep, err := models.ImportWeights(path, cfg, models.ImportOptions{AllowPartial: allowPartial, Seed: importSeed})
 	if err != nil {
 		return nil, err
 	}

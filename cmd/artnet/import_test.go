@@ -121,8 +121,8 @@ func TestImportCommandBackboneWithClasses(t *testing.T) {
 	if len(importedVariable(t, out, "heads.style.3.bias")) != 3 {
 		t.Errorf("style head is not sized by --classes-from")
 	}
-	// loadPretrained (for train --pretrained) gives the same, seeded, weights.
-	ctx, err := loadPretrained(filepath.Join(importTorchref, "backbone_only.safetensors"), cfg, false)
+	// loadWeights (for train --pretrained) gives the same, seeded, weights.
+	ctx, err := loadWeights(filepath.Join(importTorchref, "backbone_only.safetensors"), cfg, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +131,7 @@ func TestImportCommandBackboneWithClasses(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !slices.Equal(tensors.MustCopyFlatData[float32](v), importedVariable(t, out, "heads.style.0.weight")) {
-		t.Errorf("loadPretrained and import initialize the head differently")
+		t.Errorf("loadWeights and import initialize the head differently")
 	}
 }
 
@@ -176,7 +176,7 @@ func TestImportCommandErrors(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{"text", []string{"--weights", write("readme.safetensors", []byte("hello, these are no weights\n"))}, []string{"readme.safetensors", "not a safetensors file"}},
+		{"text", []string{"--weights", write("readme.safetensors", []byte("hello, these are no weights\n"))}, []string{"readme.safetensors", "neither a safetensors file nor a PyTorch torch.save file"}},
 		{"truncated", []string{"--weights", write("cut.safetensors", tiny[:len(tiny)/2])}, []string{"cut.safetensors", "truncated"}},
 		{"header past EOF", []string{"--weights", write("eof.safetensors", pastEOF)}, []string{"eof.safetensors", "past the end"}},
 		{"wrong shape", []string{"--weights", rewrite("shape.safetensors", func(ts []*safetensors.Tensor) []*safetensors.Tensor {

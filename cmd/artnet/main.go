@@ -41,6 +41,7 @@ func newApp() *cli.App {
 			importCommand(),
 			evaluateCommand(),
 			plotCommand(),
+			benchCommand(),
 			dataCommand(),
 			{Name: "model", Usage: "inspect model configurations", Subcommands: []*cli.Command{summaryCommand()}},
 		},

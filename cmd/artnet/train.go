@@ -48,6 +48,8 @@ func trainCommand() *cli.Command {
 			&cli.IntFlag{Name: "samples", Value: 4, Usage: "write this many labelled synthetic validation images to OUT/samples (for predict)"},
 			&cli.Int64Flag{Name: "seed", Value: 1},
 			&cli.BoolFlag{Name: "resume", Usage: "continue from the newest checkpoint in --out that loads"},
+			&cli.StringFlag{Name: "pretrained", Usage: "start from PyTorch weights (safetensors or .pth/.pt, e.g. torchvision's efficientnet_bN_*.pth from ~/.cache/torch/hub/checkpoints): a whole DeepArtNet or a backbone alone, named as `artnet import` accepts; WikiArt: the first phase (one without an earlier phase in --out); overrides train.pretrained"},
+			&cli.BoolFlag{Name: "allow-partial", Usage: "with --pretrained: accept a file that lacks some model tensors or holds extra ones (as artnet import)"},
 			&cli.StringFlag{Name: "backend", Usage: "GoMLX backend: go (CPU, default) or xla:cuda (needs -tags xla and a PJRT plugin); default $GOMLX_BACKEND"},
 		}, wikiartFlags()...),
 		Action: func(c *cli.Context) error {
@@ -86,6 +88,7 @@ func trainCommand() *cli.Command {
 				LR: c.Float64("lr"), WeightDecay: c.Float64("weight-decay"), WarmupSteps: c.Int("warmup"),
 				CheckpointEvery: c.Int("checkpoint-every"), EvalEvery: c.Int("eval-every"),
 				Seed: seed, Resume: c.Bool("resume"), Backend: c.String("backend"),
+				InitFrom: c.String("pretrained"), AllowPartial: c.Bool("allow-partial"),
 			}, trainSet, valSet, slog.Default())
 			if err != nil {
 				return err
@@ -99,7 +102,10 @@ func trainCommand() *cli.Command {
 			for _, k := range keys {
 				acc = append(acc, fmt.Sprintf("%s=%.3f (chance %.3f)", k, res.ValAccuracy[k], 1/float64(cfg.NumClasses(k))))
 			}
-			fmt.Printf("trained to step %d, loss %.4f, checkpoint %s\nvalidation accuracy: %s\n",
+			if res.Imported != nil {
+				fmt.Fprintf(c.App.Writer, "started from %s\n", res.Imported)
+			}
+			fmt.Fprintf(c.App.Writer, "trained to step %d, loss %.4f, checkpoint %s\nvalidation accuracy: %s\n",
 				res.Step, res.Loss, res.CheckpointDir, strings.Join(acc, ", "))
 			return nil
 		},

@@ -114,6 +114,17 @@ func trainWikiArt(c *cli.Context) error {
 	if c.Bool("strict") {
 		fc.Data.Strict = true
 	}
+	if c.IsSet("pretrained") {
+		fc.Train.Pretrained = c.String("pretrained")
+	}
+	if c.Bool("allow-partial") {
+		fc.Train.AllowPartial = true
+	}
+	if p := fc.Train.Pretrained; p != "" {
+		if _, err := os.Stat(p); err != nil {
+			return fmt.Errorf("pretrained weights (--pretrained / train.pretrained): %w", err)
+		}
+	}
 	if c.IsSet("cache-mem") {
 		fc.Data.CacheMem = c.String("cache-mem")
 	}
@@ -165,6 +176,9 @@ func contains(list []string, s string) bool {
 
 // printResults writes the final evaluation as a markdown table.
 func printResults(w io.Writer, res *train.PhasesResult) {
+	for _, im := range res.Imported {
+		fmt.Fprintf(w, "phase %s started from %s\n", im.Phase, im.Report)
+	}
 	fmt.Fprintf(w, "evaluated %s on %d validation images in %.1f s\n\n", res.Checkpoint, res.ValImages, res.Seconds)
 	fmt.Fprintln(w, "| task | top-1 | top-5 | classes present / all | images | chance (top-1, uniform over present) |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|")

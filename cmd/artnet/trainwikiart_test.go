@@ -18,6 +18,7 @@ import (
 	"github.com/artnet/artnet/internal/testenv"
 	"github.com/artnet/artnet/models"
 	"github.com/artnet/artnet/train"
+	"github.com/artnet/artnet/wikiart"
 )
 
 // writeTrainWikiArt writes a small WikiArt folder: the class lists, 8 training and 4 validation
@@ -253,4 +254,47 @@ func checkpointVariable(t *testing.T, dir, scope string) []float32 {
 	}
 	slices.Sort(names)
 	return vals[names[0]]
+}
+
+// The data root: $ARTNET_DATA overrides the config's data.root (and --data overrides both); a
+// root without images/ is refused with the download hint instead of training on nothing.
+func TestTrainWikiArtDataRoot(t *testing.T) {
+	labelsOnly := labelsOnlyCopy(t, writeTrainWikiArt(t))
+	cfgFile := filepath.Join(t.TempDir(), "train.yaml")
+	writeTrainFile(t, cfgFile, `
+model: {preset: tiny, image_size: 32, resize_size: 36, stages: 2, lstm_layers: 1}
+data: {root: /nonexistent-config-root}
+phases:
+  - {name: "1", epochs: 1, batch: 4, lr: 1.0e-3}
+`)
+	args := []string{"train", "--config", cfgFile, "--out", t.TempDir(), "--progress=false"}
+	t.Setenv(wikiart.EnvData, "")
+	if _, _, err := runApp(t, args...); err == nil || !strings.Contains(err.Error(), "/nonexistent-config-root") {
+		t.Errorf("config root: want an error naming it, got %v", err)
+	}
+	t.Setenv(wikiart.EnvData, labelsOnly)
+	_, _, err := runApp(t, args...)
+	if err == nil || !strings.Contains(err.Error(), "data download --dest "+labelsOnly) || strings.Contains(err.Error(), "\n") {
+		t.Errorf("%s without images: want one line with the download hint, got %v", wikiart.EnvData, err)
+	}
+	if _, _, err := runApp(t, append(args, "--data", "/nonexistent-flag-root")...); err == nil || !strings.Contains(err.Error(), "/nonexistent-flag-root") {
+		t.Errorf("--data over %s: want an error naming the flag's folder, got %v", wikiart.EnvData, err)
+	}
+}
+
+// labelsOnlyCopy copies a WikiArt folder's split CSVs and class lists, without images/, to a new
+// folder and returns it.
+func labelsOnlyCopy(t *testing.T, root string) string {
+	t.Helper()
+	dst := t.TempDir()
+	for task := range wikiart.Tasks {
+		for _, f := range []string{wikiart.FileName(task, "train"), wikiart.FileName(task, "val"), wikiart.ClassFileName(task)} {
+			b, err := os.ReadFile(filepath.Join(root, f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			writeTrainFile(t, filepath.Join(dst, f), string(b))
+		}
+	}
+	return dst
 }

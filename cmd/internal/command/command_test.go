@@ -65,6 +65,9 @@ func TestServeCommand(t *testing.T) {
 		{[]string{"t", "serve", "--model", filepath.Join(t.TempDir(), "none.onnx")}, "none.onnx"},
 		{[]string{"t", "serve", "--model", model, "--addr", "256.1.1.1:1"}, "serve"},
 		{[]string{"t", "serve", "--model", model, "extra"}, "unexpected arguments"},
+		{[]string{"t", "serve", "--model", model, "--mem-budget", "lots"}, "--mem-budget"},
+		{[]string{"t", "serve", "--model", model, "--mem-budget", "1MiB"}, "MemBudget"},
+		{[]string{"t", "serve", "--model", model, "--min-body-rate", "fast"}, "--min-body-rate"},
 	} {
 		if err := app.RunContext(context.Background(), c.args); err == nil || !strings.Contains(err.Error(), c.msg) {
 			t.Errorf("%q: error %v, want one mentioning %q", c.args, err, c.msg)

@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"os/signal"
 	"syscall"
 
+	"github.com/dustin/go-humanize"
 	"github.com/urfave/cli/v2"
 
 	ortrt "github.com/artnet/artnet/runtime"
@@ -29,6 +31,11 @@ func Serve() *cli.Command {
 			&cli.IntFlag{Name: "workers", Value: 1, Usage: "model runs in flight at once"},
 			&cli.Int64Flag{Name: "max-body", Value: server.DefaultMaxBodyBytes, Usage: "largest request body in bytes"},
 			&cli.IntFlag{Name: "max-pixels", Value: server.DefaultMaxPixels, Usage: "largest image (width × height, from its header) accepted"},
+			&cli.StringFlag{Name: "mem-budget", Usage: "memory of the whole server (e.g. 4GiB); requests reserve their bodies, decoded images and tensors from it and wait or get 503 when it is spent (default: half of MemAvailable, or 3/4 of the cgroup limit if smaller)"},
+			&cli.StringFlag{Name: "run-mem", Usage: "memory set aside for model runs within --mem-budget (default: workers × batch × 24 input images)"},
+			&cli.IntFlag{Name: "body-reads", Value: server.DefaultBodyReads, Usage: "request bodies read at once; more wait up to --admit-wait, then 503"},
+			&cli.StringFlag{Name: "min-body-rate", Value: "4KiB", Usage: "slowest body transfer per second accepted after a 5 s head start (408 below; 0: no minimum)"},
+			&cli.DurationFlag{Name: "admit-wait", Value: server.DefaultAdmitWait, Usage: "longest a request waits for memory or a body-read slot before 503"},
 		),
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
@@ -49,11 +56,41 @@ func Serve() *cli.Command {
 			if cfg.Queue < 0 || cfg.MaxDelay < 0 {
 				return fmt.Errorf("flags --queue and --max-delay: must be >= 0")
 			}
+			cfg.BodyReads, cfg.AdmitWait = c.Int("body-reads"), c.Duration("admit-wait")
+			if cfg.BodyReads < 1 || cfg.AdmitWait <= 0 {
+				return fmt.Errorf("flags --body-reads and --admit-wait: must be > 0")
+			}
+			var err error
+			if cfg.MemBudget, err = byteFlag(c, "mem-budget"); err != nil {
+				return err
+			}
+			if cfg.RunMem, err = byteFlag(c, "run-mem"); err != nil {
+				return err
+			}
+			if cfg.MinBodyRate, err = byteFlag(c, "min-body-rate"); err != nil {
+				return err
+			}
+			if cfg.MinBodyRate == 0 && c.IsSet("min-body-rate") {
+				cfg.MinBodyRate = -1 // no minimum
+			}
 			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return serve(ctx, c, cfg, slog.Default())
 		},
 	}
+}
+
+// byteFlag parses a size flag such as 4GiB, 512MB or 1048576 (go-humanize); "" is 0.
+func byteFlag(c *cli.Context, name string) (int64, error) {
+	v := c.String(name)
+	if v == "" {
+		return 0, nil
+	}
+	n, err := humanize.ParseBytes(v)
+	if err != nil || n > math.MaxInt64 {
+		return 0, fmt.Errorf("flag --%s: %q is not a size such as 4GiB or 512MB", name, v)
+	}
+	return int64(n), nil
 }
 
 // serve opens the model named by the runtime flags in c, serves it on c's --addr until ctx

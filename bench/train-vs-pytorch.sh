@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# train-vs-pytorch.sh — artnet's GoMLX training step against PyTorch's on the same DeepArtNet,
+# one after the other on this machine, and their ratio.
+#
+#   bench/train-vs-pytorch.sh                                   # b0, 128 px, batch 8 (issue 9's target)
+#   bench/train-vs-pytorch.sh --variant b4 --image-size 224 --steps 1 --warmup 0   # b4: minutes per step in artnet
+#   bench/train-vs-pytorch.sh --model-config configs/train.yaml # the default model's configuration
+#   MODE=infer bench/train-vs-pytorch.sh                        # forward passes instead of training steps
+#
+# Every argument goes to `artnet bench train` (or `bench infer` with MODE=infer): --variant,
+# --image-size, --batch, --model-config, --steps, --warmup, --backend. PyTorch
+# (tools/torchref/bench_train.py, Debian python3-torch 1.13 eager) then runs the model of artnet's
+# report — same config, batch, step and warm-up counts — with AdamW and the same loss. Both use
+# THREADS threads (default 2: GOMAXPROCS for artnet, torch.set_num_threads for PyTorch).
+# ARTNET=path/to/artnet skips the build. Reports (JSON) are kept in OUT (default a temporary folder).
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+threads=${THREADS:-2}
+mode=${MODE:-train}
+python=${PYTHON:-/usr/bin/python3}
+out=${OUT:-$(mktemp -d)}
+mkdir -p "$out"
+
+artnet=${ARTNET:-}
+if [ -z "$artnet" ]; then
+  artnet="$out/artnet"
+  (cd "$root" && go build -o "$artnet" ./cmd/artnet)
+fi
+
+echo "== machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), threads $threads"
+echo "== artnet (GoMLX) — load: $(cut -d' ' -f1-3 /proc/loadavg)"
+GOMAXPROCS=$threads "$artnet" --log-level warn bench "$mode" "$@" --json > "$out/artnet.json"
+"$python" - "$out/artnet.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+print("  %s %s, %s at %d px, batch %d: median %.4f s per step (first %.2f s excluded), %.2f images/s, %.3f G MAC/s"
+      % (r["runtime"], r["backend"], r["variant"], r["image_size"], r["batch"], r["median_seconds"],
+         r["first_seconds"], r["images_per_sec"], r["macs_per_sec"] / 1e9))
+PY
+echo "== PyTorch — load: $(cut -d' ' -f1-3 /proc/loadavg)"
+"$python" "$root/tools/torchref/bench_train.py" --report "$out/artnet.json" --threads "$threads" --json > "$out/torch.json"
+"$python" - "$out/artnet.json" "$out/torch.json" <<'PY'
+import json, sys
+a, t = (json.load(open(p)) for p in sys.argv[1:3])
+macs = a["macs_per_step"] / t["median_seconds"] / 1e9
+print("  %s: median %.4f s per step (first %.2f s excluded), %.2f images/s, %.3f G MAC/s"
+      % (t["backend"], t["median_seconds"], t["first_seconds"], t["images_per_sec"], macs))
+print("== ratio artnet / PyTorch step time: %.2f×  (%s, %s at %d px, batch %d, %d measured step(s); load now %s)"
+      % (a["median_seconds"] / t["median_seconds"], a["mode"], a["variant"], a["image_size"], a["batch"],
+         len(a["step_seconds"]), " ".join(open("/proc/loadavg").read().split()[:3])))
+PY
+echo "(reports: $out/artnet.json, $out/torch.json)"

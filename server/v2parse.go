@@ -1,0 +1,359 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/artnet/artnet/models/spec"
+)
+
+// The v2 infer body is parsed as a stream of JSON tokens (encoding/json's Decoder), never held
+// whole: the image data go straight into a float32 slice whose size comes from the shape, the
+// batch is checked against MaxInferBatch from the shape before any data is read, and parsing
+// stops at the first value past the shape's element count (or past the largest batch when the
+// data come before the shape). Memory is reserved from the budget before the slice grows.
+
+// maxPendingJSON bounds the bytes the decoder may buffer for one token (an id string, a
+// number): a longer token is refused instead of buffered.
+const maxPendingJSON = 1 << 20
+
+// maxJSONDepth bounds nesting: the data array has at most 4 levels, other values (skipped)
+// at most this many; the decoder keeps a stack entry per open bracket.
+const maxJSONDepth = 32
+
+var errTokenTooLong = fmt.Errorf("a JSON token longer than %d bytes", maxPendingJSON)
+
+// v2Request is a parsed infer request.
+type v2Request struct {
+	ID       string
+	Name     string
+	Datatype string
+	Shape    []int
+	Data     []float32
+	Outputs  []string
+	inputs   int
+	hasData  bool
+}
+
+// v2Parser reads one infer request from r.
+type v2Parser struct {
+	dec      *json.Decoder
+	src      *pendingGuard
+	size     int // the model's input side
+	maxBatch int
+	// reserve charges n more bytes to the request's memory; an error stops parsing.
+	reserve func(n int64) error
+	readErr func(error) error // classifies the body reader's errors
+}
+
+// pendingGuard refuses to feed the decoder while it holds more than maxPendingJSON
+// unconsumed bytes: a single token that long.
+type pendingGuard struct {
+	r    io.Reader
+	dec  *json.Decoder
+	read int64
+}
+
+func (g *pendingGuard) Read(p []byte) (int, error) {
+	if g.dec != nil && g.read-g.dec.InputOffset() > maxPendingJSON {
+		return 0, errTokenTooLong
+	}
+	n, err := g.r.Read(p)
+	g.read += int64(n)
+	return n, err
+}
+
+// parseV2 parses an infer request for a model with size×size inputs. Errors are httpErrors
+// (400 with the field named) or the body reader's own errors (size cap, rate, memory).
+func parseV2(r io.Reader, size, maxBatch int, reserve func(int64) error, readErr func(error) error) (*v2Request, error) {
+	g := &pendingGuard{r: r}
+	p := &v2Parser{dec: json.NewDecoder(g), src: g, size: size, maxBatch: maxBatch, reserve: reserve, readErr: readErr}
+	g.dec = p.dec
+	p.dec.UseNumber()
+	req := &v2Request{}
+	if err := p.object(func(key string) error { return p.topField(req, key) }); err != nil {
+		return nil, err
+	}
+	if _, err := p.dec.Token(); err != io.EOF {
+		if err == nil {
+			return nil, clientErr(http.StatusBadRequest, "request JSON: data after the top-level object")
+		}
+		return nil, p.jsonErr(err)
+	}
+	if err := p.check(req, true); err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
+// jsonErr words the decoder's errors (syntax, early end, an overlong token) as 400s and
+// hands the body reader's (size cap, rate, connection) to readErr.
+func (p *v2Parser) jsonErr(err error) error {
+	var se *json.SyntaxError
+	switch {
+	case errors.As(err, &se), errors.Is(err, errTokenTooLong):
+		return clientErr(http.StatusBadRequest, "request JSON: %v", err)
+	case err == io.EOF, errors.Is(err, io.ErrUnexpectedEOF):
+		return clientErr(http.StatusBadRequest, "request JSON: %v", io.ErrUnexpectedEOF)
+	}
+	return p.readErr(err)
+}
+
+func (p *v2Parser) token() (json.Token, error) {
+	t, err := p.dec.Token()
+	if err != nil {
+		return nil, p.jsonErr(err)
+	}
+	return t, nil
+}
+
+// object reads an object, calling field for each key (the decoder then stands before its
+// value, which field must consume).
+func (p *v2Parser) object(field func(key string) error) error {
+	t, err := p.token()
+	if err != nil {
+		return err
+	}
+	if d, ok := t.(json.Delim); !ok || d != '{' {
+		return clientErr(http.StatusBadRequest, "request JSON: want an object, found %v", describeToken(t))
+	}
+	for p.dec.More() {
+		t, err := p.token()
+		if err != nil {
+			return err
+		}
+		if err := field(t.(string)); err != nil {
+			return err
+		}
+	}
+	_, err = p.token() // '}'
+	return err
+}
+
+// array reads an array, calling elem before each element (which elem must consume).
+func (p *v2Parser) array(what string, elem func() error) error {
+	t, err := p.token()
+	if err != nil {
+		return err
+	}
+	if d, ok := t.(json.Delim); !ok || d != '[' {
+		return clientErr(http.StatusBadRequest, "%s: want an array, found %v", what, describeToken(t))
+	}
+	for p.dec.More() {
+		if err := elem(); err != nil {
+			return err
+		}
+	}
+	_, err = p.token() // ']'
+	return err
+}
+
+func (p *v2Parser) str(what string) (string, error) {
+	t, err := p.token()
+	if err != nil {
+		return "", err
+	}
+	s, ok := t.(string)
+	if !ok {
+		return "", clientErr(http.StatusBadRequest, "%s: want a string, found %v", what, describeToken(t))
+	}
+	return s, nil
+}
+
+// skip consumes one value of any kind, token by token.
+func (p *v2Parser) skip() error {
+	depth := 0
+	for {
+		t, err := p.token()
+		if err != nil {
+			return err
+		}
+		if d, ok := t.(json.Delim); ok {
+			if d == '[' || d == '{' {
+				depth++
+				if depth > maxJSONDepth {
+					return clientErr(http.StatusBadRequest, "request JSON: nested deeper than %d", maxJSONDepth)
+				}
+			} else {
+				depth--
+			}
+		}
+		if depth == 0 {
+			return nil
+		}
+	}
+}
+
+func (p *v2Parser) topField(req *v2Request, key string) error {
+	switch key {
+	case "id":
+		s, err := p.str("id")
+		req.ID = s
+		return err
+	case "inputs":
+		return p.array("inputs", func() error {
+			req.inputs++
+			if req.inputs > 1 {
+				return clientErr(http.StatusBadRequest, "want exactly one input (%q), got more", spec.InputName)
+			}
+			return p.object(func(key string) error { return p.inputField(req, key) })
+		})
+	case "outputs":
+		return p.array("outputs", func() error {
+			return p.object(func(key string) error {
+				if key != "name" {
+					return p.skip()
+				}
+				s, err := p.str("outputs: name")
+				if err == nil {
+					req.Outputs = append(req.Outputs, s)
+				}
+				return err
+			})
+		})
+	default: // parameters, and fields of later protocol versions
+		return p.skip()
+	}
+}
+
+func (p *v2Parser) inputField(req *v2Request, key string) error {
+	var err error
+	switch key {
+	case "name":
+		req.Name, err = p.str("input: name")
+	case "datatype":
+		req.Datatype, err = p.str(inputDatatypeField)
+	case "shape":
+		req.Shape = []int{}
+		err = p.array(inputShapeField, func() error {
+			t, err := p.token()
+			if err != nil {
+				return err
+			}
+			n, ok := t.(json.Number)
+			v, perr := strconv.Atoi(string(n))
+			if !ok || perr != nil || len(req.Shape) >= 8 {
+				return clientErr(http.StatusBadRequest, "input %q: shape: want up to 8 integers, found %v", spec.InputName, describeToken(t))
+			}
+			req.Shape = append(req.Shape, v)
+			return nil
+		})
+	case "data":
+		if req.hasData {
+			return clientErr(http.StatusBadRequest, "input %q: data given twice", spec.InputName)
+		}
+		req.hasData = true
+		if err := p.check(req, false); err != nil { // what is known so far, before reading any data
+			return err
+		}
+		err = p.data(req)
+	default:
+		err = p.skip()
+	}
+	return err
+}
+
+// Names of the input's fields in parse errors.
+var (
+	inputDatatypeField = fmt.Sprintf("input %q: datatype", spec.InputName)
+	inputShapeField    = fmt.Sprintf("input %q: shape", spec.InputName)
+)
+
+// check validates the input; with final false only the fields seen so far.
+func (p *v2Parser) check(req *v2Request, final bool) error {
+	size := p.size
+	switch {
+	case final && req.inputs != 1:
+		return clientErr(http.StatusBadRequest, "want exactly one input (%q), got %d", spec.InputName, req.inputs)
+	case (final || req.Name != "") && req.Name != spec.InputName:
+		return clientErr(http.StatusBadRequest, "input %q: the model's input is %q", req.Name, spec.InputName)
+	case (final || req.Datatype != "") && req.Datatype != "FP32":
+		return clientErr(http.StatusBadRequest, "input %q: datatype %q, want \"FP32\"", spec.InputName, req.Datatype)
+	case (final || req.Shape != nil) && (len(req.Shape) != 4 || req.Shape[1] != 3 || req.Shape[2] != size || req.Shape[3] != size):
+		return clientErr(http.StatusBadRequest, "input %q: shape %v, want [B,3,%d,%d]", spec.InputName, req.Shape, size, size)
+	case req.Shape != nil && (req.Shape[0] < 1 || req.Shape[0] > p.maxBatch):
+		return clientErr(http.StatusBadRequest, "input %q: batch %d, want 1..%d", spec.InputName, req.Shape[0], p.maxBatch)
+	case final && !req.hasData:
+		return clientErr(http.StatusBadRequest, "input %q: data: missing", spec.InputName)
+	case final && len(req.Data) != req.Shape[0]*3*size*size:
+		return clientErr(http.StatusBadRequest, "input %q: data has %d values, shape %v needs %d", spec.InputName, len(req.Data), req.Shape, req.Shape[0]*3*size*size)
+	}
+	return nil
+}
+
+// data reads a flat or nested (row-major) array of numbers into req.Data: at most the shape's
+// element count (the largest batch's when no shape has been seen), reserving the slice's
+// memory before it grows.
+func (p *v2Parser) data(req *v2Request) error {
+	per := 3 * p.size * p.size
+	limit, chunk := p.maxBatch*per, per
+	if req.Shape != nil {
+		limit, chunk = req.Shape[0]*per, req.Shape[0]*per
+	}
+	depth := 0
+	for {
+		t, err := p.token()
+		if err != nil {
+			return err
+		}
+		switch v := t.(type) {
+		case json.Delim:
+			switch v {
+			case '[':
+				depth++
+				if depth > 4 {
+					return clientErr(http.StatusBadRequest, "input %q: data: nested deeper than the 4 dimensions of the shape", spec.InputName)
+				}
+			case ']':
+				depth--
+			default:
+				return clientErr(http.StatusBadRequest, "input %q: data: want an array of numbers, found %q", spec.InputName, v.String())
+			}
+		case json.Number:
+			if depth == 0 {
+				return clientErr(http.StatusBadRequest, "input %q: data: want an array of numbers", spec.InputName)
+			}
+			f, err := strconv.ParseFloat(string(v), 32)
+			if err != nil {
+				return clientErr(http.StatusBadRequest, "input %q: data: value %s is not a float32", spec.InputName, v)
+			}
+			if len(req.Data) == cap(req.Data) {
+				if len(req.Data) == limit {
+					return clientErr(http.StatusBadRequest, "input %q: data: more than the %d values the shape needs", spec.InputName, limit)
+				}
+				grow := min(chunk, limit-len(req.Data))
+				if err := p.reserve(int64(grow) * 4); err != nil {
+					return err
+				}
+				nd := make([]float32, len(req.Data), len(req.Data)+grow)
+				copy(nd, req.Data)
+				req.Data = nd
+			}
+			req.Data = append(req.Data, float32(f))
+		default:
+			return clientErr(http.StatusBadRequest, "input %q: data: want numbers, found %v", spec.InputName, describeToken(t))
+		}
+		if depth == 0 {
+			return nil
+		}
+	}
+}
+
+func describeToken(t json.Token) string {
+	switch v := t.(type) {
+	case json.Delim:
+		return strconv.Quote(v.String())
+	case string:
+		if len(v) > 40 {
+			v = v[:40] + "…"
+		}
+		return strconv.Quote(v)
+	case nil:
+		return "null"
+	}
+	return fmt.Sprint(t)
+}

@@ -1,0 +1,124 @@
+#!/usr/bin/python3
+"""PyTorch reference timing of DeepArtNet, for bench/train-vs-pytorch.sh.
+
+Times the same model as `artnet bench train|infer` in PyTorch eager mode (Debian python3-torch
+1.13, torchvision 0.14): the DeepArtNet of gen_fixtures.py (torchvision's EfficientNet code for
+the backbone) built from artnet's spec.Config JSON — read from an `artnet bench ... --json`
+report (its "config", "batch" and "mode"), or from --config — trained with AdamW on random
+images and labels with the trainer's loss: focal loss (gamma 2) per task, weighted by learned
+uncertainties (sum of exp(-s_k) * L_k + s_k). The first step and --warmup more are excluded.
+
+    /usr/bin/python3 tools/torchref/bench_train.py --report artnet.json [--threads 2] [--json]
+    /usr/bin/python3 tools/torchref/bench_train.py --config model.json --batch 8 --mode train
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gen_fixtures import TASKS, DeepArtNet  # noqa: E402
+
+
+def focal(logits, labels, gamma=2.0):
+    logp = F.log_softmax(logits, dim=1).gather(1, labels[:, None])[:, 0]
+    return (-((1 - logp.exp()) ** gamma) * logp).mean()
+
+
+def load_avg():
+    try:
+        return [float(x) for x in open("/proc/loadavg").read().split()[:3]]
+    except OSError:
+        return [0.0, 0.0, 0.0]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--report", help="an `artnet bench ... --json` report: model, batch, mode, steps")
+    ap.add_argument("--config", help="spec.Config JSON (instead of --report)")
+    ap.add_argument("--batch", type=int, help="default: the report's, else 8")
+    ap.add_argument("--mode", choices=["train", "infer"], help="default: the report's, else train")
+    ap.add_argument("--steps", type=int, help="measured steps (default: the report's, else 3)")
+    ap.add_argument("--warmup", type=int, help="steps after the first also excluded (default: the report's, else 1)")
+    ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args()
+    rep = {}
+    if a.report:
+        with open(a.report) as f:
+            rep = json.load(f)
+        cfg = rep["config"]
+    elif a.config:
+        with open(a.config) as f:
+            cfg = json.load(f)
+    else:
+        ap.error("give --report or --config")
+    batch = a.batch or rep.get("batch") or 8
+    mode = a.mode or rep.get("mode") or "train"
+    steps = a.steps or len(rep.get("step_seconds") or []) or 3
+    warmup = a.warmup if a.warmup is not None else rep.get("warmup", 1)
+
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(a.seed)
+    model = DeepArtNet(cfg)
+    s = cfg["image_size"]
+    x = torch.randn(batch, 3, s, s)
+    labels = {t: torch.randint(0, len(cfg["classes"][t]), (batch,)) for t in TASKS}
+    log_var = torch.nn.Parameter(torch.zeros(len(TASKS)))
+    opt = torch.optim.AdamW(list(model.parameters()) + [log_var], lr=a.lr, weight_decay=1e-4)
+
+    def train_step():
+        out = model(x)
+        loss = sum(torch.exp(-log_var[k]) * focal(out[t + "_logits"], labels[t]) + log_var[k] for k, t in enumerate(TASKS))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return float(loss)
+
+    def infer_step():
+        with torch.no_grad():
+            model(x)
+        return 0.0
+
+    if mode == "train":
+        model.train()
+        step = train_step
+    else:
+        model.eval()
+        step = infer_step
+    before = load_avg()
+    times, loss = [], 0.0
+    for i in range(1 + warmup + steps):
+        t0 = time.perf_counter()
+        loss = step()
+        times.append(time.perf_counter() - t0)
+    measured = times[1 + warmup:]
+    med = statistics.median(measured)
+    r = {
+        "mode": mode, "runtime": "pytorch", "backend": "torch %s eager, %d threads" % (torch.__version__, a.threads),
+        "variant": cfg["variant"], "image_size": s, "batch": batch,
+        "first_seconds": times[0], "warmup": warmup, "step_seconds": measured,
+        "median_seconds": med, "mean_seconds": statistics.mean(measured), "images_per_sec": batch / med,
+        "loss": loss, "machine": {"load_before": before, "load_after": load_avg()},
+    }
+    if a.json:
+        print(json.dumps(r, indent=2))
+    else:
+        what = "training step" if mode == "train" else "inference"
+        print("%s, %s, DeepArtNet %s at %d px, batch %d" % (what, r["backend"], cfg["variant"], s, batch))
+        print("  first step %.3f s (excluded), %d warm-up excluded, %d measured" % (times[0], warmup, len(measured)))
+        print("  step time: median %.4f s, mean %.4f s (min %.4f, max %.4f)" % (med, r["mean_seconds"], min(measured), max(measured)))
+        print("  images/s: %.2f" % r["images_per_sec"])
+        print("  load average %.2f %.2f %.2f before, %.2f %.2f %.2f after" % tuple(before + r["machine"]["load_after"]))
+
+
+if __name__ == "__main__":
+    main()
