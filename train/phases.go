@@ -242,6 +242,9 @@ func RunPhases(ctx context.Context, o PhasesOptions) (*PhasesResult, error) {
 	if last == "" {
 		return nil, errors.New("train: no phase trained anything to evaluate")
 	}
+	if n, b := cache.Stats(); o.CacheMem > 0 {
+		log.Info("image cache", "images", n, "bytes", b, "budget", o.CacheMem)
+	}
 	return r.finalEval(ctx, last)
 }
 
