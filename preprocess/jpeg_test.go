@@ -270,13 +270,7 @@ func rssKiB(t *testing.T) int {
 // FuzzDecodeJPEG feeds mutated JPEG fixtures to both decoders: neither may crash or panic,
 // errors are one line, and where both decode, the sizes agree and the tensors are finite.
 func FuzzDecodeJPEG(f *testing.F) {
-	for _, p := range jpegFixtures(f) {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
+	addSeeds(f, jpegFixtures(f))
 	o := small()
 	o.MaxPixels = 1 << 16 // keep each input cheap
 	turbo := turboEnabled()
@@ -291,12 +285,7 @@ func FuzzDecodeJPEG(f *testing.F) {
 				got = append(got, nil)
 				continue
 			}
-			x := ToTensor(m, o)
-			for i, v := range x {
-				if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-					t.Fatalf("%+v: x[%d] = %v", jp, i, v)
-				}
-			}
+			checkFinite(t, ToTensor(m, o))
 			got = append(got, m)
 		}
 		if got[0] != nil && got[2] != nil && got[0].Rect != got[2].Rect {
