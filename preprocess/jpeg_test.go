@@ -199,11 +199,15 @@ func TestTurboErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	sos := bytes.Index(q, []byte{0xff, 0xda})
+	huge := bytes.Clone(q) // the frame header declares 60000×60000: refused before decoding
+	sof := bytes.Index(huge, []byte{0xff, 0xc0})
+	copy(huge[sof+5:], []byte{0xea, 0x60, 0xea, 0x60})
 	cases := []struct {
 		name     string
 		data     []byte
 		sentinel error
 	}{
+		{"over the pixel cap", huge, ErrTooManyPixels},
 		{"cut in the scan", q[:sos+40], ErrTruncated},
 		{"cut after the frame header", q[:sos], ErrTruncated},
 		{"too much data", append(bytes.Clone(q[:len(q)-2]), make([]byte, 8*32*16+2<<20)...), ErrCorrupt},
