@@ -122,7 +122,7 @@ func decodeJPEGTurbo(head []byte, rest io.Reader, cfg image.Config, scale int) (
 		return nil, turboErr("data", err.Error())
 	}
 	if warn != "" && strings.Contains(strings.ToLower(warn), "premature end of jpeg file") {
-		return nil, fmt.Errorf("%w: JPEG data ends early (libjpeg-turbo: %s)", ErrTruncated, errtext.OneLine(warn))
+		return nil, fmt.Errorf("%w: JPEG data ends early (libjpeg-turbo: %s)", ErrTruncated, errtext.Fold(warn))
 	}
 	// Other warnings ("extraneous bytes before marker", a bad Huffman code) leave a decoded
 	// image, which is kept, as Pillow keeps it.
@@ -142,7 +142,7 @@ func decodeJPEGGo(r io.Reader, cfg image.Config) (*image.RGBA, error) {
 }
 
 func turboErr(what, msg string) error {
-	msg = errtext.OneLine(msg)
+	msg = errtext.Fold(msg)
 	if strings.Contains(strings.ToLower(msg), "premature end") {
 		return fmt.Errorf("%w: JPEG %s ends early (libjpeg-turbo: %s)", ErrTruncated, what, msg)
 	}

@@ -60,6 +60,7 @@ import (
 
 	"golang.org/x/image/webp"
 
+	"github.com/artnet/artnet/internal/errtext"
 	"github.com/artnet/artnet/models/spec"
 )
 
@@ -327,7 +328,7 @@ func checkSize(f *format, w, h int, o Options) error {
 }
 
 func decodeErr(f *format, what string, err error) error {
-	msg := strings.ReplaceAll(err.Error(), "\n", " ")
+	msg := errtext.OneLine(err)
 	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || strings.Contains(msg, "unexpected EOF") {
 		return fmt.Errorf("%w: %s %s ends early (%s)", ErrTruncated, f.name, what, msg)
 	}

@@ -81,7 +81,7 @@ func doctor(w io.Writer, ortLib string) (problems int) {
 			if n == artgraph.GoBackendName {
 				problems++
 			}
-			fmt.Fprintf(w, "  %-9s  not available — %s\n", n+":", errtext.OneLine(err.Error()))
+			fmt.Fprintf(w, "  %-9s  not available — %s\n", n+":", errtext.OneLine(err))
 			continue
 		}
 		fmt.Fprintf(w, "  %-9s  ok\n", n+":")
