@@ -102,8 +102,9 @@ var (
 	sgOriginal [backends.OpTypeLast]simplegoExecutor
 	// fastBackends holds the *simplego.Backend values that run artnet's kernels.
 	fastBackends sync.Map
-	// kernelRuns counts the nodes artnet's kernels executed (tests check the kernels ran).
-	kernelRuns atomic.Int64
+	// kernelRuns counts the nodes artnet's kernels executed, per op type (tests check the
+	// kernels ran).
+	kernelRuns [backends.OpTypeLast]atomic.Int64
 )
 
 // FastKernelsError returns nil when artnet's kernels are installed in the pure-Go backend, or
@@ -125,7 +126,7 @@ func init() {
 		sgNodeExecutors[op] = func(b *simplego.Backend, node *simplego.Node, inputs []*simplego.Buffer, owned []bool) (*simplego.Buffer, error) {
 			if _, ok := fastBackends.Load(b); ok {
 				if out := fn(b, node, inputs, owned); out != nil {
-					kernelRuns.Add(1)
+					kernelRuns[op].Add(1)
 					return out, nil
 				}
 			}
@@ -142,6 +143,7 @@ func init() {
 	install(backends.OpTypeReduceMax, reduceExecutor(kernels.ReduceMax))
 	install(backends.OpTypeBroadcastInDim, execBroadcastInDim)
 	install(backends.OpTypeDotGeneral, execDotGeneral)
+	install(backends.OpTypeConvGeneral, execConvGeneral)
 	if fastKernelsErr != nil {
 		// Undo a partial installation.
 		for op, orig := range sgOriginal {

@@ -198,7 +198,7 @@ func (p *v2Parser) topField(req *v2Request, key string) error {
 		return p.array("inputs", func() error {
 			req.inputs++
 			if req.inputs > 1 {
-				return clientErr(http.StatusBadRequest, `want exactly one input ("image"), got more`)
+				return clientErr(http.StatusBadRequest, "want exactly one input (%q), got more", spec.InputName)
 			}
 			return p.object(func(key string) error { return p.inputField(req, key) })
 		})
@@ -226,10 +226,10 @@ func (p *v2Parser) inputField(req *v2Request, key string) error {
 	case "name":
 		req.Name, err = p.str("input: name")
 	case "datatype":
-		req.Datatype, err = p.str(`input "image": datatype`)
+		req.Datatype, err = p.str(inputDatatypeField)
 	case "shape":
 		req.Shape = []int{}
-		err = p.array(`input "image": shape`, func() error {
+		err = p.array(inputShapeField, func() error {
 			t, err := p.token()
 			if err != nil {
 				return err
@@ -237,14 +237,14 @@ func (p *v2Parser) inputField(req *v2Request, key string) error {
 			n, ok := t.(json.Number)
 			v, perr := strconv.Atoi(string(n))
 			if !ok || perr != nil || len(req.Shape) >= 8 {
-				return clientErr(http.StatusBadRequest, `input "image": shape: want up to 8 integers, found %v`, describeToken(t))
+				return clientErr(http.StatusBadRequest, "input %q: shape: want up to 8 integers, found %v", spec.InputName, describeToken(t))
 			}
 			req.Shape = append(req.Shape, v)
 			return nil
 		})
 	case "data":
 		if req.hasData {
-			return clientErr(http.StatusBadRequest, `input "image": data given twice`)
+			return clientErr(http.StatusBadRequest, "input %q: data given twice", spec.InputName)
 		}
 		req.hasData = true
 		if err := p.check(req, false); err != nil { // what is known so far, before reading any data
@@ -257,24 +257,30 @@ func (p *v2Parser) inputField(req *v2Request, key string) error {
 	return err
 }
 
+// Names of the input's fields in parse errors.
+var (
+	inputDatatypeField = fmt.Sprintf("input %q: datatype", spec.InputName)
+	inputShapeField    = fmt.Sprintf("input %q: shape", spec.InputName)
+)
+
 // check validates the input; with final false only the fields seen so far.
 func (p *v2Parser) check(req *v2Request, final bool) error {
 	size := p.size
 	switch {
 	case final && req.inputs != 1:
-		return clientErr(http.StatusBadRequest, `want exactly one input ("image"), got %d`, req.inputs)
+		return clientErr(http.StatusBadRequest, "want exactly one input (%q), got %d", spec.InputName, req.inputs)
 	case (final || req.Name != "") && req.Name != spec.InputName:
 		return clientErr(http.StatusBadRequest, "input %q: the model's input is %q", req.Name, spec.InputName)
 	case (final || req.Datatype != "") && req.Datatype != "FP32":
-		return clientErr(http.StatusBadRequest, `input "image": datatype %q, want "FP32"`, req.Datatype)
+		return clientErr(http.StatusBadRequest, "input %q: datatype %q, want \"FP32\"", spec.InputName, req.Datatype)
 	case (final || req.Shape != nil) && (len(req.Shape) != 4 || req.Shape[1] != 3 || req.Shape[2] != size || req.Shape[3] != size):
-		return clientErr(http.StatusBadRequest, `input "image": shape %v, want [B,3,%d,%d]`, req.Shape, size, size)
+		return clientErr(http.StatusBadRequest, "input %q: shape %v, want [B,3,%d,%d]", spec.InputName, req.Shape, size, size)
 	case req.Shape != nil && (req.Shape[0] < 1 || req.Shape[0] > p.maxBatch):
-		return clientErr(http.StatusBadRequest, `input "image": batch %d, want 1..%d`, req.Shape[0], p.maxBatch)
+		return clientErr(http.StatusBadRequest, "input %q: batch %d, want 1..%d", spec.InputName, req.Shape[0], p.maxBatch)
 	case final && !req.hasData:
-		return clientErr(http.StatusBadRequest, `input "image": data: missing`)
+		return clientErr(http.StatusBadRequest, "input %q: data: missing", spec.InputName)
 	case final && len(req.Data) != req.Shape[0]*3*size*size:
-		return clientErr(http.StatusBadRequest, `input "image": data has %d values, shape %v needs %d`, len(req.Data), req.Shape, req.Shape[0]*3*size*size)
+		return clientErr(http.StatusBadRequest, "input %q: data has %d values, shape %v needs %d", spec.InputName, len(req.Data), req.Shape, req.Shape[0]*3*size*size)
 	}
 	return nil
 }
@@ -300,24 +306,24 @@ func (p *v2Parser) data(req *v2Request) error {
 			case '[':
 				depth++
 				if depth > 4 {
-					return clientErr(http.StatusBadRequest, `input "image": data: nested deeper than the 4 dimensions of the shape`)
+					return clientErr(http.StatusBadRequest, "input %q: data: nested deeper than the 4 dimensions of the shape", spec.InputName)
 				}
 			case ']':
 				depth--
 			default:
-				return clientErr(http.StatusBadRequest, `input "image": data: want an array of numbers, found %q`, v.String())
+				return clientErr(http.StatusBadRequest, "input %q: data: want an array of numbers, found %q", spec.InputName, v.String())
 			}
 		case json.Number:
 			if depth == 0 {
-				return clientErr(http.StatusBadRequest, `input "image": data: want an array of numbers`)
+				return clientErr(http.StatusBadRequest, "input %q: data: want an array of numbers", spec.InputName)
 			}
 			f, err := strconv.ParseFloat(string(v), 32)
 			if err != nil {
-				return clientErr(http.StatusBadRequest, `input "image": data: value %s is not a float32`, v)
+				return clientErr(http.StatusBadRequest, "input %q: data: value %s is not a float32", spec.InputName, v)
 			}
 			if len(req.Data) == cap(req.Data) {
 				if len(req.Data) == limit {
-					return clientErr(http.StatusBadRequest, `input "image": data: more than the %d values the shape needs`, limit)
+					return clientErr(http.StatusBadRequest, "input %q: data: more than the %d values the shape needs", spec.InputName, limit)
 				}
 				grow := min(chunk, limit-len(req.Data))
 				if err := p.reserve(int64(grow) * 4); err != nil {
@@ -329,7 +335,7 @@ func (p *v2Parser) data(req *v2Request) error {
 			}
 			req.Data = append(req.Data, float32(f))
 		default:
-			return clientErr(http.StatusBadRequest, `input "image": data: want numbers, found %v`, describeToken(t))
+			return clientErr(http.StatusBadRequest, "input %q: data: want numbers, found %v", spec.InputName, describeToken(t))
 		}
 		if depth == 0 {
 			return nil

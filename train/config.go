@@ -57,7 +57,7 @@ type TrainConfig struct {
 	ClipNorm     float64 `yaml:"clip_norm"`
 	Keep         int     `yaml:"keep"` // checkpoints kept per phase
 	Backend      string  `yaml:"backend"`
-	EvalBatch    int     `yaml:"eval_batch"` // 0 → the phase's batch
+	EvalBatch    int     `yaml:"eval_batch"` // batch of the final evaluation (results.json); 0 → 32
 	// Pretrained is the PyTorch weights file (safetensors or .pth/.pt; a whole DeepArtNet or an
 	// ImageNet-pretrained backbone, see models.ImportWeights) a phase starts from when it has no
 	// earlier phase in the output folder to continue (phase 1, or a phase trained alone).
