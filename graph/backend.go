@@ -178,3 +178,9 @@ type Builder struct {
 }
 
 var _ backends.Builder = (*Builder)(nil)
+
+// Finalize releases the backend (and its entry in the set of backends running artnet's kernels).
+func (b *Backend) Finalize() {
+	fastBackends.Delete(b.Backend)
+	b.Backend.Finalize()
+}
