@@ -201,17 +201,19 @@ func (p *v2Parser) topField(req *v2Request, key string) error {
 			return p.object(func(key string) error { return p.inputField(req, key) })
 		})
 	case "outputs":
+		req.Outputs = nil // a repeated key replaces, as in encoding/json
 		return p.array("outputs", func() error {
-			return p.object(func(key string) error {
+			var name string
+			err := p.object(func(key string) error {
 				if key != "name" {
 					return p.skip()
 				}
 				s, err := p.str("outputs: name")
-				if err == nil {
-					req.Outputs = append(req.Outputs, s)
-				}
+				name = s
 				return err
 			})
+			req.Outputs = append(req.Outputs, name)
+			return err
 		})
 	default: // parameters, and fields of later protocol versions
 		return p.skip()
