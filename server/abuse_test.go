@@ -347,4 +347,3 @@ func dumpMap(m *sync.Map) map[int]int64 {
 }
 
 func dump(m *sync.Map) string { return fmt.Sprint(dumpMap(m)) }
-

@@ -392,7 +392,6 @@ func TestAdmissionReleasesEverything(t *testing.T) {
 	})
 }
 
-
 // decodeMemory is what /v1/predict reserves to decode data.
 func decodeMemory(s *Server, data []byte) (int64, error) {
 	h, err := preprocess.DecodeConfig(bytes.NewReader(data), s.popt)

@@ -153,7 +153,6 @@ func FuzzV2Parse(f *testing.F) {
 	})
 }
 
-
 // foldedKeys reports whether body has an object key that matches a field of the protocol
 // only case-insensitively ("ID", "Data"), where encoding/json and the protocol differ.
 func foldedKeys(body []byte) bool {
