@@ -383,7 +383,7 @@ func (s *Server) setGoMemLimit() func() {
 	}
 	goNow := goMemory()
 	nonGo := max(s.memBase-goNow, 0) + s.cfg.RunMem
-	limit := s.cfg.MemBudget - nonGo
+	limit := (s.cfg.MemBudget - nonGo) / 20 * 19 // 5% below: RSS also holds what Go has freed but not yet returned
 	if limit <= 0 {
 		return func() {}
 	}
