@@ -41,8 +41,10 @@ train-wikiart: ort build
 	$(BIN) export --checkpoint out/wikiart/phase3/best --onnx out/wikiart/model.onnx
 	$(BIN) evaluate --model out/wikiart/model.onnx $(DATA_FLAG) --split val --out out/wikiart/eval
 
+# Integration tests (internal/testenv.WikiArt) skip unless $ARTNET_WIKIART or ../shared/wikiart holds the full image set.
 test: ort
 	$(GO) vet ./...
+	@if [ -z "$$ARTNET_WIKIART" ] && [ ! -d ../shared/wikiart/images ]; then echo "make test: integration tests skip: set ARTNET_WIKIART=/path/to/wikiart (the full WikiArt image set) to run them"; fi
 	$(GO) test -count=1 -timeout 20m ./...
 
 bench: ort

@@ -37,7 +37,10 @@ type InferOptions struct {
 	// Reference, for ONNX, is a second provider list (e.g. ["cpu"]) that runs the same input once;
 	// the report then holds the largest difference of any output.
 	Reference []string
-	Seed      int64
+	// ReferenceCheckpoint, for ONNX, is a GoMLX checkpoint (e.g. the one exported) whose forward
+	// pass on Backend runs the same input once; the report then holds the largest difference.
+	ReferenceCheckpoint string
+	Seed                int64
 	// Profile, when set, receives a CPU profile of the measured runs only.
 	Profile io.Writer
 }
@@ -136,6 +139,31 @@ func Infer(ctx context.Context, o InferOptions) (*Report, error) {
 		if r.MaxAbsDiff, err = maxAbsDiff(first, want); err != nil {
 			return nil, err
 		}
+	}
+	if o.ONNX != "" && o.ReferenceCheckpoint != "" {
+		g, err := newGoMLXRunner(InferOptions{Checkpoint: o.ReferenceCheckpoint, Backend: o.Backend}, spec.Config{})
+		if err != nil {
+			return nil, fmt.Errorf("reference checkpoint: %w", err)
+		}
+		defer g.close()
+		if g.cfg.ImageSize != cfg.ImageSize {
+			return nil, fmt.Errorf("reference checkpoint %s: input %d px, the ONNX model's %d", o.ReferenceCheckpoint, g.cfg.ImageSize, cfg.ImageSize)
+		}
+		want, err := g.run(images)
+		if err != nil {
+			return nil, fmt.Errorf("reference checkpoint %s: %w", o.ReferenceCheckpoint, err)
+		}
+		d, err := maxAbsDiff(first, want)
+		if err != nil {
+			return nil, err
+		}
+		what := "GoMLX " + backendName(o.Backend) + " checkpoint"
+		if r.Reference != "" {
+			r.Reference += " and " + what
+		} else {
+			r.Reference = what
+		}
+		r.MaxAbsDiff = max(r.MaxAbsDiff, d)
 	}
 	r.finish()
 	return r, nil

@@ -99,35 +99,67 @@ func sampleOp(s *profile.Sample) string {
 }
 
 // FunctionOp maps a profiled function name to the op it executes: the backend op type for
-// simplego's exec<Op>… functions ("exec<Name>" for dispatchers that name no op type), "<Op>
-// (artnet)" for artnet's own exec<Op>… executors in graph/, "graph.<Func>" for other functions of
-// artnet's graph package and "<pkg>.<Func>" for its subpackages (graph/internal/kernels), ""
-// otherwise.
+// simplego's exec<Op>… functions and DotGeneral's kernel helpers ("exec<Name>" for dispatchers
+// that name no op type); "<Op> (artnet)" for artnet's executors and kernels in graph/ and
+// graph/internal/kernels (the broadcasting binary ops share one executor, so they are one row);
+// "" otherwise (artnet's other graph functions included: they are looked through).
 func FunctionOp(name string) string {
 	op, _ := functionOp(name)
 	return op
 }
 
-// functionOp is FunctionOp that also says whether op is an op type (or artnet graph function).
+// artnetOps maps artnet's executor and kernel function names (prefixes, after the package) to
+// the op they run.
+var artnetOps = []struct{ prefix, op string }{
+	{"binaryExecutor", "Add/Sub/Mul/Div/Max/Min with broadcasting (artnet)"},
+	{"BinaryBroadcast", "Add/Sub/Mul/Div/Max/Min with broadcasting (artnet)"},
+	{"vv", "Add/Sub/Mul/Div/Max/Min with broadcasting (artnet)"},
+	{"vs", "Add/Sub/Mul/Div/Max/Min with broadcasting (artnet)"},
+	{"sv", "Add/Sub/Mul/Div/Max/Min with broadcasting (artnet)"},
+	{"scalarOp", "Add/Sub/Mul/Div/Max/Min with broadcasting (artnet)"},
+	{"reduceExecutor", "ReduceSum/ReduceMax (artnet)"},
+	{"Reduce", "ReduceSum/ReduceMax (artnet)"},
+	{"reduceRun", "ReduceSum/ReduceMax (artnet)"},
+	{"reduceRows", "ReduceSum/ReduceMax (artnet)"},
+	{"BroadcastCopy", "BroadcastInDim (artnet)"},
+	{"Gemm", "DotGeneral (artnet)"},
+	{"gemm", "DotGeneral (artnet)"},
+}
+
+// simplegoHelpers maps simplego functions outside exec<Op>… (run by worker goroutines) to ops.
+var simplegoHelpers = []struct{ prefix, op string }{
+	{"buildDotGeneralKernel", "DotGeneral"},
+	{"dg", "DotGeneral"},
+}
+
+// functionOp is FunctionOp that also says whether op is an op (known) or only a fallback name.
 func functionOp(name string) (op string, known bool) {
-	if rest, ok := strings.CutPrefix(name, artgraphPkg); ok {
-		// artnet's own executors (graph/): exec<Op>… is that op, marked as artnet's.
+	for _, pkg := range []string{artgraphPkg, artgraphPkg[:len(artgraphPkg)-1] + "/internal/kernels."} {
+		rest, ok := strings.CutPrefix(name, pkg)
+		if !ok {
+			continue
+		}
 		f := goFuncName(rest)
-		if after, ok := strings.CutPrefix(f, "exec"); ok {
-			if op := opTypePrefix(after); op != "" {
-				return op + " (artnet)", true
+		for _, e := range artnetOps {
+			if strings.HasPrefix(f, e.prefix) {
+				return e.op, true
 			}
 		}
-		return "graph." + f, true
-	}
-	if rest, ok := strings.CutPrefix(name, artgraphPkg[:len(artgraphPkg)-1]+"/"); ok {
-		// graph/internal/kernels and the like: "kernels.<Func>".
-		pkg, f, _ := strings.Cut(rest[strings.LastIndex(rest, "/")+1:], ".")
-		return pkg + "." + goFuncName(f), true
+		if after, ok := strings.CutPrefix(f, "exec"); ok {
+			if t := opTypePrefix(after); t != "" {
+				return t + " (artnet)", true
+			}
+		}
+		return "", false // install wrappers, parallel loops: look further in
 	}
 	rest, ok := strings.CutPrefix(name, simplegoPkg)
 	if !ok {
 		return "", false
+	}
+	for _, e := range simplegoHelpers {
+		if strings.HasPrefix(rest, e.prefix) {
+			return e.op, true
+		}
 	}
 	rest, ok = strings.CutPrefix(rest, "exec")
 	if !ok {

@@ -13,7 +13,7 @@ import (
 // TestEmbeddedModelValidates: the embedded file is an artnet model (metadata, inputs, outputs)
 // with the WikiArt class names.
 func TestEmbeddedModelValidates(t *testing.T) {
-	it, err := artrt.ValidateBytes(Name, Bytes())
+	it, err := spec.ValidateONNX(Name, Bytes())
 	if err != nil {
 		t.Fatal(err)
 	}

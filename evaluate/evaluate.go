@@ -153,7 +153,7 @@ func Run(ctx context.Context, p predict.Predictor, samples []wikiart.Sample, o O
 				s := samples[start]
 				x, err := preprocess.DecodeFile(s.File(o.Images), popt)
 				if err != nil {
-					b.skipped = append(b.skipped, Skipped{Path: s.Path, Error: errtext.OneLine(err.Error())})
+					b.skipped = append(b.skipped, Skipped{Path: s.Path, Error: errtext.OneLine(err)})
 					continue
 				}
 				b.images = append(b.images, x...)

@@ -87,7 +87,7 @@ func BenchmarkB4ORT(b *testing.B) {
 			b.Fatal(err)
 		}
 		name = p
-		mi, err := runtime.Inspect(data)
+		mi, err := spec.Inspect(data)
 		if err != nil {
 			b.Fatalf("%s: %v", p, err)
 		}
@@ -292,7 +292,7 @@ func compareORT(b *testing.B, m *runtime.Model, ref string, opts runtime.Options
 		b.Fatal(err)
 	}
 	var diffs []string
-	for _, name := range runtime.OutputNames {
+	for _, name := range spec.OutputNames() {
 		diffs = append(diffs, fmt.Sprintf("%s %.3g", name, maxAbsDiff(got.Row(name, 0), want.Row(name, 0))+maxAbsDiff(got.Row(name, 1), want.Row(name, 1))))
 	}
 	b.Logf("outputs vs %s (batch 2, max abs diff of row 0 + row 1): %s; style[0][:3] %v vs %v; row 0 vs row 1 of style differ by %.3g",
@@ -376,7 +376,7 @@ func profileORT(b *testing.B, data []byte, size, threads int, prefix string) {
 		b.Fatal(err)
 	}
 	start := time.Now()
-	sess, err := ort.NewDynamicAdvancedSessionWithONNXData(data, []string{"image"}, runtime.OutputNames, so)
+	sess, err := ort.NewDynamicAdvancedSessionWithONNXData(data, []string{spec.InputName}, spec.OutputNames(), so)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -387,7 +387,7 @@ func profileORT(b *testing.B, data []byte, size, threads int, prefix string) {
 	defer in.Destroy()
 	const runs = 10
 	for i := 0; i < runs+1; i++ {
-		outs := make([]ort.Value, len(runtime.OutputNames))
+		outs := make([]ort.Value, len(spec.OutputNames()))
 		if err := sess.Run([]ort.Value{in}, outs); err != nil {
 			b.Fatal(err)
 		}

@@ -43,6 +43,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/artnet/artnet/internal/atomicfile"
+	"github.com/artnet/artnet/internal/errtext"
 	"github.com/artnet/artnet/models/spec"
 	"github.com/artnet/artnet/onnxpb"
 )
@@ -199,13 +200,7 @@ func record(ctx *context.Context, batch int, inputName string, inputShape []int,
 				err = be.last.err
 				return
 			}
-			msg := fmt.Sprint(p)
-			if pe, ok := p.(error); ok {
-				msg = oneLine(pe)
-			} else if i := indexNewline(msg); i >= 0 {
-				msg = msg[:i]
-			}
-			err = fmt.Errorf("export: building the graph at batch %d: %s", batch, msg)
+			err = fmt.Errorf("export: building the graph at batch %d: %s", batch, errtext.Fold(fmt.Sprint(p)))
 		}
 	}()
 	g := graph.NewGraph(be, "export")
@@ -229,26 +224,26 @@ func record(ctx *context.Context, batch int, inputName string, inputShape []int,
 	return be.last, nil
 }
 
-func indexNewline(s string) int {
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\n' {
-			return i
-		}
-	}
-	return -1
-}
-
-// WriteFile writes m to path atomically (a temporary file in the same folder, then rename).
+// WriteFile writes any ONNX model m to path atomically (internal/atomicfile, mode 0644). An
+// artnet model goes through WriteModel, which also checks it.
 func WriteFile(path string, m *onnxpb.ModelProto) error {
-	if m == nil {
-		return fmt.Errorf("export: write %s: nil model", path)
-	}
-	data, err := proto.Marshal(m)
+	data, err := marshal(path, m)
 	if err != nil {
-		return fmt.Errorf("export: write %s: %v", path, err)
+		return err
 	}
 	if err := atomicfile.WriteFile(path, data, 0o644); err != nil {
 		return fmt.Errorf("export: %w", err)
 	}
 	return nil
+}
+
+func marshal(path string, m *onnxpb.ModelProto) ([]byte, error) {
+	if m == nil {
+		return nil, fmt.Errorf("export: write %s: nil model", path)
+	}
+	data, err := proto.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("export: write %s: %v", path, err)
+	}
+	return data, nil
 }

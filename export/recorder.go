@@ -11,6 +11,8 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/ml/context"
+
+	"github.com/artnet/artnet/internal/errtext"
 )
 
 // rec is one recorded backend op. It is what the recording Builder returns as backends.Op.
@@ -124,15 +126,7 @@ func (r *recorder) add(op backends.OpType, shape shapes.Shape, inputs ...backend
 }
 
 func (r *recorder) opErr(op backends.OpType, err error) error {
-	return r.fail(fmt.Errorf("export: op %s: %v", op, oneLine(err)))
-}
-
-func oneLine(err error) string {
-	s := err.Error()
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i]
-	}
-	return s
+	return r.fail(fmt.Errorf("export: op %s: %v", op, errtext.OneLine(err)))
 }
 
 func shapeOf(op backends.Op) shapes.Shape {

@@ -60,8 +60,8 @@ func (o *TritonOptions) defaults() error {
 }
 
 // TritonConfig returns the config.pbtxt of an artnet model for Triton's ONNX Runtime backend:
-// input `image` FP32 [3,H,W], outputs style/genre/artist (with class-name label files) and
-// attention, max_batch_size and dynamic batching.
+// input spec.InputName FP32 [3,H,W], outputs spec.OutputNames (the tasks with class-name label
+// files, then attention), max_batch_size and dynamic batching.
 func TritonConfig(cfg spec.Config, o TritonOptions) (string, error) {
 	if err := o.defaults(); err != nil {
 		return "", err
@@ -69,12 +69,12 @@ func TritonConfig(cfg spec.Config, o TritonOptions) (string, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Triton model configuration written by artnet %s (DeepArtNet %s, %dx%d input).\n", spec.Version, cfg.Variant, cfg.ImageSize, cfg.ImageSize)
 	fmt.Fprintf(&b, "name: %q\nplatform: \"onnxruntime_onnx\"\nmax_batch_size: %d\n", o.Name, o.MaxBatch)
-	fmt.Fprintf(&b, "input [\n  {\n    name: %q\n    data_type: TYPE_FP32\n    dims: [ 3, %d, %d ]\n  }\n]\n", InputName, cfg.ImageSize, cfg.ImageSize)
+	fmt.Fprintf(&b, "input [\n  {\n    name: %q\n    data_type: TYPE_FP32\n    dims: [ 3, %d, %d ]\n  }\n]\n", spec.InputName, cfg.ImageSize, cfg.ImageSize)
 	b.WriteString("output [\n")
 	for _, task := range spec.Tasks {
 		fmt.Fprintf(&b, "  {\n    name: %q\n    data_type: TYPE_FP32\n    dims: [ %d ]\n    label_filename: %q\n  },\n", task, cfg.NumClasses(task), task+"_labels.txt")
 	}
-	fmt.Fprintf(&b, "  {\n    name: %q\n    data_type: TYPE_FP32\n    dims: [ %d ]\n  }\n]\n", OutputAttention, cfg.Tokens())
+	fmt.Fprintf(&b, "  {\n    name: %q\n    data_type: TYPE_FP32\n    dims: [ %d ]\n  }\n]\n", spec.OutputAttention, cfg.Tokens())
 	pref := make([]string, len(o.PreferredBatches))
 	for i, p := range o.PreferredBatches {
 		pref[i] = fmt.Sprint(p)
@@ -126,7 +126,7 @@ func WriteTriton(dir string, m *onnxpb.ModelProto, cfg spec.Config, o TritonOpti
 	if err := os.Mkdir(filepath.Join(tmp, "1"), 0o755); err != nil {
 		return fmt.Errorf("triton: %w", err)
 	}
-	if err := WriteFile(filepath.Join(tmp, "1", "model.onnx"), m); err != nil {
+	if err := WriteModel(filepath.Join(tmp, "1", "model.onnx"), m); err != nil {
 		return fmt.Errorf("triton: %w", err)
 	}
 	if err := out.Commit(); err != nil { // fsyncs the tree, swaps it in

@@ -141,6 +141,7 @@ func init() {
 	install(backends.OpTypeReduceSum, reduceExecutor(kernels.ReduceSum))
 	install(backends.OpTypeReduceMax, reduceExecutor(kernels.ReduceMax))
 	install(backends.OpTypeBroadcastInDim, execBroadcastInDim)
+	install(backends.OpTypeDotGeneral, execDotGeneral)
 	if fastKernelsErr != nil {
 		// Undo a partial installation.
 		for op, orig := range sgOriginal {

@@ -3,16 +3,21 @@ package models
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
 	"os"
+	"log/slog"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gomlx/gomlx/backends/simplego"
@@ -31,10 +36,84 @@ const (
 	ConfigFile    = "config.json"    // spec.Config as JSON
 	VariablesFile = "variables.json" // index of the variables (VariablesIndex)
 	DataFile      = "variables.bin"  // raw little-endian values, concatenated in index order
+	ChecksumsFile = "checksums.json" // size and SHA-256 of every other file (Checksums), written last
 
 	variablesFormat  = "artnet-variables"
 	variablesVersion = 1
+	checksumsFormat  = "artnet-checkpoint-checksums"
+	checksumsVersion = 1
 )
+
+// checkpointFiles are the files a checksums.json must cover, in the order they are checked.
+var checkpointFiles = []string{ConfigFile, VariablesFile, DataFile}
+
+// Checksums is the content of checksums.json: the size and SHA-256 of every other file of the
+// checkpoint. SaveCheckpoint writes it after all of them; LoadCheckpoint checks each file against
+// it before using it, so a file edited by hand (say a class name or the mean in config.json) or
+// damaged is refused with an error naming it. It guards against accidents, not against someone
+// who rewrites checksums.json too.
+type Checksums struct {
+	Format  string              `json:"format"`  // "artnet-checkpoint-checksums"
+	Version int                 `json:"version"` // 1
+	Files   map[string]FileHash `json:"files"`   // by file name
+}
+
+// FileHash is one file's size and SHA-256 (hex).
+type FileHash struct {
+	Bytes  int64  `json:"bytes"`
+	SHA256 string `json:"sha256"`
+}
+
+func hashOf(b []byte) FileHash {
+	sum := sha256.Sum256(b)
+	return FileHash{Bytes: int64(len(b)), SHA256: hex.EncodeToString(sum[:])}
+}
+
+// errEdited is the mismatch error: the file is not the one SaveCheckpoint wrote.
+func errEdited(got, want FileHash) error {
+	if got.Bytes != want.Bytes {
+		return fmt.Errorf("%d bytes, %s says %d: edited or damaged since the checkpoint was saved (checkpoint files must not be edited)", got.Bytes, ChecksumsFile, want.Bytes)
+	}
+	return fmt.Errorf("SHA-256 differs from %s's: edited or damaged since the checkpoint was saved (checkpoint files must not be edited)", ChecksumsFile)
+}
+
+// readChecksums reads dir's checksums.json; (nil, nil) when the checkpoint has none (written
+// before artnet 0.x checked checkpoint files).
+func readChecksums(dir string) (*Checksums, error) {
+	raw, err := os.ReadFile(filepath.Join(dir, ChecksumsFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, unwrapPathError(err)
+	}
+	var c Checksums
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("not valid JSON: %w", err)
+	}
+	if c.Format != checksumsFormat || c.Version != checksumsVersion {
+		return nil, fmt.Errorf("format %q version %d, want %q version %d", c.Format, c.Version, checksumsFormat, checksumsVersion)
+	}
+	for name, h := range c.Files {
+		if !slices.Contains(checkpointFiles, name) {
+			return nil, fmt.Errorf("lists %q, which is not a checkpoint file", name)
+		}
+		if b, err := hex.DecodeString(h.SHA256); err != nil || len(b) != sha256.Size || h.Bytes < 0 {
+			return nil, fmt.Errorf("entry %q: want bytes ≥ 0 and a 64-digit hex sha256", name)
+		}
+	}
+	for _, name := range checkpointFiles {
+		if _, ok := c.Files[name]; !ok {
+			return nil, fmt.Errorf("does not cover %s", name)
+		}
+	}
+	return &c, nil
+}
+
+// unverified remembers the checkpoints without checksums.json already warned about.
+var unverified sync.Map
 
 // VariablesIndex is the content of variables.json.
 type VariablesIndex struct {
@@ -83,9 +162,10 @@ var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
 // optimizer state, global step, random-number state) into the checkpoint directory dir.
 //
 // The write is atomic (internal/atomicfile.Dir): everything goes into a temporary directory
-// beside dir, which is fsynced and then swapped in; an existing checkpoint at dir is replaced
-// only once the new one is complete (on Linux with one atomic exchange). An existing dir that is not an artnet checkpoint
-// is never replaced.
+// beside dir, checksums.json (size and SHA-256 of config.json, variables.json and
+// variables.bin) last, which is fsynced and then swapped in; an existing checkpoint at dir is
+// replaced only once the new one is complete (on Linux with one atomic exchange). An existing
+// dir that is not an artnet checkpoint is never replaced.
 func SaveCheckpoint(ctx *context.Context, cfg spec.Config, dir string) (err error) {
 	if !littleEndian {
 		return errors.New("save checkpoint: only little-endian machines are supported")
@@ -111,7 +191,7 @@ func SaveCheckpoint(ctx *context.Context, cfg spec.Config, dir string) (err erro
 	defer out.Abort()
 	tmp := out.TempPath()
 
-	index, err := writeData(vars, filepath.Join(tmp, DataFile))
+	index, dataHash, err := writeData(vars, filepath.Join(tmp, DataFile))
 	if err != nil {
 		return fmt.Errorf("save checkpoint %s: %s: %w", dir, DataFile, err)
 	}
@@ -125,7 +205,21 @@ func SaveCheckpoint(ctx *context.Context, cfg spec.Config, dir string) (err erro
 	if err := hook("config"); err != nil {
 		return fmt.Errorf("save checkpoint %s: %w", dir, err)
 	}
-	if err := os.WriteFile(filepath.Join(tmp, ConfigFile), cfg.JSON(), 0o644); err != nil {
+	cfgJSON := cfg.JSON()
+	if err := os.WriteFile(filepath.Join(tmp, ConfigFile), cfgJSON, 0o644); err != nil {
+		return fmt.Errorf("save checkpoint %s: %w", dir, err)
+	}
+	if err := hook("checksums"); err != nil {
+		return fmt.Errorf("save checkpoint %s: %w", dir, err)
+	}
+	// Last: the checksums of every other file, as written.
+	sums := Checksums{Format: checksumsFormat, Version: checksumsVersion, Files: map[string]FileHash{
+		ConfigFile: hashOf(cfgJSON), VariablesFile: hashOf(indexJSON), DataFile: dataHash}}
+	sumsJSON, err := json.MarshalIndent(sums, "", " ")
+	if err != nil {
+		return fmt.Errorf("save checkpoint %s: %s: %w", dir, ChecksumsFile, err)
+	}
+	if err := os.WriteFile(filepath.Join(tmp, ChecksumsFile), append(sumsJSON, '\n'), 0o644); err != nil {
 		return fmt.Errorf("save checkpoint %s: %w", dir, err)
 	}
 	if err := hook("install"); err != nil {
@@ -156,7 +250,7 @@ func checkReplaceable(dir string) error {
 	}
 	for _, e := range entries {
 		switch e.Name() {
-		case ConfigFile, VariablesFile, DataFile:
+		case ConfigFile, VariablesFile, DataFile, ChecksumsFile:
 		default:
 			return fmt.Errorf("save checkpoint %s: refusing to replace a directory that is not an artnet checkpoint (it holds %q)", dir, e.Name())
 		}
@@ -178,29 +272,32 @@ func sortedVariables(ctx *context.Context) []*context.Variable {
 	return vars
 }
 
-// writeData writes the variables' bytes to path and returns their index.
-func writeData(vars []*context.Variable, path string) (*VariablesIndex, error) {
+// writeData writes the variables' bytes to path and returns their index and the file's size
+// and SHA-256.
+func writeData(vars []*context.Variable, path string) (*VariablesIndex, FileHash, error) {
+	var none FileHash
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 	if err != nil {
-		return nil, err
+		return nil, none, err
 	}
 	defer f.Close()
-	w := bufio.NewWriterSize(f, 1<<20)
+	sha := sha256.New()
+	w := bufio.NewWriterSize(io.MultiWriter(f, sha), 1<<20)
 	index := &VariablesIndex{Format: variablesFormat, Version: variablesVersion, Artnet: spec.Version}
 	var offset int64
 	for i, v := range vars {
 		if i == len(vars)/2 {
 			if err := hook("data"); err != nil {
-				return nil, err
+				return nil, none, err
 			}
 		}
 		t, err := v.Value()
 		if err != nil {
-			return nil, fmt.Errorf("variable %s: %w", v.ScopeAndName(), err)
+			return nil, none, fmt.Errorf("variable %s: %w", v.ScopeAndName(), err)
 		}
 		s := t.Shape()
 		if s.DType.Size() <= 0 || s.IsTuple() {
-			return nil, fmt.Errorf("variable %s: unsupported shape %s", v.ScopeAndName(), s)
+			return nil, none, fmt.Errorf("variable %s: unsupported shape %s", v.ScopeAndName(), s)
 		}
 		e := VariableEntry{Scope: v.Scope(), Name: v.Name(), DType: s.DType.String(),
 			Shape: append([]int{}, s.Dimensions...), Trainable: v.Trainable, Offset: offset}
@@ -211,10 +308,10 @@ func writeData(vars []*context.Variable, path string) (*VariablesIndex, error) {
 				e.CRC32 = crc32.ChecksumIEEE(data)
 				_, werr = w.Write(data)
 			}); err != nil {
-				return nil, fmt.Errorf("variable %s: %w", v.ScopeAndName(), err)
+				return nil, none, fmt.Errorf("variable %s: %w", v.ScopeAndName(), err)
 			}
 			if werr != nil {
-				return nil, werr
+				return nil, none, werr
 			}
 		}
 		offset += e.Bytes
@@ -222,13 +319,18 @@ func writeData(vars []*context.Variable, path string) (*VariablesIndex, error) {
 	}
 	index.DataBytes = offset
 	if err := w.Flush(); err != nil {
-		return nil, err
+		return nil, none, err
 	}
-	return index, f.Close() // fsynced by the checkpoint folder's Commit
+	return index, FileHash{Bytes: offset, SHA256: hex.EncodeToString(sha.Sum(nil))}, f.Close() // fsynced by the checkpoint folder's Commit
 }
 
 // LoadCheckpoint reads a checkpoint directory written by SaveCheckpoint into a fresh context.
-// Build then reuses the loaded variables when given ctx.Reuse(). Every problem (a missing file,
+// Build then reuses the loaded variables when given ctx.Reuse(). Each file is first checked
+// against checksums.json (its size and SHA-256; see Checksums): a file edited or damaged since
+// the save is refused with an error naming it. A checkpoint without checksums.json (saved before
+// artnet wrote one) is accepted with a warning (logged once per directory): it was written
+// atomically and its variables carry CRC-32s, but its config.json cannot be verified. Every
+// other problem (a missing file,
 // bad JSON, an invalid config, a variable entry that is inconsistent, a truncated or corrupted
 // data file, a DeepArtNet variable of the config missing or with another shape) is an error
 // naming the directory and the bad file or variable. A checkpoint that holds no DeepArtNet
@@ -242,9 +344,31 @@ func LoadCheckpoint(dir string) (*context.Context, spec.Config, error) {
 	fail := func(file string, err error) (*context.Context, spec.Config, error) {
 		return nil, cfg, fmt.Errorf("checkpoint %s: %s: %w", dir, file, err)
 	}
+	sums, err := readChecksums(dir)
+	if err != nil {
+		return fail(ChecksumsFile, err)
+	}
+	if sums == nil {
+		if _, warned := unverified.LoadOrStore(filepath.Clean(dir), true); !warned {
+			slog.Warn("checkpoint without "+ChecksumsFile+" (saved before artnet checked checkpoint files): its files are not verified; checkpoints saved from now on carry one", "dir", dir)
+		}
+	}
+	// verify checks a small file's bytes against checksums.json (when there is one).
+	verify := func(file string, raw []byte) error {
+		if sums == nil {
+			return nil
+		}
+		if got, want := hashOf(raw), sums.Files[file]; got != want {
+			return errEdited(got, want)
+		}
+		return nil
+	}
 	raw, err := os.ReadFile(filepath.Join(dir, ConfigFile))
 	if err != nil {
 		return fail(ConfigFile, unwrapPathError(err))
+	}
+	if err := verify(ConfigFile, raw); err != nil {
+		return fail(ConfigFile, err)
 	}
 	cfg, err = spec.ParseJSON(raw)
 	if err != nil {
@@ -253,6 +377,9 @@ func LoadCheckpoint(dir string) (*context.Context, spec.Config, error) {
 	raw, err = os.ReadFile(filepath.Join(dir, VariablesFile))
 	if err != nil {
 		return fail(VariablesFile, unwrapPathError(err))
+	}
+	if err := verify(VariablesFile, raw); err != nil {
+		return fail(VariablesFile, err)
 	}
 	var index VariablesIndex
 	dec := json.NewDecoder(bytes.NewReader(raw))
@@ -276,10 +403,14 @@ func LoadCheckpoint(dir string) (*context.Context, spec.Config, error) {
 	if fi.Size() != index.DataBytes {
 		return fail(DataFile, fmt.Errorf("%d bytes, %s says %d (truncated or wrong file)", fi.Size(), VariablesFile, index.DataBytes))
 	}
+	if sums != nil && fi.Size() != sums.Files[DataFile].Bytes {
+		return fail(DataFile, errEdited(FileHash{Bytes: fi.Size()}, sums.Files[DataFile]))
+	}
 
 	ctx := context.New()
 	seen := map[string]bool{}
-	r := bufio.NewReaderSize(f, 1<<20)
+	sha := sha256.New()
+	r := bufio.NewReaderSize(io.TeeReader(f, sha), 1<<20)
 	var offset int64
 	for i, e := range index.Variables {
 		t, err := entryTensor(e, offset, index.DataBytes)
@@ -313,6 +444,14 @@ func LoadCheckpoint(dir string) (*context.Context, spec.Config, error) {
 	}
 	if offset != index.DataBytes {
 		return fail(VariablesFile, fmt.Errorf("variables hold %d bytes, data_bytes says %d", offset, index.DataBytes))
+	}
+	if sums != nil {
+		if _, err := io.Copy(io.Discard, r); err != nil { // the hash covers every byte (bufio may not have read to EOF)
+			return fail(DataFile, err)
+		}
+		if got := hex.EncodeToString(sha.Sum(nil)); got != sums.Files[DataFile].SHA256 {
+			return fail(DataFile, errEdited(FileHash{Bytes: fi.Size(), SHA256: got}, sums.Files[DataFile]))
+		}
 	}
 	if err := checkModelVariables(ctx, cfg); err != nil {
 		return fail(VariablesFile, err)

@@ -16,10 +16,13 @@
 // A checkpoint is a directory with config.json (the spec.Config), variables.json (an index:
 // scope, name, dtype, shape, trainable flag, offset, length and CRC-32 of every variable of the
 // context, including optimizer state, global step and random-number state) and variables.bin
-// (the raw little-endian values). SaveCheckpoint writes it into a temporary directory beside the
-// target, fsyncs and renames it into place (replacing an old checkpoint with one atomic
-// exchange on Linux); LoadCheckpoint checks every byte count and checksum, and that the
-// DeepArtNet variables of the config are all there with their shapes.
+// (the raw little-endian values), and checksums.json (the size and SHA-256 of those three,
+// written last). SaveCheckpoint writes it into a temporary directory beside the target, fsyncs
+// and renames it into place (replacing an old checkpoint with one atomic exchange on Linux);
+// LoadCheckpoint checks every file against checksums.json (a hand-edited config.json is refused
+// with an error naming it; a checkpoint saved before checksums.json existed loads with a
+// warning), every byte count and CRC, and that the DeepArtNet variables of the config are all
+// there with their shapes.
 //
 // ImportWeights reads PyTorch weights (safetensors; F32/F16/BF16) into such a context: a
 // whole DeepArtNet state dict, an ImageNet-pretrained backbone alone (the rest freshly

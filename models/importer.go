@@ -135,7 +135,7 @@ func (r *ImportReport) String() string {
 // refused, and otherwise only the user knows which weights they chose.
 func ImportWeights(path string, cfg spec.Config, o ImportOptions) (*context.Context, *ImportReport, error) {
 	if err := cfg.Validate(); err != nil {
-		return nil, nil, fmt.Errorf("import %s: model config: %s", path, errtext.OneLine(err.Error()))
+		return nil, nil, fmt.Errorf("import %s: model config: %s", path, errtext.OneLine(err))
 	}
 	f, err := ReadWeights(path)
 	if err != nil {
@@ -143,7 +143,7 @@ func ImportWeights(path string, cfg spec.Config, o ImportOptions) (*context.Cont
 	}
 	ctx, rep, err := importFile(f, path, cfg, o)
 	if err != nil {
-		return nil, nil, fmt.Errorf("import %s: %s", path, errtext.OneLine(err.Error()))
+		return nil, nil, fmt.Errorf("import %s: %s", path, errtext.OneLine(err))
 	}
 	return ctx, rep, nil
 }
@@ -169,7 +169,7 @@ func ReadWeights(path string) (*safetensors.File, error) {
 		return nil, fmt.Errorf("weights %s: neither a safetensors file nor a PyTorch torch.save file (.pth/.pt) (first bytes %q)", path, head)
 	}
 	if err != nil {
-		return nil, errors.New(errtext.OneLine(err.Error()))
+		return nil, errors.New(errtext.OneLine(err))
 	}
 	return f, nil
 }
@@ -356,7 +356,7 @@ func importFile(f *safetensors.File, path string, cfg spec.Config, o ImportOptio
 		rep.LoadedValues += len(m.t.Data)
 	}
 	if err := ctx.InitializeVariables(backend, nil); err != nil {
-		return nil, nil, fmt.Errorf("initializing the variables the file does not provide: %s", errtext.OneLine(err.Error()))
+		return nil, nil, fmt.Errorf("initializing the variables the file does not provide: %s", errtext.OneLine(err))
 	}
 	for v := range ctx.IterVariables() {
 		t, err := v.Value()

@@ -33,7 +33,7 @@ type Summary struct {
 // cfg.ImageSize and returns its modules with parameter counts and output shapes.
 func Summarize(cfg spec.Config) (sum *Summary, err error) {
 	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("model summary: %s", errtext.OneLine(err.Error()))
+		return nil, fmt.Errorf("model summary: %s", errtext.OneLine(err))
 	}
 	arch, err := Architecture(cfg)
 	if err != nil {

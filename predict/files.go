@@ -13,6 +13,7 @@ import (
 	"github.com/artnet/artnet/heatmap"
 	"github.com/artnet/artnet/internal/atomicfile"
 	"github.com/artnet/artnet/internal/errtext"
+	"github.com/artnet/artnet/models/spec"
 	"github.com/artnet/artnet/preprocess"
 )
 
@@ -59,7 +60,7 @@ func Files(ctx context.Context, p Predictor, paths []string, o FilesOptions, std
 			img, err := preprocess.DecodeImageFile(paths[start], popt)
 			if err != nil {
 				failed++
-				fmt.Fprintf(stderr, "predict: %s\n", errtext.OneLine(err.Error()))
+				fmt.Fprintf(stderr, "predict: %s\n", errtext.OneLine(err))
 				continue
 			}
 			n := len(buf)
@@ -86,9 +87,9 @@ func Files(ctx context.Context, p Predictor, paths []string, o FilesOptions, std
 					out = heatmaps[name]
 				}
 				pr.Heatmap = out
-				if err := writeHeatmap(out, imgs[i], res.Row("attention", i), popt, gh, gw); err != nil {
+				if err := writeHeatmap(out, imgs[i], res.Row(spec.OutputAttention, i), popt, gh, gw); err != nil {
 					failed++
-					fmt.Fprintf(stderr, "predict: %s: heatmap: %s\n", name, errtext.OneLine(err.Error()))
+					fmt.Fprintf(stderr, "predict: %s: heatmap: %s\n", name, errtext.OneLine(err))
 				}
 			}
 			if o.JSON {

@@ -27,10 +27,10 @@ type Result struct {
 }
 
 // Row returns image i's row of a task's probabilities, or of the attention when task is
-// "attention"; nil for an unknown task or an i out of range.
+// spec.OutputAttention; nil for an unknown task or an i out of range.
 func (r *Result) Row(task string, i int) []float32 {
 	v, ok := r.Probs[task]
-	if task == "attention" {
+	if task == spec.OutputAttention {
 		v, ok = r.Attention, true
 	}
 	if !ok || i < 0 || i >= r.Batch || r.Batch == 0 {

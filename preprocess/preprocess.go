@@ -7,8 +7,9 @@
 //  2. Read only the header (image.DecodeConfig of that format) and refuse images whose declared
 //     width×height exceeds Options.MaxPixels, or whose shorter side is below Options.MinSide,
 //     before any pixel buffer is allocated.
-//  3. Decode fully (GIF: the first frame only). Decoder panics on hostile input are recovered
-//     and returned as ErrCorrupt errors.
+//  3. Decode fully (GIF: the first frame only). JPEGs are decoded by libjpeg-turbo where
+//     libturbojpeg.so.0 can be opened, else by image/jpeg (see jpeg.go and JPEGDecoder).
+//     Decoder panics on hostile input are recovered and returned as ErrCorrupt errors.
 //  4. Convert to 8-bit RGB (an opaque *image.RGBA): gray, gray16, CMYK, YCbCr, 16-bit RGBA64,
 //     paletted and non-premultiplied images are all converted; transparent pixels are
 //     composited over white (a painting on a white page), so alpha never reaches the model.
@@ -21,9 +22,11 @@
 //     computes only the pixels inside the crop. Then normalize (x/255 - mean)/std into
 //     planar CHW float32 (all R, then all G, then all B).
 //
-// Pixels match what Pillow (and so torchvision) decodes: JPEG chroma upsampling (4:2:0,
-// 4:2:2, 4:4:0) and YCbCr → RGB follow libjpeg-turbo, and only image/jpeg's IDCT differs from
-// libjpeg's, so JPEG pixels are within 2 levels of Pillow's (mean ≈ 0.05); lossy WebP is
+// Pixels match what Pillow (and so torchvision) decodes: with libjpeg-turbo, JPEG pixels and
+// final tensors are Pillow's exactly (the same library, IDCT and upsampling; measured on the
+// paintings and fixtures); with the image/jpeg fallback, chroma upsampling (4:2:0, 4:2:2,
+// 4:4:0) and YCbCr → RGB follow libjpeg-turbo and only image/jpeg's IDCT differs from
+// libjpeg's, so JPEG pixels are within 3 levels of Pillow's (mean ≈ 0.05); lossy WebP is
 // converted as libwebp does (limited-range BT.601 — x/image/webp's image.YCbCr is not JFIF)
 // and matches exactly; opaque 8-bit PNG, GIF and lossless WebP match exactly
 // (TestPillowDecodeParity, TestPillowParity). Deliberate differences: Pillow's
@@ -32,7 +35,8 @@
 //
 // Memory: a decode holds the decoded image and its RGBA copy (4 bytes per pixel), so an image
 // at the default cap of 50 megapixels needs about 350 MB (more for a progressive JPEG, whose
-// coefficients image/jpeg keeps). Lower Options.MaxPixels where that matters.
+// coefficients the decoder keeps; libjpeg-turbo decodes a JPEG straight into the RGBA buffer
+// but holds the whole file in memory). Lower Options.MaxPixels where that matters.
 //
 // All functions are safe for concurrent use.
 //
@@ -56,6 +60,7 @@ import (
 
 	"golang.org/x/image/webp"
 
+	"github.com/artnet/artnet/internal/errtext"
 	"github.com/artnet/artnet/models/spec"
 )
 
@@ -226,7 +231,15 @@ func (t *recorder) Read(p []byte) (int, error) {
 }
 
 // decodeRGBA is the whole decoding pipeline; its errors carry no file name.
-func decodeRGBA(r io.Reader, o Options) (img *image.RGBA, err error) {
+func decodeRGBA(r io.Reader, o Options) (*image.RGBA, error) {
+	return decodeWith(r, o, jpegPath{turbo: turboEnabled()})
+}
+
+// jpegPath selects the JPEG decoder: libjpeg-turbo (turbo) or image/jpeg, and with
+// libjpeg-turbo whether to decode at a DCT-domain scale (draft; see jpeg.go).
+type jpegPath struct{ turbo, draft bool }
+
+func decodeWith(r io.Reader, o Options, jp jpegPath) (img *image.RGBA, err error) {
 	br := bufio.NewReaderSize(r, 4096)
 	head, perr := br.Peek(16)
 	if len(head) == 0 {
@@ -256,6 +269,20 @@ func decodeRGBA(r io.Reader, o Options) (img *image.RGBA, err error) {
 	orientation := 1
 	if f == fmtJPEG {
 		orientation = jpegOrientation(rec.buf.Bytes())
+		var m *image.RGBA
+		if jp.turbo {
+			scale := 1
+			if jp.draft {
+				scale = draftScale(cfg.Width, cfg.Height, o)
+			}
+			m, err = decodeJPEGTurbo(rec.buf.Bytes(), br, cfg, scale)
+		} else {
+			m, err = decodeJPEGGo(io.MultiReader(bytes.NewReader(rec.buf.Bytes()), br), cfg)
+		}
+		if err != nil {
+			return nil, err
+		}
+		return orient(m, orientation), nil
 	}
 	src, err := f.decode(io.MultiReader(bytes.NewReader(rec.buf.Bytes()), br))
 	if err != nil {
@@ -301,7 +328,7 @@ func checkSize(f *format, w, h int, o Options) error {
 }
 
 func decodeErr(f *format, what string, err error) error {
-	msg := strings.ReplaceAll(err.Error(), "\n", " ")
+	msg := errtext.OneLine(err)
 	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || strings.Contains(msg, "unexpected EOF") {
 		return fmt.Errorf("%w: %s %s ends early (%s)", ErrTruncated, f.name, what, msg)
 	}

@@ -50,13 +50,3 @@ func BenchmarkOpen(b *testing.B) {
 		}
 	}
 }
-
-// BenchmarkInspect measures reading the interface and metadata without ORT.
-func BenchmarkInspect(b *testing.B) {
-	onnx := runtimetest.TinyModel(spec.Tiny())
-	for b.Loop() {
-		if _, err := artrt.Inspect(onnx); err != nil {
-			b.Fatal(err)
-		}
-	}
-}

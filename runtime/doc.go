@@ -4,8 +4,8 @@
 // It finds the shared library (FindLibrary: flag, $ONNXRUNTIME_SHARED_LIBRARY_PATH, the
 // project's third_party/onnxruntime, system folders), initializes the process-wide ORT
 // environment once (Init, Shutdown), checks that an ONNX file is an artnet model before
-// loading it (Inspect reads the protobuf without ORT; Validate checks the metadata written by
-// spec.Config.Metadata and the image/style/genre/artist/attention interface), and runs
+// loading it (spec.Inspect and ModelInfo.Validate: the ONNX contract lives in models/spec, so
+// the exporter makes the same check without ORT), and runs
 // batches on the CPU, CUDA or TensorRT execution providers with explicit fallback.
 //
 // The package name shadows the standard library's runtime; import it under an alias, e.g.

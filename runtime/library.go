@@ -11,6 +11,8 @@ import (
 	"sync"
 
 	ort "github.com/yalue/onnxruntime_go"
+
+	"github.com/artnet/artnet/internal/errtext"
 )
 
 // EnvLibraryPath is the environment variable that names the ONNX Runtime shared library.
@@ -193,7 +195,7 @@ func initLocked(libPath string) error {
 	}
 	ort.SetSharedLibraryPath(libPath)
 	if err := ort.InitializeEnvironment(ort.WithLogLevelError()); err != nil {
-		return fmt.Errorf("ONNX Runtime library %s: %s", libPath, oneLine(err))
+		return fmt.Errorf("ONNX Runtime library %s: %s", libPath, errtext.OneLine(err))
 	}
 	env.path = libPath
 	return nil
@@ -333,5 +335,5 @@ func gpuHint(err error, name, lib string) error {
 	if err == nil {
 		return nil
 	}
-	return fmt.Errorf("%s (%s needs ONNX Runtime's GPU build with libonnxruntime_providers_shared.so and libonnxruntime_providers_%s.so next to the library, and %s installed)", oneLine(err), name, lib, name)
+	return fmt.Errorf("%s (%s needs ONNX Runtime's GPU build with libonnxruntime_providers_shared.so and libonnxruntime_providers_%s.so next to the library, and %s installed)", errtext.OneLine(err), name, lib, name)
 }

@@ -13,6 +13,7 @@ import (
 
 	ort "github.com/yalue/onnxruntime_go"
 
+	"github.com/artnet/artnet/internal/errtext"
 	"github.com/artnet/artnet/models/spec"
 	"github.com/artnet/artnet/predict"
 )
@@ -38,14 +39,14 @@ type Options struct {
 	TensorRTCacheDir string
 }
 
-// OutputNames are the ONNX outputs of an artnet model, in the order Run requests them.
-var OutputNames = append(append([]string{}, spec.Tasks...), "attention")
+// outputNames are the ONNX outputs Run requests, in spec.OutputNames order.
+var outputNames = spec.OutputNames()
 
 // Model is an artnet model loaded into an ONNX Runtime session. Run is safe for concurrent
 // use (ORT sessions are); Close waits for running calls.
 type Model struct {
 	name      string
-	it        *Interface
+	it        *spec.Interface
 	providers []string
 
 	mu      sync.RWMutex
@@ -66,7 +67,7 @@ func Open(modelPath string, o Options) (*Model, error) {
 func OpenBytes(name string, onnx []byte, o Options) (*Model, error) {
 	m, err := openBytes(name, onnx, o)
 	if err != nil {
-		return nil, fmt.Errorf("model %s: %w", name, flat(err))
+		return nil, fmt.Errorf("model %s: %w", name, errtext.Flat(err))
 	}
 	return m, nil
 }
@@ -82,11 +83,11 @@ func openBytes(name string, onnx []byte, o Options) (*Model, error) {
 	if o.DeviceID < 0 {
 		return nil, fmt.Errorf("options: device id must be >= 0, got %d", o.DeviceID)
 	}
-	mi, err := Inspect(onnx)
+	mi, err := spec.Inspect(onnx)
 	if err != nil {
 		return nil, err
 	}
-	it, err := Validate(mi)
+	it, err := mi.Validate()
 	if err != nil {
 		return nil, err
 	}
@@ -107,12 +108,12 @@ func openBytes(name string, onnx []byte, o Options) (*Model, error) {
 			return &Model{name: name, it: it, providers: slices.Clone(provs[i:]), session: s}, nil
 		}
 		if p == CPU {
-			errs = append(errs, fmt.Errorf("ONNX Runtime: %s", oneLine(err)))
+			errs = append(errs, fmt.Errorf("ONNX Runtime: %s", errtext.OneLine(err)))
 		} else {
-			errs = append(errs, fmt.Errorf("provider %s: %s", p, oneLine(err)))
+			errs = append(errs, fmt.Errorf("provider %s: %s", p, errtext.OneLine(err)))
 		}
 		if i+1 < len(provs) {
-			slog.Warn("execution provider failed, falling back", "model", name, "provider", p, "next", provs[i+1], "err", oneLine(err))
+			slog.Warn("execution provider failed, falling back", "model", name, "provider", p, "next", provs[i+1], "err", errtext.OneLine(err))
 		}
 	}
 	env.Lock()
@@ -169,7 +170,7 @@ func newSession(onnx []byte, provs []string, o Options) (s *ort.DynamicAdvancedS
 			return nil, err
 		}
 	}
-	s, err = ort.NewDynamicAdvancedSessionWithONNXData(onnx, []string{"image"}, OutputNames, so)
+	s, err = ort.NewDynamicAdvancedSessionWithONNXData(onnx, []string{spec.InputName}, outputNames, so)
 	if err != nil {
 		return nil, err
 	}
@@ -196,7 +197,7 @@ func (m *Model) Name() string { return m.name }
 func (m *Model) Config() spec.Config { return m.it.Config }
 
 // Interface returns the validated interface (input size, class counts, tokens grid).
-func (m *Model) Interface() Interface { return *m.it }
+func (m *Model) Interface() spec.Interface { return *m.it }
 
 // Providers returns the execution providers in effect, in priority order (ORT also runs nodes
 // that no listed provider supports on the CPU).
@@ -223,7 +224,7 @@ func (m *Model) Run(ctx context.Context, images []float32, batch int) (*predict.
 	res := &predict.Result{Batch: batch, Probs: map[string][]float32{}}
 	res, err := m.run(ctx, images, batch, res)
 	if err != nil {
-		return nil, fmt.Errorf("model %s: run: %w", m.name, flat(err))
+		return nil, fmt.Errorf("model %s: run: %w", m.name, errtext.Flat(err))
 	}
 	return res, nil
 }
@@ -243,10 +244,10 @@ func (m *Model) run(ctx context.Context, images []float32, batch int, res *predi
 		return nil, fmt.Errorf("input tensor: %w", err)
 	}
 	values = append(values, in)
-	outs := make([]ort.Value, len(OutputNames))
-	for i, name := range OutputNames {
+	outs := make([]ort.Value, len(outputNames))
+	for i, name := range outputNames {
 		n := m.it.Tokens
-		if name != "attention" {
+		if name != spec.OutputAttention {
 			n = m.it.Classes[name]
 		}
 		data := make([]float32, batch*n)
@@ -256,7 +257,7 @@ func (m *Model) run(ctx context.Context, images []float32, batch int, res *predi
 		}
 		values = append(values, t)
 		outs[i] = t
-		if name == "attention" {
+		if name == spec.OutputAttention {
 			res.Attention = data
 		} else {
 			res.Probs[name] = data

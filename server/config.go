@@ -29,9 +29,11 @@ const (
 
 // Config configures a Server. Zero fields take the defaults above.
 type Config struct {
-	// Batch is the largest number of images in one model run; MaxDelay how long the first
-	// request of a batch waits for others (it stops waiting early when no other admitted
-	// request is still being decoded and none is queued).
+	// Batch is the most images the batcher collects from several requests into one model run:
+	// requests are added while they fit. A single request larger than Batch — a v2 infer
+	// request of up to MaxInferBatch images — is not split: it runs as one batch of its own.
+	// MaxDelay is how long the first request of a batch waits for others (it stops waiting
+	// early when no other admitted request is still being decoded and none is queued).
 	Batch    int
 	MaxDelay time.Duration
 	// Workers is how many model runs may be in flight at once (default 1: one run uses all

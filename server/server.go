@@ -329,7 +329,7 @@ type errorBody struct {
 }
 
 func writeError(w http.ResponseWriter, code int, msg string) {
-	writeJSON(w, code, errorBody{Error: errtext.OneLine(msg)})
+	writeJSON(w, code, errorBody{Error: errtext.Fold(msg)})
 }
 
 func (s *Server) handleLive(w http.ResponseWriter, r *http.Request) {

@@ -67,12 +67,12 @@ const modelVersion = "1"
 func (s *Server) Metadata() ModelMetadata {
 	md := ModelMetadata{
 		Name: ModelName, Versions: []string{modelVersion}, Platform: "onnxruntime_onnx",
-		Inputs: []TensorMetadata{{Name: "image", Datatype: "FP32", Shape: []int{-1, 3, s.mcfg.ImageSize, s.mcfg.ImageSize}}},
+		Inputs: []TensorMetadata{{Name: spec.InputName, Datatype: "FP32", Shape: []int{-1, 3, s.mcfg.ImageSize, s.mcfg.ImageSize}}},
 	}
 	for _, t := range spec.Tasks {
 		md.Outputs = append(md.Outputs, TensorMetadata{Name: t, Datatype: "FP32", Shape: []int{-1, s.mcfg.NumClasses(t)}})
 	}
-	md.Outputs = append(md.Outputs, TensorMetadata{Name: "attention", Datatype: "FP32", Shape: []int{-1, s.mcfg.Tokens()}})
+	md.Outputs = append(md.Outputs, TensorMetadata{Name: spec.OutputAttention, Datatype: "FP32", Shape: []int{-1, s.mcfg.Tokens()}})
 	return md
 }
 
@@ -138,7 +138,7 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) (*InferResponse, 
 	resp := &InferResponse{ModelName: ModelName, ModelVersion: modelVersion, ID: req.ID}
 	for _, name := range outs {
 		v := res.Attention
-		if name != "attention" {
+		if name != spec.OutputAttention {
 			v = res.Probs[name]
 		}
 		resp.Outputs = append(resp.Outputs, InferOutput{Name: name, Datatype: "FP32", Shape: []int{n, len(v) / n}, Data: v})
@@ -147,7 +147,7 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) (*InferResponse, 
 }
 
 func (s *Server) selectOutputs(names []string) ([]string, error) {
-	all := append(append([]string{}, spec.Tasks...), "attention")
+	all := spec.OutputNames()
 	if len(names) == 0 {
 		return all, nil
 	}

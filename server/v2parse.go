@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/artnet/artnet/models/spec"
 )
 
 // The v2 infer body is parsed as a stream, never held whole: encoding/json's Decoder reads
@@ -211,7 +213,7 @@ func (p *v2Parser) topField(req *v2Request, key string) error {
 		return p.array("inputs", func() error {
 			req.inputs++
 			if req.inputs > 1 {
-				return clientErr(http.StatusBadRequest, `want exactly one input ("image"), got more`)
+				return clientErr(http.StatusBadRequest, "want exactly one input (%q), got more", spec.InputName)
 			}
 			return p.object(func(key string) error { return p.inputField(req, key) })
 		})
@@ -241,10 +243,10 @@ func (p *v2Parser) inputField(req *v2Request, key string) error {
 	case "name":
 		req.Name, err = p.str("input: name")
 	case "datatype":
-		req.Datatype, err = p.str(`input "image": datatype`)
+		req.Datatype, err = p.str(inputField + ": datatype")
 	case "shape":
 		req.Shape = []int{}
-		err = p.array(`input "image": shape`, func() error {
+		err = p.array(inputField+": shape", func() error {
 			t, err := p.token()
 			if err != nil {
 				return err
@@ -252,14 +254,14 @@ func (p *v2Parser) inputField(req *v2Request, key string) error {
 			n, ok := t.(json.Number)
 			v, perr := strconv.Atoi(string(n))
 			if !ok || perr != nil || len(req.Shape) >= 8 {
-				return clientErr(http.StatusBadRequest, `input "image": shape: want up to 8 integers, found %v`, describeToken(t))
+				return inputErr(`shape: want up to 8 integers, found %v`, describeToken(t))
 			}
 			req.Shape = append(req.Shape, v)
 			return nil
 		})
 	case "data":
 		if req.hasData {
-			return clientErr(http.StatusBadRequest, `input "image": data given twice`)
+			return inputErr(`data given twice`)
 		}
 		req.hasData = true
 		if err := p.check(req, false); err != nil { // what is known so far, before reading any data
@@ -277,19 +279,19 @@ func (p *v2Parser) check(req *v2Request, final bool) error {
 	size := p.size
 	switch {
 	case final && req.inputs != 1:
-		return clientErr(http.StatusBadRequest, `want exactly one input ("image"), got %d`, req.inputs)
-	case (final || req.Name != "") && req.Name != "image":
-		return clientErr(http.StatusBadRequest, `input %q: the model's input is "image"`, req.Name)
+		return clientErr(http.StatusBadRequest, "want exactly one input (%q), got %d", spec.InputName, req.inputs)
+	case (final || req.Name != "") && req.Name != spec.InputName:
+		return clientErr(http.StatusBadRequest, "input %q: the model's input is %q", req.Name, spec.InputName)
 	case (final || req.Datatype != "") && req.Datatype != "FP32":
-		return clientErr(http.StatusBadRequest, `input "image": datatype %q, want "FP32"`, req.Datatype)
+		return inputErr(`datatype %q, want "FP32"`, req.Datatype)
 	case (final || req.Shape != nil) && (len(req.Shape) != 4 || req.Shape[1] != 3 || req.Shape[2] != size || req.Shape[3] != size):
-		return clientErr(http.StatusBadRequest, `input "image": shape %v, want [B,3,%d,%d]`, req.Shape, size, size)
+		return inputErr(`shape %v, want [B,3,%d,%d]`, req.Shape, size, size)
 	case req.Shape != nil && (req.Shape[0] < 1 || req.Shape[0] > p.maxBatch):
-		return clientErr(http.StatusBadRequest, `input "image": batch %d, want 1..%d`, req.Shape[0], p.maxBatch)
+		return inputErr(`batch %d, want 1..%d`, req.Shape[0], p.maxBatch)
 	case final && !req.hasData:
-		return clientErr(http.StatusBadRequest, `input "image": data: missing`)
+		return inputErr(`data: missing`)
 	case final && len(req.Data) != req.Shape[0]*3*size*size:
-		return clientErr(http.StatusBadRequest, `input "image": data has %d values, shape %v needs %d`, len(req.Data), req.Shape, req.Shape[0]*3*size*size)
+		return inputErr(`data has %d values, shape %v needs %d`, len(req.Data), req.Shape, req.Shape[0]*3*size*size)
 	}
 	return nil
 }
@@ -310,7 +312,7 @@ func (p *v2Parser) data(req *v2Request) error {
 	err := scanData(br, func(f float32) error {
 		if len(req.Data) == cap(req.Data) {
 			if len(req.Data) == limit {
-				return clientErr(http.StatusBadRequest, `input "image": data: more than the %d values the shape needs`, limit)
+				return inputErr(`data: more than the %d values the shape needs`, limit)
 			}
 			grow := min(chunk, limit-len(req.Data))
 			if err := p.reserve(int64(grow) * 4); err != nil {
@@ -347,7 +349,7 @@ func (p *v2Parser) data(req *v2Request) error {
 // from br and calls add for each number, as float32 rounded from its decimal text.
 func scanData(br *bufio.Reader, add func(float32) error) error {
 	bad := func(format string, args ...any) error {
-		return clientErr(http.StatusBadRequest, `input "image": data: `+format, args...)
+		return inputErr(`data: `+format, args...)
 	}
 	skipWS := func() (byte, error) {
 		for {
@@ -481,6 +483,14 @@ func validNumber(b []byte) bool {
 		}
 	}
 	return i == len(b)
+}
+
+// inputField names the model's input in parse errors.
+var inputField = fmt.Sprintf("input %q", spec.InputName)
+
+// inputErr is a 400 about the model's input: `input "image": ...`.
+func inputErr(format string, args ...any) error {
+	return clientErr(http.StatusBadRequest, inputField+": "+format, args...)
 }
 
 func describeToken(t json.Token) string {

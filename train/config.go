@@ -11,6 +11,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/artnet/artnet/internal/errtext"
 	"github.com/artnet/artnet/models/spec"
 )
 
@@ -56,7 +57,7 @@ type TrainConfig struct {
 	ClipNorm     float64 `yaml:"clip_norm"`
 	Keep         int     `yaml:"keep"` // checkpoints kept per phase
 	Backend      string  `yaml:"backend"`
-	EvalBatch    int     `yaml:"eval_batch"` // 0 → the phase's batch
+	EvalBatch    int     `yaml:"eval_batch"` // batch of the final evaluation (results.json); 0 → 32
 	// Pretrained is the PyTorch weights file (safetensors or .pth/.pt; a whole DeepArtNet or an
 	// ImageNet-pretrained backbone, see models.ImportWeights) a phase starts from when it has no
 	// earlier phase in the output folder to continue (phase 1, or a phase trained alone).
@@ -95,15 +96,13 @@ func LoadFileConfig(path string) (*FileConfig, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(&fc); err != nil {
-		return nil, fmt.Errorf("%s: %s", path, oneLine(err))
+		return nil, fmt.Errorf("%s: %s", path, errtext.OneLine(err))
 	}
 	if err := fc.validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return &fc, nil
 }
-
-func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }
 
 func readMerged(path string, depth int) (map[string]any, error) {
 	if depth > 8 {
@@ -115,7 +114,7 @@ func readMerged(path string, depth int) (map[string]any, error) {
 	}
 	var m map[string]any
 	if err := yaml.Unmarshal(raw, &m); err != nil {
-		return nil, fmt.Errorf("%s: %s", path, oneLine(err))
+		return nil, fmt.Errorf("%s: %s", path, errtext.OneLine(err))
 	}
 	if m == nil {
 		m = map[string]any{}
@@ -203,7 +202,7 @@ func (fc *FileConfig) validate() error {
 	if cfg, err := fc.ModelConfig(); err != nil {
 		errs = append(errs, err)
 	} else if err := cfg.Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("field model: %s", oneLine(err)))
+		errs = append(errs, fmt.Errorf("field model: %s", errtext.OneLine(err)))
 	}
 	return errors.Join(errs...)
 }

@@ -25,6 +25,7 @@ import (
 
 	artgraph "github.com/artnet/artnet/graph"
 	"github.com/artnet/artnet/internal/atomicfile"
+	"github.com/artnet/artnet/internal/errtext"
 	"github.com/artnet/artnet/models"
 	"github.com/artnet/artnet/models/spec"
 )
@@ -274,7 +275,7 @@ func Run(ctx context.Context, o Options, trainSet, valSet Dataset, log *slog.Log
 		mctx = mctx.Reuse()
 	} else {
 		if err := cfg.Validate(); err != nil {
-			return nil, fmt.Errorf("train: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
+			return nil, fmt.Errorf("train: %s", errtext.OneLine(err))
 		}
 		mctx = gomlxcontext.New()
 		mctx.SetParam(gomlxcontext.ParamInitialSeed, o.Seed)
@@ -940,7 +941,7 @@ func Evaluate(ctx context.Context, backend backends.Backend, mctx *gomlxcontext.
 		return nil, fmt.Errorf("evaluate: batch must be > 0, got %d", batch)
 	}
 	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("evaluate: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
+		return nil, fmt.Errorf("evaluate: %s", errtext.OneLine(err))
 	}
 	e := newEvaluator(backend, mctx, cfg, DeepArtNet, batch)
 	defer e.close()
@@ -1074,7 +1075,7 @@ func EvaluateTopK(ctx context.Context, backend backends.Backend, mctx *gomlxcont
 		return nil, fmt.Errorf("evaluate: batch must be > 0, got %d", batch)
 	}
 	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("evaluate: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
+		return nil, fmt.Errorf("evaluate: %s", errtext.OneLine(err))
 	}
 	e := newEvaluator(backend, mctx, cfg, DeepArtNet, batch)
 	defer e.close()

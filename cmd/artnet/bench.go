@@ -67,7 +67,8 @@ func benchCommand() *cli.Command {
 					&cli.StringFlag{Name: "onnx", Usage: "exported model `FILE.onnx`: run it in ONNX Runtime instead of GoMLX"},
 					&cli.StringFlag{Name: "provider", Value: "cpu", Usage: "with --onnx: ONNX Runtime providers in order (cpu, cuda, tensorrt; comma-separated)"},
 					&cli.StringFlag{Name: "reference-provider", Usage: "with --onnx: also run the same batch on these providers (e.g. cpu) and report the largest output difference"},
-					&cli.Float64Flag{Name: "tolerance", Usage: "with --reference-provider: fail when the largest output difference exceeds this (0: report only)"},
+					&cli.StringFlag{Name: "reference-checkpoint", Usage: "with --onnx: also run the same batch through this GoMLX checkpoint `DIR` (--backend) and report the largest output difference"},
+					&cli.Float64Flag{Name: "tolerance", Usage: "with --reference-provider/--reference-checkpoint: fail when the largest output difference exceeds this (0: report only)"},
 					&cli.IntFlag{Name: "threads", Usage: "with --onnx: ONNX Runtime intra-op threads (0: ORT's default)"},
 					&cli.StringFlag{Name: "ort-lib", Usage: "path of libonnxruntime.so (default: $ONNXRUNTIME_SHARED_LIBRARY_PATH, then third_party/onnxruntime, then system folders)"},
 					&cli.StringFlag{Name: "trt-cache", Usage: "with --provider tensorrt: TensorRT engine cache `DIR`"},
@@ -77,7 +78,7 @@ func benchCommand() *cli.Command {
 						Steps: c.Int("steps"), Warmup: c.Int("warmup"), Backend: c.String("backend"), Seed: c.Int64("seed"),
 						ORT: ortrt.Options{LibraryPath: c.String("ort-lib"), Providers: splitList(c.String("provider")),
 							IntraOpThreads: c.Int("threads"), TensorRTCacheDir: c.String("trt-cache")},
-						Reference: splitList(c.String("reference-provider"))}
+						Reference: splitList(c.String("reference-provider")), ReferenceCheckpoint: c.String("reference-checkpoint")}
 					var err error
 					if o.Config, o.Batch, err = benchConfig(c); err != nil {
 						return err
@@ -85,8 +86,16 @@ func benchCommand() *cli.Command {
 					if o.Checkpoint != "" && o.ONNX != "" {
 						return fmt.Errorf("flags --checkpoint and --onnx: give one")
 					}
-					if o.ONNX == "" && len(o.Reference) > 0 {
-						return fmt.Errorf("flag --reference-provider: needs --onnx")
+					// A training output folder stands for its newest good checkpoint.
+					for _, dir := range []*string{&o.Checkpoint, &o.ReferenceCheckpoint} {
+						if *dir != "" {
+							if *dir, err = resolveCheckpoint(*dir); err != nil {
+								return err
+							}
+						}
+					}
+					if o.ONNX == "" && (len(o.Reference) > 0 || o.ReferenceCheckpoint != "") {
+						return fmt.Errorf("flags --reference-provider and --reference-checkpoint: need --onnx")
 					}
 					return runBench(c, func(prof io.Writer) (*benchmark.Report, error) {
 						o.Profile = prof
@@ -97,6 +106,46 @@ func benchCommand() *cli.Command {
 						}
 						return r, err
 					})
+				},
+			},
+			{
+				Name:  "compare",
+				Usage: "one training step's loss and gradients on two GoMLX backends (e.g. xla:cuda vs go), same weights and batch",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "backend", Value: "go", Usage: "backend under test (go, go:<options>, xla:cuda with -tags xla)"},
+					&cli.StringFlag{Name: "reference-backend", Value: "go:reference", Usage: "backend it is compared with (go:reference: GoMLX's own pure-Go executors)"},
+					&cli.StringFlag{Name: "model-config", Usage: "model `FILE` (spec.Config JSON or YAML training config); default: the tiny CPU configuration"},
+					&cli.IntFlag{Name: "batch", Value: 4},
+					&cli.Int64Flag{Name: "seed", Value: 1},
+					&cli.Float64Flag{Name: "tolerance", Value: 1e-4, Usage: "largest relative difference of the loss and of any variable's gradient (normwise) that passes"},
+					&cli.BoolFlag{Name: "json", Usage: "print the comparison as JSON"},
+				},
+				Action: func(c *cli.Context) error {
+					cfg := spec.Tiny()
+					if c.String("model-config") != "" {
+						var err error
+						if cfg, _, err = benchConfig(c); err != nil {
+							return err
+						}
+					}
+					r, err := benchmark.CompareStep(cfg, c.Int("batch"), c.Int64("seed"), c.String("backend"), c.String("reference-backend"))
+					if err != nil {
+						return err
+					}
+					if c.Bool("json") {
+						b, err := json.MarshalIndent(r, "", "  ")
+						if err != nil {
+							return err
+						}
+						fmt.Fprintf(c.App.Writer, "%s\n", b)
+					} else if err := r.Print(c.App.Writer); err != nil {
+						return err
+					}
+					if !r.Within(c.Float64("tolerance")) {
+						return fmt.Errorf("bench compare: %s differs from %s by more than --tolerance %g (loss %.3g, gradients %.3g at %s)",
+							r.Backend, r.Reference, c.Float64("tolerance"), r.LossRelDiff, r.GradRelDiff, r.WorstVariable)
+					}
+					return nil
 				},
 			},
 			{
@@ -145,7 +194,7 @@ func benchConfig(c *cli.Context) (spec.Config, int, error) {
 			batch = fc.Phases[0].Batch
 		}
 		if err := cfg.Validate(); err != nil {
-			return cfg, 0, fmt.Errorf("%s: field model: %s", p, errtext.OneLine(err.Error()))
+			return cfg, 0, fmt.Errorf("%s: field model: %s", p, errtext.OneLine(err))
 		}
 		return cfg, batch, nil
 	}

@@ -19,8 +19,11 @@ import (
 func runBenchCmd(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	var out bytes.Buffer
-	app := &cli.App{Name: "artnet", Commands: []*cli.Command{benchCommand()},
+	app := &cli.App{Name: "artnet", Commands: []*cli.Command{benchCommand(), exportCommand()},
 		Writer: &out, ErrWriter: &out, ExitErrHandler: func(*cli.Context, error) {}}
+	if len(args) > 0 && args[0] == "export" {
+		return out.String(), app.RunContext(context.Background(), append([]string{"artnet"}, args...))
+	}
 	err := app.RunContext(context.Background(), append([]string{"artnet", "bench"}, args...))
 	return out.String(), err
 }
@@ -39,7 +42,8 @@ func benchTinyConfig(t *testing.T) string {
 func TestBenchTrainAndInfer(t *testing.T) {
 	cfg := benchTinyConfig(t)
 	prof := filepath.Join(t.TempDir(), "train.prof")
-	out, err := runBenchCmd(t, "train", "--model-config", cfg, "--batch", "2", "--steps", "2", "--warmup", "0", "--cpuprofile", prof, "--json")
+	ckpt := filepath.Join(t.TempDir(), "ckpt")
+	out, err := runBenchCmd(t, "train", "--model-config", cfg, "--batch", "2", "--steps", "2", "--warmup", "0", "--cpuprofile", prof, "--json", "--out", ckpt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,6 +61,16 @@ func TestBenchTrainAndInfer(t *testing.T) {
 	out, err = runBenchCmd(t, "ops", prof)
 	if err != nil || !strings.Contains(out, "op type") {
 		t.Errorf("bench ops: %v\n%s", err, out)
+	}
+
+	// The kept checkpoint, exported, runs in ONNX Runtime with the outputs of its GoMLX forward pass.
+	onnx := filepath.Join(t.TempDir(), "m.onnx")
+	if _, err := runBenchCmd(t, "export", "--checkpoint", ckpt, "--onnx", onnx); err != nil {
+		t.Fatal(err)
+	}
+	out, err = runBenchCmd(t, "infer", "--onnx", onnx, "--batch", "2", "--steps", "1", "--reference-checkpoint", ckpt, "--tolerance", "1e-4")
+	if err != nil || !strings.Contains(out, "outputs vs GoMLX go checkpoint: max abs diff") {
+		t.Errorf("infer --onnx --reference-checkpoint: %v\n%s", err, out)
 	}
 
 	out, err = runBenchCmd(t, "infer", "--model-config", cfg, "--batch", "3", "--steps", "2", "--ops")
@@ -95,7 +109,7 @@ func TestBenchErrors(t *testing.T) {
 		{[]string{"train", "--variant", "b9"}, `"b9"`},
 		{[]string{"train", "--model-config", filepath.Join(t.TempDir(), "missing.json")}, "missing.json"},
 		{[]string{"train", "--model-config", cfg, "--steps", "0"}, "steps must be ≥ 1"},
-		{[]string{"infer", "--model-config", cfg, "--reference-provider", "cpu"}, "needs --onnx"},
+		{[]string{"infer", "--model-config", cfg, "--reference-provider", "cpu"}, "need --onnx"},
 		{[]string{"infer", "--onnx", "a.onnx", "--checkpoint", "b"}, "give one"},
 		{[]string{"ops"}, "want one profile file"},
 		{[]string{"ops", cfg}, "model.json"},
@@ -103,5 +117,24 @@ func TestBenchErrors(t *testing.T) {
 		if _, err := runBenchCmd(t, tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
 			t.Errorf("%v: error %v, want one line containing %q", tc.args, err, tc.want)
 		}
+	}
+}
+
+func TestBenchCompare(t *testing.T) {
+	cfg := benchTinyConfig(t)
+	out, err := runBenchCmd(t, "compare", "--model-config", cfg, "--batch", "2")
+	if err != nil || !strings.Contains(out, "go vs go:reference") || !strings.Contains(out, "gradients of") {
+		t.Fatalf("compare go vs go:reference: %v\n%s", err, out)
+	}
+	if _, err := runBenchCmd(t, "compare", "--model-config", cfg, "--batch", "2", "--reference-backend", "go"); err != nil {
+		t.Errorf("go vs go with tolerance 1e-4: %v", err)
+	}
+	// Tolerance 0 passes only bit-identical results; otherwise the error names the tolerance.
+	out, err = runBenchCmd(t, "compare", "--model-config", cfg, "--batch", "2", "--tolerance", "0")
+	if err == nil && !(strings.Contains(out, "(rel diff 0)") && strings.Contains(out, "largest normwise rel diff 0 ")) {
+		t.Errorf("tolerance 0 passed with differences:\n%s", out)
+	}
+	if err != nil && (!strings.Contains(err.Error(), "--tolerance 0") || strings.Contains(err.Error(), "\n")) {
+		t.Errorf("tolerance 0: %v", err)
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"github.com/artnet/artnet/defaultmodel"
 	"github.com/artnet/artnet/internal/testenv"
 	"github.com/artnet/artnet/models/spec"
-	ortrt "github.com/artnet/artnet/runtime"
 )
 
 // `artnet predict IMAGE` without --model uses the built-in default model (trained on WikiArt),
@@ -22,7 +21,7 @@ func TestPredictWithoutModelUsesDefault(t *testing.T) {
 	if err := json.Unmarshal([]byte(strings.SplitN(stdout, "\n", 2)[0]), &p); err != nil {
 		t.Fatalf("%v: %s", err, stdout)
 	}
-	iface, err := ortrt.ValidateBytes(defaultmodel.Name, defaultmodel.Bytes())
+	iface, err := spec.ValidateONNX(defaultmodel.Name, defaultmodel.Bytes())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/artnet/artnet/cmd/internal/command"
 	artgraph "github.com/artnet/artnet/graph"
 	"github.com/artnet/artnet/internal/errtext"
+	"github.com/artnet/artnet/preprocess"
 	ortrt "github.com/artnet/artnet/runtime"
 )
 
@@ -30,7 +31,8 @@ func doctorCommand() *cli.Command {
 }
 
 // doctor prints the report and returns how many required pieces are missing. Optional pieces
-// (GPU providers, the xla backend) are reported but not counted.
+// (GPU providers, the xla backend, libjpeg-turbo: image/jpeg is the fallback) are reported but
+// not counted.
 func doctor(w io.Writer, ortLib string) (problems int) {
 	fmt.Fprintln(w, "ONNX Runtime (serving, export parity):")
 	path, source, err := ortrt.FindLibrary(ortLib)
@@ -65,6 +67,8 @@ func doctor(w io.Writer, ortLib string) (problems int) {
 			fmt.Fprintln(w, "  tensorrt:  not available (optional) — needs TensorRT 10 and libonnxruntime_providers_tensorrt.so beside the ORT library; see README 'GPU'")
 		}
 	}
+	fmt.Fprintln(w, "Image decoding (training and serving):")
+	fmt.Fprintf(w, "  jpeg:      %s\n", preprocess.JPEGDecoder())
 	fmt.Fprintln(w, "GoMLX backends (training, GoMLX inference):")
 	avail := artgraph.Available()
 	names := make([]string, 0, len(avail))
@@ -77,7 +81,7 @@ func doctor(w io.Writer, ortLib string) (problems int) {
 			if n == artgraph.GoBackendName {
 				problems++
 			}
-			fmt.Fprintf(w, "  %-9s  not available — %s\n", n+":", errtext.OneLine(err.Error()))
+			fmt.Fprintf(w, "  %-9s  not available — %s\n", n+":", errtext.OneLine(err))
 			continue
 		}
 		fmt.Fprintf(w, "  %-9s  ok\n", n+":")

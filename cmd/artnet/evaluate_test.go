@@ -17,6 +17,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/artnet/artnet/defaultmodel"
 	"github.com/artnet/artnet/evaluate"
 	"github.com/artnet/artnet/export"
 	"github.com/artnet/artnet/internal/testenv"
@@ -329,7 +330,6 @@ func TestEvaluateFlagErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"evaluate", "--data", data}, "--model FILE.onnx"},
 		{[]string{"evaluate", "--model", "a.onnx", "--checkpoint", "b", "--data", data}, "not both"},
 		{[]string{"evaluate", "--model", "a.onnx", "--data", data, "--split", "test"}, "--split"},
 		{[]string{"evaluate", "--model", "a.onnx", "--data", data, "--batch", "0"}, "--batch"},
@@ -340,6 +340,18 @@ func TestEvaluateFlagErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
 			t.Errorf("%v: want one-line error mentioning %q, got %v", tc.args, tc.want, err)
 		}
+	}
+}
+
+// Without --model or --checkpoint, evaluate runs the built-in model, as the --model help says.
+func TestEvaluateWithoutModelUsesBuiltIn(t *testing.T) {
+	cmds := []*cli.Command{evaluateCommand()}
+	out := filepath.Join(t.TempDir(), "eval")
+	if o, err := runCmds(t, cmds, "evaluate", "--data", testenv.Sample(t), "--out", out, "--limit", "4", "--batch", "4"); err != nil {
+		t.Fatalf("%v\n%s", err, o)
+	}
+	if s := readSummary(t, out); s.Model != defaultmodel.Name || s.Runtime != "onnx" || s.Evaluated != 4 {
+		t.Errorf("evaluated %d images with %q (%s), want 4 with the built-in %s (onnx)", s.Evaluated, s.Model, s.Runtime, defaultmodel.Name)
 	}
 }
 
@@ -362,19 +374,7 @@ func TestEvaluateDataDefault(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), wikiart.DefaultRoot) || !strings.Contains(err.Error(), wikiart.EnvData) || strings.Contains(err.Error(), "\n") {
 		t.Errorf("default data folder missing: want one line naming %s and %s, got %v", wikiart.DefaultRoot, wikiart.EnvData, err)
 	}
-	root := filepath.Join(t.TempDir(), "labels-only")
-	if err := os.MkdirAll(root, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range []string{"style", "genre", "artist"} {
-		for _, f := range []string{n + "_train.csv", n + "_val.csv", n + "_class.txt"} {
-			b, err := os.ReadFile(filepath.Join(testenv.Sample(t), f))
-			if err != nil {
-				t.Fatal(err)
-			}
-			writeFile(t, filepath.Join(root, f), string(b))
-		}
-	}
+	root := labelsOnlyCopy(t, testenv.Sample(t))
 	_, err = runCmds(t, cmds, "evaluate", "--model", onnx, "--data", root)
 	if err == nil || !strings.Contains(err.Error(), "data download --dest "+root) {
 		t.Errorf("a data folder without images/: want the download hint, got %v", err)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -72,8 +71,8 @@ func exportCommand() *cli.Command {
 				return err
 			}
 			if p := c.String("onnx"); p != "" {
-				if err := export.WriteFile(p, m); err != nil {
-					return fmt.Errorf("export: %w", err)
+				if err := export.WriteModel(p, m); err != nil {
+					return err // "export: write FILE: …"
 				}
 			}
 			if dir := c.String("triton"); dir != "" {

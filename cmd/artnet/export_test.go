@@ -34,10 +34,15 @@ func TestExportFromWeightsAndErrors(t *testing.T) {
 		{[]string{"export", "--checkpoint", "x", "--weights", "y", "--onnx", out}, "not both"},
 		{[]string{"export", "--checkpoint", t.TempDir(), "--onnx", filepath.Join(t.TempDir(), "n.onnx")}, "no config.json"},
 		{[]string{"export", "--weights", "../../testdata/images/bad-text.png", "--variant", "b0", "--onnx", filepath.Join(t.TempDir(), "n.onnx")}, "bad-text.png"},
+		{[]string{"export", "--model-config", "../../testdata/torchref/config.json", "--weights", "../../testdata/torchref/tiny.safetensors",
+			"--onnx", filepath.Join(t.TempDir(), "missing", "n.onnx")}, "missing/n.onnx"},
 	} {
 		_, _, err := runApp(t, tc.args...)
 		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
 			t.Errorf("%v: want one-line error with %q, got %v", tc.args, tc.want, err)
+		}
+		if err != nil && strings.Contains(err.Error(), "export: export:") {
+			t.Errorf("%v: the error says export twice: %v", tc.args, err)
 		}
 	}
 	if _, err := os.Stat(filepath.Join(filepath.Dir(out), "n.onnx")); err == nil {

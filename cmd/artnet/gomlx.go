@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -43,7 +44,11 @@ func openGoMLX(dir string) (*gomlxPredictor, error) {
 func newGoMLXPredictor(backend backends.Backend, mctx *gctx.Context, cfg spec.Config) (*gomlxPredictor, error) {
 	exec, err := gctx.NewExec(backend, mctx.Reuse(), func(ctx *gctx.Context, images *Node) []*Node {
 		out := models.Build(ctx, cfg, images)
-		return []*Node{out.Probs["style"], out.Probs["genre"], out.Probs["artist"], out.Attention}
+		outs := make([]*Node, 0, len(spec.Tasks)+1) // spec.OutputNames order
+		for _, t := range spec.Tasks {
+			outs = append(outs, out.Probs[t])
+		}
+		return append(outs, out.Attention)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("gomlx: %w", err)
@@ -53,6 +58,9 @@ func newGoMLXPredictor(backend backends.Backend, mctx *gctx.Context, cfg spec.Co
 
 func (p *gomlxPredictor) Config() spec.Config { return p.cfg }
 
+// newInputTensor makes Run's input tensor (a variable so a test can see it freed).
+var newInputTensor = tensors.FromFlatDataAndDimensions[float32]
+
 func (p *gomlxPredictor) Run(_ context.Context, images []float32, batch int) (res *predict.Result, err error) {
 	s := p.cfg.ImageSize
 	if batch < 1 || len(images) != batch*3*s*s {
@@ -60,17 +68,25 @@ func (p *gomlxPredictor) Run(_ context.Context, images []float32, batch int) (re
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	outs, err := p.exec.Exec(tensors.FromFlatDataAndDimensions(images, batch, 3, s, s))
+	in := newInputTensor(images, batch, 3, s, s)
+	defer func() { err = errors.Join(err, in.FinalizeAll()) }()
+	outs, err := p.exec.Exec(in)
 	if err != nil {
 		return nil, fmt.Errorf("gomlx: %w", err)
 	}
+	defer func() {
+		for _, o := range outs {
+			err = errors.Join(err, o.FinalizeAll())
+		}
+	}()
 	res = &predict.Result{Batch: batch, Probs: map[string][]float32{}}
 	for i, t := range spec.Tasks {
-		res.Probs[t] = tensors.MustCopyFlatData[float32](outs[i])
+		if res.Probs[t], err = tensors.CopyFlatData[float32](outs[i]); err != nil {
+			return nil, fmt.Errorf("gomlx: output %s: %w", t, err)
+		}
 	}
-	res.Attention = tensors.MustCopyFlatData[float32](outs[3])
-	for _, o := range outs {
-		o.FinalizeAll()
+	if res.Attention, err = tensors.CopyFlatData[float32](outs[3]); err != nil {
+		return nil, fmt.Errorf("gomlx: output %s: %w", spec.OutputAttention, err)
 	}
 	return res, nil
 }

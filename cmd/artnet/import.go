@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -18,6 +16,7 @@ import (
 	"github.com/artnet/artnet/internal/errtext"
 	"github.com/artnet/artnet/models"
 	"github.com/artnet/artnet/models/spec"
+	"github.com/artnet/artnet/wikiart"
 )
 
 // importSeed seeds the initialization of the parts a weights file does not provide (the head
@@ -109,7 +108,7 @@ func importConfig(variant, configPath string, imageSize int, classesFrom string)
 			return cfg, fmt.Errorf("flag --model-config: %w", err)
 		}
 		if cfg, err = spec.ParseJSON(b); err != nil {
-			return cfg, fmt.Errorf("model config %s: %s", configPath, errtext.OneLine(err.Error()))
+			return cfg, fmt.Errorf("model config %s: %s", configPath, errtext.OneLine(err))
 		}
 	}
 	if variant != "" {
@@ -129,7 +128,7 @@ func importConfig(variant, configPath string, imageSize int, classesFrom string)
 	if classesFrom != "" {
 		classes := map[string][]string{}
 		for _, task := range spec.Tasks {
-			names, err := readClassFile(filepath.Join(classesFrom, task+"_class.txt"))
+			names, err := wikiart.ReadClasses(filepath.Join(classesFrom, task+"_class.txt"))
 			if err != nil {
 				return cfg, fmt.Errorf("flag --classes-from: %w", err)
 			}
@@ -138,46 +137,9 @@ func importConfig(variant, configPath string, imageSize int, classesFrom string)
 		cfg.Classes = classes
 	}
 	if err := cfg.Validate(); err != nil {
-		return cfg, fmt.Errorf("import: model config: %s", errtext.OneLine(err.Error()))
+		return cfg, fmt.Errorf("import: model config: %s", errtext.OneLine(err))
 	}
 	return cfg, nil
-}
-
-// readClassFile reads an ArtGAN class list: one "index Name" per line, indices 0, 1, 2, … in
-// order; blank lines are skipped.
-func readClassFile(path string) ([]string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var names []string
-	sc := bufio.NewScanner(f)
-	line := 0
-	for sc.Scan() {
-		line++
-		s := strings.TrimSpace(sc.Text())
-		if s == "" {
-			continue
-		}
-		idx, name, ok := strings.Cut(s, " ")
-		name = strings.TrimSpace(name)
-		i, err := strconv.Atoi(idx)
-		if !ok || err != nil || name == "" {
-			return nil, fmt.Errorf("%s:%d: want \"index Name\", got %q", path, line, s)
-		}
-		if i != len(names) {
-			return nil, fmt.Errorf("%s:%d: index %d, want %d (indices must be 0, 1, 2, … in order)", path, line, i, len(names))
-		}
-		names = append(names, name)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if len(names) < 2 {
-		return nil, fmt.Errorf("%s: %d classes, need at least 2", path, len(names))
-	}
-	return names, nil
 }
 
 // loadWeights imports a weights file for `artnet export --weights`: a whole DeepArtNet, or an

@@ -17,6 +17,7 @@ import (
 	"github.com/artnet/artnet/cmd/internal/command"
 	"github.com/artnet/artnet/internal/testenv"
 	"github.com/artnet/artnet/models/spec"
+	"github.com/artnet/artnet/preprocess"
 	"github.com/artnet/artnet/runtime/runtimetest"
 )
 
@@ -181,7 +182,7 @@ func TestDoctorReportsLibraryAndBackends(t *testing.T) {
 	if problems != 0 {
 		t.Fatalf("doctor found %d problems on a set-up machine:\n%s", problems, out)
 	}
-	for _, want := range []string{"libonnxruntime", "version:   1.30.0", "providers: [cpu", "go:        ok", "xla:cuda"} {
+	for _, want := range []string{"libonnxruntime", "version:   1.30.0", "providers: [cpu", "go:        ok", "xla:cuda", "jpeg:      " + preprocess.JPEGDecoder()} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
 		}

@@ -142,7 +142,7 @@ func trainWikiArt(c *cli.Context) error {
 	}
 	cfg.Classes = classes
 	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("training config %s: model: %s", c.String("config"), errtext.OneLine(err.Error()))
+		return fmt.Errorf("training config %s: model: %s", c.String("config"), errtext.OneLine(err))
 	}
 	r := &wikiartRun{fc: fc, cfg: cfg, out: c.String("out"), resume: c.Bool("resume"), progress: c.Bool("progress"), log: log, stdout: c.App.Writer}
 	r.trainSet, err = train.NewWikiArt(ctx, trSplit.Samples, train.WikiArtOptions{Images: rep.Images, Config: cfg, Augment: true,

@@ -167,17 +167,7 @@ phases:
 // The data root: $ARTNET_DATA overrides the config's data.root (and --data overrides both); a
 // root without images/ is refused with the download hint instead of training on nothing.
 func TestTrainWikiArtDataRoot(t *testing.T) {
-	root := writeTrainWikiArt(t)
-	labelsOnly := t.TempDir()
-	for _, f := range []string{"style", "genre", "artist"} {
-		for _, s := range []string{"_train.csv", "_val.csv", "_class.txt"} {
-			b, err := os.ReadFile(filepath.Join(root, f+s))
-			if err != nil {
-				t.Fatal(err)
-			}
-			writeTrainFile(t, filepath.Join(labelsOnly, f+s), string(b))
-		}
-	}
+	labelsOnly := labelsOnlyCopy(t, writeTrainWikiArt(t))
 	cfgFile := filepath.Join(t.TempDir(), "train.yaml")
 	writeTrainFile(t, cfgFile, `
 model: {preset: tiny, image_size: 32, resize_size: 36, stages: 2, lstm_layers: 1}
@@ -198,4 +188,21 @@ phases:
 	if _, _, err := runApp(t, append(args, "--data", "/nonexistent-flag-root")...); err == nil || !strings.Contains(err.Error(), "/nonexistent-flag-root") {
 		t.Errorf("--data over %s: want an error naming the flag's folder, got %v", wikiart.EnvData, err)
 	}
+}
+
+// labelsOnlyCopy copies a WikiArt folder's split CSVs and class lists, without images/, to a new
+// folder and returns it.
+func labelsOnlyCopy(t *testing.T, root string) string {
+	t.Helper()
+	dst := t.TempDir()
+	for task := range wikiart.Tasks {
+		for _, f := range []string{wikiart.FileName(task, "train"), wikiart.FileName(task, "val"), wikiart.ClassFileName(task)} {
+			b, err := os.ReadFile(filepath.Join(root, f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			writeTrainFile(t, filepath.Join(dst, f), string(b))
+		}
+	}
+	return dst
 }

@@ -141,6 +141,10 @@ func createTemp(dir, prefix, suffix string, perm os.FileMode) (*os.File, error) 
 		if errors.Is(err, fs.ErrExist) {
 			continue
 		}
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the caller names the target, not the temporary file
+		}
 		return f, err
 	}
 	return nil, fmt.Errorf("create a temporary file in %s: too many name collisions", dir)

@@ -56,7 +56,7 @@ func (m Model) size() int {
 }
 
 func (m Model) width(out string) int {
-	if out == "attention" {
+	if out == spec.OutputAttention {
 		if m.Tokens > 0 {
 			return m.Tokens
 		}
@@ -94,7 +94,6 @@ func Weights(k, n int) (w, b []float32) {
 	return w, b
 }
 
-func outputs() []string { return append(slices.Clone(spec.Tasks), "attention") }
 
 // Bytes serializes the model as an ONNX ModelProto.
 func (m Model) Bytes() []byte {
@@ -108,7 +107,7 @@ func (m Model) Bytes() []byte {
 		inits = append(inits, &onnxpb.TensorProto{Name: proto.String(name), Dims: dims, DataType: proto.Int32(int32(onnxpb.TensorProto_FLOAT)), FloatData: v})
 	}
 	tensor("mask", []int64{1, 1, int64(size), int64(size)}, Mask(size))
-	node("Mul", []string{"image", "mask"}, "masked")
+	node("Mul", []string{spec.InputName, "mask"}, "masked")
 	node("ReduceMean", []string{"masked"}, "pooled",
 		&onnxpb.AttributeProto{Name: proto.String("axes"), Type: onnxpb.AttributeProto_INTS.Enum(), Ints: []int64{2, 3}},
 		&onnxpb.AttributeProto{Name: proto.String("keepdims"), Type: onnxpb.AttributeProto_INT.Enum(), I: proto.Int64(0)})
@@ -118,7 +117,7 @@ func (m Model) Bytes() []byte {
 		nodes = append(nodes, &onnxpb.NodeProto{OpType: proto.String("ConstantOfShape"), Input: []string{"slow_shape"}, Output: []string{"slow_c"},
 			Attribute: []*onnxpb.AttributeProto{{Name: proto.String("value"), Type: onnxpb.AttributeProto_TENSOR.Enum(),
 				T: &onnxpb.TensorProto{Dims: []int64{1}, DataType: proto.Int32(int32(onnxpb.TensorProto_FLOAT)), FloatData: []float32{1.0 / slowN}}}}})
-		node("ReduceMean", []string{"image"}, "slow_mean", &onnxpb.AttributeProto{Name: proto.String("keepdims"), Type: onnxpb.AttributeProto_INT.Enum(), I: proto.Int64(0)})
+		node("ReduceMean", []string{spec.InputName}, "slow_mean", &onnxpb.AttributeProto{Name: proto.String("keepdims"), Type: onnxpb.AttributeProto_INT.Enum(), I: proto.Int64(0)})
 		node("Mul", []string{"slow_mean", "zero"}, "slow_z0")
 		node("Add", []string{"slow_c", "slow_z0"}, "slow_0")
 		prev := "slow_0"
@@ -140,13 +139,13 @@ func (m Model) Bytes() []byte {
 		batch = dimV(int64(m.FixedBatch))
 	}
 	var outs []*onnxpb.ValueInfoProto
-	for k, name := range outputs() {
+	for k, name := range spec.OutputNames() {
 		n := m.width(name)
 		w, b := Weights(k, n)
 		tensor("W_"+name, []int64{3, int64(n)}, w)
 		node("MatMul", []string{pooled, "W_" + name}, "mm_"+name)
 		pre := "mm_" + name
-		if name != "attention" {
+		if name != spec.OutputAttention {
 			tensor("b_"+name, []int64{int64(n)}, b)
 			node("Add", []string{pre, "b_" + name}, "logits_"+name)
 			pre = "logits_" + name
@@ -162,7 +161,7 @@ func (m Model) Bytes() []byte {
 		Name:        proto.String("artnet_runtimetest"),
 		Node:        nodes,
 		Initializer: inits,
-		Input:       []*onnxpb.ValueInfoProto{valueInfo("image", batch, dimV(3), dimV(int64(size)), dimV(int64(size)))},
+		Input:       []*onnxpb.ValueInfoProto{valueInfo(spec.InputName, batch, dimV(3), dimV(int64(size)), dimV(int64(size)))},
 		Output:      outs,
 	}
 	mp := &onnxpb.ModelProto{
@@ -224,7 +223,7 @@ func (m Model) Reference(images []float32, batch int) (probs map[string][]float3
 		}
 	}
 	probs = map[string][]float32{}
-	for k, name := range outputs() {
+	for k, name := range spec.OutputNames() {
 		n := m.width(name)
 		w, bias := Weights(k, n)
 		out := make([]float32, batch*n)
@@ -236,7 +235,7 @@ func (m Model) Reference(images []float32, batch int) (probs map[string][]float3
 				for c := 0; c < 3; c++ {
 					l += pooled[b*3+c] * float64(w[c*n+j])
 				}
-				if name != "attention" {
+				if name != spec.OutputAttention {
 					l += float64(bias[j])
 				}
 				logits[j] = l
@@ -251,7 +250,7 @@ func (m Model) Reference(images []float32, batch int) (probs map[string][]float3
 				out[b*n+j] = float32(logits[j] / sum)
 			}
 		}
-		if name == "attention" {
+		if name == spec.OutputAttention {
 			attention = out
 		} else {
 			probs[name] = out

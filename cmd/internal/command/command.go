@@ -49,7 +49,7 @@ func Main(ctx context.Context, app *cli.App, args []string, stderr io.Writer) in
 	if errors.As(err, &ee) && ee.Code != 0 {
 		code = ee.Code
 	}
-	if msg := errtext.OneLine(err.Error()); msg != "" {
+	if msg := errtext.OneLine(err); msg != "" {
 		fmt.Fprintln(stderr, app.Name+":", msg)
 	}
 	return code

@@ -179,3 +179,28 @@ func BroadcastCopy[T any](out, operand []T, outDims, dims []int) {
 		copy(dst, operand[off[0]:off[0]+n])
 	})
 }
+
+// Transpose writes operand (dims) with its axes permuted into out: out's axis i is operand's
+// axis perm[i] (GoMLX's Transpose). Rows are copied with the operand's stride along out's
+// innermost axis.
+func Transpose[T any](out, operand []T, dims, perm []int) {
+	st := rowStrides(dims)
+	outDims := make([]int, len(perm))
+	ps := make([]int, len(perm))
+	for i, p := range perm {
+		outDims[i], ps[i] = dims[p], st[p]
+	}
+	l := newStridedLoop(outDims, ps)
+	n, inc := l.n, l.inc[0]
+	l.run(func(o int, off []int) {
+		dst := out[o : o+n]
+		if inc == 1 {
+			copy(dst, operand[off[0]:off[0]+n])
+			return
+		}
+		src := operand[off[0]:]
+		for i := range dst {
+			dst[i] = src[i*inc]
+		}
+	})
+}

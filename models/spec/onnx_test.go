@@ -1,4 +1,4 @@
-package runtime
+package spec_test
 
 import (
 	"strings"
@@ -13,7 +13,7 @@ import (
 
 func TestInspectTiny(t *testing.T) {
 	cfg := spec.Tiny()
-	mi, err := Inspect(runtimetest.TinyModel(cfg))
+	mi, err := spec.Inspect(runtimetest.TinyModel(cfg))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +34,7 @@ func TestInspectTiny(t *testing.T) {
 	if got := strings.Join(outs, " "); got != "style[batch,27] genre[batch,10] artist[batch,23] attention[batch,16]" {
 		t.Errorf("outputs %s", got)
 	}
-	it, err := Validate(mi)
+	it, err := mi.Validate()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func TestInspectRejects(t *testing.T) {
 		"text":      []byte("hello, this is a text file\n"),
 		"no graph":  mustMarshal(t, &onnxpb.ModelProto{IrVersion: proto.Int64(8)}),
 	} {
-		if _, err := Inspect(b); err == nil || !strings.HasPrefix(err.Error(), "not an ONNX model") {
+		if _, err := spec.Inspect(b); err == nil || !strings.HasPrefix(err.Error(), "not an ONNX model") {
 			t.Errorf("%s: err %v", name, err)
 		}
 	}
@@ -73,7 +73,7 @@ func TestInspectInitializerInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	mp.Graph.Input = append(mp.Graph.Input, &onnxpb.ValueInfoProto{Name: proto.String("W_style")})
-	mi, err := Inspect(mustMarshal(t, &mp))
+	mi, err := spec.Inspect(mustMarshal(t, &mp))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,11 +82,11 @@ func TestInspectInitializerInput(t *testing.T) {
 	}
 	// A real second input is rejected.
 	mp.Graph.Input = append(mp.Graph.Input, &onnxpb.ValueInfoProto{Name: proto.String("extra")})
-	mi, err = Inspect(mustMarshal(t, &mp))
+	mi, err = spec.Inspect(mustMarshal(t, &mp))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Validate(mi); err == nil || !strings.Contains(err.Error(), `"extra"`) {
+	if _, err := mi.Validate(); err == nil || !strings.Contains(err.Error(), `"extra"`) {
 		t.Errorf("two inputs: err %v", err)
 	}
 }
@@ -95,53 +95,63 @@ func TestValidateFields(t *testing.T) {
 	tiny := runtimetest.TinyModel(spec.Tiny())
 	cases := []struct {
 		name string
-		mod  func(*ModelInfo)
+		mod  func(*spec.ModelInfo)
 		want string
 	}{
-		{"output dtype", func(mi *ModelInfo) { mi.Outputs[1].ElemType = 7 }, `output "genre": element type int64, want float32`},
-		{"output rank", func(mi *ModelInfo) { mi.Outputs[0].Shape = mi.Outputs[0].Shape[:1] }, `output "style": shape [batch] has rank 1`},
-		{"input name", func(mi *ModelInfo) { mi.Inputs[0].Name = "input" }, `input "input": want name "image"`},
-		{"input channels", func(mi *ModelInfo) { mi.Inputs[0].Shape[1].Value = 1 }, `input "image": shape [batch,1,64,64]`},
-		{"input not tensor", func(mi *ModelInfo) { mi.Inputs[0].Tensor = false }, `input "image": not a tensor`},
-		{"no inputs", func(mi *ModelInfo) { mi.Inputs = nil }, "want exactly one input"},
-		{"missing attention", func(mi *ModelInfo) { mi.Outputs = mi.Outputs[:3] }, `output "attention" missing`},
-		{"class count in metadata", func(mi *ModelInfo) { mi.Metadata[spec.MetaClassPrefix+"genre"] = `["a","b"]` }, spec.MetaClassPrefix + "genre"},
-		{"input size metadata", func(mi *ModelInfo) { mi.Metadata[spec.MetaInputSize] = "32x32" }, spec.MetaInputSize},
-		{"no tokens grid", func(mi *ModelInfo) { delete(mi.Metadata, spec.MetaTokensGrid) }, spec.MetaTokensGrid},
-		{"no config", func(mi *ModelInfo) { delete(mi.Metadata, spec.MetaConfig) }, "not an artnet model"},
-		{"bad config", func(mi *ModelInfo) { mi.Metadata[spec.MetaConfig] = `{"variant":"b9"}` }, "not an artnet model"},
+		{"output dtype", func(mi *spec.ModelInfo) { mi.Outputs[1].ElemType = 7 }, `output "genre": element type int64, want float32`},
+		{"output rank", func(mi *spec.ModelInfo) { mi.Outputs[0].Shape = mi.Outputs[0].Shape[:1] }, `output "style": shape [batch] has rank 1`},
+		{"input name", func(mi *spec.ModelInfo) { mi.Inputs[0].Name = "input" }, `input "input": want name "image"`},
+		{"input channels", func(mi *spec.ModelInfo) { mi.Inputs[0].Shape[1].Value = 1 }, `input "image": shape [batch,1,64,64]`},
+		{"input not tensor", func(mi *spec.ModelInfo) { mi.Inputs[0].Tensor = false }, `input "image": not a tensor`},
+		{"no inputs", func(mi *spec.ModelInfo) { mi.Inputs = nil }, "want exactly one input"},
+		{"missing attention", func(mi *spec.ModelInfo) { mi.Outputs = mi.Outputs[:3] }, `output "attention" missing`},
+		{"class count in metadata", func(mi *spec.ModelInfo) { mi.Metadata[spec.MetaClassPrefix+"genre"] = `["a","b"]` }, spec.MetaClassPrefix + "genre"},
+		{"input size metadata", func(mi *spec.ModelInfo) { mi.Metadata[spec.MetaInputSize] = "32x32" }, spec.MetaInputSize},
+		{"no tokens grid", func(mi *spec.ModelInfo) { delete(mi.Metadata, spec.MetaTokensGrid) }, spec.MetaTokensGrid},
+		{"no config", func(mi *spec.ModelInfo) { delete(mi.Metadata, spec.MetaConfig) }, "not an artnet model"},
+		{"bad config", func(mi *spec.ModelInfo) { mi.Metadata[spec.MetaConfig] = `{"variant":"b9"}` }, "not an artnet model"},
 	}
 	for _, c := range cases {
-		mi, err := Inspect(tiny)
+		mi, err := spec.Inspect(tiny)
 		if err != nil {
 			t.Fatal(err)
 		}
 		c.mod(mi)
-		_, err = Validate(mi)
+		_, err = mi.Validate()
 		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "\n") {
 			t.Errorf("%s: err %v, want one line containing %q", c.name, err, c.want)
 		}
 	}
 	// Unknown or symbolic class/size dimensions are accepted (ORT checks them at run time).
-	mi, _ := Inspect(tiny)
-	mi.Outputs[0].Shape[1] = Dim{Value: -1, Param: "n_style"}
+	mi, _ := spec.Inspect(tiny)
+	mi.Outputs[0].Shape[1] = spec.Dim{Value: -1, Param: "n_style"}
 	mi.Outputs[3].HasShape, mi.Outputs[3].Shape = false, nil
-	if _, err := Validate(mi); err != nil {
+	if _, err := mi.Validate(); err != nil {
 		t.Errorf("symbolic dims: %v", err)
 	}
 }
 
-func TestValidateBytes(t *testing.T) {
+func TestValidateONNX(t *testing.T) {
 	cfg := spec.Tiny()
-	if it, err := ValidateBytes("ok.onnx", runtimetest.TinyModel(cfg)); err != nil || it.Tokens != cfg.Tokens() {
+	if it, err := spec.ValidateONNX("ok.onnx", runtimetest.TinyModel(cfg)); err != nil || it.Tokens != cfg.Tokens() {
 		t.Fatalf("valid model: %v", err)
 	}
-	_, err := ValidateBytes("bad.onnx", runtimetest.Model{Config: cfg, Rename: map[string]string{"style": "Style"}}.Bytes())
+	_, err := spec.ValidateONNX("bad.onnx", runtimetest.Model{Config: cfg, Rename: map[string]string{"style": "Style"}}.Bytes())
 	if err == nil || !strings.HasPrefix(err.Error(), `model bad.onnx: output "style" missing`) {
 		t.Fatalf("renamed output: err %v", err)
 	}
-	_, err = ValidateBytes("junk.onnx", []byte{0x0a, 0xff})
+	_, err = spec.ValidateONNX("junk.onnx", []byte{0x0a, 0xff})
 	if err == nil || !strings.HasPrefix(err.Error(), "model junk.onnx: not an ONNX model") {
 		t.Fatalf("junk: err %v", err)
+	}
+}
+
+// BenchmarkInspect measures reading the interface and metadata without ORT.
+func BenchmarkInspect(b *testing.B) {
+	onnx := runtimetest.TinyModel(spec.Tiny())
+	for b.Loop() {
+		if _, err := spec.Inspect(onnx); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -1,4 +1,10 @@
-package runtime
+package spec
+
+// The ONNX contract of an artnet model, in one place: the input and output names and their
+// order, and the check that a file (its metadata_props, written by Config.Metadata, and its
+// graph interface) is an artnet model. The exporter checks its own file with ValidateONNX before
+// installing it; the runtime checks every file with it before loading it into ONNX Runtime;
+// neither needs ONNX Runtime for it.
 
 import (
 	"errors"
@@ -7,8 +13,20 @@ import (
 
 	"google.golang.org/protobuf/encoding/protowire"
 
-	"github.com/artnet/artnet/models/spec"
+	"github.com/artnet/artnet/internal/errtext"
 )
+
+// Names of an artnet model's ONNX input and outputs.
+const (
+	InputName       = "image"     // float32 [batch,3,H,W], normalized
+	OutputAttention = "attention" // float32 [batch,tokens], the attention weights
+)
+
+// OutputNames are the ONNX outputs of an artnet model in order: one softmax per task (Tasks:
+// style, genre, artist), then OutputAttention. The slice is new on every call.
+func OutputNames() []string {
+	return append(append(make([]string, 0, len(Tasks)+1), Tasks...), OutputAttention)
+}
 
 // ONNX tensor element types (TensorProto.DataType) that the interface check names.
 const (
@@ -255,36 +273,35 @@ func scan(msg []byte, f func(num protowire.Number, typ protowire.Type, v uint64,
 
 // Interface is the validated ONNX interface of an artnet model.
 type Interface struct {
-	Config    spec.Config
-	InputName string
-	Height    int
-	Width     int
-	Classes   map[string]int // task → class count (= output width)
-	Tokens    int            // attention length = tokens grid H'×W'
-	GridH     int
-	GridW     int
+	Config  Config
+	Height  int
+	Width   int
+	Classes map[string]int // task → class count (= output width)
+	Tokens  int            // attention length = tokens grid H'×W'
+	GridH   int
+	GridW   int
 }
 
 // Validate checks that an inspected ONNX model is an artnet model: artnet metadata readable
-// by spec.FromMetadata, input "image" float32 [batch,3,H,W] with H×W the metadata's input
-// size, and float32 outputs style/genre/artist [batch,N] with N the class counts and
-// attention [batch,tokens] with tokens from the metadata's tokens grid. The error is one line
-// naming the offending key, input or output.
-func Validate(mi *ModelInfo) (*Interface, error) {
-	cfg, err := spec.FromMetadata(mi.Metadata)
+// by FromMetadata, input InputName float32 [batch,3,H,W] with H×W the metadata's input size, and
+// float32 outputs OutputNames: the tasks [batch,N] with N the class counts, and attention
+// [batch,tokens] with tokens from the metadata's tokens grid. The error is one line naming the
+// offending key, input or output.
+func (mi *ModelInfo) Validate() (*Interface, error) {
+	cfg, err := FromMetadata(mi.Metadata)
 	if err != nil {
-		return nil, fmt.Errorf("not an artnet model: %v", oneLine(err))
+		return nil, fmt.Errorf("not an artnet model: %s", errtext.OneLine(err))
 	}
-	it := &Interface{Config: cfg, InputName: "image", Classes: map[string]int{}}
-	if _, err := fmt.Sscanf(mi.Metadata[spec.MetaInputSize], "%dx%d", &it.Height, &it.Width); err != nil || it.Height <= 0 || it.Width <= 0 {
-		return nil, fmt.Errorf("metadata key %q: %q is not HxW", spec.MetaInputSize, mi.Metadata[spec.MetaInputSize])
+	it := &Interface{Config: cfg, Classes: map[string]int{}}
+	if _, err := fmt.Sscanf(mi.Metadata[MetaInputSize], "%dx%d", &it.Height, &it.Width); err != nil || it.Height <= 0 || it.Width <= 0 {
+		return nil, fmt.Errorf("metadata key %q: %q is not HxW", MetaInputSize, mi.Metadata[MetaInputSize])
 	}
-	grid, ok := mi.Metadata[spec.MetaTokensGrid]
+	grid, ok := mi.Metadata[MetaTokensGrid]
 	if !ok {
-		return nil, fmt.Errorf("metadata key %q missing", spec.MetaTokensGrid)
+		return nil, fmt.Errorf("metadata key %q missing", MetaTokensGrid)
 	}
 	if _, err := fmt.Sscanf(grid, "%dx%d", &it.GridH, &it.GridW); err != nil || it.GridH <= 0 || it.GridW <= 0 {
-		return nil, fmt.Errorf("metadata key %q: %q is not HxW", spec.MetaTokensGrid, grid)
+		return nil, fmt.Errorf("metadata key %q: %q is not HxW", MetaTokensGrid, grid)
 	}
 	it.Tokens = it.GridH * it.GridW
 
@@ -293,26 +310,26 @@ func Validate(mi *ModelInfo) (*Interface, error) {
 		for i, in := range mi.Inputs {
 			names[i] = in.Name
 		}
-		return nil, fmt.Errorf("model inputs: want exactly one input \"image\", got %d %q", len(mi.Inputs), names)
+		return nil, fmt.Errorf("model inputs: want exactly one input %q, got %d %q", InputName, len(mi.Inputs), names)
 	}
 	in := mi.Inputs[0]
 	want := []int64{-1, 3, int64(it.Height), int64(it.Width)}
-	if err := checkTensor("input", in, "image", want); err != nil {
+	if err := checkTensor("input", in, InputName, want); err != nil {
 		return nil, err
 	}
 	if in.HasShape && in.Shape[0].Value >= 0 {
-		return nil, fmt.Errorf("input \"image\": shape %s has a fixed batch dimension, want a symbolic one", in.ShapeString())
+		return nil, fmt.Errorf("input %q: shape %s has a fixed batch dimension, want a symbolic one", InputName, in.ShapeString())
 	}
 	outs := map[string]TensorInfo{}
 	for _, o := range mi.Outputs {
 		outs[o.Name] = o
 	}
-	wantOut := map[string]int{"attention": it.Tokens}
-	for _, t := range spec.Tasks {
+	wantOut := map[string]int{OutputAttention: it.Tokens}
+	for _, t := range Tasks {
 		it.Classes[t] = cfg.NumClasses(t)
 		wantOut[t] = cfg.NumClasses(t)
 	}
-	for _, name := range append(append([]string{}, spec.Tasks...), "attention") {
+	for _, name := range OutputNames() {
 		o, ok := outs[name]
 		if !ok {
 			have := make([]string, len(mi.Outputs))
@@ -328,17 +345,18 @@ func Validate(mi *ModelInfo) (*Interface, error) {
 	return it, nil
 }
 
-// ValidateBytes is Inspect followed by Validate, without ONNX Runtime; errors start with
-// "model <name>:". Exporters and CLI commands use it to check a file.
-func ValidateBytes(name string, onnx []byte) (*Interface, error) {
+// ValidateONNX is Inspect followed by Validate, without ONNX Runtime; the error is one line
+// starting "model <name>:". export.WriteModel checks the file it wrote with it before
+// installing it; runtime.Open makes the same two steps before it creates a session.
+func ValidateONNX(name string, onnx []byte) (*Interface, error) {
 	mi, err := Inspect(onnx)
 	if err == nil {
 		var it *Interface
-		if it, err = Validate(mi); err == nil {
+		if it, err = mi.Validate(); err == nil {
 			return it, nil
 		}
 	}
-	return nil, fmt.Errorf("model %s: %w", name, flat(err))
+	return nil, fmt.Errorf("model %s: %w", name, errtext.Flat(err))
 }
 
 // checkTensor compares a declared tensor with the wanted float32 shape; -1 in want accepts any
@@ -374,26 +392,4 @@ func checkTensor(kind string, t TensorInfo, name string, want []int64) error {
 		}
 	}
 	return nil
-}
-
-// flat returns err itself when its message is one line (keeping errors.Is/As working), or a
-// one-line copy of it.
-func flat(err error) error {
-	if err == nil || !strings.Contains(err.Error(), "\n") {
-		return err
-	}
-	return flatError{msg: oneLine(err), err: err}
-}
-
-type flatError struct {
-	msg string
-	err error
-}
-
-func (e flatError) Error() string { return e.msg }
-func (e flatError) Unwrap() error { return e.err }
-
-// oneLine joins a multi-line (errors.Join) message into one line.
-func oneLine(err error) string {
-	return strings.ReplaceAll(err.Error(), "\n", "; ")
 }

@@ -1,0 +1,102 @@
+package preprocess
+
+import (
+	"bytes"
+	"encoding/binary"
+	"math"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/artnet/artnet/internal/testenv"
+)
+
+// BenchmarkPreprocessJPEG is the Go side of bench/decode-vs-pil.sh: a JPEG's whole
+// preprocessing (decode → Pillow-exact resize → centre crop → normalize, 224 from 256) with
+// libjpeg-turbo at full size (what training and serving use), libjpeg-turbo with draft (DCT
+// scaling; measured, not used) and image/jpeg (the fallback). The image is $ARTNET_BENCH_IMAGE,
+// else testdata's Starry Night. Besides wall time it reports process CPU time per image
+// (cpu-ms/op), which a loaded machine distorts less. With ARTNET_PIL_REF set to the folder
+// where bench/pil_preprocess.py wrote Pillow's tensors of the same image (full.f32,
+// draft.f32), it also reports the largest and mean absolute difference of the final tensor
+// from Pillow's, in 8-bit levels (|Δ|·std·255).
+func BenchmarkPreprocessJPEG(b *testing.B) {
+	path := os.Getenv("ARTNET_BENCH_IMAGE")
+	if path == "" {
+		path = testenv.Testdata(b, testenv.StarryNight)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	o := Default()
+	ref := os.Getenv("ARTNET_PIL_REF")
+	for _, c := range []struct {
+		name string
+		jp   jpegPath
+	}{
+		{"turbo", jpegPath{turbo: true}},
+		{"turbo-draft", jpegPath{turbo: true, draft: true}},
+		{"go", jpegPath{}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			if c.jp.turbo {
+				needTurbo(b)
+			}
+			dst := make([]float32, o.Len())
+			run := func() {
+				m, err := decodeWith(bytes.NewReader(data), o, c.jp)
+				if err != nil {
+					b.Fatal(err)
+				}
+				ToTensorInto(dst, m, o)
+			}
+			run()
+			b.ReportAllocs()
+			b.ResetTimer()
+			cpu0 := cpuTime()
+			for b.Loop() {
+				run()
+			}
+			b.ReportMetric(float64(cpuTime()-cpu0)/float64(time.Millisecond)/float64(b.N), "cpu-ms/op")
+			if ref == "" {
+				return
+			}
+			for _, r := range []string{"full", "draft"} {
+				maxD, meanD := pilDiff(b, filepath.Join(ref, r+".f32"), dst, o)
+				b.ReportMetric(maxD, "max-vs-pil-"+r)
+				b.ReportMetric(meanD, "mean-vs-pil-"+r)
+			}
+		})
+	}
+}
+
+// pilDiff compares x with the float32 tensor in file, in 8-bit levels.
+func pilDiff(b *testing.B, file string, x []float32, o Options) (maxD, meanD float64) {
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if len(raw) != 4*len(x) {
+		b.Fatalf("%s: %d bytes, want %d", file, len(raw), 4*len(x))
+	}
+	plane := len(x) / 3
+	sum := 0.0
+	for i, v := range x {
+		p := math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
+		d := math.Abs(float64(v-p)) * float64(o.Std[i/plane]) * 255
+		maxD = max(maxD, d)
+		sum += d
+	}
+	return math.Round(maxD*100) / 100, sum / float64(len(x))
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}

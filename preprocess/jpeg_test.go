@@ -1,0 +1,328 @@
+package preprocess
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"image"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// TestMain runs every test twice where libjpeg-turbo is loaded: with it, then with the
+// image/jpeg fallback (ARTNET_JPEG=go runs only the fallback). Benchmarks and fuzzing run
+// once, with the decoder ARTNET_JPEG selects.
+func TestMain(m *testing.M) {
+	flag.Parse()
+	code := m.Run()
+	once := flagSet("test.bench") || flagSet("test.fuzz")
+	if code == 0 && !once && turboEnabled() {
+		fmt.Println("preprocess: the same tests again with the Go image/jpeg fallback")
+		forceGoJPEG = true
+		code = m.Run()
+		forceGoJPEG = false
+	}
+	os.Exit(code)
+}
+
+func flagSet(name string) bool {
+	f := flag.Lookup(name)
+	return f != nil && f.Value.String() != ""
+}
+
+// needTurbo skips a test of the libjpeg-turbo path where the library is absent.
+func needTurbo(t testing.TB) {
+	t.Helper()
+	if path, why := loadTurbo(); path == "" {
+		t.Skipf("libjpeg-turbo not loaded (%s): install Debian libturbojpeg0 to run this test", why)
+	}
+}
+
+func jpegFixtures(t testing.TB) []string {
+	t.Helper()
+	paths, err := filepath.Glob(filepath.Join(fixtureDir, "*.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var good []string
+	for _, p := range paths {
+		if !strings.HasPrefix(filepath.Base(p), "bad-") {
+			good = append(good, p)
+		}
+	}
+	if len(good) < 10 {
+		t.Fatalf("only %d JPEG fixtures in %s", len(good), fixtureDir)
+	}
+	return good
+}
+
+func decodePath(t *testing.T, path string, o Options, jp jpegPath) *image.RGBA {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	m, err := decodeWith(f, o, jp)
+	if err != nil {
+		t.Fatalf("%s (%+v): %v", path, jp, err)
+	}
+	return m
+}
+
+func TestJPEGDecoder(t *testing.T) {
+	d := JPEGDecoder()
+	if forceGoJPEG {
+		if d != "Go image/jpeg (ARTNET_JPEG=go)" {
+			t.Errorf("JPEGDecoder() = %q with the fallback forced", d)
+		}
+		return
+	}
+	if path, why := loadTurbo(); path != "" {
+		if !strings.HasPrefix(d, "libjpeg-turbo (") || !strings.Contains(d, path) {
+			t.Errorf("JPEGDecoder() = %q, want libjpeg-turbo naming %s", d, path)
+		}
+	} else if !strings.HasPrefix(d, "Go image/jpeg (") || !strings.Contains(d, why) {
+		t.Errorf("JPEGDecoder() = %q, want the fallback and why (%s)", d, why)
+	}
+}
+
+// TestTurboVsGo holds the two decoders to each other on every JPEG fixture: the same size,
+// pixels within jpegTolerance levels (the IDCTs differ), mean difference under 0.5 levels;
+// CMYK takes image/jpeg on both paths and must be identical.
+func TestTurboVsGo(t *testing.T) {
+	needTurbo(t)
+	for _, p := range jpegFixtures(t) {
+		a := decodePath(t, p, Default(), jpegPath{turbo: true})
+		b := decodePath(t, p, Default(), jpegPath{})
+		if a.Rect != b.Rect {
+			t.Errorf("%s: libjpeg-turbo %v, image/jpeg %v", p, a.Rect, b.Rect)
+			continue
+		}
+		maxD, sum := 0, 0
+		for i := range a.Pix {
+			d := int(a.Pix[i]) - int(b.Pix[i])
+			d = max(d, -d)
+			maxD = max(maxD, d)
+			sum += d
+		}
+		mean := float64(sum) / float64(len(a.Pix)*3/4)
+		tol := jpegTolerance
+		if strings.HasSuffix(p, "cmyk.jpg") {
+			tol = 0
+		}
+		if maxD > tol || mean > 0.5 {
+			t.Errorf("%s: libjpeg-turbo vs image/jpeg: max %d levels, mean %.3f; want ≤ %d, ≤ 0.5", p, maxD, mean, tol)
+		} else if testing.Verbose() {
+			t.Logf("%s: max %d, mean %.3f", p, maxD, mean)
+		}
+	}
+}
+
+// TestDraftAndFullMatchPillow: pil-420.jpg through Resize(16) + CenterCrop(16) as Pillow
+// computes it decoding at full size (torchvision's path) and after Image.draft (1/2 DCT
+// scaling). libjpeg-turbo reproduces both exactly; image/jpeg is within jpegTolerance of
+// the full-size one.
+func TestDraftAndFullMatchPillow(t *testing.T) {
+	o := Options{ImageSize: 16, ResizeSize: 16, Std: [3]float32{1, 1, 1}}
+	path := fixture("pil-420.jpg")
+	if s := draftScale(45, 37, o); s != 2 {
+		t.Fatalf("draftScale(45, 37) = %d, want 2", s)
+	}
+	cases := []struct {
+		ref string
+		jp  jpegPath
+		tol int
+	}{
+		{"pil-420-full.rgb", jpegPath{turbo: true}, 0},
+		{"pil-420-draft.rgb", jpegPath{turbo: true, draft: true}, 0},
+		{"pil-420-full.rgb", jpegPath{}, jpegTolerance},
+		{"pil-420-full.rgb", jpegPath{draft: true}, jpegTolerance}, // image/jpeg cannot draft: full size
+	}
+	for _, c := range cases {
+		t.Run(fmt.Sprintf("%s/turbo=%v/draft=%v", c.ref, c.jp.turbo, c.jp.draft), func(t *testing.T) {
+			if c.jp.turbo {
+				needTurbo(t)
+			}
+			ref, err := os.ReadFile(fixture(c.ref))
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := decodePath(t, path, o, c.jp)
+			wantW := 45
+			if c.jp.turbo && c.jp.draft {
+				wantW = 23
+			}
+			if m.Rect.Dx() != wantW {
+				t.Fatalf("decoded width %d, want %d", m.Rect.Dx(), wantW)
+			}
+			x := ToTensor(m, o)
+			maxD := 0
+			for y := 0; y < 16; y++ {
+				for xx := 0; xx < 16; xx++ {
+					for k := 0; k < 3; k++ {
+						got := int(math.Round(float64(x[k*256+y*16+xx]) * 255))
+						d := got - int(ref[(y*16+xx)*3+k])
+						maxD = max(maxD, d, -d)
+					}
+				}
+			}
+			if maxD > c.tol {
+				t.Errorf("max difference from Pillow %d levels, want ≤ %d", maxD, c.tol)
+			}
+		})
+	}
+	// Only images at least twice the resized size are drafted, by 2, 4 or 8 as Pillow does.
+	d := Default()
+	for _, c := range []struct{ w, h, want int }{
+		{752, 600, 2}, {511, 511, 1}, {512, 512, 2}, {1504, 1200, 4}, {4438, 3500, 8}, {9000, 600, 2}, {300, 5000, 1},
+	} {
+		if got := draftScale(c.w, c.h, d); got != c.want {
+			t.Errorf("draftScale(%d, %d) = %d, want %d", c.w, c.h, got, c.want)
+		}
+	}
+}
+
+// TestTurboErrors: damaged JPEGs give one-line errors wrapping the sentinels on the
+// libjpeg-turbo path, and data far beyond what the header's pixels can need is refused.
+func TestTurboErrors(t *testing.T) {
+	needTurbo(t)
+	q, err := os.ReadFile(fixture("quad.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sos := bytes.Index(q, []byte{0xff, 0xda})
+	cases := []struct {
+		name     string
+		data     []byte
+		sentinel error
+	}{
+		{"cut in the scan", q[:sos+40], ErrTruncated},
+		{"cut after the frame header", q[:sos], ErrTruncated},
+		{"too much data", append(bytes.Clone(q[:len(q)-2]), make([]byte, 8*32*16+2<<20)...), ErrCorrupt},
+	}
+	for _, c := range cases {
+		_, err := decodeWith(bytes.NewReader(c.data), small(), jpegPath{turbo: true})
+		if !errors.Is(err, c.sentinel) || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), "JPEG") {
+			t.Errorf("%s: err = %v, want one line naming JPEG wrapping %v", c.name, err, c.sentinel)
+		}
+	}
+	// Garbage after the scan data (libjpeg warns about it) still decodes, as in Pillow.
+	bad := bytes.Clone(q)
+	bad = append(bad[:len(bad)-2:len(bad)-2], append([]byte{1, 2, 3}, 0xff, 0xd9)...)
+	if _, err := decodeWith(bytes.NewReader(bad), small(), jpegPath{turbo: true}); err != nil {
+		t.Errorf("extraneous bytes before EOI: %v", err)
+	}
+}
+
+// TestTurboReleasesMemory decodes good and bad JPEGs many times: a TurboJPEG handle leaked on
+// any path (about 10 KB with libjpeg's pools) would grow the resident set by tens of MB.
+func TestTurboReleasesMemory(t *testing.T) {
+	needTurbo(t)
+	q, err := os.ReadFile(fixture("pil-420.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sos := bytes.Index(q, []byte{0xff, 0xda})
+	inputs := [][]byte{q, q[:sos+50], q[:sos+2]}
+	run := func(n int) {
+		for i := 0; i < n; i++ {
+			_, _ = decodeWith(bytes.NewReader(inputs[i%len(inputs)]), small(), jpegPath{turbo: true})
+		}
+		runtime.GC()
+	}
+	run(500)
+	before := rssKiB(t)
+	run(6000)
+	if grew := rssKiB(t) - before; grew > 16<<10 {
+		t.Errorf("RSS grew by %d KiB over 6000 decodes: a C resource is not released", grew)
+	}
+}
+
+func rssKiB(t *testing.T) int {
+	t.Helper()
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		t.Skipf("no /proc/self/status: %v", err)
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		if v, ok := strings.CutPrefix(s.Text(), "VmRSS:"); ok {
+			n, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	t.Skip("no VmRSS in /proc/self/status")
+	return 0
+}
+
+// FuzzDecodeJPEG feeds mutated JPEG fixtures to both decoders: neither may crash or panic,
+// errors are one line, and where both decode, the sizes agree and the tensors are finite.
+func FuzzDecodeJPEG(f *testing.F) {
+	for _, p := range jpegFixtures(f) {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	o := small()
+	o.MaxPixels = 1 << 16 // keep each input cheap
+	turbo := turboEnabled()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var got []*image.RGBA
+		for _, jp := range []jpegPath{{turbo: turbo}, {turbo: turbo, draft: true}, {}} {
+			m, err := decodeWith(bytes.NewReader(data), o, jp)
+			if err != nil {
+				if strings.Contains(err.Error(), "\n") {
+					t.Fatalf("%+v: multi-line error %q", jp, err)
+				}
+				got = append(got, nil)
+				continue
+			}
+			x := ToTensor(m, o)
+			for i, v := range x {
+				if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+					t.Fatalf("%+v: x[%d] = %v", jp, i, v)
+				}
+			}
+			got = append(got, m)
+		}
+		if got[0] != nil && got[2] != nil && got[0].Rect != got[2].Rect {
+			t.Fatalf("libjpeg-turbo decodes %v, image/jpeg %v", got[0].Rect, got[2].Rect)
+		}
+	})
+}
+
+// TestTurboScanLimit: a progressive JPEG repeating its last scan 600 times is refused by
+// libjpeg-turbo (TJFLAG_LIMITSCANS: more than 500 scans) instead of costing 600 passes.
+func TestTurboScanLimit(t *testing.T) {
+	needTurbo(t)
+	p, err := os.ReadFile(fixture("pil-progressive.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := bytes.LastIndex(p, []byte{0xff, 0xda})
+	scan := p[last : len(p)-2] // the last SOS segment and its entropy-coded data, before EOI
+	var buf bytes.Buffer
+	buf.Write(p[:len(p)-2])
+	for i := 0; i < 600; i++ {
+		buf.Write(scan)
+	}
+	buf.Write([]byte{0xff, 0xd9})
+	_, err = decodeWith(bytes.NewReader(buf.Bytes()), small(), jpegPath{turbo: true})
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "500 scans") {
+		t.Errorf("600 extra scans: err = %v, want ErrCorrupt about 500 scans", err)
+	}
+}
