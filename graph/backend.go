@@ -167,13 +167,20 @@ func (b *Backend) Capabilities() backends.Capabilities {
 
 // Builder creates a new builder for a computation named name.
 func (b *Backend) Builder(name string) backends.Builder {
-	return &Builder{Builder: b.Backend.Builder(name).(*simplego.Builder), directConv: b.directConv}
+	return &Builder{Builder: b.Backend.Builder(name).(*simplego.Builder), directConv: b.directConv, fast: b.FastDepthwise()}
 }
 
 // Builder embeds simplego's Builder and overrides the ops it lacks or gets wrong.
 type Builder struct {
 	*simplego.Builder
 	directConv bool
+	fast       bool // artnet's kernels run this builder's graphs (not "go:reference")
 }
 
 var _ backends.Builder = (*Builder)(nil)
+
+// Finalize releases the backend (and its entry in the set of backends running artnet's kernels).
+func (b *Backend) Finalize() {
+	fastBackends.Delete(b.Backend)
+	b.Backend.Finalize()
+}

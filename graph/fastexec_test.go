@@ -213,3 +213,38 @@ func tensorsFlat(t *testing.T, x *tensors.Tensor) []float64 {
 	}
 	return v
 }
+
+// TestUnaryTransposeParity compares Logistic, Tanh and Transpose with GoMLX's own executors,
+// bit for bit, on random shapes (large ones take the parallel paths).
+func TestUnaryTransposeParity(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	for _, dtype := range []dtypes.DType{dtypes.Float32, dtypes.Float64} {
+		for trial := range 8 {
+			dims, _ := randDims(r, 2+trial%3)
+			if trial == 0 {
+				dims = []int{3, 170, 130}
+			}
+			x := randTensor(r, dtype, dims...)
+			perm := r.Perm(len(dims))
+			if isIdentityPerm(perm) {
+				perm[0], perm[1] = perm[1], perm[0]
+			}
+			t.Run(fmt.Sprintf("%s/%v_perm%v", dtype, dims, perm), func(t *testing.T) {
+				fast, ref := runBoth(t, []*tensors.Tensor{x}, func(xs []*Node) []*Node {
+					y := MulScalar(xs[0], 4)
+					return []*Node{Sigmoid(y), Tanh(y), TransposeAllAxes(xs[0], perm...)}
+				})
+				checkSame(t, fast, ref)
+			})
+		}
+	}
+}
+
+func isIdentityPerm(p []int) bool {
+	for i, v := range p {
+		if i != v {
+			return false
+		}
+	}
+	return true
+}

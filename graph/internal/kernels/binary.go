@@ -1,6 +1,9 @@
 package kernels
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+)
 
 // BinaryOp is an elementwise binary operation.
 type BinaryOp int
@@ -169,4 +172,39 @@ func sv[T Float](op BinaryOp, o []T, c T, y []T) {
 	default:
 		panic("kernels: unknown binary op " + op.String())
 	}
+}
+
+// UnaryOp is an elementwise unary operation.
+type UnaryOp int
+
+// The unary operations Unary implements.
+const (
+	Logistic UnaryOp = iota
+	Tanh
+)
+
+// Unary computes out = op(x) elementwise in float64 (as simplego does, so results are
+// bit-identical), in parallel chunks; out may alias x.
+func Unary[T Float](op UnaryOp, out, x []T) {
+	x = x[:len(out)]
+	parallelFor(len(out), 8*len(out), func(lo, hi int) {
+		o, in := out[lo:hi], x[lo:hi]
+		switch op {
+		case Logistic:
+			for i, v := range in {
+				if v >= 0 {
+					o[i] = T(1.0 / (1.0 + math.Exp(-float64(v))))
+				} else {
+					e := math.Exp(float64(v))
+					o[i] = T(e / (1.0 + e))
+				}
+			}
+		case Tanh:
+			for i, v := range in {
+				o[i] = T(math.Tanh(float64(v)))
+			}
+		default:
+			panic("kernels: unknown unary op")
+		}
+	})
 }
