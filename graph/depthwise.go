@@ -155,8 +155,8 @@ func checkLayoutPrefix(real, mirror reflect.Type, want []string) error {
 	return nil
 }
 
-// execConvGeneral runs depthwise convolutions and their kernel gradients (see convKind).
-func execConvGeneral(b *simplego.Backend, n *simplego.Node, inputs []*simplego.Buffer, owned []bool) *simplego.Buffer {
+// convGeneralKernel runs depthwise convolutions and their kernel gradients (see convKind).
+func convGeneralKernel(b *simplego.Backend, n *simplego.Node, inputs []*simplego.Buffer, owned []bool) *simplego.Buffer {
 	node := nodeOf(n)
 	cd := convDataOf(node)
 	if cd == nil {

@@ -53,8 +53,8 @@ type Config struct {
 	MinBodyRateGrace time.Duration
 	// MemBudget is the memory of the whole process, in bytes (default DefaultMemBudget(): a
 	// share of the machine's available memory or cgroup limit). What the process holds when
-	// New is called (the model, ONNX Runtime) and RunMem are set aside; the rest is what
-	// requests may reserve at once: each reserves its body as it arrives, the worst case of
+	// New is called (the model, ONNX Runtime) and RunMem are set aside, and a tenth of the
+	// rest for the Go runtime's garbage; the remainder is what requests may reserve at once: each reserves its body as it arrives, the worst case of
 	// decoding its image (from the header: width × height × bytes per pixel plus the RGBA,
 	// rotation and resize buffers) before decoding, its v2 tensor before parsing it, and its
 	// attention overlay. A request that cannot reserve waits up to AdmitWait, then gets 503
