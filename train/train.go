@@ -568,12 +568,31 @@ func (t *trainer) save(step int) error {
 	}
 	for i, c := range all {
 		if i >= t.o.KeepCheckpoints && c.name != name {
-			if err := os.RemoveAll(filepath.Join(t.o.OutDir, c.name)); err != nil {
-				t.log.Warn("could not remove an old checkpoint", "dir", c.name, "err", err)
-			}
+			removeCheckpoint(t.o.OutDir, c.name, t.log)
 		}
 	}
+	// Removals a kill interrupted.
+	stale, _ := filepath.Glob(filepath.Join(t.o.OutDir, "."+checkpointPfx+"*"+removingSfx))
+	for _, d := range stale {
+		_ = os.RemoveAll(d)
+	}
 	return nil
+}
+
+const removingSfx = ".removing"
+
+// removeCheckpoint deletes checkpoint name of outDir without ever leaving a half-deleted
+// ckpt-* behind (a kill during os.RemoveAll would): it is first renamed out of the ckpt-*
+// namespace (one atomic rename), then removed.
+func removeCheckpoint(outDir, name string, log *slog.Logger) {
+	doomed := filepath.Join(outDir, "."+name+removingSfx)
+	if err := os.Rename(filepath.Join(outDir, name), doomed); err != nil {
+		log.Warn("could not remove an old checkpoint", "dir", name, "err", err)
+		return
+	}
+	if err := os.RemoveAll(doomed); err != nil {
+		log.Warn("could not remove an old checkpoint", "dir", name, "err", err)
+	}
 }
 
 func (t *trainer) evaluate(ctx context.Context, ds Dataset, step int) (map[string]float64, error) {
