@@ -42,6 +42,8 @@ func trainWikiArt(c *cli.Context) error {
 	switch {
 	case len(args) == 1 && o.Resume:
 		resumeFrom = args[0]
+	case len(args) > 1 && o.Resume:
+		return fmt.Errorf("train: %q after --resume %s is not read as a flag: put the checkpoint last", args[1], args[0])
 	case len(args) > 0:
 		return fmt.Errorf("train: unexpected argument %q (a checkpoint goes last, after --resume; other flags before it)", args[0])
 	}
