@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -61,6 +62,9 @@ func trainWikiArt(c *cli.Context) error {
 		}
 		if !c.IsSet("out") && runOut != "" {
 			o.Out = runOut
+		}
+		if abs, _ := filepath.Abs(resumeFrom); runOut != "" && abs == runOut {
+			resumeFrom = "" // --resume RUN_FOLDER: continue that run
 		}
 	}
 	var fc *train.FileConfig

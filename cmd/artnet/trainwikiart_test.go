@@ -224,6 +224,10 @@ phases:
 	if w1 == nil || !slices.Equal(w1, w2) {
 		t.Error("phase 2's frozen /backbone/features/0 differs from phase 1's best: it did not start from it")
 	}
+	// --resume OUT continues the run in OUT: both phases are done, so it only evaluates.
+	if stdout, _, err := runApp(t, "train", "--progress=false", "--resume", out); err != nil || !strings.Contains(stdout, filepath.Join(out, "phase2", train.BestDir)) {
+		t.Errorf("--resume %s: %v\n%s", out, err, stdout)
+	}
 	// Resuming the finished phase again trains nothing and evaluates again.
 	if _, _, err := runApp(t, "train", "--phase", "2", "--progress=false", "--resume", filepath.Join(out, "phase2", train.BestDir)); err != nil {
 		t.Fatalf("resume of the finished phase 2: %v", err)
