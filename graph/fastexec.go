@@ -102,52 +102,108 @@ var (
 	sgOriginal [backends.OpTypeLast]simplegoExecutor
 	// fastBackends holds the *simplego.Backend values that run artnet's kernels.
 	fastBackends sync.Map
-	// kernelRuns counts the nodes artnet's kernels executed (tests check the kernels ran).
-	kernelRuns atomic.Int64
+	// kernelRuns counts the nodes artnet's kernels executed, per op type (tests check the
+	// kernels ran).
+	kernelRuns [backends.OpTypeLast]atomic.Int64
 )
 
 // FastKernelsError returns nil when artnet's kernels are installed in the pure-Go backend, or
 // why they are not (then "go" runs GoMLX's own executors, as "go:reference" does).
 func FastKernelsError() error { return fastKernelsErr }
 
+// kernelTable holds artnet's kernel for each op type it covers (nil elsewhere).
+var kernelTable [backends.OpTypeLast]kernelExecutor
+
+// runKernel runs node with artnet's kernel for op when b is a fast backend and the kernel covers
+// the case, else with simplego's executor.
+func runKernel(op backends.OpType, b *simplego.Backend, node *simplego.Node, inputs []*simplego.Buffer, owned []bool) (*simplego.Buffer, error) {
+	if _, ok := fastBackends.Load(b); ok {
+		if out := kernelTable[op](b, node, inputs, owned); out != nil {
+			kernelRuns[op].Add(1)
+			return out, nil
+		}
+	}
+	return sgOriginal[op](b, node, inputs, owned)
+}
+
+// The executors installed in simplego's table, one named function per op type (so that CPU
+// profiles split by op type, as artnet bench --ops does, name them "<Op> (artnet)").
+func execAdd(b *simplego.Backend, n *simplego.Node, in []*simplego.Buffer, o []bool) (*simplego.Buffer, error) {
+	return runKernel(backends.OpTypeAdd, b, n, in, o)
+}
+func execSub(b *simplego.Backend, n *simplego.Node, in []*simplego.Buffer, o []bool) (*simplego.Buffer, error) {
+	return runKernel(backends.OpTypeSub, b, n, in, o)
+}
+func execMul(b *simplego.Backend, n *simplego.Node, in []*simplego.Buffer, o []bool) (*simplego.Buffer, error) {
+	return runKernel(backends.OpTypeMul, b, n, in, o)
+}
+func execDiv(b *simplego.Backend, n *simplego.Node, in []*simplego.Buffer, o []bool) (*simplego.Buffer, error) {
+	return runKernel(backends.OpTypeDiv, b, n, in, o)
+}
+func execMax(b *simplego.Backend, n *simplego.Node, in []*simplego.Buffer, o []bool) (*simplego.Buffer, error) {
+	return runKernel(backends.OpTypeMax, b, n, in, o)
+}
+func execMin(b *simplego.Backend, n *simplego.Node, in []*simplego.Buffer, o []bool) (*simplego.Buffer, error) {
+	return runKernel(backends.OpTypeMin, b, n, in, o)
+}
+func execReduceSum(b *simplego.Backend, n *simplego.Node, in []*simplego.Buffer, o []bool) (*simplego.Buffer, error) {
+	return runKernel(backends.OpTypeReduceSum, b, n, in, o)
+}
+func execReduceMax(b *simplego.Backend, n *simplego.Node, in []*simplego.Buffer, o []bool) (*simplego.Buffer, error) {
+	return runKernel(backends.OpTypeReduceMax, b, n, in, o)
+}
+func execBroadcastInDim(b *simplego.Backend, n *simplego.Node, in []*simplego.Buffer, o []bool) (*simplego.Buffer, error) {
+	return runKernel(backends.OpTypeBroadcastInDim, b, n, in, o)
+}
+func execDotGeneral(b *simplego.Backend, n *simplego.Node, in []*simplego.Buffer, o []bool) (*simplego.Buffer, error) {
+	return runKernel(backends.OpTypeDotGeneral, b, n, in, o)
+}
+func execConvGeneral(b *simplego.Backend, n *simplego.Node, in []*simplego.Buffer, o []bool) (*simplego.Buffer, error) {
+	return runKernel(backends.OpTypeConvGeneral, b, n, in, o)
+}
+func execLogistic(b *simplego.Backend, n *simplego.Node, in []*simplego.Buffer, o []bool) (*simplego.Buffer, error) {
+	return runKernel(backends.OpTypeLogistic, b, n, in, o)
+}
+func execTanh(b *simplego.Backend, n *simplego.Node, in []*simplego.Buffer, o []bool) (*simplego.Buffer, error) {
+	return runKernel(backends.OpTypeTanh, b, n, in, o)
+}
+func execTranspose(b *simplego.Backend, n *simplego.Node, in []*simplego.Buffer, o []bool) (*simplego.Buffer, error) {
+	return runKernel(backends.OpTypeTranspose, b, n, in, o)
+}
+
 func init() {
 	if fastKernelsErr = checkSimplegoLayout(); fastKernelsErr != nil {
 		fastKernelsErr = fmt.Errorf("artnet kernels disabled: GoMLX simplego layout changed (artnet is pinned to gomlx v0.26.0): %w", fastKernelsErr)
 		return
 	}
-	install := func(op backends.OpType, fn kernelExecutor) {
-		orig := sgNodeExecutors[op]
-		if orig == nil {
+	var execs [backends.OpTypeLast]simplegoExecutor
+	install := func(op backends.OpType, exec simplegoExecutor, kernel kernelExecutor) {
+		if sgNodeExecutors[op] == nil {
 			fastKernelsErr = fmt.Errorf("artnet kernels disabled: simplego has no executor for %s", op)
 			return
 		}
-		sgOriginal[op] = orig
-		sgNodeExecutors[op] = func(b *simplego.Backend, node *simplego.Node, inputs []*simplego.Buffer, owned []bool) (*simplego.Buffer, error) {
-			if _, ok := fastBackends.Load(b); ok {
-				if out := fn(b, node, inputs, owned); out != nil {
-					kernelRuns.Add(1)
-					return out, nil
-				}
-			}
-			return orig(b, node, inputs, owned)
-		}
+		sgOriginal[op], kernelTable[op], execs[op] = sgNodeExecutors[op], kernel, exec
 	}
-	for op, bop := range map[backends.OpType]kernels.BinaryOp{
-		backends.OpTypeAdd: kernels.Add, backends.OpTypeSub: kernels.Sub, backends.OpTypeMul: kernels.Mul,
-		backends.OpTypeDiv: kernels.Div, backends.OpTypeMax: kernels.Max, backends.OpTypeMin: kernels.Min,
-	} {
-		install(op, binaryExecutor(bop))
-	}
-	install(backends.OpTypeReduceSum, reduceExecutor(kernels.ReduceSum))
-	install(backends.OpTypeReduceMax, reduceExecutor(kernels.ReduceMax))
-	install(backends.OpTypeBroadcastInDim, execBroadcastInDim)
-	install(backends.OpTypeDotGeneral, execDotGeneral)
+	install(backends.OpTypeAdd, execAdd, binaryKernel(kernels.Add))
+	install(backends.OpTypeSub, execSub, binaryKernel(kernels.Sub))
+	install(backends.OpTypeMul, execMul, binaryKernel(kernels.Mul))
+	install(backends.OpTypeDiv, execDiv, binaryKernel(kernels.Div))
+	install(backends.OpTypeMax, execMax, binaryKernel(kernels.Max))
+	install(backends.OpTypeMin, execMin, binaryKernel(kernels.Min))
+	install(backends.OpTypeReduceSum, execReduceSum, reduceKernel(kernels.ReduceSum))
+	install(backends.OpTypeReduceMax, execReduceMax, reduceKernel(kernels.ReduceMax))
+	install(backends.OpTypeBroadcastInDim, execBroadcastInDim, broadcastInDimKernel)
+	install(backends.OpTypeDotGeneral, execDotGeneral, dotGeneralKernel)
+	install(backends.OpTypeConvGeneral, execConvGeneral, convGeneralKernel)
+	install(backends.OpTypeLogistic, execLogistic, unaryKernel(kernels.Logistic))
+	install(backends.OpTypeTanh, execTanh, unaryKernel(kernels.Tanh))
+	install(backends.OpTypeTranspose, execTranspose, transposeKernel)
 	if fastKernelsErr != nil {
-		// Undo a partial installation.
-		for op, orig := range sgOriginal {
-			if orig != nil {
-				sgNodeExecutors[op] = orig
-			}
+		return // nothing replaced in simplego's table
+	}
+	for op, exec := range execs {
+		if exec != nil {
+			sgNodeExecutors[op] = exec
 		}
 	}
 }
@@ -180,18 +236,23 @@ func newOutput(b *simplego.Backend, node *sgNode, inputs []*simplego.Buffer, own
 	return out
 }
 
-// binaryExecutor runs op on float32/float64 operands with implicit broadcasting (simplego's
-// generic path walks a broadcast iterator element by element). Same-shape and scalar operands
-// are left to simplego, whose loops for them are as fast.
-func binaryExecutor(op kernels.BinaryOp) kernelExecutor {
+// binaryKernel runs op on float32/float64 operands, with implicit broadcasting (simplego's
+// generic path walks a broadcast iterator element by element), in parallel chunks.
+func binaryKernel(op kernels.BinaryOp) kernelExecutor {
 	return func(b *simplego.Backend, n *simplego.Node, inputs []*simplego.Buffer, owned []bool) *simplego.Buffer {
 		node := nodeOf(n)
 		lhs, rhs := bufferOf(inputs[0]), bufferOf(inputs[1])
-		if lhs.shape.Equal(rhs.shape) || lhs.shape.Size() == 1 || rhs.shape.Size() == 1 ||
-			lhs.shape.Rank() != node.shape.Rank() || rhs.shape.Rank() != node.shape.Rank() {
+		ldims, rdims, odims := lhs.shape.Dimensions, rhs.shape.Dimensions, node.shape.Dimensions
+		// Scalars of any rank broadcast as all-1 dims.
+		if lhs.shape.Size() == 1 && len(ldims) != len(odims) {
+			ldims = ones(len(odims))
+		}
+		if rhs.shape.Size() == 1 && len(rdims) != len(odims) {
+			rdims = ones(len(odims))
+		}
+		if len(ldims) != len(odims) || len(rdims) != len(odims) {
 			return nil
 		}
-		ldims, rdims, odims := lhs.shape.Dimensions, rhs.shape.Dimensions, node.shape.Dimensions
 		switch node.shape.DType {
 		case dtypes.Float32:
 			a, c := lhs.flat.([]float32), rhs.flat.([]float32)
@@ -216,7 +277,7 @@ func binaryExecutor(op kernels.BinaryOp) kernelExecutor {
 
 // reduceExecutor runs a float32/float64 reduction with contiguous inner loops, parallel over
 // outputs (simplego's generic path walks an output iterator element by element).
-func reduceExecutor(op kernels.ReduceOp) kernelExecutor {
+func reduceKernel(op kernels.ReduceOp) kernelExecutor {
 	return func(b *simplego.Backend, n *simplego.Node, inputs []*simplego.Buffer, owned []bool) *simplego.Buffer {
 		node := nodeOf(n)
 		axes, ok := node.data.([]int)
@@ -256,7 +317,7 @@ func reduceExecutor(op kernels.ReduceOp) kernelExecutor {
 }
 
 // execBroadcastInDim copies the operand along the broadcast axes with contiguous row copies.
-func execBroadcastInDim(b *simplego.Backend, n *simplego.Node, inputs []*simplego.Buffer, owned []bool) *simplego.Buffer {
+func broadcastInDimKernel(b *simplego.Backend, n *simplego.Node, inputs []*simplego.Buffer, owned []bool) *simplego.Buffer {
 	node := nodeOf(n)
 	operand := bufferOf(inputs[0])
 	axes, ok := node.data.([]int)
@@ -292,4 +353,70 @@ func execBroadcastInDim(b *simplego.Backend, n *simplego.Node, inputs []*simpleg
 		return out
 	}
 	return nil
+}
+
+// unaryKernel runs a float32/float64 unary op in parallel chunks (same formulas as simplego).
+func unaryKernel(op kernels.UnaryOp) kernelExecutor {
+	return func(b *simplego.Backend, n *simplego.Node, inputs []*simplego.Buffer, owned []bool) *simplego.Buffer {
+		node := nodeOf(n)
+		x := bufferOf(inputs[0])
+		if !x.shape.Equal(node.shape) {
+			return nil
+		}
+		switch node.shape.DType {
+		case dtypes.Float32:
+			in := x.flat.([]float32)
+			out := newOutput(b, node, inputs, owned, 0)
+			if out == nil {
+				return nil
+			}
+			kernels.Unary(op, bufferOf(out).flat.([]float32), in)
+			return out
+		case dtypes.Float64:
+			in := x.flat.([]float64)
+			out := newOutput(b, node, inputs, owned, 0)
+			if out == nil {
+				return nil
+			}
+			kernels.Unary(op, bufferOf(out).flat.([]float64), in)
+			return out
+		}
+		return nil
+	}
+}
+
+// transposeKernel copies rows with the operand's stride along the output's innermost axis.
+func transposeKernel(b *simplego.Backend, n *simplego.Node, inputs []*simplego.Buffer, owned []bool) *simplego.Buffer {
+	node := nodeOf(n)
+	x := bufferOf(inputs[0])
+	perm, ok := node.data.([]int)
+	if !ok || len(perm) != x.shape.Rank() {
+		return nil
+	}
+	switch node.shape.DType {
+	case dtypes.Float32:
+		out := newOutput(b, node, inputs, owned)
+		if out == nil {
+			return nil
+		}
+		kernels.Transpose(bufferOf(out).flat.([]float32), x.flat.([]float32), x.shape.Dimensions, perm)
+		return out
+	case dtypes.Float64:
+		out := newOutput(b, node, inputs, owned)
+		if out == nil {
+			return nil
+		}
+		kernels.Transpose(bufferOf(out).flat.([]float64), x.flat.([]float64), x.shape.Dimensions, perm)
+		return out
+	}
+	return nil
+}
+
+// ones returns n ones.
+func ones(n int) []int {
+	v := make([]int, n)
+	for i := range v {
+		v[i] = 1
+	}
+	return v
 }

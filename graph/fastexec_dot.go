@@ -102,8 +102,8 @@ func isIdentity(perm []int) bool {
 	return true
 }
 
-// execDotGeneral runs a float32/float64 DotGeneral as batched GEMM.
-func execDotGeneral(b *simplego.Backend, n *simplego.Node, inputs []*simplego.Buffer, _ []bool) *simplego.Buffer {
+// dotGeneralKernel runs a float32/float64 DotGeneral as batched GEMM.
+func dotGeneralKernel(b *simplego.Backend, n *simplego.Node, inputs []*simplego.Buffer, _ []bool) *simplego.Buffer {
 	if !kernels.HasBLAS {
 		return nil
 	}

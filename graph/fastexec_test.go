@@ -141,13 +141,17 @@ func randDims(r *rand.Rand, rank int) (full, bcast []int) {
 }
 
 // TestBroadcastBinaryParity compares Add, Sub, Mul, Div, Max and Min with implicit broadcasting
-// (either side) against GoMLX's own executors, bit for bit, on random shapes.
+// (either side), same shapes and scalars against GoMLX's own executors, bit for bit, on random
+// shapes.
 func TestBroadcastBinaryParity(t *testing.T) {
 	ops := map[string]func(a, b *Node) *Node{"Add": Add, "Sub": Sub, "Mul": Mul, "Div": Div, "Max": Max, "Min": Min}
 	r := rand.New(rand.NewPCG(1, 2))
 	for _, dtype := range []dtypes.DType{dtypes.Float32, dtypes.Float64} {
 		for trial := range 12 {
 			full, bc := randDims(r, 2+trial%4)
+			if trial == 0 { // large: the parallel paths
+				full, bc = []int{3, 100, 120}, []int{1, 100, 1}
+			}
 			a, b := randTensor(r, dtype, full...), randTensor(r, dtype, bc...)
 			if trial%3 == 2 { // both sides broadcast, along different axes
 				bc2 := slices.Clone(full)
@@ -160,8 +164,10 @@ func TestBroadcastBinaryParity(t *testing.T) {
 			}
 			for name, op := range ops {
 				t.Run(fmt.Sprintf("%s/%s/%v_%v", dtype, name, a.Shape().Dimensions, b.Shape().Dimensions), func(t *testing.T) {
-					fast, ref := runBoth(t, []*tensors.Tensor{a, b}, func(xs []*Node) []*Node {
-						return []*Node{op(xs[0], xs[1]), op(xs[1], xs[0])}
+					same := randTensor(r, dtype, a.Shape().Dimensions...)
+					fast, ref := runBoth(t, []*tensors.Tensor{a, b, same}, func(xs []*Node) []*Node {
+						s := Scalar(xs[0].Graph(), dtype, 1.7)
+						return []*Node{op(xs[0], xs[1]), op(xs[1], xs[0]), op(xs[0], xs[2]), op(xs[0], s), op(s, xs[0])}
 					})
 					checkSame(t, fast, ref)
 				})
@@ -212,4 +218,39 @@ func tensorsFlat(t *testing.T, x *tensors.Tensor) []float64 {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// TestUnaryTransposeParity compares Logistic, Tanh and Transpose with GoMLX's own executors,
+// bit for bit, on random shapes (large ones take the parallel paths).
+func TestUnaryTransposeParity(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	for _, dtype := range []dtypes.DType{dtypes.Float32, dtypes.Float64} {
+		for trial := range 8 {
+			dims, _ := randDims(r, 2+trial%3)
+			if trial == 0 {
+				dims = []int{3, 170, 130}
+			}
+			x := randTensor(r, dtype, dims...)
+			perm := r.Perm(len(dims))
+			if isIdentityPerm(perm) {
+				perm[0], perm[1] = perm[1], perm[0]
+			}
+			t.Run(fmt.Sprintf("%s/%v_perm%v", dtype, dims, perm), func(t *testing.T) {
+				fast, ref := runBoth(t, []*tensors.Tensor{x}, func(xs []*Node) []*Node {
+					y := MulScalar(xs[0], 4)
+					return []*Node{Sigmoid(y), Tanh(y), TransposeAllAxes(xs[0], perm...)}
+				})
+				checkSame(t, fast, ref)
+			})
+		}
+	}
+}
+
+func isIdentityPerm(p []int) bool {
+	for i, v := range p {
+		if i != v {
+			return false
+		}
+	}
+	return true
 }

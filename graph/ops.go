@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/gomlx/gomlx/backends"
+	"github.com/gomlx/gomlx/backends/shapeinference"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 )
@@ -224,6 +225,22 @@ func (b *Builder) ConvGeneral(input, kernel backends.Op, axes backends.ConvolveA
 	}
 	if channelGroupCount < 1 || batchGroupCount < 1 {
 		return nil, fmt.Errorf("ConvGeneral: channel group count (%d) and batch group count (%d) must be >= 1", channelGroupCount, batchGroupCount)
+	}
+	if b.fast {
+		// Depthwise convolutions and their kernel gradients: one simplego node, run by artnet's
+		// kernels (depthwise.go).
+		is, ks := s, shapes.Invalid()
+		if ks, err = b.shapeOf("ConvGeneral", kernel); err != nil {
+			return nil, err
+		}
+		if outS, err := shapeinference.ConvGeneralOp(is, ks, axes, strides, paddings, inputDilations, kernelDilations,
+			channelGroupCount, batchGroupCount); err == nil {
+			a := convArgs{axes, strides, paddings, inputDilations, kernelDilations, channelGroupCount, batchGroupCount}
+			if kind, _ := classifyConv(is, ks, outS, a); kind != convOther {
+				return b.Builder.ConvGeneral(input, kernel, axes, strides, paddings, inputDilations, kernelDilations,
+					channelGroupCount, batchGroupCount)
+			}
+		}
 	}
 	if !b.directConv {
 		out, err := b.convIm2col(input, kernel, axes, strides, paddings, inputDilations, kernelDilations,

@@ -168,9 +168,10 @@ func addLast(y, v *Node) *Node {
 }
 
 // ParamDepthwise is the context parameter that selects how depthwise convolutions are computed:
-// "auto" (the default: DepthwiseShifted on the pure-Go backend, where it is about 6× faster
-// forward+backward than its grouped convolution, DepthwiseConv on every other backend, e.g. XLA
-// or the ONNX exporter's recording backend), DepthwiseConv or DepthwiseShifted. Both compute the
+// "auto" (the default: DepthwiseConv on artnet's fast "go" backend, whose kernels run it and
+// both its gradients as one node each, and on every other backend, e.g. XLA or the ONNX
+// exporter's recording backend; DepthwiseShifted on "go:reference" and bare simplego, where it is
+// about 6× faster forward+backward than GoMLX's grouped-convolution gradient), DepthwiseConv or DepthwiseShifted. Both compute the
 // same function with the same variables.
 const ParamDepthwise = "artnet_depthwise"
 
@@ -188,8 +189,12 @@ func useShiftedDepthwise(ctx *context.Context, g *graph.Graph) bool {
 	case DepthwiseShifted:
 		return true
 	case DepthwiseAuto, "":
-		switch g.Backend().(type) {
-		case *simplego.Backend, *artgraph.Backend:
+		switch b := g.Backend().(type) {
+		case *artgraph.Backend:
+			// artnet's fast "go" backend runs the grouped convolution and both its gradients
+			// as single kernels; "go:reference" (GoMLX's own executors) keeps the shifted form.
+			return !b.FastDepthwise()
+		case *simplego.Backend:
 			return true
 		}
 		return false

@@ -497,13 +497,7 @@ func FuzzDecode(f *testing.F) {
 	if err != nil || len(paths) == 0 {
 		f.Fatalf("no seeds in %s", fixtureDir)
 	}
-	for _, p := range paths {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
+	addSeeds(f, paths)
 	o := small()
 	o.MaxPixels = 1 << 16 // keep each input cheap
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -517,12 +511,29 @@ func FuzzDecode(f *testing.F) {
 		if len(x) != o.Len() {
 			t.Fatalf("len %d, want %d", len(x), o.Len())
 		}
-		for i, v := range x {
-			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-				t.Fatalf("x[%d] = %v", i, v)
-			}
-		}
+		checkFinite(t, x)
 	})
+}
+
+// addSeeds adds the files at paths to f's seed corpus.
+func addSeeds(f *testing.F, paths []string) {
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+}
+
+// checkFinite fails t on a NaN or infinite tensor value.
+func checkFinite(t *testing.T, x []float32) {
+	t.Helper()
+	for i, v := range x {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			t.Fatalf("x[%d] = %v", i, v)
+		}
+	}
 }
 
 func BenchmarkDecodeJPEG(b *testing.B) {

@@ -100,11 +100,14 @@ func TestSlowBodyCutOff(t *testing.T) {
 	r := serve(t, cfg, m, nil)
 	var slow []net.Conn
 	for i := 0; i < 8; i++ {
-		slow = append(slow, rawRequest(t, addrOf(r), "POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 100000\r\n\r\n", "\x89PNG"))
+		slow = append(slow, rawRequest(t, addrOf(r), "POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 200000\r\n\r\n", "\x89PNG"))
 	}
 	waitFor(t, "8 bodies being read", func() bool { return len(r.s.bodySlots) == 8 })
 	if p := r.s.b.pending.Load(); p != 0 {
 		t.Errorf("slow uploads hold %d queue slots", p)
+	}
+	if u := r.s.mem.inUse(); u > 8*64<<10 { // what they sent, in 64 KiB steps, not the 100 KB each declares
+		t.Errorf("slow uploads reserve %d bytes", u)
 	}
 	data := pngBytes(t, picture(64, 64, 1))
 	for i := 0; i < 3; i++ {
@@ -389,3 +392,11 @@ func TestAdmissionReleasesEverything(t *testing.T) {
 	})
 }
 
+// decodeMemory is what /v1/predict reserves to decode data.
+func decodeMemory(s *Server, data []byte) (int64, error) {
+	h, err := preprocess.DecodeConfig(bytes.NewReader(data), s.popt)
+	if err != nil {
+		return 0, err
+	}
+	return h.DecodeMemory(s.popt), nil
+}

@@ -22,7 +22,6 @@ package torchpth
 
 import (
 	"archive/zip"
-	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -44,6 +43,10 @@ import (
 // MaxTotalBytes caps the storage bytes one file may hold (a whole EfficientNet-B4 DeepArtNet is
 // about 100 MB in float32).
 const MaxTotalBytes = 8 << 30
+
+// maxPickle caps the pickle of a file (data.pkl of a whole EfficientNet-B4 state dict is about
+// 60 KB).
+const maxPickle = 256 << 20
 
 // maxElements caps one tensor's element count (an expand can name more elements than its
 // storage holds).
@@ -100,10 +103,14 @@ func ReadFile(path string) (f *safetensors.File, err error) {
 		obj, err = r.loadZip(fh)
 		r.format = "zip"
 	case bytes.HasPrefix(head, legacyMagic):
-		if _, err = fh.Seek(0, io.SeekStart); err == nil {
-			obj, err = r.loadLegacy(bufio.NewReader(fh))
-		}
 		r.format = "legacy"
+		if st.Size() > MaxTotalBytes+maxPickle {
+			return nil, fail("legacy torch.save file of %d bytes: too large", st.Size())
+		}
+		var data []byte
+		if data, err = os.ReadFile(path); err == nil {
+			obj, err = r.loadLegacy(data)
+		}
 	default:
 		return nil, fail("not a torch.save file (neither a zip archive nor the legacy pickle format; first bytes %q)", head)
 	}
@@ -353,15 +360,23 @@ func (r *reader) loadZip(fh *os.File) (any, error) {
 	if pkl == nil {
 		return nil, errors.New("zip archive without a data.pkl record: not a torch.save file")
 	}
-	if pkl.UncompressedSize64 > 1<<30 {
-		return nil, fmt.Errorf("data.pkl claims %d bytes", pkl.UncompressedSize64)
+	if pkl.UncompressedSize64 > maxPickle {
+		return nil, fmt.Errorf("data.pkl claims %d bytes (more than %d)", pkl.UncompressedSize64, maxPickle)
 	}
 	rc, err := pkl.Open()
 	if err != nil {
 		return nil, fmt.Errorf("data.pkl: %v", err)
 	}
-	defer rc.Close()
-	u := r.unpickler(bufio.NewReader(rc))
+	raw, err := io.ReadAll(io.LimitReader(rc, maxPickle+1)) // to EOF: archive/zip checks the CRC
+	rc.Close()
+	if err != nil {
+		return nil, fmt.Errorf("data.pkl: %v", err)
+	}
+	n, err := pickleLen(raw)
+	if err != nil {
+		return nil, fmt.Errorf("data.pkl: %v", err)
+	}
+	u := r.unpickler(bytes.NewReader(raw[:n]))
 	u.PersistentLoad = func(pid any) (any, error) {
 		st, _, err := r.persistentID(pid)
 		if err != nil {
@@ -436,39 +451,44 @@ func (st *storage) read(rd io.Reader) error {
 	return nil
 }
 
-// loadLegacy reads the pre-1.6 format: pickles of the magic number, the protocol version and
-// the system info, the object (storages by persistent id), the list of storage keys, then for
-// each key an 8-byte element count and the raw values.
-func (r *reader) loadLegacy(br *bufio.Reader) (any, error) {
-	cr := &countingReader{r: br}
-	small := func(what string) (any, error) {
-		u := pickle.NewUnpickler(cr)
-		u.FindClass = func(module, name string) (any, error) {
-			return nil, fmt.Errorf("%s: unexpected class %s.%s", what, module, name)
-		}
-		v, err := u.Load()
+// loadLegacy reads the pre-1.6 format (the whole file, in memory): pickles of the magic number,
+// the protocol version and the system info, the object (storages by persistent id), the list of
+// storage keys, then for each key an 8-byte element count and the raw values.
+func (r *reader) loadLegacy(data []byte) (any, error) {
+	pos := 0
+	next := func(what string, findClass func(module, name string) (any, error), persistent func(any) (any, error)) (any, error) {
+		n, err := pickleLen(data[pos:])
 		if err != nil {
 			return nil, fmt.Errorf("%s: %v", what, err)
 		}
+		u := pickle.NewUnpickler(bytes.NewReader(data[pos : pos+n]))
+		u.FindClass, u.PersistentLoad = findClass, persistent
+		pos += n
+		v, err := u.Load()
+		if err != nil {
+			return nil, r.pickleError(what, err)
+		}
 		return v, nil
 	}
-	magic, err := small("magic number")
+	noClass := func(module, name string) (any, error) {
+		return nil, fmt.Errorf("unexpected class %s.%s", module, name)
+	}
+	magic, err := next("magic number", noClass, nil)
 	if err != nil {
 		return nil, err
 	}
 	if n, ok := magic.(*big.Int); !ok || n.Text(16) != "1950a86a20f9469cfc6c" {
 		return nil, errors.New("legacy format: wrong magic number")
 	}
-	if v, err := small("protocol version"); err != nil {
+	if v, err := next("protocol version", noClass, nil); err != nil {
 		return nil, err
 	} else if n, ok := v.(int); !ok || n != 1001 {
 		return nil, fmt.Errorf("legacy format: protocol version %s, want 1001", describe(v))
 	}
-	if _, err := small("system info"); err != nil {
+	if _, err := next("system info", noClass, nil); err != nil {
 		return nil, err
 	}
-	u := r.unpickler(cr)
-	u.PersistentLoad = func(pid any) (any, error) {
+	obj, err := next("pickle", r.findClass, func(pid any) (any, error) {
 		if tu, ok := pid.(*types.Tuple); ok && tu.Len() >= 2 {
 			if s, _ := tu.Get(0).(string); s == "module" { // a pickled module's source: ignored
 				return &opaqueObject{&opaqueClass{"torch.nn", "Module"}}, nil
@@ -481,16 +501,15 @@ func (r *reader) loadLegacy(br *bufio.Reader) (any, error) {
 		if view != nil {
 			return nil, fmt.Errorf("storage %s: legacy storage views are not supported (re-save the file with torch ≥ 1.6)", st.key)
 		}
-		if !st.ok && !contains(r.legacy, st) {
+		if !contains(r.legacy, st) {
 			r.legacy = append(r.legacy, st)
 		}
 		return st, nil
-	}
-	obj, err := u.Load()
+	})
 	if err != nil {
-		return nil, r.pickleError("pickle", err)
+		return nil, err
 	}
-	keysObj, err := small("storage keys")
+	keysObj, err := next("storage keys", noClass, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -504,19 +523,21 @@ func (r *reader) loadLegacy(br *bufio.Reader) (any, error) {
 		if !ok {
 			return nil, fmt.Errorf("storage key %s is not referenced by the pickle", describe(k))
 		}
-		var n [8]byte
-		if _, err := io.ReadFull(cr, n[:]); err != nil {
-			return nil, fmt.Errorf("storage %s: %v (truncated?)", key, err)
+		if len(data)-pos < 8 {
+			return nil, fmt.Errorf("storage %s: the file ends before its element count (truncated?)", key)
 		}
-		if c := int64(binary.LittleEndian.Uint64(n[:])); c != st.numel {
+		if c := int64(binary.LittleEndian.Uint64(data[pos:])); c != st.numel {
 			return nil, fmt.Errorf("storage %s: %d elements in the data, %d in the pickle", key, c, st.numel)
 		}
-		if left := r.size - cr.n; st.numel*st.dtype.size > left {
-			return nil, fmt.Errorf("storage %s: %d bytes, only %d left in the file (truncated?)", key, st.numel*st.dtype.size, left)
+		pos += 8
+		size := st.numel * st.dtype.size
+		if left := int64(len(data) - pos); size > left {
+			return nil, fmt.Errorf("storage %s: %d bytes, only %d left in the file (truncated?)", key, size, left)
 		}
-		if err := st.read(cr); err != nil {
+		if err := st.read(bytes.NewReader(data[pos : pos+int(size)])); err != nil {
 			return nil, err
 		}
+		pos += int(size)
 	}
 	for _, st := range r.legacy {
 		if !st.ok {
@@ -524,25 +545,6 @@ func (r *reader) loadLegacy(br *bufio.Reader) (any, error) {
 		}
 	}
 	return obj, nil
-}
-
-type countingReader struct {
-	r *bufio.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
-}
-
-func (c *countingReader) ReadByte() (byte, error) {
-	b, err := c.r.ReadByte()
-	if err == nil {
-		c.n++
-	}
-	return b, err
 }
 
 func contains(s []*storage, st *storage) bool {
@@ -710,6 +712,9 @@ func (t *tensor) convert(name string) (*safetensors.Tensor, error) {
 		if d > 0 {
 			maxIdx += int64(d-1) * int64(t.stride[i])
 		}
+	}
+	if numel > st.numel && numel > 1<<24 { // an expand (stride 0) may name more elements than it stores, within reason
+		return nil, fmt.Errorf("tensor %q: size %v names %d elements of a storage of %d", name, t.size, numel, st.numel)
 	}
 	if t.offset < 0 || (numel > 0 && maxIdx >= st.numel) {
 		return nil, fmt.Errorf("tensor %q: size %v, stride %v at offset %d reach element %d of a storage of %d", name, t.size, t.stride, t.offset, maxIdx, st.numel)

@@ -153,14 +153,15 @@ func TestRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, tc := range map[string]struct{ path, want string }{
-		"module":     {filepath.Join(fixtures, "not_state_dict.pth"), "not a state dict: the file holds a pickled torch.nn.modules.container.Sequential object"},
-		"list":       {filepath.Join(fixtures, "list.pth"), "not a state dict: the file holds a list of 2"},
-		"truncated":  {write("trunc.pth", whole[:len(whole)/2]), "not a readable zip archive (truncated or damaged?)"},
-		"tail cut":   {write("tail.pth", whole[:len(whole)-10]), "truncated or damaged"},
-		"empty":      {write("empty.pth", nil), "not a torch.save file"},
-		"text":       {write("text.pth", []byte("hello, world")), "not a torch.save file"},
-		"safetensor": {write("st.pth", st), "not a torch.save file"},
-		"legacy cut": {write("legacy.pth", mustRead(t, filepath.Join(fixtures, "legacy.pth"))[:1500]), "truncated"},
+		"module":      {filepath.Join(fixtures, "not_state_dict.pth"), "not a state dict: the file holds a pickled torch.nn.modules.container.Sequential object"},
+		"list":        {filepath.Join(fixtures, "list.pth"), "not a state dict: the file holds a list of 2"},
+		"torchscript": {filepath.Join(fixtures, "torchscript.pt"), "a TorchScript archive (torch.jit.save), not a state dict"},
+		"truncated":   {write("trunc.pth", whole[:len(whole)/2]), "not a readable zip archive (truncated or damaged?)"},
+		"tail cut":    {write("tail.pth", whole[:len(whole)-10]), "truncated or damaged"},
+		"empty":       {write("empty.pth", nil), "not a torch.save file"},
+		"text":        {write("text.pth", []byte("hello, world")), "not a torch.save file"},
+		"safetensor":  {write("st.pth", st), "not a torch.save file"},
+		"legacy cut":  {write("legacy.pth", mustRead(t, filepath.Join(fixtures, "legacy.pth"))[:1500]), "truncated"},
 	} {
 		_, err := ReadFile(tc.path)
 		if err == nil {
@@ -243,4 +244,43 @@ func TestStripPrefix(t *testing.T) {
 	if g.Order[0] != "model.features.0.0.weight" || g.Metadata["stripped_prefix"] != "" {
 		t.Errorf("a prefix only some names carry was stripped: %v", g.Order)
 	}
+}
+
+// FuzzReadFile: no input makes the reader panic or hang; seeded with every fixture.
+func FuzzReadFile(f *testing.F) {
+	ents, err := os.ReadDir(fixtures)
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), ".pth") || strings.HasSuffix(e.Name(), ".pt") {
+			b, err := os.ReadFile(filepath.Join(fixtures, e.Name()))
+			if err != nil {
+				f.Fatal(err)
+			}
+			if len(b) < 8<<10 {
+				f.Add(b)
+			}
+		}
+	}
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p := filepath.Join(dir, "fuzz.pth")
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		sd, err := ReadFile(p)
+		if err != nil {
+			if strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), p) {
+				t.Fatalf("error not one line naming the file: %q", err)
+			}
+			return
+		}
+		for _, n := range sd.Order {
+			tt := sd.Tensors[n]
+			if tt.Data != nil && len(tt.Data) != tt.NumElements() {
+				t.Fatalf("%s: %d values for shape %v", n, len(tt.Data), tt.Shape)
+			}
+		}
+	})
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/artnet/artnet/cmd/internal/command"
+	"github.com/artnet/artnet/defaultmodel"
 	"github.com/artnet/artnet/evaluate"
 	"github.com/artnet/artnet/predict"
 	"github.com/artnet/artnet/wikiart"
@@ -21,8 +22,8 @@ func evaluateCommand() *cli.Command {
 		Name:  "evaluate",
 		Usage: "measure a model on a WikiArt split: top-1/top-5 accuracy, per-class precision/recall/F1, confusion matrices",
 		Description: "Runs every image of the split that is on disk (rows without an image are skipped and counted)\n" +
-			"through ONNX Runtime (--model FILE.onnx) or GoMLX (--checkpoint DIR), and writes summary.json,\n" +
-			"confusion_<task>.csv and confusion_<task>.png into --out.",
+			"through ONNX Runtime (--model FILE.onnx; without it the built-in model) or GoMLX (--checkpoint DIR),\n" +
+			"and writes summary.json, confusion_<task>.csv and confusion_<task>.png into --out.",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "checkpoint", Usage: "GoMLX checkpoint directory (or a training output folder), run in GoMLX"},
 			&cli.StringFlag{Name: "data", Usage: "WikiArt folder: the split CSVs and class lists, images in DATA/images (see --images); default: $ARTNET_DATA, else data/wikiart"},
@@ -34,10 +35,7 @@ func evaluateCommand() *cli.Command {
 		}, command.RuntimeFlags()...),
 		Action: func(c *cli.Context) error {
 			model, ckpt := c.String("model"), c.String("checkpoint")
-			switch {
-			case model == "" && ckpt == "":
-				return fmt.Errorf("evaluate: give --model FILE.onnx (ONNX Runtime) or --checkpoint DIR (GoMLX)")
-			case model != "" && ckpt != "":
+			if model != "" && ckpt != "" {
 				return fmt.Errorf("evaluate: give --model or --checkpoint, not both")
 			}
 			split := c.String("split")
@@ -79,11 +77,15 @@ func evaluateCommand() *cli.Command {
 
 			var p predict.Predictor
 			rt, src := "onnx", model
-			if model != "" {
-				p, err = command.OpenModel(c)
-			} else {
+			switch {
+			case ckpt != "":
 				rt, src = "gomlx", ckpt
 				p, err = openGoMLX(ckpt)
+			case model == "":
+				src = defaultmodel.Name // OpenModel opens the built-in model without --model
+				fallthrough
+			default:
+				p, err = command.OpenModel(c)
 			}
 			if err != nil {
 				return err

@@ -17,6 +17,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/artnet/artnet/defaultmodel"
 	"github.com/artnet/artnet/evaluate"
 	"github.com/artnet/artnet/export"
 	"github.com/artnet/artnet/internal/testenv"
@@ -329,7 +330,6 @@ func TestEvaluateFlagErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"evaluate", "--data", data}, "--model FILE.onnx"},
 		{[]string{"evaluate", "--model", "a.onnx", "--checkpoint", "b", "--data", data}, "not both"},
 		{[]string{"evaluate", "--model", "a.onnx", "--data", data, "--split", "test"}, "--split"},
 		{[]string{"evaluate", "--model", "a.onnx", "--data", data, "--batch", "0"}, "--batch"},
@@ -340,6 +340,18 @@ func TestEvaluateFlagErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
 			t.Errorf("%v: want one-line error mentioning %q, got %v", tc.args, tc.want, err)
 		}
+	}
+}
+
+// Without --model or --checkpoint, evaluate runs the built-in model, as the --model help says.
+func TestEvaluateWithoutModelUsesBuiltIn(t *testing.T) {
+	cmds := []*cli.Command{evaluateCommand()}
+	out := filepath.Join(t.TempDir(), "eval")
+	if o, err := runCmds(t, cmds, "evaluate", "--data", testenv.Sample(t), "--out", out, "--limit", "4", "--batch", "4"); err != nil {
+		t.Fatalf("%v\n%s", err, o)
+	}
+	if s := readSummary(t, out); s.Model != defaultmodel.Name || s.Runtime != "onnx" || s.Evaluated != 4 {
+		t.Errorf("evaluated %d images with %q (%s), want 4 with the built-in %s (onnx)", s.Evaluated, s.Model, s.Runtime, defaultmodel.Name)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -255,8 +256,16 @@ func TestDirReplace(t *testing.T) {
 	if got := mode(t, target); got != 0o755 {
 		t.Errorf("folder mode %o, want 755", got)
 	}
-	if err := write("two"); err != nil {
+	// Replacing syncs the new folder's tree and the parent (after the swap).
+	var synced []string
+	syncDir = func(dir string) error { synced = append(synced, dir); return SyncDir(dir) }
+	err := write("two")
+	syncDir = SyncDir
+	if err != nil {
 		t.Fatal(err)
+	}
+	if len(synced) < 2 || !strings.HasPrefix(filepath.Base(synced[0]), ".step-1.tmp-") || synced[len(synced)-1] != filepath.Dir(target) {
+		t.Errorf("synced folders %q, want the temporary folder first and the parent %s last", synced, filepath.Dir(target))
 	}
 	if got, _ := os.ReadFile(filepath.Join(target, "config.json")); string(got) != "two" {
 		t.Errorf("after the swap config.json holds %q", got)
@@ -324,4 +333,52 @@ func TestExchange(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(a, "x")); !os.IsNotExist(err) {
 		t.Fatalf("after exchange a still has x: %v", err)
 	}
+}
+
+// TestConcurrentDirWriters: writers racing to install the same folder (created by the first)
+// all succeed, and the folder ends up holding one writer's complete content.
+func TestConcurrentDirWriters(t *testing.T) {
+	parent := t.TempDir()
+	target := filepath.Join(parent, "best")
+	const writers = 8
+	var wg, ready sync.WaitGroup
+	start := make(chan struct{})
+	errs := make(chan error, writers)
+	ready.Add(writers)
+	for i := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d, err := CreateDir(target, 0o755)
+			ready.Done()
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer d.Abort()
+			for _, f := range []string{"a", "b"} {
+				if err := os.WriteFile(filepath.Join(d.TempPath(), f), []byte{byte('0' + i)}, 0o644); err != nil {
+					errs <- err
+					return
+				}
+			}
+			<-start // commit all at once
+			errs <- d.Commit()
+		}()
+	}
+	ready.Wait()
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	a, errA := os.ReadFile(filepath.Join(target, "a"))
+	b, errB := os.ReadFile(filepath.Join(target, "b"))
+	if errA != nil || errB != nil || string(a) != string(b) {
+		t.Errorf("folder holds a=%q (%v) b=%q (%v), want one writer's pair", a, errA, b, errB)
+	}
+	onlyFiles(t, parent, "best")
 }

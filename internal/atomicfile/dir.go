@@ -82,10 +82,14 @@ func ReplaceDir(tmp, dir string) error { return replaceDir(tmp, dir, exchange) }
 
 func replaceDir(tmp, dir string, exchange func(a, b string) error) error {
 	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
-		if err := os.Rename(tmp, dir); err != nil {
+		err := os.Rename(tmp, dir)
+		if err == nil {
+			return syncDir(filepath.Dir(dir))
+		}
+		if _, serr := os.Lstat(dir); serr != nil {
 			return err
 		}
-		return syncDir(filepath.Dir(dir))
+		// Another writer installed dir meanwhile: replace it as below.
 	}
 	old := tmp
 	if err := exchange(tmp, dir); err != nil {

@@ -346,8 +346,8 @@ func (mi *ModelInfo) Validate() (*Interface, error) {
 }
 
 // ValidateONNX is Inspect followed by Validate, without ONNX Runtime; the error is one line
-// starting "model <name>:". The exporter checks the file it wrote with it before installing
-// it, and the runtime checks every model with it before creating a session.
+// starting "model <name>:". export.WriteModel checks the file it wrote with it before
+// installing it; runtime.Open makes the same two steps before it creates a session.
 func ValidateONNX(name string, onnx []byte) (*Interface, error) {
 	mi, err := Inspect(onnx)
 	if err == nil {

@@ -155,3 +155,16 @@ func BenchmarkInspect(b *testing.B) {
 		}
 	}
 }
+
+// OutputNames is the contract's order (tasks, then attention) and a fresh slice each call, so
+// no caller can change another's.
+func TestOutputNames(t *testing.T) {
+	got := spec.OutputNames()
+	if strings.Join(got, ",") != "style,genre,artist,attention" {
+		t.Fatalf("OutputNames() = %q", got)
+	}
+	got[0] = "changed"
+	if spec.OutputNames()[0] != "style" {
+		t.Error("OutputNames returns a shared slice")
+	}
+}

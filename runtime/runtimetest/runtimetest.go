@@ -94,7 +94,6 @@ func Weights(k, n int) (w, b []float32) {
 	return w, b
 }
 
-
 // Bytes serializes the model as an ONNX ModelProto.
 func (m Model) Bytes() []byte {
 	size := m.size()

@@ -34,7 +34,7 @@ func Predict(o PredictOptions) *cli.Command {
 			&cli.BoolFlag{Name: "json", Usage: "one JSON object per image on stdout"},
 			&cli.BoolFlag{Name: "attention", Usage: "include the attention weights in --json output"},
 			&cli.IntFlag{Name: "batch", Value: 32, Usage: "images per model run"},
-			&cli.StringFlag{Name: "visualize-attention", Usage: "write the attention heatmap over the painting: a PNG `FILE` for one image, or a folder (FOLDER/<name>.heatmap.png) for several"},
+			&cli.StringFlag{Name: "visualize-attention", Usage: "write the attention heatmap over the painting: a PNG `FILE` for one image, or a folder (FOLDER/<name>.heatmap.png, <name>-2… when inputs share a name; --json names each file) for several"},
 		}, RuntimeFlags()...),
 		Action: func(c *cli.Context) error {
 			if c.NArg() == 0 {

@@ -1,6 +1,9 @@
 package kernels
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+)
 
 // BinaryOp is an elementwise binary operation.
 type BinaryOp int
@@ -39,22 +42,28 @@ func (op BinaryOp) String() string {
 func BinaryBroadcast[T Float](op BinaryOp, out, a, b []T, outDims, aDims, bDims []int) {
 	l := newStridedLoop(outDims, broadcastStrides(aDims, outDims), broadcastStrides(bDims, outDims))
 	n, ia, ib := l.n, l.inc[0], l.inc[1]
-	l.run(func(o int, off []int) {
-		dst := out[o : o+n]
+	row := func(dst []T, aOff, bOff int) {
+		n := len(dst)
 		switch {
 		case ia == 1 && ib == 1:
-			vv(op, dst, a[off[0]:off[0]+n], b[off[1]:off[1]+n])
+			vv(op, dst, a[aOff:aOff+n], b[bOff:bOff+n])
 		case ia == 1:
-			vs(op, dst, a[off[0]:off[0]+n], b[off[1]])
+			vs(op, dst, a[aOff:aOff+n], b[bOff])
 		case ib == 1:
-			sv(op, dst, a[off[0]], b[off[1]:off[1]+n])
+			sv(op, dst, a[aOff], b[bOff:bOff+n])
 		default:
-			v := scalarOp(op, a[off[0]], b[off[1]])
+			v := scalarOp(op, a[aOff], b[bOff])
 			for i := range dst {
 				dst[i] = v
 			}
 		}
-	})
+	}
+	if l.rows == 1 {
+		// One long row (same shapes, or a scalar operand): split it.
+		parallelFor(n, n, func(lo, hi int) { row(out[lo:hi], lo*ia, lo*ib) })
+		return
+	}
+	l.run(func(o int, off []int) { row(out[o:o+n], off[0], off[1]) })
 }
 
 func scalarOp[T Float](op BinaryOp, x, y T) T {
@@ -169,4 +178,39 @@ func sv[T Float](op BinaryOp, o []T, c T, y []T) {
 	default:
 		panic("kernels: unknown binary op " + op.String())
 	}
+}
+
+// UnaryOp is an elementwise unary operation.
+type UnaryOp int
+
+// The unary operations Unary implements.
+const (
+	Logistic UnaryOp = iota
+	Tanh
+)
+
+// Unary computes out = op(x) elementwise in float64 (as simplego does, so results are
+// bit-identical), in parallel chunks; out may alias x.
+func Unary[T Float](op UnaryOp, out, x []T) {
+	x = x[:len(out)]
+	parallelFor(len(out), 8*len(out), func(lo, hi int) {
+		o, in := out[lo:hi], x[lo:hi]
+		switch op {
+		case Logistic:
+			for i, v := range in {
+				if v >= 0 {
+					o[i] = T(1.0 / (1.0 + math.Exp(-float64(v))))
+				} else {
+					e := math.Exp(float64(v))
+					o[i] = T(e / (1.0 + e))
+				}
+			}
+		case Tanh:
+			for i, v := range in {
+				o[i] = T(math.Tanh(float64(v)))
+			}
+		default:
+			panic("kernels: unknown unary op")
+		}
+	})
 }

@@ -1,0 +1,33 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/artnet/artnet/cmd/internal/command"
+	"github.com/artnet/artnet/models/spec"
+	ortrt "github.com/artnet/artnet/runtime"
+	"github.com/artnet/artnet/runtime/runtimetest"
+)
+
+// TestMainShutsDownORT: the binary's app run through command.Main (what main does) leaves no
+// ONNX Runtime environment behind: the model is closed, then runtime.Shutdown destroys it.
+func TestMainShutsDownORT(t *testing.T) {
+	model := filepath.Join(t.TempDir(), "tiny.onnx")
+	if err := os.WriteFile(model, runtimetest.TinyModel(spec.Tiny()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	app := newApp()
+	app.Writer = io.Discard
+	var errw bytes.Buffer
+	if code := command.Main(context.Background(), app, []string{"artnet-serve", "predict", "--model", model, "../../testdata/images/quad.png"}, &errw); code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, errw.String())
+	}
+	if p := ortrt.LibraryPath(); p != "" {
+		t.Errorf("after Main the ONNX Runtime environment is still up (library %s)", p)
+	}
+}

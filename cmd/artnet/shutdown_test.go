@@ -1,0 +1,25 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"testing"
+
+	"github.com/artnet/artnet/cmd/internal/command"
+	ortrt "github.com/artnet/artnet/runtime"
+)
+
+// TestMainShutsDownORT: the binary's app run through command.Main (what main does) leaves no
+// ONNX Runtime environment behind: the model is closed, then runtime.Shutdown destroys it.
+func TestMainShutsDownORT(t *testing.T) {
+	app := newApp()
+	app.Writer = io.Discard
+	var errw bytes.Buffer
+	if code := command.Main(context.Background(), app, []string{"artnet", "predict", "--model", tinyModel(t), "../../testdata/images/quad.png"}, &errw); code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, errw.String())
+	}
+	if p := ortrt.LibraryPath(); p != "" {
+		t.Errorf("after Main the ONNX Runtime environment is still up (library %s)", p)
+	}
+}

@@ -1,0 +1,134 @@
+package kernels
+
+// Conv2DParams are the geometry of a 2-D depthwise convolution over NCHW planes: kernel taps
+// KH×KW, strides S, start paddings P (the end padding follows from the output size; negative
+// means cropping), kernel dilations D and input dilations ID (ID > 1: zeros between input
+// elements, as in a strided convolution's input gradient).
+type Conv2DParams struct {
+	B, C, H, W     int // input
+	KH, KW         int // kernel taps
+	OH, OW         int // output
+	SY, SX, PY, PX int
+	DY, DX         int
+	IDY, IDX       int
+}
+
+// DepthwiseConv2D computes out[b,c,oy,ox] = Σ_{i,j} w[c,i,j]·x̃[b,c, oy·SY+i·DY-PY, ox·SX+j·DX-PX]
+// with x [B,C,H,W], w [C,KH,KW] (a [C,1,KH,KW] kernel), out [B,C,OH,OW], x̃ the input dilated
+// by ID and zero outside. Planes run in parallel; each output sums its taps in row-major order.
+func DepthwiseConv2D[T Float](out, x, w []T, p Conv2DParams) {
+	hd, wd := (p.H-1)*p.IDY+1, (p.W-1)*p.IDX+1
+	planes := p.B * p.C
+	parallelFor(planes, planes*p.OH*p.OW*p.KH*p.KW, func(lo, hi int) {
+		for plane := lo; plane < hi; plane++ {
+			c := plane % p.C
+			o := out[plane*p.OH*p.OW : (plane+1)*p.OH*p.OW]
+			clear(o)
+			xp := x[plane*p.H*p.W : (plane+1)*p.H*p.W]
+			wp := w[c*p.KH*p.KW : (c+1)*p.KH*p.KW]
+			for i := range p.KH {
+				for oy := range p.OH {
+					u := oy*p.SY + i*p.DY - p.PY
+					if u < 0 || u >= hd || u%p.IDY != 0 {
+						continue
+					}
+					xrow := xp[(u/p.IDY)*p.W : (u/p.IDY+1)*p.W]
+					orow := o[oy*p.OW : (oy+1)*p.OW]
+					for j := range p.KW {
+						tapRow(orow, xrow, wp[i*p.KW+j], j*p.DX-p.PX, p.SX, p.IDX, wd)
+					}
+				}
+			}
+		}
+	})
+}
+
+// tapRow adds wv·x̃[ox·sx+off] to orow[ox] for every ox whose input position lies in [0, wd)
+// and on the dilation grid (multiple of id); x̃[v] = xrow[v/id].
+func tapRow[T Float](orow, xrow []T, wv T, off, sx, id, wd int) {
+	ox0, ox1 := validRange(len(orow), off, sx, wd)
+	if ox0 >= ox1 {
+		return
+	}
+	switch {
+	case id == 1 && sx == 1:
+		src := xrow[ox0+off : ox1+off]
+		dst := orow[ox0:ox1]
+		for k := range dst {
+			dst[k] += wv * src[k]
+		}
+	case id == 1:
+		for ox := ox0; ox < ox1; ox++ {
+			orow[ox] += wv * xrow[ox*sx+off]
+		}
+	case sx == 1:
+		// Positions on the grid: ox+off ≡ 0 (mod id).
+		first := ox0 + ((-(ox0+off))%id+id)%id
+		for ox := first; ox < ox1; ox += id {
+			orow[ox] += wv * xrow[(ox+off)/id]
+		}
+	default:
+		for ox := ox0; ox < ox1; ox++ {
+			if v := ox*sx + off; v%id == 0 {
+				orow[ox] += wv * xrow[v/id]
+			}
+		}
+	}
+}
+
+// validRange returns the outputs [ox0, ox1) of n whose input position ox·s+off is in [0, wd).
+func validRange(n, off, s, wd int) (int, int) {
+	ox0 := 0
+	if off < 0 {
+		ox0 = (-off + s - 1) / s
+	}
+	ox1 := n
+	if last := wd - 1 - off; last < 0 {
+		ox1 = 0
+	} else {
+		ox1 = min(n, last/s+1)
+	}
+	return ox0, ox1
+}
+
+// DepthwiseFilterGrad computes the kernel gradient of DepthwiseConv2D (input dilation 1):
+// dw[c,i,j] = Σ_b Σ_{oy,ox} g[b,c,oy,ox]·x[b,c, oy·SY+i·DY-PY, ox·SX+j·DX-PX] (zero outside),
+// with g [B,C,OH,OW] the output gradient, dw [C,KH,KW]. Channels run in parallel; each sum
+// accumulates over b, oy, ox in that order.
+func DepthwiseFilterGrad[T Float](dw, x, g []T, p Conv2DParams) {
+	parallelFor(p.C, p.B*p.C*p.OH*p.OW*p.KH*p.KW, func(lo, hi int) {
+		for c := lo; c < hi; c++ {
+			for i := range p.KH {
+				for j := range p.KW {
+					off := j*p.DX - p.PX
+					ox0, ox1 := validRange(p.OW, off, p.SX, p.W)
+					var acc T
+					for b := range p.B {
+						plane := b*p.C + c
+						xp := x[plane*p.H*p.W : (plane+1)*p.H*p.W]
+						gp := g[plane*p.OH*p.OW : (plane+1)*p.OH*p.OW]
+						for oy := range p.OH {
+							u := oy*p.SY + i*p.DY - p.PY
+							if u < 0 || u >= p.H || ox0 >= ox1 {
+								continue
+							}
+							xrow := xp[u*p.W : (u+1)*p.W]
+							grow := gp[oy*p.OW : (oy+1)*p.OW]
+							if p.SX == 1 {
+								src := xrow[ox0+off : ox1+off]
+								for k, gv := range grow[ox0:ox1] {
+									acc += gv * src[k]
+								}
+							} else {
+								for ox := ox0; ox < ox1; ox++ {
+									acc += grow[ox] * xrow[ox*p.SX+off]
+								}
+							}
+						}
+					}
+					dw[(c*p.KH+i)*p.KW+j] = acc
+				}
+			}
+		}
+	})
+}
