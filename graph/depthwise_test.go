@@ -87,3 +87,36 @@ func TestDepthwiseKernelsFloat32Random(t *testing.T) {
 		})
 	}
 }
+
+// TestConvParityWithReference: every convolution case (regular, 1×1, grouped, depthwise,
+// dilated, channels-last; strides 1 and 2; odd sizes; batch 1) gives the same forward values and
+// gradients on "go" (artnet's kernels: GEMM under im2col, depthwise kernels) as on
+// "go:reference".
+func TestConvParityWithReference(t *testing.T) {
+	for _, cc := range append(append([]convCase{}, convCases...), depthwiseCases...) {
+		t.Run(cc.String(), func(t *testing.T) {
+			in := cc.inputs()
+			out := forward(t, in, cc.conv)
+			w := randArr(97, out.dims...)
+			fn := func(xs []*Node) []*Node {
+				y := cc.conv(xs[:2])
+				return append([]*Node{y}, Gradient(ReduceAllSum(Mul(y, xs[2])), xs[0], xs[1])...)
+			}
+			fastRun, fastDone := plainExec(t)(fn)
+			defer fastDone()
+			refRun, refDone := plainExecOn(t, referenceBackend(t))(fn)
+			defer refDone()
+			fast, err := fastRun(args(in, w)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ref, err := refRun(args(in, w)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k := range fast {
+				checkClose(t, arr{tensorsFlat(t, fast[k]), fast[k].Shape().Dimensions}, arr{tensorsFlat(t, ref[k]), ref[k].Shape().Dimensions}, 1e-12)
+			}
+		})
+	}
+}
