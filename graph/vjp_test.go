@@ -54,29 +54,7 @@ func TestDotGeneralGradient(t *testing.T) {
 				return y
 			})
 			checkGrad(t, in, c.fn)
-			gradOf := func(xs []*Node) []*Node {
-				return Gradient(ReduceAllSum(Mul(c.fn(xs[:2]), xs[2])), xs[0], xs[1])
-			}
-			out := forward(t, in, c.fn)
-			w := randArr(99, out.dims...)
-			fastRun, fastDone := plainExec(t)(gradOf)
-			defer fastDone()
-			refRun, refDone := plainExecOn(t, referenceBackend(t))(gradOf)
-			defer refDone()
-			fast, err := fastRun(args(in, w)...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ref, err := refRun(args(in, w)...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for k := range fast {
-				if !fast[k].Shape().Equal(ref[k].Shape()) {
-					t.Fatalf("gradient #%d shape %s, reference %s", k, fast[k].Shape(), ref[k].Shape())
-				}
-				checkClose(t, arr{tensorsFlat(t, fast[k]), fast[k].Shape().Dimensions}, arr{tensorsFlat(t, ref[k]), ref[k].Shape().Dimensions}, 1e-12)
-			}
+			checkValueAndGradientsLikeReference(t, in, c.fn, 1e-12)
 		})
 	}
 }
