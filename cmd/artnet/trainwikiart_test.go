@@ -219,6 +219,17 @@ phases:
 	if p2.Train.Seed != 7 || p2.Data.Jitter != 0.15 || p2.Data.MinScale != 0.3 || p2.InitFrom != filepath.Join(out, "phase1", train.BestDir) {
 		t.Errorf("phase 2: seed %d, jitter %g, min_scale %g, init_from %q; want 7, 0.15, 0.3 and phase 1's best", p2.Train.Seed, p2.Data.Jitter, p2.Data.MinScale, p2.InitFrom)
 	}
+	// Every checkpoint carries the options it was trained with.
+	for ph, want := range map[string]*train.PhaseOptions{"1": p1, "2": p2} {
+		got, err := train.ReadCheckpointOptions(filepath.Join(out, "phase"+ph, train.BestDir))
+		if err != nil || got == nil || got.Phase.LR != want.Phase.LR || got.InitFrom != want.InitFrom || got.Steps != want.Steps || got.Train.Seed != 7 {
+			t.Errorf("phase %s best checkpoint's options: %+v, %v; want those of options.json %+v", ph, got, err, want)
+		}
+	}
+	// A checkpoint with its options record exports like any other.
+	if _, _, err := runApp(t, "export", "--checkpoint", filepath.Join(out, "phase2", train.BestDir), "--onnx", filepath.Join(dir, "m.onnx")); err != nil {
+		t.Errorf("export of phase 2's best checkpoint: %v", err)
+	}
 	// Phase 2 started from phase 1's weights: its frozen first backbone block is phase 1's.
 	w1, w2 := checkpointVariable(t, filepath.Join(out, "phase1", train.BestDir), "/backbone/features/0"), checkpointVariable(t, filepath.Join(out, "phase2", train.BestDir), "/backbone/features/0")
 	if w1 == nil || !slices.Equal(w1, w2) {
