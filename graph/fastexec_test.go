@@ -254,3 +254,31 @@ func isIdentityPerm(p []int) bool {
 	}
 	return true
 }
+
+// checkValueAndGradientsLikeReference runs fn(inputs) and the gradients of sum(fn(inputs)·W)
+// with respect to both inputs (W fixed random) on "go" and "go:reference", and fails unless
+// every value agrees within tol.
+func checkValueAndGradientsLikeReference(t *testing.T, in []arr, fn func(xs []*Node) *Node, tol float64) {
+	t.Helper()
+	out := forward(t, in, fn)
+	w := randArr(97, out.dims...)
+	full := func(xs []*Node) []*Node {
+		y := fn(xs[:2])
+		return append([]*Node{y}, Gradient(ReduceAllSum(Mul(y, xs[2])), xs[0], xs[1])...)
+	}
+	fastRun, fastDone := plainExec(t)(full)
+	defer fastDone()
+	refRun, refDone := plainExecOn(t, referenceBackend(t))(full)
+	defer refDone()
+	fast, err := fastRun(args(in, w)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := refRun(args(in, w)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := range fast {
+		checkClose(t, arr{tensorsFlat(t, fast[k]), fast[k].Shape().Dimensions}, arr{tensorsFlat(t, ref[k]), ref[k].Shape().Dimensions}, tol)
+	}
+}

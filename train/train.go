@@ -26,6 +26,7 @@ import (
 	artgraph "github.com/artnet/artnet/graph"
 	"github.com/artnet/artnet/internal/atomicfile"
 	"github.com/artnet/artnet/internal/errtext"
+	"github.com/artnet/artnet/internal/tfevents"
 	"github.com/artnet/artnet/models"
 	"github.com/artnet/artnet/models/spec"
 )
@@ -107,6 +108,10 @@ type Options struct {
 	KeepBest bool
 	// OnEval, when set, is called after every evaluation, in Run's goroutine.
 	OnEval func(EvalMetrics)
+	// Workers load training examples (decode, augment) in parallel (0 → GOMAXPROCS).
+	Workers int
+	// Prefetch is how many loaded batches may wait ahead of the step (0 → 2).
+	Prefetch int
 }
 
 // Result is what Run ends with.
@@ -130,6 +135,9 @@ type StepMetrics struct {
 	LR           float64            `json:"lr"`
 	Seconds      float64            `json:"seconds"`
 	ImagesPerSec float64            `json:"images_per_sec"`
+	// InputWaitSeconds is how long the step waited for its batch (the input pipeline was
+	// slower than the model when it is a large part of Seconds).
+	InputWaitSeconds float64 `json:"input_wait_seconds"`
 }
 
 // EvalMetrics is one line of metrics.jsonl for an evaluation.
@@ -315,13 +323,23 @@ func Run(ctx context.Context, o Options, trainSet, valSet Dataset, log *slog.Log
 		}
 	}()
 
+	tb, err := openEvents(o.OutDir, startStep, resumedFrom)
+	if err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	defer func() {
+		if cerr := tb.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("train: %w", cerr)
+		}
+	}()
+
 	backend, err := artgraph.NewBackend(o.Backend)
 	if err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
 	defer backend.Finalize()
 
-	t := &trainer{o: o, cfg: cfg, model: model, backend: backend, mctx: mctx, log: log, metrics: metrics, res: res}
+	t := &trainer{o: o, cfg: cfg, model: model, backend: backend, mctx: mctx, log: log, metrics: metrics, tb: tb, res: res}
 	if startStep >= o.Steps {
 		log.Info("nothing to train: already at the target step", "step", startStep, "steps", o.Steps)
 	}
@@ -336,6 +354,7 @@ type trainer struct {
 	mctx    *gomlxcontext.Context
 	log     *slog.Logger
 	metrics *os.File
+	tb      *tfevents.Writer
 	res     *Result
 
 	step     *gomlxcontext.Exec
@@ -359,42 +378,24 @@ func (t *trainer) loop(ctx context.Context, start int, trainSet, valSet Dataset)
 	}
 	defer t.step.Finalize()
 
-	// Batches are double-buffered: while step s runs, batch s+1 is loaded by one goroutine
-	// (itself using loadBatch's workers). Its result arrives on loaded; every return path waits
-	// for an outstanding load, so no goroutine outlives loop.
-	bufs := [2]*batchBuf{newBatchBuf(o.Batch, cfg), newBatchBuf(o.Batch, cfg)}
-	loaded := make(chan error, 1)
-	inflight := false
-	defer func() {
-		if inflight {
-			<-loaded
-		}
-	}()
-	prefetch := func(step int) {
-		b := bufs[step%2]
-		b.plan(order, step, o.Batch) // epochOrder is used by this goroutine only
-		inflight = true
-		go func() { loaded <- loadBatchAt(ctx, trainSet, cfg, b.idx, b.pos, b.images, b.labels) }()
-	}
-	if start < o.Steps {
-		prefetch(start)
-	}
+	// The input pipeline loads batches ahead of the step (at most o.Prefetch waiting), on
+	// o.Workers goroutines; it is closed (every goroutine ended) on every return path.
+	stream := newBatchStream(ctx, trainSet, cfg, order, o.Batch, start, o.Steps, o.Workers, o.Prefetch)
+	defer stream.close()
 	for step := start; step < o.Steps; step++ {
 		began := time.Now()
-		lerr := <-loaded
-		inflight = false
+		p, lerr := stream.next(ctx)
 		if err := ctx.Err(); err != nil {
 			return t.res, t.interrupted(err)
 		}
 		if lerr != nil {
 			return t.res, fmt.Errorf("train: step %d: training set: %w", step+1, lerr)
 		}
-		images, labels := bufs[step%2].images, bufs[step%2].labels
-		if step+1 < o.Steps {
-			prefetch(step + 1)
-		}
+		waited := time.Since(began)
 		lr := o.LearningRate(step)
-		m, err := t.runStep(images, labels, lr)
+		m, err := t.runStep(p.buf.images, p.buf.labels, lr)
+		stream.release(p)
+		m.InputWaitSeconds = waited.Seconds()
 		if err != nil {
 			return t.res, fmt.Errorf("train: step %d: %w", step+1, err)
 		}
@@ -412,6 +413,9 @@ func (t *trainer) loop(ctx context.Context, start int, trainSet, valSet Dataset)
 		}
 		if err := t.writeMetrics(m); err != nil {
 			return t.res, err
+		}
+		if err := writeStepEvents(t.tb, m); err != nil {
+			return t.res, fmt.Errorf("train: %w", err)
 		}
 		t.res.Step, t.res.Loss, t.res.TaskLoss = m.Step, m.Loss, m.TaskLoss
 		if m.Step == start+1 || m.Step%o.LogEvery == 0 || m.Step == o.Steps {
@@ -601,6 +605,9 @@ func (t *trainer) evaluate(ctx context.Context, ds Dataset, step int) (map[strin
 	if err := t.writeMetrics(em); err != nil {
 		return nil, err
 	}
+	if err := writeEvalEvents(t.tb, em); err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
 	if t.o.KeepBest {
 		if err := t.keepBest(step, acc); err != nil {
 			return nil, err
@@ -767,17 +774,10 @@ func (b *batchBuf) plan(order *epochOrder, step, batch int) {
 	}
 }
 
-// loadBatch fills images and labels with examples idx, loading them on up to GOMAXPROCS
-// goroutines (all of which end before it returns). Labels are checked against the classes of
-// cfg. An index < 0 (padding) gives a zero image and absent labels.
+// loadBatch fills images and labels with examples idx (evaluation transform), loading them on
+// up to GOMAXPROCS goroutines (all of which end before it returns). Labels are checked against
+// the classes of cfg. An index < 0 (padding) gives a zero image and absent labels.
 func loadBatch(ctx context.Context, ds Dataset, cfg spec.Config, idx []int, images []float32, labels []int32) error {
-	return loadBatchAt(ctx, ds, cfg, idx, nil, images, labels)
-}
-
-// loadBatchAt is loadBatch for training: a PositionalDataset gets each example's stream
-// position pos[b] (nil: Example is used).
-func loadBatchAt(ctx context.Context, ds Dataset, cfg spec.Config, idx, pos []int, images []float32, labels []int32) error {
-	pds, _ := ds.(PositionalDataset)
 	per := 3 * cfg.ImageSize * cfg.ImageSize
 	nt := len(spec.Tasks)
 	workers := min(runtime.GOMAXPROCS(0), len(idx))
@@ -793,21 +793,7 @@ func loadBatchAt(ctx context.Context, ds Dataset, cfg spec.Config, idx, pos []in
 				}
 				return
 			}
-			var lb Labels
-			var err error
-			if pds != nil && pos != nil {
-				lb, err = safeExampleAt(pds, pos[b], idx[b], img)
-			} else {
-				lb, err = safeExample(ds, idx[b], img)
-			}
-			if err == nil {
-				err = checkLabels(cfg, lb)
-			}
-			if err != nil {
-				errs[b] = fmt.Errorf("example %d: %w", idx[b], err)
-				return
-			}
-			copy(lbOut, lb[:])
+			errs[b] = loadExample(ds, nil, cfg, idx[b], 0, img, lbOut)
 		}
 	}); err != nil {
 		return err
@@ -817,6 +803,27 @@ func loadBatchAt(ctx context.Context, ds Dataset, cfg spec.Config, idx, pos []in
 			return err
 		}
 	}
+	return nil
+}
+
+// loadExample writes example i into img and its labels into lbOut: through pds.ExampleAt at
+// stream position pos when pds is set (training), else ds.Example. A panic in the data set's
+// code, or a label outside cfg's classes, is an error naming the example.
+func loadExample(ds Dataset, pds PositionalDataset, cfg spec.Config, i, pos int, img []float32, lbOut []int32) error {
+	var lb Labels
+	var err error
+	if pds != nil {
+		lb, err = safeExampleAt(pds, pos, i, img)
+	} else {
+		lb, err = safeExample(ds, i, img)
+	}
+	if err == nil {
+		err = checkLabels(cfg, lb)
+	}
+	if err != nil {
+		return fmt.Errorf("example %d: %w", i, err)
+	}
+	copy(lbOut, lb[:])
 	return nil
 }
 
@@ -1083,30 +1090,6 @@ func ClipGlobalNorm(grads []*graph.Node, maxNorm float64) []*graph.Node {
 		out[i] = graph.Mul(gr, graph.ConvertDType(scale, gr.DType()))
 	}
 	return out
-}
-
-// EvalResult is what EvaluateTopK measures per task (tasks without any label are left out).
-type EvalResult struct {
-	Top1   map[string]float64 `json:"top1"`
-	Top5   map[string]float64 `json:"top5"`
-	Images map[string]int     `json:"images"` // examples with a label, per task
-}
-
-// EvaluateTopK is Evaluate with top-5 accuracy and per-task example counts.
-func EvaluateTopK(ctx context.Context, backend backends.Backend, mctx *gomlxcontext.Context, cfg spec.Config, ds Dataset, batch int) (*EvalResult, error) {
-	if batch <= 0 {
-		return nil, fmt.Errorf("evaluate: batch must be > 0, got %d", batch)
-	}
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("evaluate: %s", errtext.OneLine(err))
-	}
-	e := newEvaluator(backend, mctx, cfg, DeepArtNet, batch)
-	defer e.close()
-	acc, err := e.run(ctx, ds)
-	if err != nil {
-		return nil, fmt.Errorf("evaluate: %w", err)
-	}
-	return &EvalResult{Top1: acc, Top5: e.top5, Images: e.counts}, nil
 }
 
 // Score is the validation metric used to pick the best checkpoint: the mean top-1 accuracy over

@@ -11,7 +11,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/artnet/artnet/models"
 	"github.com/artnet/artnet/models/spec"
 	"github.com/artnet/artnet/train"
 )
@@ -132,32 +131,4 @@ func writeSamples(out string, cfg spec.Config, n int, seed int64) error {
 		}
 	}
 	return nil
-}
-
-// resolveCheckpoint accepts a checkpoint directory or a training output directory; for the
-// latter it picks the newest checkpoint that loads (the "latest" pointer first).
-func resolveCheckpoint(dir string) (string, error) {
-	if _, err := os.Stat(filepath.Join(dir, "config.json")); err == nil {
-		return dir, nil
-	}
-	var cands []string
-	if b, err := os.ReadFile(filepath.Join(dir, train.LatestFile)); err == nil {
-		cands = append(cands, filepath.Join(dir, strings.TrimSpace(string(b))))
-	}
-	all, _ := filepath.Glob(filepath.Join(dir, "ckpt-*"))
-	sort.Sort(sort.Reverse(sort.StringSlice(all)))
-	cands = append(cands, all...)
-	if len(cands) == 0 {
-		return "", fmt.Errorf("checkpoint %s: no config.json, no %s pointer and no ckpt-* directories", dir, train.LatestFile)
-	}
-	var errs []error
-	for _, cand := range cands {
-		if _, _, err := models.LoadCheckpoint(cand); err != nil {
-			errs = append(errs, err)
-			slog.Warn("skipping checkpoint that does not load", "dir", cand, "err", err)
-			continue
-		}
-		return cand, nil
-	}
-	return "", fmt.Errorf("checkpoint %s: none of %d candidates loads: %w", dir, len(cands), errors.Join(errs...))
 }
