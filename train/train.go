@@ -1030,7 +1030,11 @@ func applyFreeze(ctx *gomlxcontext.Context, freeze []string) {
 // initFrom fills the fresh context mctx with the model variables of o.InitFrom: a checkpoint
 // directory, or a PyTorch weights file (then the import report is returned).
 func initFrom(mctx *gomlxcontext.Context, cfg spec.Config, o Options) (*models.ImportReport, error) {
-	if fi, err := os.Stat(o.InitFrom); err == nil && !fi.IsDir() {
+	fi, err := os.Stat(o.InitFrom)
+	if err != nil {
+		return nil, err // names the path
+	}
+	if !fi.IsDir() {
 		src, rep, err := models.ImportWeights(o.InitFrom, cfg, models.ImportOptions{AllowPartial: o.AllowPartial, Seed: o.Seed})
 		if err != nil {
 			return nil, err
