@@ -29,8 +29,8 @@ func syntheticConfig(styles, genres, artists int) spec.Config {
 
 func trainCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "train",
-		Usage: "train DeepArtNet in GoMLX on WikiArt (--config, phases) or on synthetic paintings (--synthetic)",
+		Name:      "train",
+		Usage:     "train DeepArtNet in GoMLX on WikiArt (--config, phases) or on synthetic paintings (--synthetic)",
 		ArgsUsage: "[--resume CHECKPOINT]",
 		Flags: append([]cli.Flag{
 			&cli.BoolFlag{Name: "synthetic", Usage: "train on generated images whose style/genre/artist labels are palette/texture/layout"},
