@@ -23,7 +23,7 @@ import (
 //	model:                  # preset (default|tiny) then spec.Config fields by their JSON names
 //	  preset: default
 //	  variant: b0
-//	data: {root: data/wikiart, cache_size: 80, jitter: 0.2, balanced: [style]}
+//	data: {root: data/wikiart, cache_mem: 1GiB, jitter: 0.2, balanced: [style]}
 //	train: {seed: 1, weight_decay: 0.01, warmup_epochs: 1, clip_norm: 5, pretrained: efficientnet_b0_rwightman-7f5810bc.pth}
 //	phases:
 //	  - {name: "1", epochs: 20, batch: 64, lr: 1.0e-3, freeze: [/encoder, /attention]}

@@ -3,6 +3,7 @@ package train
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -108,5 +109,28 @@ func TestRunGoroutinesEndOnErrorAndCancel(t *testing.T) {
 	}
 	if n := settledGoroutines(base); n > base {
 		t.Errorf("after cancel: %d goroutines, %d before Run", n, base)
+	}
+}
+
+// TestRecordSavedWithEveryCheckpoint: Options.Record is in every checkpoint a Run writes, and
+// a resumed Run replaces it with its own (a longer record here) in the checkpoints it writes.
+func TestRecordSavedWithEveryCheckpoint(t *testing.T) {
+	dir := t.TempDir()
+	o := standInOptions(dir)
+	o.Steps, o.CheckpointEvery, o.EvalEvery, o.KeepCheckpoints = 2, 1, 0, 10
+	o.Record = []byte(`{"lr":0.003}`)
+	ds := NewSynthetic(o.Config, 16, 1)
+	if _, err := Run(context.Background(), o, ds, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	o.Steps, o.Resume, o.Record = 3, true, []byte(`{"lr":0.003,"resumed":true}`)
+	if _, err := Run(context.Background(), o, ds, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	for step, want := range map[int]string{1: `{"lr":0.003}`, 2: `{"lr":0.003}`, 3: `{"lr":0.003,"resumed":true}`} {
+		got, err := ReadCheckpointRecord(filepath.Join(dir, CheckpointName(step)))
+		if err != nil || string(got) != want {
+			t.Errorf("checkpoint %d: record %q, %v; want %q", step, got, err, want)
+		}
 	}
 }

@@ -108,6 +108,10 @@ type Options struct {
 	KeepBest bool
 	// OnEval, when set, is called after every evaluation, in Run's goroutine.
 	OnEval func(EvalMetrics)
+	// Record, when set, is saved in every checkpoint of this Run (the uint8 variable
+	// /train/options, beside the optimizer state): RunPhases records the phase's PhaseOptions
+	// JSON there, and ReadCheckpointOptions reads it back from any of its checkpoints.
+	Record []byte
 	// Workers load training examples (decode, augment) in parallel (0 → GOMAXPROCS).
 	Workers int
 	// Prefetch is how many loaded batches may wait ahead of the step (0 → 2).
@@ -306,6 +310,11 @@ func Run(ctx context.Context, o Options, trainSet, valSet Dataset, log *slog.Log
 		}
 		if o.Resume {
 			log.Info("no checkpoint to resume from: starting fresh", "out", o.OutDir)
+		}
+	}
+	if len(o.Record) > 0 {
+		if err := setRecord(mctx, o.Record); err != nil {
+			return nil, fmt.Errorf("train: %w", err)
 		}
 	}
 	res = &Result{Step: startStep, CheckpointDir: resumedFrom, Imported: imported}
@@ -1021,7 +1030,11 @@ func applyFreeze(ctx *gomlxcontext.Context, freeze []string) {
 // initFrom fills the fresh context mctx with the model variables of o.InitFrom: a checkpoint
 // directory, or a PyTorch weights file (then the import report is returned).
 func initFrom(mctx *gomlxcontext.Context, cfg spec.Config, o Options) (*models.ImportReport, error) {
-	if fi, err := os.Stat(o.InitFrom); err == nil && !fi.IsDir() {
+	fi, err := os.Stat(o.InitFrom)
+	if err != nil {
+		return nil, err // names the path
+	}
+	if !fi.IsDir() {
 		src, rep, err := models.ImportWeights(o.InitFrom, cfg, models.ImportOptions{AllowPartial: o.AllowPartial, Seed: o.Seed})
 		if err != nil {
 			return nil, err
@@ -1061,6 +1074,55 @@ func copyModelVariables(mctx, src *gomlxcontext.Context, what string) error {
 	if n == 0 {
 		return fmt.Errorf("%s: no model variables", what)
 	}
+	return nil
+}
+
+// The variable that holds Options.Record in checkpoints.
+const (
+	recordScope = "/train"
+	recordName  = "options"
+)
+
+// setRecord sets (or replaces, on a resume) the record variable of mctx; it is never trained.
+func setRecord(mctx *gomlxcontext.Context, b []byte) error {
+	t := tensors.FromFlatDataAndDimensions(append([]uint8(nil), b...), len(b))
+	if v := mctx.GetVariableByScopeAndName(recordScope, recordName); v != nil {
+		v.SetTrainable(false)
+		return v.SetValue(t)
+	}
+	return catchPanic(func() {
+		mctx.Checked(false).InAbsPath(recordScope).VariableWithValue(recordName, t).SetTrainable(false)
+	})
+}
+
+// ReadCheckpointRecord returns the Options.Record saved in checkpoint dir (nil when it has none).
+func ReadCheckpointRecord(dir string) ([]byte, error) {
+	mctx, _, err := models.LoadCheckpoint(dir)
+	if err != nil {
+		return nil, err
+	}
+	v := mctx.GetVariableByScopeAndName(recordScope, recordName)
+	if v == nil {
+		return nil, nil
+	}
+	val, err := v.Value()
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint %s: %s/%s: %w", dir, recordScope, recordName, err)
+	}
+	b, err := tensors.CopyFlatData[uint8](val)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint %s: %s/%s: %w", dir, recordScope, recordName, err)
+	}
+	return b, nil
+}
+
+func catchPanic(fn func()) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%v", r)
+		}
+	}()
+	fn()
 	return nil
 }
 

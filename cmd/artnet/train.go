@@ -29,8 +29,9 @@ func syntheticConfig(styles, genres, artists int) spec.Config {
 
 func trainCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "train",
-		Usage: "train DeepArtNet in GoMLX on WikiArt (--config, phases) or on synthetic paintings (--synthetic)",
+		Name:      "train",
+		Usage:     "train DeepArtNet in GoMLX on WikiArt (--config, phases) or on synthetic paintings (--synthetic)",
+		ArgsUsage: "[--resume CHECKPOINT]",
 		Flags: append([]cli.Flag{
 			&cli.BoolFlag{Name: "synthetic", Usage: "train on generated images whose style/genre/artist labels are palette/texture/layout"},
 			&cli.StringFlag{Name: "out", Value: "out/train", Usage: "output directory: checkpoints (ckpt-<step>), latest, metrics.jsonl, samples/"},
@@ -47,8 +48,8 @@ func trainCommand() *cli.Command {
 			&cli.StringFlag{Name: "classes", Value: "27,10,23", Usage: "synthetic class counts style,genre,artist"},
 			&cli.IntFlag{Name: "samples", Value: 4, Usage: "write this many labelled synthetic validation images to OUT/samples (for predict)"},
 			&cli.Int64Flag{Name: "seed", Value: 1},
-			&cli.BoolFlag{Name: "resume", Usage: "continue from the newest checkpoint in --out that loads"},
-			&cli.StringFlag{Name: "pretrained", Usage: "start from PyTorch weights (safetensors or .pth/.pt, e.g. torchvision's efficientnet_bN_*.pth from ~/.cache/torch/hub/checkpoints): a whole DeepArtNet or a backbone alone, named as `artnet import` accepts; WikiArt: the first phase (one without an earlier phase in --out); overrides train.pretrained"},
+			&cli.BoolFlag{Name: "resume", Usage: "continue from the newest checkpoint in --out that loads; WikiArt: --resume CHECKPOINT (or RUN_FOLDER) as the last argument takes the run's own options (run.json) and starts --phase from CHECKPOINT"},
+			&cli.StringFlag{Name: "pretrained", Usage: "start from PyTorch weights (safetensors or .pth/.pt, e.g. torchvision's efficientnet_bN_*.pth from ~/.cache/torch/hub/checkpoints): a whole DeepArtNet or a backbone alone, named as artnet import accepts; WikiArt: the first phase (one without an earlier phase in --out); overrides train.pretrained"},
 			&cli.BoolFlag{Name: "allow-partial", Usage: "with --pretrained: accept a file that lacks some model tensors or holds extra ones (as artnet import)"},
 			&cli.StringFlag{Name: "backend", Usage: "GoMLX backend: go (CPU, default) or xla:cuda (needs -tags xla and a PJRT plugin); default $GOMLX_BACKEND"},
 		}, wikiartFlags()...),

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -42,6 +43,8 @@ func trainWikiArt(c *cli.Context) error {
 	switch {
 	case len(args) == 1 && o.Resume:
 		resumeFrom = args[0]
+	case len(args) > 1 && o.Resume:
+		return fmt.Errorf("train: %q after --resume %s is not read as a flag: put the checkpoint last", args[1], args[0])
 	case len(args) > 0:
 		return fmt.Errorf("train: unexpected argument %q (a checkpoint goes last, after --resume; other flags before it)", args[0])
 	}
@@ -59,6 +62,9 @@ func trainWikiArt(c *cli.Context) error {
 		}
 		if !c.IsSet("out") && runOut != "" {
 			o.Out = runOut
+		}
+		if abs, _ := filepath.Abs(resumeFrom); runOut != "" && abs == runOut {
+			resumeFrom = "" // --resume RUN_FOLDER: continue that run
 		}
 	}
 	var fc *train.FileConfig

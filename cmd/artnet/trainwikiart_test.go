@@ -103,7 +103,7 @@ func TestTrainWikiArtPhases(t *testing.T) {
 	cfgFile := filepath.Join(dir, "train.yaml")
 	writeTrainFile(t, cfgFile, `
 model: {preset: tiny, image_size: 32, resize_size: 36, stages: 2, lstm_layers: 1}
-data: {root: /nonexistent, cache_size: 40, jitter: 0.1, balanced: [style]}
+data: {root: /nonexistent, cache_mem: 8MiB, jitter: 0.1, balanced: [style]}
 train: {seed: 3, weight_decay: 0.01, warmup_epochs: 0.5, clip_norm: 5}
 phases:
   - {name: "1", epochs: 1, batch: 4, lr: 1.0e-3, freeze: [/encoder, /attention]}
@@ -219,14 +219,32 @@ phases:
 	if p2.Train.Seed != 7 || p2.Data.Jitter != 0.15 || p2.Data.MinScale != 0.3 || p2.InitFrom != filepath.Join(out, "phase1", train.BestDir) {
 		t.Errorf("phase 2: seed %d, jitter %g, min_scale %g, init_from %q; want 7, 0.15, 0.3 and phase 1's best", p2.Train.Seed, p2.Data.Jitter, p2.Data.MinScale, p2.InitFrom)
 	}
+	// Every checkpoint carries the options it was trained with.
+	for ph, want := range map[string]*train.PhaseOptions{"1": p1, "2": p2} {
+		got, err := train.ReadCheckpointOptions(filepath.Join(out, "phase"+ph, train.BestDir))
+		if err != nil || got == nil || got.Phase.LR != want.Phase.LR || got.InitFrom != want.InitFrom || got.Steps != want.Steps || got.Train.Seed != 7 {
+			t.Errorf("phase %s best checkpoint's options: %+v, %v; want those of options.json %+v", ph, got, err, want)
+		}
+	}
+	// A checkpoint with its options record exports like any other.
+	if _, _, err := runApp(t, "export", "--checkpoint", filepath.Join(out, "phase2", train.BestDir), "--onnx", filepath.Join(dir, "m.onnx")); err != nil {
+		t.Errorf("export of phase 2's best checkpoint: %v", err)
+	}
 	// Phase 2 started from phase 1's weights: its frozen first backbone block is phase 1's.
 	w1, w2 := checkpointVariable(t, filepath.Join(out, "phase1", train.BestDir), "/backbone/features/0"), checkpointVariable(t, filepath.Join(out, "phase2", train.BestDir), "/backbone/features/0")
 	if w1 == nil || !slices.Equal(w1, w2) {
 		t.Error("phase 2's frozen /backbone/features/0 differs from phase 1's best: it did not start from it")
 	}
+	// --resume OUT continues the run in OUT: both phases are done, so it only evaluates.
+	if stdout, _, err := runApp(t, "train", "--progress=false", "--resume", out); err != nil || !strings.Contains(stdout, filepath.Join(out, "phase2", train.BestDir)) {
+		t.Errorf("--resume %s: %v\n%s", out, err, stdout)
+	}
 	// Resuming the finished phase again trains nothing and evaluates again.
 	if _, _, err := runApp(t, "train", "--phase", "2", "--progress=false", "--resume", filepath.Join(out, "phase2", train.BestDir)); err != nil {
 		t.Fatalf("resume of the finished phase 2: %v", err)
+	}
+	if _, _, err := runApp(t, "train", "--resume", filepath.Join(out, "phase1", train.BestDir), "--phase", "2"); err == nil || !strings.Contains(err.Error(), "put the checkpoint last") {
+		t.Errorf("flags after the --resume checkpoint: got %v, want an error saying to put it last", err)
 	}
 	if _, _, err := runApp(t, "train", "--phase", "2", "--resume", filepath.Join(dir, "nowhere")); err == nil || !strings.Contains(err.Error(), "nowhere") {
 		t.Errorf("--resume of a path outside any run: got %v, want an error naming it", err)
