@@ -112,15 +112,19 @@ func (r *Report) Print(w io.Writer) error {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s, %s %s, DeepArtNet %s at %d px, batch %d\n", what, r.Runtime, r.Backend, r.Variant, r.ImageSize, r.Batch)
-	fmt.Fprintf(&b, "  first step %.3f s (compilation included; excluded), %d warm-up step(s) excluded, %d measured\n",
-		r.FirstSeconds, r.Warmup, len(r.StepSeconds))
-	fmt.Fprintf(&b, "  step time: median %.4f s, mean %.4f s (min %.4f, max %.4f)\n", r.Median, r.Mean, slices.Min(r.StepSeconds), slices.Max(r.StepSeconds))
+	unit := "step"
+	if r.Mode == "infer" {
+		unit = "run"
+	}
+	fmt.Fprintf(&b, "  first %s %.3f s (compilation included; excluded), %d warm-up %s(s) excluded, %d measured\n",
+		unit, r.FirstSeconds, r.Warmup, unit, len(r.StepSeconds))
+	fmt.Fprintf(&b, "  %s time: median %.4f s, mean %.4f s (min %.4f, max %.4f)\n", unit, r.Median, r.Mean, slices.Min(r.StepSeconds), slices.Max(r.StepSeconds))
 	fmt.Fprintf(&b, "  images/s: %.2f\n", r.ImagesPerSec)
 	if r.MedianCPU > 0 {
-		fmt.Fprintf(&b, "  CPU time per step: median %.4f s (all threads; %.2f cores busy on average)\n", r.MedianCPU, r.MedianCPU/r.Median)
+		fmt.Fprintf(&b, "  CPU time per %s: median %.4f s (all threads; %.2f cores busy on average)\n", unit, r.MedianCPU, r.MedianCPU/r.Median)
 	}
-	fmt.Fprintf(&b, "  multiply-adds: %.4g G per image forward, %.4g G per step; achieved %.3f G MAC/s\n",
-		float64(r.ForwardMACsPerImage)/1e9, float64(r.MACsPerStep)/1e9, r.MACsPerSec/1e9)
+	fmt.Fprintf(&b, "  multiply-adds: %.4g G per image forward, %.4g G per %s; achieved %.3f G MAC/s\n",
+		float64(r.ForwardMACsPerImage)/1e9, float64(r.MACsPerStep)/1e9, unit, r.MACsPerSec/1e9)
 	if r.Mode == "train" {
 		fmt.Fprintf(&b, "  last loss: %.5f\n", r.Loss)
 	}
