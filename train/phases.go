@@ -292,13 +292,9 @@ func (r *phaseRun) saveRunConfig(selected []PhaseConfig) error {
 // ReadRunConfig reads out/run.json (the effective configuration of an earlier run).
 func ReadRunConfig(out string) (*RunConfig, error) {
 	path := filepath.Join(out, RunConfigFile)
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
 	var rc RunConfig
-	if err := json.Unmarshal(b, &rc); err != nil {
-		return nil, fmt.Errorf("%s: %s", path, errtext.OneLine(err))
+	if err := readJSON(path, &rc); err != nil {
+		return nil, err
 	}
 	if err := rc.Config.validate(); err != nil {
 		return nil, fmt.Errorf("%s: %s", path, errtext.OneLine(err))
@@ -308,16 +304,23 @@ func ReadRunConfig(out string) (*RunConfig, error) {
 
 // ReadPhaseOptions reads the options.json of a phase folder.
 func ReadPhaseOptions(phaseDir string) (*PhaseOptions, error) {
-	path := filepath.Join(phaseDir, OptionsFile)
-	b, err := os.ReadFile(path)
-	if err != nil {
+	var po PhaseOptions
+	if err := readJSON(filepath.Join(phaseDir, OptionsFile), &po); err != nil {
 		return nil, err
 	}
-	var po PhaseOptions
-	if err := json.Unmarshal(b, &po); err != nil {
-		return nil, fmt.Errorf("%s: %s", path, errtext.OneLine(err))
-	}
 	return &po, nil
+}
+
+// readJSON decodes the JSON file at path into v; errors other than a missing file name it.
+func readJSON(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("%s: %s", path, errtext.OneLine(err))
+	}
+	return nil
 }
 
 // ReadCheckpointOptions returns the PhaseOptions a checkpoint of RunPhases was trained with

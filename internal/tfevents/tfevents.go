@@ -158,11 +158,7 @@ func (w *Writer) Scalars(step int64, tags []string, values []float64) error {
 		sum = protowire.AppendTag(sum, summaryValue, protowire.BytesType)
 		sum = protowire.AppendBytes(sum, v)
 	}
-	ev := w.event(step)
-	ev = protowire.AppendTag(ev, eventSummary, protowire.BytesType)
-	ev = protowire.AppendBytes(ev, sum)
-	w.record(ev)
-	return w.err
+	return w.message(step, eventSummary, sum)
 }
 
 // SessionStart writes a SessionLog START event at step: TensorBoard then discards the events
@@ -177,9 +173,15 @@ func (w *Writer) SessionStart(step int64, msg string) error {
 		sl = protowire.AppendTag(sl, sessionLogMsg, protowire.BytesType)
 		sl = protowire.AppendString(sl, msg)
 	}
+	return w.message(step, eventSessionLog, sl)
+}
+
+// message writes an Event at step holding the serialized message msg in field (the caller
+// holds mu).
+func (w *Writer) message(step int64, field protowire.Number, msg []byte) error {
 	ev := w.event(step)
-	ev = protowire.AppendTag(ev, eventSessionLog, protowire.BytesType)
-	ev = protowire.AppendBytes(ev, sl)
+	ev = protowire.AppendTag(ev, field, protowire.BytesType)
+	ev = protowire.AppendBytes(ev, msg)
 	w.record(ev)
 	return w.err
 }
