@@ -173,8 +173,7 @@ func TestMemoryBudgetDecode(t *testing.T) {
 	m := tinyModel(t)
 	cfg := testConfig()
 	cfg.MaxBodyBytes, cfg.AdmitWait = 4<<20, 200*time.Millisecond
-	r := serve(t, cfg, m, nil)
-	r.s.mem = newMemBudget(64 << 20)
+	r := serveSetup(t, cfg, m, nil, func(s *Server) { s.mem = newMemBudget(64 << 20) })
 	bomb := bombPNG(t, 3000, 3000) // 72 MB as RGBA64 alone
 	h, err := preprocess.DecodeConfig(bytes.NewReader(bomb), r.s.popt)
 	if err != nil || h.BytesPerPixel != 8 {
@@ -245,6 +244,7 @@ func TestAttentionOverlayCapped(t *testing.T) {
 	m := tinyModel(t)
 	cfg := testConfig()
 	cfg.MaxBodyBytes = 8 << 20
+	cfg.WriteTimeout = time.Minute // decoding, scaling and encoding megapixels under -race on a loaded machine took > 10 s
 	r := serve(t, cfg, m, nil)
 	resp, body := post(t, r.url+"/v1/predict?attention=png", "image/png", pngBytes(t, picture(2000, 1500, 4)), nil)
 	if resp.StatusCode != 200 {
@@ -344,10 +344,9 @@ func TestV2MemoryBudget(t *testing.T) {
 	m := tinyModel(t)
 	cfg := testConfig()
 	cfg.MaxBodyBytes, cfg.AdmitWait = 4<<20, 100*time.Millisecond
-	r := serve(t, cfg, m, nil)
 	size := spec.Tiny().ImageSize
 	per := int64(3*size*size) * 4
-	r.s.mem = newMemBudget(maxPendingJSON + 64<<10 + 2*per)
+	r := serveSetup(t, cfg, m, nil, func(s *Server) { s.mem = newMemBudget(maxPendingJSON + 64<<10 + 2*per) })
 	one := runtimetest.Images(1, size, 1)
 	if hr, b := post(t, r.url+"/v2/models/artnet/infer", "application/json", inferBody(t, []int{1, 3, size, size}, one, ""), nil); hr.StatusCode != 200 {
 		t.Errorf("one image within the budget: %d %s", hr.StatusCode, b)

@@ -33,7 +33,8 @@ type Config struct {
 	// requests are added while they fit. A single request larger than Batch — a v2 infer
 	// request of up to MaxInferBatch images — is not split: it runs as one batch of its own.
 	// MaxDelay is how long the first request of a batch waits for others (it stops waiting
-	// early when no other admitted request is still being decoded and none is queued).
+	// early when no other request is on its way — reading its body or decoding — and none is
+	// queued; slow uploads thus cost a waiting batch at most MaxDelay, never a queue slot).
 	Batch    int
 	MaxDelay time.Duration
 	// Workers is how many model runs may be in flight at once (default 1: one run uses all
