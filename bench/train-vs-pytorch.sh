@@ -11,7 +11,10 @@
 # --image-size, --batch, --model-config, --steps, --warmup, --backend. PyTorch
 # (tools/torchref/bench_train.py, Debian python3-torch 1.13 eager) then runs the model of artnet's
 # report — same config, batch, step and warm-up counts — with AdamW and the same loss. Both use
-# THREADS threads (default 2: GOMAXPROCS for artnet, torch.set_num_threads for PyTorch).
+# THREADS threads (default 2: GOMAXPROCS for artnet, torch.set_num_threads for PyTorch). PyTorch runs
+# with OMP_WAIT_POLICY=PASSIVE unless set: with OpenMP's default spin-waiting, its two threads slow
+# down 10–20× as soon as anything else runs on a 2-core machine (b0: 8–38 s per step at load 3–30
+# against 0.53 s idle); passive waiting gives its idle speed (0.53 s at load 5).
 # ARTNET=path/to/artnet skips the build. Reports (JSON) are kept in OUT (default a temporary folder).
 set -euo pipefail
 
@@ -38,8 +41,8 @@ print("  %s %s, %s at %d px, batch %d: median %.4f s per step (CPU %.4f s; first
       % (r["runtime"], r["backend"], r["variant"], r["image_size"], r["batch"], r["median_seconds"],
          r["median_cpu_seconds"], r["first_seconds"], r["images_per_sec"], r["macs_per_sec"] / 1e9))
 PY
-echo "== PyTorch — load: $(cut -d' ' -f1-3 /proc/loadavg)"
-"$python" "$root/tools/torchref/bench_train.py" --report "$out/artnet.json" --threads "$threads" --json > "$out/torch.json"
+echo "== PyTorch — load: $(cut -d' ' -f1-3 /proc/loadavg), OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}"
+OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE} "$python" "$root/tools/torchref/bench_train.py" --report "$out/artnet.json" --threads "$threads" --json > "$out/torch.json"
 "$python" - "$out/artnet.json" "$out/torch.json" <<'PY'
 import json, sys
 a, t = (json.load(open(p)) for p in sys.argv[1:3])
