@@ -6,9 +6,6 @@ import (
 	"testing"
 
 	"github.com/gomlx/gomlx/pkg/core/tensors"
-
-	artgraph "github.com/artnet/artnet/graph"
-	"github.com/artnet/artnet/models"
 )
 
 // TestPredictorFinalizesInput: Run frees its input tensor (and its outputs) before it returns,
@@ -22,14 +19,7 @@ func TestPredictorFinalizesInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mctx, ckCfg, err := models.LoadCheckpoint(res.CheckpointDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	backend, err := artgraph.NewBackend("")
-	if err != nil {
-		t.Fatal(err)
-	}
+	mctx, ckCfg, backend := loadCheckpoint(t, res.CheckpointDir)
 	p, err := NewPredictor(backend, mctx, ckCfg)
 	if err != nil {
 		t.Fatal(err)

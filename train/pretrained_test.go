@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -106,12 +107,12 @@ func TestInitFromPyTorchPth(t *testing.T) {
 		t.Fatal("no stem conv in the checkpoint")
 	}
 	val, _ := v.Value()
-	if g := tensors.MustCopyFlatData[float32](val); !equal32(g, stem) {
+	if g := tensors.MustCopyFlatData[float32](val); !slices.Equal(g, stem) {
 		t.Error("the frozen stem conv of the trained checkpoint is not the .pth's")
 	}
 	fresh, _ := mctx.GetVariableByScopeAndName("/heads/style/3", "weight").Value()
 	after, _ := trained.GetVariableByScopeAndName("/heads/style/3", "weight").Value()
-	if equal32(tensors.MustCopyFlatData[float32](fresh), tensors.MustCopyFlatData[float32](after)) {
+	if slices.Equal(tensors.MustCopyFlatData[float32](fresh), tensors.MustCopyFlatData[float32](after)) {
 		t.Error("the style head did not train")
 	}
 }
@@ -154,18 +155,6 @@ func abs32(x float32) float32 {
 		return -x
 	}
 	return x
-}
-
-func equal32(a, b []float32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // TestStartFromConfig: train.pretrained and a phase's init_from in the YAML configuration, and

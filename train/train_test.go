@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	gomlxcontext "github.com/gomlx/gomlx/pkg/ml/context"
@@ -444,14 +445,7 @@ func TestEvaluateMatchesRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mctx, ckCfg, err := models.LoadCheckpoint(res.CheckpointDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	backend, err := artgraph.NewBackend("")
-	if err != nil {
-		t.Fatal(err)
-	}
+	mctx, ckCfg, backend := loadCheckpoint(t, res.CheckpointDir)
 	acc, err := Evaluate(context.Background(), backend, mctx, ckCfg, val, 5)
 	backend.Finalize()
 	if err != nil {
@@ -489,4 +483,19 @@ func TestResumeRejectsOtherConfig(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "config differs") {
 		t.Errorf("resume with another config: got %v, want a 'config differs' error", err)
 	}
+}
+
+// loadCheckpoint loads a run's checkpoint and opens a backend to run it on; the caller
+// finalizes the backend.
+func loadCheckpoint(t *testing.T, dir string) (*gomlxcontext.Context, spec.Config, backends.Backend) {
+	t.Helper()
+	mctx, cfg, err := models.LoadCheckpoint(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	backend, err := artgraph.NewBackend("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mctx, cfg, backend
 }
