@@ -11,9 +11,9 @@
 //   - ConvGeneral with nil/empty strides, paddings and dilations filled in with their defaults
 //     (simplego errors on nil strides and, per the shared notes, crashes a worker goroutine on a grouped stride-2
 //     convolution without explicit kernel dilations), computed as im2col (strided Slices,
-//     Concatenate) + one DotGeneral, or as a sum of Slice·weight for depthwise convolutions:
-//     simplego's own ConvGeneral is a scalar loop, measured 4-16× slower (config "go:direct_conv" keeps
-//     it);
+//     Concatenate) + one DotGeneral (depthwise convolutions: artnet's kernel on "go", see below and
+//     depthwise.go; a sum of Slice·weight on "go:reference"): simplego's own ConvGeneral is a
+//     scalar loop, measured 4-16× slower (config "go:direct_conv" keeps it);
 //   - BatchNormForInference, BatchNormForTraining and BatchNormGradient composed from
 //     elementwise ops and reductions, so pkg/ml/layers/batchnorm works with its default settings
 //     in training (gradients included) and inference.

@@ -34,6 +34,10 @@
 // Serve takes a listener (so callers and tests choose the address) and shuts down gracefully
 // when its context ends: in-flight requests finish, the batcher drains, and then the caller
 // closes the model.
+//
+// The package is a library (New, Serve) with no command-line code: the `serve` command of both
+// binaries (flags, model loading, ORT shutdown) is cmd/internal/command, and any
+// predict.Predictor can be served (ONNX Runtime's runtime.Model, or a GoMLX one).
 package server
 
 import (

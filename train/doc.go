@@ -30,7 +30,8 @@
 // as they are read — optionally through an ImageCache within a memory budget — and augments
 // them per stream position with RandomResizedCrop on the image's own size. RunPhases trains the
 // phases of a configuration (configs/*.yaml, `artnet train --config`) as successive Runs, each
-// started from the previous phase's best checkpoint (InitFrom) with its own Freeze list, records
+// started from the previous phase's best checkpoint (InitFrom; a phase's init_from, or for the
+// first phase train.pretrained, may name PyTorch weights instead: FileConfig.StartFrom) with its own Freeze list, records
 // their options (run.json, phase<name>/options.json) and evaluates the result with package
 // evaluate.
 //
