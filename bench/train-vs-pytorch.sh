@@ -11,7 +11,10 @@
 # --image-size, --batch, --model-config, --steps, --warmup, --backend. PyTorch
 # (tools/torchref/bench_train.py, Debian python3-torch 1.13 eager) then runs the model of artnet's
 # report — same config, batch, step and warm-up counts — with AdamW and the same loss. Both use
-# THREADS threads (default 2: GOMAXPROCS for artnet, torch.set_num_threads for PyTorch).
+# THREADS threads (default 2: GOMAXPROCS for artnet, torch.set_num_threads for PyTorch). PyTorch runs
+# with OMP_WAIT_POLICY=PASSIVE unless set: with OpenMP's default spin-waiting, its two threads slow
+# down 10–20× as soon as anything else runs on a 2-core machine (b0: 8–38 s per step at load 3–30
+# against 0.53 s idle); passive waiting gives its idle speed (0.53 s at load 5).
 # ARTNET=path/to/artnet skips the build. Reports (JSON) are kept in OUT (default a temporary folder).
 set -euo pipefail
 
@@ -34,20 +37,21 @@ GOMAXPROCS=$threads "$artnet" --log-level warn bench "$mode" "$@" --json > "$out
 "$python" - "$out/artnet.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
-print("  %s %s, %s at %d px, batch %d: median %.4f s per step (first %.2f s excluded), %.2f images/s, %.3f G MAC/s"
+print("  %s %s, %s at %d px, batch %d: median %.4f s per step (CPU %.4f s; first %.2f s excluded), %.2f images/s, %.3f G MAC/s"
       % (r["runtime"], r["backend"], r["variant"], r["image_size"], r["batch"], r["median_seconds"],
-         r["first_seconds"], r["images_per_sec"], r["macs_per_sec"] / 1e9))
+         r["median_cpu_seconds"], r["first_seconds"], r["images_per_sec"], r["macs_per_sec"] / 1e9))
 PY
-echo "== PyTorch — load: $(cut -d' ' -f1-3 /proc/loadavg)"
-"$python" "$root/tools/torchref/bench_train.py" --report "$out/artnet.json" --threads "$threads" --json > "$out/torch.json"
+echo "== PyTorch — load: $(cut -d' ' -f1-3 /proc/loadavg), OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}"
+OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE} "$python" "$root/tools/torchref/bench_train.py" --report "$out/artnet.json" --threads "$threads" --json > "$out/torch.json"
 "$python" - "$out/artnet.json" "$out/torch.json" <<'PY'
 import json, sys
 a, t = (json.load(open(p)) for p in sys.argv[1:3])
 macs = a["macs_per_step"] / t["median_seconds"] / 1e9
-print("  %s: median %.4f s per step (first %.2f s excluded), %.2f images/s, %.3f G MAC/s"
-      % (t["backend"], t["median_seconds"], t["first_seconds"], t["images_per_sec"], macs))
-print("== ratio artnet / PyTorch step time: %.2f×  (%s, %s at %d px, batch %d, %d measured step(s); load now %s)"
-      % (a["median_seconds"] / t["median_seconds"], a["mode"], a["variant"], a["image_size"], a["batch"],
-         len(a["step_seconds"]), " ".join(open("/proc/loadavg").read().split()[:3])))
+print("  %s: median %.4f s per step (CPU %.4f s; first %.2f s excluded), %.2f images/s, %.3f G MAC/s"
+      % (t["backend"], t["median_seconds"], t["median_cpu_seconds"], t["first_seconds"], t["images_per_sec"], macs))
+print("== ratio artnet / PyTorch step time: %.2f× wall, %.2f× CPU time  (%s, %s at %d px, batch %d, %d measured step(s); load now %s)"
+      % (a["median_seconds"] / t["median_seconds"], a["median_cpu_seconds"] / t["median_cpu_seconds"], a["mode"],
+         a["variant"], a["image_size"], a["batch"], len(a["step_seconds"]), " ".join(open("/proc/loadavg").read().split()[:3])))
+print("   (wall time is the target; on a loaded shared machine the CPU-time ratio is the steadier figure)")
 PY
 echo "(reports: $out/artnet.json, $out/torch.json)"

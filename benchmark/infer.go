@@ -111,7 +111,7 @@ func Infer(ctx context.Context, o InferOptions) (*Report, error) {
 			}
 			return nil, err
 		}
-		began := time.Now()
+		began, cpu := time.Now(), processCPUSeconds()
 		if _, err := run(images); err != nil {
 			if o.Profile != nil {
 				pprof.StopCPUProfile()
@@ -119,6 +119,7 @@ func Infer(ctx context.Context, o InferOptions) (*Report, error) {
 			return nil, err
 		}
 		r.StepSeconds = append(r.StepSeconds, time.Since(began).Seconds())
+		r.StepCPUSeconds = append(r.StepCPUSeconds, processCPUSeconds()-cpu)
 	}
 	if o.Profile != nil {
 		pprof.StopCPUProfile()

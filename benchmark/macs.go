@@ -101,53 +101,34 @@ func (b *countingBuilder) ConvGeneral(input, kernel backends.Op, axes backends.C
 	strides []int, paddings [][2]int, inputDilations, kernelDilations []int,
 	channelGroupCount, batchGroupCount int) (backends.Op, error) {
 	out, err := b.Builder.ConvGeneral(input, kernel, axes, strides, paddings, inputDilations, kernelDilations, channelGroupCount, batchGroupCount)
-	if err != nil {
-		return out, err
-	}
-	ks, err := b.OpShape(kernel)
-	if err != nil {
-		return out, err
-	}
-	osh, err := b.OpShape(out)
-	if err != nil {
-		return out, err
-	}
-	b.counter.add(ConvMACs(osh, ks, axes.KernelOutputChannels), 0)
-	return out, nil
+	return b.count(out, err, kernel, func(o, k shapes.Shape) { b.counter.add(ConvMACs(o, k, axes.KernelOutputChannels), 0) })
 }
 
 func (b *countingBuilder) DotGeneral(lhs backends.Op, lhsContractingAxes, lhsBatchAxes []int,
 	rhs backends.Op, rhsContractingAxes, rhsBatchAxes []int) (backends.Op, error) {
 	out, err := b.Builder.DotGeneral(lhs, lhsContractingAxes, lhsBatchAxes, rhs, rhsContractingAxes, rhsBatchAxes)
-	if err != nil {
-		return out, err
-	}
-	ls, err := b.OpShape(lhs)
-	if err != nil {
-		return out, err
-	}
-	osh, err := b.OpShape(out)
-	if err != nil {
-		return out, err
-	}
-	b.counter.add(0, DotMACs(osh, ls, lhsContractingAxes))
-	return out, nil
+	return b.count(out, err, lhs, func(o, l shapes.Shape) { b.counter.add(0, DotMACs(o, l, lhsContractingAxes)) })
 }
 
 func (b *countingBuilder) Dot(lhs, rhs backends.Op) (backends.Op, error) {
 	out, err := b.Builder.Dot(lhs, rhs)
+	return b.count(out, err, lhs, func(o, l shapes.Shape) { b.counter.add(0, DotMACs(o, l, []int{l.Rank() - 1})) })
+}
+
+// count passes an op's result on, calling add with the shapes of out and of operand first.
+func (b *countingBuilder) count(out backends.Op, err error, operand backends.Op, add func(out, operand shapes.Shape)) (backends.Op, error) {
 	if err != nil {
 		return out, err
 	}
-	ls, err := b.OpShape(lhs)
+	os, err := b.OpShape(out)
 	if err != nil {
 		return out, err
 	}
-	osh, err := b.OpShape(out)
+	ps, err := b.OpShape(operand)
 	if err != nil {
 		return out, err
 	}
-	b.counter.add(0, DotMACs(osh, ls, []int{ls.Rank() - 1}))
+	add(os, ps)
 	return out, nil
 }
 

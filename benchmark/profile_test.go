@@ -18,7 +18,7 @@ func TestFunctionOp(t *testing.T) {
 		"github.com/gomlx/gomlx/backends/simplego.execBroadcastInDim":                       "BroadcastInDim",
 		"github.com/gomlx/gomlx/backends/simplego.execReduce":                               "execReduce",
 		"github.com/artnet/artnet/graph.execBroadcastInDim":                                 "BroadcastInDim (artnet)",
-		"github.com/artnet/artnet/graph.binaryExecutor.func1":                               "Add/Sub/Mul/Div/Max/Min with broadcasting (artnet)",
+		"github.com/artnet/artnet/graph.binaryExecutor.func1":                               "Add/Sub/Mul/Div/Max/Min (artnet)",
 		"github.com/artnet/artnet/graph.init.0.reduceExecutor.func4":                        "",
 		"github.com/artnet/artnet/graph/internal/kernels.Reduce[go.shape.float32].func2":    "ReduceSum/ReduceMax (artnet)",
 		"github.com/artnet/artnet/graph/internal/kernels.BroadcastCopy[go.shape.float32]":   "BroadcastInDim (artnet)",

@@ -26,6 +26,10 @@ type Report struct {
 	Median       float64   `json:"median_seconds"`
 	Mean         float64   `json:"mean_seconds"`
 	ImagesPerSec float64   `json:"images_per_sec"` // Batch / Median
+	// StepCPUSeconds is the process's CPU time (all threads) during each measured step: on a
+	// shared machine it depends much less on the load than the wall time does.
+	StepCPUSeconds []float64 `json:"step_cpu_seconds"`
+	MedianCPU      float64   `json:"median_cpu_seconds"`
 
 	ForwardMACsPerImage int64   `json:"forward_macs_per_image"`
 	MACsPerStep         int64   `json:"macs_per_step"`  // training: 3 × forward (see TrainingMACs)
@@ -77,21 +81,27 @@ func (r *Report) finish() {
 	if len(r.StepSeconds) == 0 {
 		return
 	}
-	s := slices.Clone(r.StepSeconds)
-	slices.Sort(s)
-	if n := len(s); n%2 == 1 {
-		r.Median = s[n/2]
-	} else {
-		r.Median = (s[n/2-1] + s[n/2]) / 2
+	r.Median = median(r.StepSeconds)
+	if len(r.StepCPUSeconds) > 0 {
+		r.MedianCPU = median(r.StepCPUSeconds)
 	}
-	for _, v := range s {
+	for _, v := range r.StepSeconds {
 		r.Mean += v
 	}
-	r.Mean /= float64(len(s))
+	r.Mean /= float64(len(r.StepSeconds))
 	if r.Median > 0 {
 		r.ImagesPerSec = float64(r.Batch) / r.Median
 		r.MACsPerSec = float64(r.MACsPerStep) / r.Median
 	}
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if n := len(s); n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 // Print writes the report for people.
@@ -102,12 +112,19 @@ func (r *Report) Print(w io.Writer) error {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s, %s %s, DeepArtNet %s at %d px, batch %d\n", what, r.Runtime, r.Backend, r.Variant, r.ImageSize, r.Batch)
-	fmt.Fprintf(&b, "  first step %.3f s (compilation included; excluded), %d warm-up step(s) excluded, %d measured\n",
-		r.FirstSeconds, r.Warmup, len(r.StepSeconds))
-	fmt.Fprintf(&b, "  step time: median %.4f s, mean %.4f s (min %.4f, max %.4f)\n", r.Median, r.Mean, slices.Min(r.StepSeconds), slices.Max(r.StepSeconds))
+	unit := "step"
+	if r.Mode == "infer" {
+		unit = "run"
+	}
+	fmt.Fprintf(&b, "  first %s %.3f s (compilation included; excluded), %d warm-up %s(s) excluded, %d measured\n",
+		unit, r.FirstSeconds, r.Warmup, unit, len(r.StepSeconds))
+	fmt.Fprintf(&b, "  %s time: median %.4f s, mean %.4f s (min %.4f, max %.4f)\n", unit, r.Median, r.Mean, slices.Min(r.StepSeconds), slices.Max(r.StepSeconds))
 	fmt.Fprintf(&b, "  images/s: %.2f\n", r.ImagesPerSec)
-	fmt.Fprintf(&b, "  multiply-adds: %.4g G per image forward, %.4g G per step; achieved %.3f G MAC/s\n",
-		float64(r.ForwardMACsPerImage)/1e9, float64(r.MACsPerStep)/1e9, r.MACsPerSec/1e9)
+	if r.MedianCPU > 0 {
+		fmt.Fprintf(&b, "  CPU time per %s: median %.4f s (all threads; %.2f cores busy on average)\n", unit, r.MedianCPU, r.MedianCPU/r.Median)
+	}
+	fmt.Fprintf(&b, "  multiply-adds: %.4g G per image forward, %.4g G per %s; achieved %.3f G MAC/s\n",
+		float64(r.ForwardMACsPerImage)/1e9, float64(r.MACsPerStep)/1e9, unit, r.MACsPerSec/1e9)
 	if r.Mode == "train" {
 		fmt.Fprintf(&b, "  last loss: %.5f\n", r.Loss)
 	}

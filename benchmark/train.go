@@ -63,6 +63,7 @@ func Train(ctx context.Context, o TrainOptions, log *slog.Logger) (*Report, erro
 	total := first + o.Steps
 	profiling := false
 	var profErr error
+	var lastCPU float64 // process CPU time at the end of the previous step
 	defer func() {
 		if profiling {
 			pprof.StopCPUProfile()
@@ -72,12 +73,15 @@ func Train(ctx context.Context, o TrainOptions, log *slog.Logger) (*Report, erro
 		Config: o.Config, OutDir: out, Steps: total, Batch: o.Batch, LR: o.LR, WeightDecay: o.WeightDecay,
 		ConstantLR: true, Seed: o.Seed, Backend: o.Backend, LogEvery: 1,
 		OnStep: func(m train.StepMetrics) {
+			cpu := processCPUSeconds()
 			switch {
 			case m.Step == 1:
 				r.FirstSeconds = m.Seconds
 			case m.Step > first:
 				r.StepSeconds = append(r.StepSeconds, m.Seconds)
+				r.StepCPUSeconds = append(r.StepCPUSeconds, cpu-lastCPU)
 			}
+			lastCPU = cpu
 			r.Loss = m.Loss
 			if m.Step == first && o.Profile != nil {
 				profErr = pprof.StartCPUProfile(o.Profile)

@@ -24,26 +24,41 @@
 //
 // # Speed: artnet's kernels in the pure-Go backend
 //
-// A profile of a b0 training step on "go" (shared/notes/cpu-training-profile.md) put ~83% of
-// the time in simplego's broadcast Mul and ReduceSum executors, which walk per-element index
-// iterators. Most of it came from GoMLX v0.26's DotGeneral gradient, which multiplies with
-// broadcasting and then reduces ([batch, lhs free, rhs free, contracted] tensors) instead of
-// using matrix products. Two changes, both for "go" only ("go:reference" keeps GoMLX's own
-// behaviour, for parity tests and same-numbers checks):
+// Measured first (shared/notes/cpu-training-profile.md, then per-node timings): ~83% of a b0
+// training step went to simplego's broadcast Mul and ReduceSum executors, which walk
+// per-element index iterators; most of those nodes were GoMLX v0.26's DotGeneral gradient,
+// which multiplies with broadcasting and then reduces (materializing [batch, lhs free, rhs
+// free, contracted] tensors) instead of using matrix products. After fixing that, matrix
+// products (simplego's pure-Go loop, ≈1.4 G multiply-adds/s), the depthwise convolutions
+// (k² shifted slices, their Pad/Concatenate gradients) and single-threaded elementwise loops
+// were the step. What "go" does now ("go:reference" keeps all of GoMLX's own behaviour and the
+// previous graph forms, for parity tests and same-numbers checks):
 //
-//   - vjp.go replaces the DotGeneral VJP (GoMLX's exported VJPRegistration) by two DotGenerals
-//     for graphs on this backend; other backends (XLA, the ONNX recorder) keep GoMLX's VJP.
-//   - fastexec.go installs kernels from graph/internal/kernels (broadcasting binary ops,
-//     reductions, BroadcastInDim: strided row loops, parallel over both cores) into simplego's
-//     executor table. The table, the buffer pool and the Node/Buffer fields are unexported in
-//     simplego: they are reached with //go:linkname and mirror structs, pinned to GoMLX v0.26.0
-//     and checked field by field with reflect at start-up; on a mismatch no kernel is installed
-//     and FastKernelsError (tested) says why. Graph-level rewrites alone could not reach these
-//     loops (an explicit BroadcastInDim still runs the same iterator), and a separate executable
-//     would have meant re-implementing simplego's scheduler and buffer ownership.
+//   - vjp.go: the DotGeneral gradient as two DotGenerals; depthwise.go: the depthwise
+//     convolution gradient as two convolution nodes (GoMLX's splits a grouped convolution into C
+//     convolutions). Installed through GoMLX's exported VJPRegistration, applied only to graphs
+//     on this backend — XLA and the ONNX recorder keep GoMLX's VJPs and graphs unchanged.
+//   - fastexec.go: artnet's kernels (graph/internal/kernels: plain functions on flat slices)
+//     installed in simplego's op executor table — broadcasting and same-shape binary ops,
+//     reductions, BroadcastInDim, Transpose, Logistic, Tanh (strided row loops over both cores,
+//     bit-identical to simplego's), DotGeneral as batched GEMM in OpenBLAS (fastexec_dot.go;
+//     cgo, Debian libopenblas-dev; single-threaded OpenBLAS calls split over both cores by
+//     artnet, reproducible run to run), depthwise convolution forward / input gradient / kernel
+//     gradient as direct loops over planes and taps (no im2col buffer).
 //
-// The kernels keep simplego's floating-point operation order (elementwise ops are exact, each
-// sum accumulates in row-major order), so they are bit-identical to "go:reference".
+// Why an executor-table hook rather than graph-level rewrites alone or an own executable:
+// rewrites at the Builder can only pick among simplego's executors (an explicit BroadcastInDim
+// still runs the same per-element iterator, and a matrix product stays at 1.4 G MAC/s), and a
+// separate executable for fused ops would re-implement simplego's scheduling and buffer
+// ownership. simplego v0.26.0 keeps the table (nodeExecutors), its buffer pool and the fields of
+// Node/Buffer unexported: they are reached with //go:linkname and mirror structs, pinned to
+// v0.26.0 and checked field by field with reflect (at start-up, and on first use for the
+// DotGeneral/ConvGeneral node data); on a mismatch the kernels are not used and FastKernelsError,
+// DotGeneralKernelError and ConvolutionKernelError (all tested) say why, so a GoMLX upgrade fails
+// tests loudly instead of corrupting memory. Every kernel returns nil for what it doesn't cover
+// (other dtypes, layouts, a buffer pool that is gone) and simplego's executor runs instead.
+// Buffers come from and go back to simplego's pool, so intermediate buffers are reused between
+// steps as before; an op reuses an input's buffer when it is that buffer's last use.
 //
 // The wrapped backend also runs ops sequentially by default (simplego's parallel op execution
 // deadlocks when every worker slot holds an op that itself waits for a worker).

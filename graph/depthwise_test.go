@@ -42,25 +42,7 @@ func TestDepthwiseKernels(t *testing.T) {
 			if runs := artgraph.ConvKernelRuns() - before; runs < 3 {
 				t.Fatalf("forward+backward ran artnet's convolution kernels %d times, want >= 3 (forward, both gradients)", runs)
 			}
-			w := randArr(98, got.dims...)
-			gradOf := func(xs []*Node) []*Node {
-				return Gradient(ReduceAllSum(Mul(cc.conv(xs[:2]), xs[2])), xs[0], xs[1])
-			}
-			fastRun, fastDone := plainExec(t)(gradOf)
-			defer fastDone()
-			refRun, refDone := plainExecOn(t, referenceBackend(t))(gradOf)
-			defer refDone()
-			fast, err := fastRun(args(in, w)...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ref, err := refRun(args(in, w)...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for k := range fast {
-				checkClose(t, arr{tensorsFlat(t, fast[k]), fast[k].Shape().Dimensions}, arr{tensorsFlat(t, ref[k]), ref[k].Shape().Dimensions}, 1e-12)
-			}
+			checkValueAndGradientsLikeReference(t, in, cc.conv, 1e-12)
 		})
 	}
 }
@@ -84,6 +66,18 @@ func TestDepthwiseKernelsFloat32Random(t *testing.T) {
 			for i := range fast {
 				checkClose(t, arr{fast[i], nil}, arr{ref[i], nil}, 1e-3)
 			}
+		})
+	}
+}
+
+// TestConvParityWithReference: every convolution case (regular, 1×1, grouped, depthwise,
+// dilated, channels-last; strides 1 and 2; odd sizes; batch 1) gives the same forward values and
+// gradients on "go" (artnet's kernels: GEMM under im2col, depthwise kernels) as on
+// "go:reference".
+func TestConvParityWithReference(t *testing.T) {
+	for _, cc := range append(append([]convCase{}, convCases...), depthwiseCases...) {
+		t.Run(cc.String(), func(t *testing.T) {
+			checkValueAndGradientsLikeReference(t, cc.inputs(), cc.conv, 1e-12)
 		})
 	}
 }

@@ -236,18 +236,23 @@ func newOutput(b *simplego.Backend, node *sgNode, inputs []*simplego.Buffer, own
 	return out
 }
 
-// binaryExecutor runs op on float32/float64 operands with implicit broadcasting (simplego's
-// generic path walks a broadcast iterator element by element). Same-shape and scalar operands
-// are left to simplego, whose loops for them are as fast.
+// binaryKernel runs op on float32/float64 operands, with implicit broadcasting (simplego's
+// generic path walks a broadcast iterator element by element), in parallel chunks.
 func binaryKernel(op kernels.BinaryOp) kernelExecutor {
 	return func(b *simplego.Backend, n *simplego.Node, inputs []*simplego.Buffer, owned []bool) *simplego.Buffer {
 		node := nodeOf(n)
 		lhs, rhs := bufferOf(inputs[0]), bufferOf(inputs[1])
-		if lhs.shape.Equal(rhs.shape) || lhs.shape.Size() == 1 || rhs.shape.Size() == 1 ||
-			lhs.shape.Rank() != node.shape.Rank() || rhs.shape.Rank() != node.shape.Rank() {
+		ldims, rdims, odims := lhs.shape.Dimensions, rhs.shape.Dimensions, node.shape.Dimensions
+		// Scalars of any rank broadcast as all-1 dims.
+		if lhs.shape.Size() == 1 && len(ldims) != len(odims) {
+			ldims = ones(len(odims))
+		}
+		if rhs.shape.Size() == 1 && len(rdims) != len(odims) {
+			rdims = ones(len(odims))
+		}
+		if len(ldims) != len(odims) || len(rdims) != len(odims) {
 			return nil
 		}
-		ldims, rdims, odims := lhs.shape.Dimensions, rhs.shape.Dimensions, node.shape.Dimensions
 		switch node.shape.DType {
 		case dtypes.Float32:
 			a, c := lhs.flat.([]float32), rhs.flat.([]float32)
@@ -405,4 +410,13 @@ func transposeKernel(b *simplego.Backend, n *simplego.Node, inputs []*simplego.B
 		return out
 	}
 	return nil
+}
+
+// ones returns n ones.
+func ones(n int) []int {
+	v := make([]int, n)
+	for i := range v {
+		v[i] = 1
+	}
+	return v
 }

@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -61,11 +62,14 @@ func dotDataOf(node *sgNode) *sgDotData {
 	return (*sgDotData)(reflect.ValueOf(node.data).UnsafePointer())
 }
 
+// ErrNoBLAS is DotGeneralKernelError's answer in a build without OpenBLAS.
+var ErrNoBLAS = errors.New("artnet DotGeneral kernel not built: needs cgo and OpenBLAS (built with CGO_ENABLED=0 or -tags noblas); DotGeneral runs simplego's loop")
+
 // DotGeneralKernelError returns nil while artnet's DotGeneral kernel is in use (or not tried
 // yet), or why it was disabled.
 func DotGeneralKernelError() error {
 	if !kernels.HasBLAS {
-		return fmt.Errorf("artnet DotGeneral kernel not built: needs cgo and OpenBLAS (built with CGO_ENABLED=0 or -tags noblas)")
+		return ErrNoBLAS
 	}
 	dotDataType.Lock()
 	defer dotDataType.Unlock()

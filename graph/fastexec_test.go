@@ -141,13 +141,17 @@ func randDims(r *rand.Rand, rank int) (full, bcast []int) {
 }
 
 // TestBroadcastBinaryParity compares Add, Sub, Mul, Div, Max and Min with implicit broadcasting
-// (either side) against GoMLX's own executors, bit for bit, on random shapes.
+// (either side), same shapes and scalars against GoMLX's own executors, bit for bit, on random
+// shapes.
 func TestBroadcastBinaryParity(t *testing.T) {
 	ops := map[string]func(a, b *Node) *Node{"Add": Add, "Sub": Sub, "Mul": Mul, "Div": Div, "Max": Max, "Min": Min}
 	r := rand.New(rand.NewPCG(1, 2))
 	for _, dtype := range []dtypes.DType{dtypes.Float32, dtypes.Float64} {
 		for trial := range 12 {
 			full, bc := randDims(r, 2+trial%4)
+			if trial == 0 { // large: the parallel paths
+				full, bc = []int{3, 100, 120}, []int{1, 100, 1}
+			}
 			a, b := randTensor(r, dtype, full...), randTensor(r, dtype, bc...)
 			if trial%3 == 2 { // both sides broadcast, along different axes
 				bc2 := slices.Clone(full)
@@ -160,8 +164,10 @@ func TestBroadcastBinaryParity(t *testing.T) {
 			}
 			for name, op := range ops {
 				t.Run(fmt.Sprintf("%s/%s/%v_%v", dtype, name, a.Shape().Dimensions, b.Shape().Dimensions), func(t *testing.T) {
-					fast, ref := runBoth(t, []*tensors.Tensor{a, b}, func(xs []*Node) []*Node {
-						return []*Node{op(xs[0], xs[1]), op(xs[1], xs[0])}
+					same := randTensor(r, dtype, a.Shape().Dimensions...)
+					fast, ref := runBoth(t, []*tensors.Tensor{a, b, same}, func(xs []*Node) []*Node {
+						s := Scalar(xs[0].Graph(), dtype, 1.7)
+						return []*Node{op(xs[0], xs[1]), op(xs[1], xs[0]), op(xs[0], xs[2]), op(xs[0], s), op(s, xs[0])}
 					})
 					checkSame(t, fast, ref)
 				})
@@ -247,4 +253,32 @@ func isIdentityPerm(p []int) bool {
 		}
 	}
 	return true
+}
+
+// checkValueAndGradientsLikeReference runs fn(inputs) and the gradients of sum(fn(inputs)·W)
+// with respect to both inputs (W fixed random) on "go" and "go:reference", and fails unless
+// every value agrees within tol.
+func checkValueAndGradientsLikeReference(t *testing.T, in []arr, fn func(xs []*Node) *Node, tol float64) {
+	t.Helper()
+	out := forward(t, in, fn)
+	w := randArr(97, out.dims...)
+	full := func(xs []*Node) []*Node {
+		y := fn(xs[:2])
+		return append([]*Node{y}, Gradient(ReduceAllSum(Mul(y, xs[2])), xs[0], xs[1])...)
+	}
+	fastRun, fastDone := plainExec(t)(full)
+	defer fastDone()
+	refRun, refDone := plainExecOn(t, referenceBackend(t))(full)
+	defer refDone()
+	fast, err := fastRun(args(in, w)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := refRun(args(in, w)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := range fast {
+		checkClose(t, arr{tensorsFlat(t, fast[k]), fast[k].Shape().Dimensions}, arr{tensorsFlat(t, ref[k]), ref[k].Shape().Dimensions}, tol)
+	}
 }

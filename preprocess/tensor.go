@@ -73,12 +73,6 @@ func ToTensorInto(dst []float32, img image.Image, o Options) {
 	}
 	rw, rh := ResizedSize(w, h, o)
 	x0, y0 := cropOrigin(rw, rh, o.ImageSize)
-	var lut [3][256]float32
-	for c := 0; c < 3; c++ {
-		mean, std := float64(o.Mean[c]), float64(o.Std[c])
-		for v := 0; v < 256; v++ {
-			lut[c][v] = float32((float64(v)/255 - mean) / std)
-		}
-	}
+	lut := normLUT(o.Mean, o.Std)
 	resizeCropNormalize(dst, m, rw, rh, x0, y0, o.ImageSize, &lut)
 }

@@ -26,7 +26,11 @@
 #   PJRT_PLUGIN_LIBRARY_PATH  folder with the PJRT CUDA plugin (e.g. JAX's jax-cuda13-pjrt 0.11.2,
 #                             xla_cuda_plugin.so); searched in Python site-packages when unset.
 #                             GOMLX_NO_AUTO_INSTALL=1 is set: nothing is downloaded.
-#   ORT_GPU_DIR               ORT GPU libraries (default third_party/onnxruntime-gpu)
+#   ORT_GPU_DIR               ORT GPU libraries (default third_party/onnxruntime-gpu). Caveat: the npm
+#                             core library fetched by --fetch-ort-gpu is a CPU build and its CUDA and
+#                             TensorRT libraries are plugin EPs that runtime/ does not register yet,
+#                             so step 5 needs a CUDA-enabled ORT core here (official GPU release) until
+#                             it does (bench/README.md, "Known blocker").
 #   OUT                       work folder (default out/gpu-check)
 #   B4_STEPS, B4_BATCH        B4 training benchmark (default 20 steps of 32)
 #   GRAD_TOL, ORT_TOL         tolerances above

@@ -100,11 +100,14 @@ func TestSlowBodyCutOff(t *testing.T) {
 	r := serve(t, cfg, m, nil)
 	var slow []net.Conn
 	for i := 0; i < 8; i++ {
-		slow = append(slow, rawRequest(t, addrOf(r), "POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 100000\r\n\r\n", "\x89PNG"))
+		slow = append(slow, rawRequest(t, addrOf(r), "POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 200000\r\n\r\n", "\x89PNG"))
 	}
 	waitFor(t, "8 bodies being read", func() bool { return len(r.s.bodySlots) == 8 })
 	if p := r.s.b.pending.Load(); p != 0 {
 		t.Errorf("slow uploads hold %d queue slots", p)
+	}
+	if u := r.s.mem.inUse(); u > 8*64<<10 { // what they sent, in 64 KiB steps, not the 100 KB each declares
+		t.Errorf("slow uploads reserve %d bytes", u)
 	}
 	data := pngBytes(t, picture(64, 64, 1))
 	for i := 0; i < 3; i++ {
@@ -170,8 +173,7 @@ func TestMemoryBudgetDecode(t *testing.T) {
 	m := tinyModel(t)
 	cfg := testConfig()
 	cfg.MaxBodyBytes, cfg.AdmitWait = 4<<20, 200*time.Millisecond
-	r := serve(t, cfg, m, nil)
-	r.s.mem = newMemBudget(64 << 20)
+	r := serveSetup(t, cfg, m, nil, func(s *Server) { s.mem = newMemBudget(64 << 20) })
 	bomb := bombPNG(t, 3000, 3000) // 72 MB as RGBA64 alone
 	h, err := preprocess.DecodeConfig(bytes.NewReader(bomb), r.s.popt)
 	if err != nil || h.BytesPerPixel != 8 {
@@ -242,6 +244,7 @@ func TestAttentionOverlayCapped(t *testing.T) {
 	m := tinyModel(t)
 	cfg := testConfig()
 	cfg.MaxBodyBytes = 8 << 20
+	cfg.WriteTimeout = time.Minute // decoding, scaling and encoding megapixels under -race on a loaded machine took > 10 s
 	r := serve(t, cfg, m, nil)
 	resp, body := post(t, r.url+"/v1/predict?attention=png", "image/png", pngBytes(t, picture(2000, 1500, 4)), nil)
 	if resp.StatusCode != 200 {
@@ -341,10 +344,9 @@ func TestV2MemoryBudget(t *testing.T) {
 	m := tinyModel(t)
 	cfg := testConfig()
 	cfg.MaxBodyBytes, cfg.AdmitWait = 4<<20, 100*time.Millisecond
-	r := serve(t, cfg, m, nil)
 	size := spec.Tiny().ImageSize
 	per := int64(3*size*size) * 4
-	r.s.mem = newMemBudget(maxPendingJSON + 64<<10 + 2*per)
+	r := serveSetup(t, cfg, m, nil, func(s *Server) { s.mem = newMemBudget(maxPendingJSON + 64<<10 + 2*per) })
 	one := runtimetest.Images(1, size, 1)
 	if hr, b := post(t, r.url+"/v2/models/artnet/infer", "application/json", inferBody(t, []int{1, 3, size, size}, one, ""), nil); hr.StatusCode != 200 {
 		t.Errorf("one image within the budget: %d %s", hr.StatusCode, b)
@@ -389,3 +391,11 @@ func TestAdmissionReleasesEverything(t *testing.T) {
 	})
 }
 
+// decodeMemory is what /v1/predict reserves to decode data.
+func decodeMemory(s *Server, data []byte) (int64, error) {
+	h, err := preprocess.DecodeConfig(bytes.NewReader(data), s.popt)
+	if err != nil {
+		return 0, err
+	}
+	return h.DecodeMemory(s.popt), nil
+}

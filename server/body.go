@@ -77,26 +77,30 @@ func (b *bodyRead) done() {
 	b.mem.release()
 }
 
-// rateReader enforces a minimum transfer rate: after grace, the bytes received must keep up
-// with rate bytes per second since the start. It sets the connection's read deadline to the
-// moment the bytes so far become too few, so a stalled client times out in its Read (408)
-// without a goroutine watching it. Where deadlines are not supported (httptest), it only
-// reads.
+// rateReader enforces a minimum transfer rate on the client: the time spent waiting for its
+// bytes must stay below grace + bytes/rate. It sets the connection's read deadline to the end
+// of that allowance before each Read, so a stalled client times out in its Read (408) without
+// a goroutine watching it. Only waiting counts: while the server itself is slow to read
+// (parsing, starved of CPU), the client is not blamed. Where deadlines are not supported
+// (httptest), it only reads.
 type rateReader struct {
-	r     io.Reader
-	rc    *http.ResponseController
-	start time.Time
-	end   time.Time // the request's ReadTimeout, which a deadline never extends; zero: none
-	rate  int64     // bytes per second; <= 0: no minimum
-	grace time.Duration
-	n     int64
-	ok    bool // deadlines work; set while reading
-	set   bool
+	r      io.Reader
+	rc     *http.ResponseController
+	start  time.Time
+	end    time.Time // the request's ReadTimeout, which a deadline never extends; zero: none
+	rate   int64     // bytes per second; <= 0: no minimum
+	grace  time.Duration
+	n      int64
+	waited time.Duration // time spent in Read
+	ok     bool          // deadlines work
+	set    bool          // a deadline of ours is on the connection
 }
 
 func (x *rateReader) Read(p []byte) (int, error) {
+	now := time.Now()
 	if x.ok && x.rate > 0 {
-		d := x.start.Add(x.grace + time.Duration(float64(x.n)/float64(x.rate)*float64(time.Second)))
+		allowed := x.grace + time.Duration(float64(x.n)/float64(x.rate)*float64(time.Second)) - x.waited
+		d := now.Add(max(allowed, time.Millisecond))
 		if !x.end.IsZero() && x.end.Before(d) {
 			d = x.end
 		}
@@ -108,11 +112,11 @@ func (x *rateReader) Read(p []byte) (int, error) {
 	}
 	n, err := x.r.Read(p)
 	x.n += int64(n)
+	x.waited += time.Since(now)
 	var ne net.Error
 	if err != nil && errors.As(err, &ne) && ne.Timeout() && x.rate > 0 {
-		el := time.Since(x.start)
 		if x.end.IsZero() || time.Now().Before(x.end) {
-			return n, fmt.Errorf("%w: %d bytes in %.1f s, below the minimum of %d bytes/s (after the first %v)", errSlowBody, x.n, el.Seconds(), x.rate, x.grace)
+			return n, fmt.Errorf("%w: %d bytes in %.1f s of waiting, below the minimum of %d bytes/s (after the first %v)", errSlowBody, x.n, x.waited.Seconds(), x.rate, x.grace)
 		}
 	}
 	if err == io.EOF {
@@ -131,34 +135,32 @@ func (x *rateReader) finish() {
 	}
 }
 
-// readAll reads the whole body, reserving its bytes (the declared length at once, else as
-// the buffer grows) from the request's memory reservation.
+// readAll reads the whole body, reserving its bytes from the request's memory reservation as
+// they arrive: the buffer starts at 64 KiB and doubles (up to the declared length, when
+// there is one), each growth reserved first. A client that declares 32 MiB and sends a byte
+// holds 64 KiB of the budget, not 32 MiB.
 func (b *bodyRead) readAll(ctx context.Context, r io.Reader, size int64) ([]byte, error) {
-	if size > 0 {
-		if err := b.mem.grow(ctx, size); err != nil {
-			return nil, err
-		}
-		buf := make([]byte, size)
-		if _, err := io.ReadFull(r, buf); err != nil {
-			return nil, b.s.bodyErr(err)
-		}
-		var one [1]byte // read to EOF: a body longer than declared is an error
-		if n, err := r.Read(one[:]); n > 0 || (err != nil && err != io.EOF) {
-			if err == nil {
-				err = errors.New("more bytes than declared")
-			}
-			return nil, b.s.bodyErr(err)
-		}
-		return buf, nil
-	}
-	buf := make([]byte, 0)
+	var buf []byte
 	for {
 		if len(buf) == cap(buf) {
-			grow := max(int64(cap(buf)), 64<<10)
-			if err := b.mem.grow(ctx, grow); err != nil {
+			if size > 0 && int64(len(buf)) == size {
+				var one [1]byte // the declared length is read: the next Read must say EOF
+				if n, err := r.Read(one[:]); n > 0 || (err != nil && err != io.EOF) {
+					if err == nil {
+						err = errors.New("more bytes than declared")
+					}
+					return nil, b.s.bodyErr(err)
+				}
+				return buf, nil
+			}
+			next := max(2*int64(cap(buf)), 64<<10)
+			if size > 0 {
+				next = min(next, size)
+			}
+			if err := b.mem.grow(ctx, next); err != nil {
 				return nil, err
 			}
-			nb := make([]byte, len(buf), int64(cap(buf))+grow)
+			nb := make([]byte, len(buf), next)
 			copy(nb, buf)
 			b.mem.shrink(int64(cap(buf))) // the old buffer is garbage now
 			buf = nb
@@ -166,6 +168,9 @@ func (b *bodyRead) readAll(ctx context.Context, r io.Reader, size int64) ([]byte
 		n, err := r.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
 		if err == io.EOF {
+			if size > 0 && int64(len(buf)) < size {
+				return nil, b.s.bodyErr(io.ErrUnexpectedEOF)
+			}
 			return buf, nil
 		}
 		if err != nil {

@@ -33,7 +33,8 @@ type Config struct {
 	// requests are added while they fit. A single request larger than Batch — a v2 infer
 	// request of up to MaxInferBatch images — is not split: it runs as one batch of its own.
 	// MaxDelay is how long the first request of a batch waits for others (it stops waiting
-	// early when no other admitted request is still being decoded and none is queued).
+	// early when no other request is on its way — reading its body or decoding — and none is
+	// queued; slow uploads thus cost a waiting batch at most MaxDelay, never a queue slot).
 	Batch    int
 	MaxDelay time.Duration
 	// Workers is how many model runs may be in flight at once (default 1: one run uses all
@@ -53,8 +54,8 @@ type Config struct {
 	MinBodyRateGrace time.Duration
 	// MemBudget is the memory of the whole process, in bytes (default DefaultMemBudget(): a
 	// share of the machine's available memory or cgroup limit). What the process holds when
-	// New is called (the model, ONNX Runtime) and RunMem are set aside; the rest is what
-	// requests may reserve at once: each reserves its body as it arrives, the worst case of
+	// New is called (the model, ONNX Runtime) and RunMem are set aside, and a tenth of the
+	// rest for the Go runtime's garbage; the remainder is what requests may reserve at once: each reserves its body as it arrives, the worst case of
 	// decoding its image (from the header: width × height × bytes per pixel plus the RGBA,
 	// rotation and resize buffers) before decoding, its v2 tensor before parsing it, and its
 	// attention overlay. A request that cannot reserve waits up to AdmitWait, then gets 503

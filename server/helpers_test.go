@@ -126,12 +126,21 @@ type running struct {
 // serve starts a Server on a loopback port; stop is also registered as cleanup.
 func serve(t testing.TB, cfg Config, p predict.Predictor, log *slog.Logger) *running {
 	t.Helper()
+	return serveSetup(t, cfg, p, log, nil)
+}
+
+// serveSetup is serve with setup run on the Server before Serve starts (nil: none).
+func serveSetup(t testing.TB, cfg Config, p predict.Predictor, log *slog.Logger, setup func(*Server)) *running {
+	t.Helper()
 	if log == nil {
 		log = quiet()
 	}
 	s, err := New(cfg, p, log)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if setup != nil {
+		setup(s)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

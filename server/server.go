@@ -9,12 +9,27 @@
 //	GET  /metrics                    Prometheus (a registry per Server)
 //	GET  /                           a small web page (embedded) to try the model
 //
-// Requests are decoded and preprocessed in their own goroutines, then a dynamic batcher
+// Requests are read, decoded and preprocessed in their own goroutines, then a dynamic batcher
 // gathers them (at most Config.Batch images, waiting at most Config.MaxDelay) into one model
-// run and hands each caller its own rows. Admission is bounded (Config.Queue): one request
-// more is answered 503 with Retry-After (ErrQueueFull). A request whose client has gone is
-// dropped before it costs a model run. Errors are JSON {"error": "..."}: 4xx for bad input,
-// 503 when full or stopping, 500 for model failures.
+// run and hands each caller its own rows. A request whose client has gone is dropped before
+// it costs a model run.
+//
+// Admission is in stages, so that no client can hold capacity hostage:
+//
+//   - reading the body takes one of Config.BodyReads slots, and the body must arrive at
+//     Config.MinBodyRate after a grace period (408 below it): a slow client costs a
+//     connection and a slot for seconds, not a model-queue slot;
+//   - memory comes from one budget for the process (Config.MemBudget): the body as it
+//     arrives, the worst case of decoding the image from its header (preprocess.DecodeConfig,
+//     Header.DecodeMemory) before decoding, a v2 tensor from its shape before its data are
+//     parsed (the JSON is read as a token stream that stops at the shape's element count and
+//     at the body cap), an attention overlay (drawn at most MaxOverlaySide on its longer
+//     side); a request waits up to Config.AdmitWait for it (ErrMemoryBudget, 503);
+//   - a model-queue slot (Config.Queue) only once the input tensor is ready (ErrQueueFull, 503).
+//
+// Readiness (/v2/health/ready) is 503 while any stage is saturated. Errors are JSON
+// {"error": "..."}: 4xx for bad input, 503 with Retry-After when full or stopping, 500 for
+// model failures.
 //
 // Serve takes a listener (so callers and tests choose the address) and shuts down gracefully
 // when its context ends: in-flight requests finish, the batcher drains, and then the caller
@@ -101,7 +116,9 @@ func New(cfg Config, model predict.Predictor, log *slog.Logger) (*Server, error)
 		s.cfg.RunMem = int64(cfg.Workers) * int64(cfg.Batch) * 24 * int64(n) * 4
 	}
 	s.memBase, _ = ProcessMemory()
-	share := s.cfg.MemBudget - s.memBase - s.cfg.RunMem
+	// A tenth of what is left stays free for the garbage the Go runtime holds between
+	// collections (Serve's soft memory limit keeps it small, not nil).
+	share := (s.cfg.MemBudget - s.memBase - s.cfg.RunMem) / 10 * 9
 	if minShare := 2*int64(n)*4 + maxPendingJSON + 64<<10; share < minShare {
 		return nil, fmt.Errorf("server config: MemBudget %s leaves %s for requests after the process's %s and RunMem %s; want at least %s",
 			mib(s.cfg.MemBudget), mib(share), mib(s.memBase), mib(s.cfg.RunMem), mib(minShare))
@@ -366,7 +383,7 @@ func (s *Server) setGoMemLimit() func() {
 	}
 	goNow := goMemory()
 	nonGo := max(s.memBase-goNow, 0) + s.cfg.RunMem
-	limit := s.cfg.MemBudget - nonGo
+	limit := (s.cfg.MemBudget - nonGo) / 20 * 19 // 5% below: RSS also holds what Go has freed but not yet returned
 	if limit <= 0 {
 		return func() {}
 	}

@@ -15,7 +15,7 @@ func pickleLen(b []byte) (int, error) {
 	pos := 0
 	need := func(n uint64) error {
 		if n > uint64(len(b)-pos) {
-			return fmt.Errorf("pickle opcode at byte %d claims %d bytes, %d left (truncated or damaged)", pos, n, len(b)-pos)
+			return fmt.Errorf("opcode at byte %d claims %d bytes, %d left (truncated or damaged)", pos, n, len(b)-pos)
 		}
 		return nil
 	}
@@ -47,7 +47,7 @@ func pickleLen(b []byte) (int, error) {
 				return nil
 			}
 		}
-		return fmt.Errorf("pickle opcode at byte %d: unterminated line (truncated or damaged)", pos)
+		return fmt.Errorf("opcode at byte %d: unterminated line (truncated or damaged)", pos)
 	}
 	for pos < len(b) {
 		op := b[pos]
@@ -88,14 +88,14 @@ func pickleLen(b []byte) (int, error) {
 				err = line()
 			}
 		default:
-			return 0, fmt.Errorf("pickle: unknown opcode 0x%02x at byte %d", op, pos-1)
+			return 0, fmt.Errorf("unknown opcode 0x%02x at byte %d", op, pos-1)
 		}
 		if err != nil {
 			return 0, err
 		}
 		if pos > len(b) {
-			return 0, errors.New("pickle: truncated (ends inside an opcode)")
+			return 0, errors.New("truncated (ends inside an opcode)")
 		}
 	}
-	return 0, errors.New("pickle: no STOP opcode (truncated)")
+	return 0, errors.New("no STOP opcode (truncated)")
 }

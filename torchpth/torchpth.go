@@ -613,6 +613,7 @@ func (r *reader) stateDict(obj any) (*safetensors.File, error) {
 		return nil, errors.New("the state dict is empty")
 	}
 	f := &safetensors.File{Tensors: map[string]*safetensors.Tensor{}, Metadata: meta}
+	var extra int64
 	for _, e := range es {
 		name, ok := e.Key.(string)
 		if !ok {
@@ -625,7 +626,7 @@ func (r *reader) stateDict(obj any) (*safetensors.File, error) {
 		if _, dup := f.Tensors[name]; dup {
 			return nil, fmt.Errorf("tensor %q appears twice", name)
 		}
-		st, err := t.convert(name)
+		st, err := t.convert(name, &extra)
 		if err != nil {
 			return nil, err
 		}
@@ -696,7 +697,8 @@ func describe(v any) string {
 }
 
 // convert gathers the tensor's elements (row-major over its size) from its storage.
-func (t *tensor) convert(name string) (*safetensors.Tensor, error) {
+// extra counts the elements expands added over the file so far.
+func (t *tensor) convert(name string, extra *int64) (*safetensors.Tensor, error) {
 	st := t.st
 	out := &safetensors.Tensor{Name: name, DType: st.dtype.name, Shape: append([]int{}, t.size...)}
 	numel := int64(1)
@@ -713,8 +715,13 @@ func (t *tensor) convert(name string) (*safetensors.Tensor, error) {
 			maxIdx += int64(d-1) * int64(t.stride[i])
 		}
 	}
-	if numel > st.numel && numel > 1<<24 { // an expand (stride 0) may name more elements than it stores, within reason
-		return nil, fmt.Errorf("tensor %q: size %v names %d elements of a storage of %d", name, t.size, numel, st.numel)
+	// An expand (stride 0) names more elements than its storage holds: within reason, per tensor
+	// and per file (a state dict's tensors are parameters and buffers, rarely expanded).
+	if numel > st.numel {
+		*extra += numel - st.numel
+		if numel > 1<<20 || *extra > 1<<24 {
+			return nil, fmt.Errorf("tensor %q: size %v names %d elements of a storage of %d (too large an expand)", name, t.size, numel, st.numel)
+		}
 	}
 	if t.offset < 0 || (numel > 0 && maxIdx >= st.numel) {
 		return nil, fmt.Errorf("tensor %q: size %v, stride %v at offset %d reach element %d of a storage of %d", name, t.size, t.stride, t.offset, maxIdx, st.numel)

@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/dustin/go-humanize"
 	"gopkg.in/yaml.v3"
 
 	"github.com/artnet/artnet/internal/errtext"
@@ -21,7 +23,7 @@ import (
 //	model:                  # preset (default|tiny) then spec.Config fields by their JSON names
 //	  preset: default
 //	  variant: b0
-//	data: {root: data/wikiart, cache_size: 80, jitter: 0.2, balanced: [style]}
+//	data: {root: data/wikiart, cache_mem: 1GiB, jitter: 0.2, balanced: [style]}
 //	train: {seed: 1, weight_decay: 0.01, warmup_epochs: 1, clip_norm: 5, pretrained: efficientnet_b0_rwightman-7f5810bc.pth}
 //	phases:
 //	  - {name: "1", epochs: 20, batch: 64, lr: 1.0e-3, freeze: [/encoder, /attention]}
@@ -29,55 +31,72 @@ import (
 //
 // Maps merge key by key over the base; lists (phases, freeze, balanced) replace the base's.
 type FileConfig struct {
-	Model  map[string]any `yaml:"model"`
-	Data   DataConfig     `yaml:"data"`
-	Train  TrainConfig    `yaml:"train"`
-	Phases []PhaseConfig  `yaml:"phases"`
+	Model  map[string]any `yaml:"model" json:"model"`
+	Data   DataConfig     `yaml:"data" json:"data"`
+	Train  TrainConfig    `yaml:"train" json:"train"`
+	Phases []PhaseConfig  `yaml:"phases" json:"phases"`
 }
 
 // DataConfig says where the WikiArt data is and how it is augmented and sampled.
 type DataConfig struct {
-	Root      string   `yaml:"root"`       // the folder with the split CSVs (relative paths: to the working directory); --data and $ARTNET_DATA override it (wikiart.ResolveRoot)
-	Images    string   `yaml:"images"`     // image root ("" → Root/images)
-	Strict    bool     `yaml:"strict"`     // refuse rows whose image is missing
-	Disjoint  *bool    `yaml:"disjoint"`   // drop train paths that val keeps (default true)
-	CacheSize int      `yaml:"cache_size"` // side of the cached training images (0 → model resize_size)
-	MinScale  float64  `yaml:"min_scale"`  // random resized crop's smallest area fraction (0 → 0.35)
-	Jitter    float64  `yaml:"jitter"`     // colour jitter strength
-	Balanced  []string `yaml:"balanced"`   // tasks whose classes are sampled balanced (at most one)
-	Workers   int      `yaml:"workers"`    // decoding goroutines (0 → GOMAXPROCS)
+	Root      string   `yaml:"root" json:"root"`                       // the folder with the split CSVs (relative paths: to the working directory); --data and $ARTNET_DATA override it (wikiart.ResolveRoot)
+	Images    string   `yaml:"images" json:"images,omitempty"`         // image root ("" → Root/images)
+	Strict    bool     `yaml:"strict" json:"strict"`                   // refuse rows whose image is missing
+	Disjoint  *bool    `yaml:"disjoint" json:"disjoint,omitempty"`     // drop train paths that val keeps (default true)
+	CacheSize int      `yaml:"cache_size" json:"cache_size,omitempty"` // deprecated, ignored (images are cropped at their own size; see cache_mem)
+	CacheMem  string   `yaml:"cache_mem" json:"cache_mem,omitempty"`   // decoded-image cache budget, e.g. 2GiB (""/0: no cache); --cache-mem overrides
+	MinScale  float64  `yaml:"min_scale" json:"min_scale"`             // random resized crop's smallest area fraction (0 → 0.35)
+	Jitter    float64  `yaml:"jitter" json:"jitter"`                   // colour jitter strength
+	Balanced  []string `yaml:"balanced" json:"balanced,omitempty"`     // tasks whose classes are sampled balanced (at most one)
+	Workers   int      `yaml:"workers" json:"workers,omitempty"`       // decoding goroutines (0 → GOMAXPROCS)
+}
+
+// CacheBytes is cache_mem in bytes (0 when empty).
+func (d DataConfig) CacheBytes() (int64, error) { return ParseBytes("data.cache_mem", d.CacheMem) }
+
+// ParseBytes reads a memory size such as 512MiB, 2GB or 1073741824 ("" and "0" are 0); the
+// error names the field.
+func ParseBytes(field, s string) (int64, error) {
+	if strings.TrimSpace(s) == "" {
+		return 0, nil
+	}
+	n, err := humanize.ParseBytes(s)
+	if err != nil || n > math.MaxInt64 {
+		return 0, fmt.Errorf("field %s: %q is not a size like 512MiB or 2GB", field, s)
+	}
+	return int64(n), nil
 }
 
 // TrainConfig holds what the phases share.
 type TrainConfig struct {
-	Seed         int64   `yaml:"seed"`
-	WeightDecay  float64 `yaml:"weight_decay"`
-	WarmupEpochs float64 `yaml:"warmup_epochs"`
-	MinLRFactor  float64 `yaml:"min_lr_factor"` // cosine floor as a fraction of each phase's lr
-	ClipNorm     float64 `yaml:"clip_norm"`
-	Keep         int     `yaml:"keep"` // checkpoints kept per phase
-	Backend      string  `yaml:"backend"`
-	EvalBatch    int     `yaml:"eval_batch"` // batch of the final evaluation (results.json); 0 → 32
+	Seed         int64   `yaml:"seed" json:"seed"`
+	WeightDecay  float64 `yaml:"weight_decay" json:"weight_decay"`
+	WarmupEpochs float64 `yaml:"warmup_epochs" json:"warmup_epochs"`
+	MinLRFactor  float64 `yaml:"min_lr_factor" json:"min_lr_factor"` // cosine floor as a fraction of each phase's lr
+	ClipNorm     float64 `yaml:"clip_norm" json:"clip_norm"`
+	Keep         int     `yaml:"keep" json:"keep"` // checkpoints kept per phase
+	Backend      string  `yaml:"backend" json:"backend,omitempty"`
+	EvalBatch    int     `yaml:"eval_batch" json:"eval_batch,omitempty"` // batch of the final evaluation (results.json); 0 → 32
 	// Pretrained is the PyTorch weights file (safetensors or .pth/.pt; a whole DeepArtNet or an
 	// ImageNet-pretrained backbone, see models.ImportWeights) a phase starts from when it has no
 	// earlier phase in the output folder to continue (phase 1, or a phase trained alone).
 	// Relative paths are relative to the working directory, like data.root.
-	Pretrained string `yaml:"pretrained"`
+	Pretrained string `yaml:"pretrained" json:"pretrained,omitempty"`
 	// AllowPartial accepts a Pretrained (or init_from) weights file that lacks model tensors or
 	// holds extra ones, as `artnet import --allow-partial`.
-	AllowPartial bool `yaml:"allow_partial"`
+	AllowPartial bool `yaml:"allow_partial" json:"allow_partial,omitempty"`
 }
 
 // PhaseConfig is one training phase.
 type PhaseConfig struct {
-	Name   string   `yaml:"name"`
-	Epochs float64  `yaml:"epochs"` // may be fractional (a shortened run)
-	Batch  int      `yaml:"batch"`
-	LR     float64  `yaml:"lr"`
-	Freeze []string `yaml:"freeze"` // variable scope prefixes, e.g. /encoder, /backbone/features/0
+	Name   string   `yaml:"name" json:"name"`
+	Epochs float64  `yaml:"epochs" json:"epochs"` // may be fractional (a shortened run)
+	Batch  int      `yaml:"batch" json:"batch"`
+	LR     float64  `yaml:"lr" json:"lr"`
+	Freeze []string `yaml:"freeze" json:"freeze,omitempty"` // variable scope prefixes, e.g. /encoder, /backbone/features/0
 	// InitFrom, when set, is what this phase starts from instead of the previous phase's best
 	// checkpoint: a checkpoint directory or a PyTorch weights file (see Options.InitFrom).
-	InitFrom string `yaml:"init_from"`
+	InitFrom string `yaml:"init_from" json:"init_from,omitempty"`
 }
 
 // LoadFileConfig reads a YAML training configuration (following base: links). Errors name the
@@ -192,6 +211,9 @@ func (fc *FileConfig) validate() error {
 		if taskIndex(t) < 0 {
 			errs = append(errs, fmt.Errorf("field data.balanced: unknown task %q (want one of %v)", t, spec.Tasks))
 		}
+	}
+	if _, err := fc.Data.CacheBytes(); err != nil {
+		errs = append(errs, err)
 	}
 	if fc.Data.Jitter < 0 || fc.Data.Jitter >= 1 {
 		errs = append(errs, fmt.Errorf("field data.jitter: must be in [0,1), got %g", fc.Data.Jitter))

@@ -21,12 +21,18 @@
 //	best/, best.json        with Options.KeepBest: the checkpoint with the best validation score
 //	                        (mean top-1 over the present tasks) and its step, score and accuracy
 //	metrics.jsonl           one JSON object per line: {"kind":"train","step",...,"task_loss",
-//	                        "log_var","lr","seconds","images_per_sec"} per step and
-//	                        {"kind":"eval","step","accuracy",...} per evaluation
+//	                        "log_var","lr","seconds","images_per_sec","input_wait_seconds"} per
+//	                        step and {"kind":"eval","step","accuracy",...} per evaluation
+//	events.out.tfevents.*   the same scalars for TensorBoard (events.go), one file per Run
 //
-// The WikiArt data set (NewWikiArt) decodes every image once into memory and augments per
-// stream position; phases (configs/*.yaml, `artnet train --config`) are successive Runs, each
-// started from the previous phase's best checkpoint (InitFrom) with its own Freeze list.
+// Training batches come from a bounded pipeline (batchStream: a feeder, Options.Workers loaders,
+// at most Options.Prefetch batches ahead). The WikiArt data set (NewWikiArt) decodes its images
+// as they are read — optionally through an ImageCache within a memory budget — and augments
+// them per stream position with RandomResizedCrop on the image's own size. RunPhases trains the
+// phases of a configuration (configs/*.yaml, `artnet train --config`) as successive Runs, each
+// started from the previous phase's best checkpoint (InitFrom) with its own Freeze list, records
+// their options (run.json, phase<name>/options.json) and evaluates the result with package
+// evaluate.
 //
 // Batches are a function of (seed, step): each epoch is a seeded permutation of the training
 // set, so a resumed run (same data sets, same seed) continues exactly like an uninterrupted one.

@@ -122,6 +122,7 @@ func TestInitFromWeightsErrors(t *testing.T) {
 	cfg := spec.Tiny()
 	for name, tc := range map[string]struct{ file, want string }{
 		"not a state dict": {"not_state_dict.pth", "not a state dict"},
+		"partial":          {"model_key.pth", "missing from the file (torchvision scheme; --allow-partial keeps it initialized)"},
 		"wrong shape":      {"wrong_shape.pth", `tensor "features.0.0.weight" (backbone.features.0.0.weight) has shape [16 3 3 3], the model (variant b0 width 0.25 depth 0.25 stages 4) needs [8 3 3 3]`},
 	} {
 		p := filepath.Join(pthFixtures, tc.file)
@@ -130,6 +131,21 @@ func TestInitFromWeightsErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), p) || strings.Contains(err.Error(), "\n") {
 			t.Errorf("%s: got %v, want one line naming %s and %q", name, err, p, tc.want)
 		}
+	}
+}
+
+// TestInitFromAllowPartial: with AllowPartial a file holding only the stem starts training, the
+// report listing what stayed initialized.
+func TestInitFromAllowPartial(t *testing.T) {
+	cfg := spec.Tiny()
+	o := Options{Config: cfg, OutDir: t.TempDir(), Steps: 1, Batch: 2, LR: 1e-3, Seed: 1,
+		InitFrom: filepath.Join(pthFixtures, "model_key.pth"), AllowPartial: true}
+	res, err := Run(context.Background(), o, NewSynthetic(cfg, 4, 1), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := res.Imported; r == nil || r.Loaded != 3 || len(r.Warnings) == 0 || !strings.Contains(r.String(), "left at initialization (backbone, proj, encoder, attention, heads)") {
+		t.Errorf("report %v (warnings %v): want 3 stem tensors loaded, the rest initialized and a warning", r, r.Warnings)
 	}
 }
 

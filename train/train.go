@@ -26,6 +26,7 @@ import (
 	artgraph "github.com/artnet/artnet/graph"
 	"github.com/artnet/artnet/internal/atomicfile"
 	"github.com/artnet/artnet/internal/errtext"
+	"github.com/artnet/artnet/internal/tfevents"
 	"github.com/artnet/artnet/models"
 	"github.com/artnet/artnet/models/spec"
 )
@@ -107,6 +108,14 @@ type Options struct {
 	KeepBest bool
 	// OnEval, when set, is called after every evaluation, in Run's goroutine.
 	OnEval func(EvalMetrics)
+	// Record, when set, is saved in every checkpoint of this Run (the uint8 variable
+	// /train/options, beside the optimizer state): RunPhases records the phase's PhaseOptions
+	// JSON there, and ReadCheckpointOptions reads it back from any of its checkpoints.
+	Record []byte
+	// Workers load training examples (decode, augment) in parallel (0 → GOMAXPROCS).
+	Workers int
+	// Prefetch is how many loaded batches may wait ahead of the step (0 → 2).
+	Prefetch int
 }
 
 // Result is what Run ends with.
@@ -130,6 +139,9 @@ type StepMetrics struct {
 	LR           float64            `json:"lr"`
 	Seconds      float64            `json:"seconds"`
 	ImagesPerSec float64            `json:"images_per_sec"`
+	// InputWaitSeconds is how long the step waited for its batch (the input pipeline was
+	// slower than the model when it is a large part of Seconds).
+	InputWaitSeconds float64 `json:"input_wait_seconds"`
 }
 
 // EvalMetrics is one line of metrics.jsonl for an evaluation.
@@ -300,6 +312,11 @@ func Run(ctx context.Context, o Options, trainSet, valSet Dataset, log *slog.Log
 			log.Info("no checkpoint to resume from: starting fresh", "out", o.OutDir)
 		}
 	}
+	if len(o.Record) > 0 {
+		if err := setRecord(mctx, o.Record); err != nil {
+			return nil, fmt.Errorf("train: %w", err)
+		}
+	}
 	res = &Result{Step: startStep, CheckpointDir: resumedFrom, Imported: imported}
 	if resumedFrom != "" {
 		res.CheckpointDir = filepath.Join(o.OutDir, resumedFrom)
@@ -315,13 +332,23 @@ func Run(ctx context.Context, o Options, trainSet, valSet Dataset, log *slog.Log
 		}
 	}()
 
+	tb, err := openEvents(o.OutDir, startStep, resumedFrom)
+	if err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	defer func() {
+		if cerr := tb.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("train: %w", cerr)
+		}
+	}()
+
 	backend, err := artgraph.NewBackend(o.Backend)
 	if err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
 	defer backend.Finalize()
 
-	t := &trainer{o: o, cfg: cfg, model: model, backend: backend, mctx: mctx, log: log, metrics: metrics, res: res}
+	t := &trainer{o: o, cfg: cfg, model: model, backend: backend, mctx: mctx, log: log, metrics: metrics, tb: tb, res: res}
 	if startStep >= o.Steps {
 		log.Info("nothing to train: already at the target step", "step", startStep, "steps", o.Steps)
 	}
@@ -336,6 +363,7 @@ type trainer struct {
 	mctx    *gomlxcontext.Context
 	log     *slog.Logger
 	metrics *os.File
+	tb      *tfevents.Writer
 	res     *Result
 
 	step     *gomlxcontext.Exec
@@ -359,42 +387,24 @@ func (t *trainer) loop(ctx context.Context, start int, trainSet, valSet Dataset)
 	}
 	defer t.step.Finalize()
 
-	// Batches are double-buffered: while step s runs, batch s+1 is loaded by one goroutine
-	// (itself using loadBatch's workers). Its result arrives on loaded; every return path waits
-	// for an outstanding load, so no goroutine outlives loop.
-	bufs := [2]*batchBuf{newBatchBuf(o.Batch, cfg), newBatchBuf(o.Batch, cfg)}
-	loaded := make(chan error, 1)
-	inflight := false
-	defer func() {
-		if inflight {
-			<-loaded
-		}
-	}()
-	prefetch := func(step int) {
-		b := bufs[step%2]
-		b.plan(order, step, o.Batch) // epochOrder is used by this goroutine only
-		inflight = true
-		go func() { loaded <- loadBatchAt(ctx, trainSet, cfg, b.idx, b.pos, b.images, b.labels) }()
-	}
-	if start < o.Steps {
-		prefetch(start)
-	}
+	// The input pipeline loads batches ahead of the step (at most o.Prefetch waiting), on
+	// o.Workers goroutines; it is closed (every goroutine ended) on every return path.
+	stream := newBatchStream(ctx, trainSet, cfg, order, o.Batch, start, o.Steps, o.Workers, o.Prefetch)
+	defer stream.close()
 	for step := start; step < o.Steps; step++ {
 		began := time.Now()
-		lerr := <-loaded
-		inflight = false
+		p, lerr := stream.next(ctx)
 		if err := ctx.Err(); err != nil {
 			return t.res, t.interrupted(err)
 		}
 		if lerr != nil {
 			return t.res, fmt.Errorf("train: step %d: training set: %w", step+1, lerr)
 		}
-		images, labels := bufs[step%2].images, bufs[step%2].labels
-		if step+1 < o.Steps {
-			prefetch(step + 1)
-		}
+		waited := time.Since(began)
 		lr := o.LearningRate(step)
-		m, err := t.runStep(images, labels, lr)
+		m, err := t.runStep(p.buf.images, p.buf.labels, lr)
+		stream.release(p)
+		m.InputWaitSeconds = waited.Seconds()
 		if err != nil {
 			return t.res, fmt.Errorf("train: step %d: %w", step+1, err)
 		}
@@ -412,6 +422,9 @@ func (t *trainer) loop(ctx context.Context, start int, trainSet, valSet Dataset)
 		}
 		if err := t.writeMetrics(m); err != nil {
 			return t.res, err
+		}
+		if err := writeStepEvents(t.tb, m); err != nil {
+			return t.res, fmt.Errorf("train: %w", err)
 		}
 		t.res.Step, t.res.Loss, t.res.TaskLoss = m.Step, m.Loss, m.TaskLoss
 		if m.Step == start+1 || m.Step%o.LogEvery == 0 || m.Step == o.Steps {
@@ -564,12 +577,31 @@ func (t *trainer) save(step int) error {
 	}
 	for i, c := range all {
 		if i >= t.o.KeepCheckpoints && c.name != name {
-			if err := os.RemoveAll(filepath.Join(t.o.OutDir, c.name)); err != nil {
-				t.log.Warn("could not remove an old checkpoint", "dir", c.name, "err", err)
-			}
+			removeCheckpoint(t.o.OutDir, c.name, t.log)
 		}
 	}
+	// Removals a kill interrupted.
+	stale, _ := filepath.Glob(filepath.Join(t.o.OutDir, "."+checkpointPfx+"*"+removingSfx))
+	for _, d := range stale {
+		_ = os.RemoveAll(d)
+	}
 	return nil
+}
+
+const removingSfx = ".removing"
+
+// removeCheckpoint deletes checkpoint name of outDir without ever leaving a half-deleted
+// ckpt-* behind (a kill during os.RemoveAll would): it is first renamed out of the ckpt-*
+// namespace (one atomic rename), then removed.
+func removeCheckpoint(outDir, name string, log *slog.Logger) {
+	doomed := filepath.Join(outDir, "."+name+removingSfx)
+	if err := os.Rename(filepath.Join(outDir, name), doomed); err != nil {
+		log.Warn("could not remove an old checkpoint", "dir", name, "err", err)
+		return
+	}
+	if err := os.RemoveAll(doomed); err != nil {
+		log.Warn("could not remove an old checkpoint", "dir", name, "err", err)
+	}
 }
 
 func (t *trainer) evaluate(ctx context.Context, ds Dataset, step int) (map[string]float64, error) {
@@ -581,6 +613,9 @@ func (t *trainer) evaluate(ctx context.Context, ds Dataset, step int) (map[strin
 	em := EvalMetrics{Kind: "eval", Step: step, Accuracy: acc, Top5: t.eval.top5, Seconds: time.Since(began).Seconds()}
 	if err := t.writeMetrics(em); err != nil {
 		return nil, err
+	}
+	if err := writeEvalEvents(t.tb, em); err != nil {
+		return nil, fmt.Errorf("train: %w", err)
 	}
 	if t.o.KeepBest {
 		if err := t.keepBest(step, acc); err != nil {
@@ -748,17 +783,10 @@ func (b *batchBuf) plan(order *epochOrder, step, batch int) {
 	}
 }
 
-// loadBatch fills images and labels with examples idx, loading them on up to GOMAXPROCS
-// goroutines (all of which end before it returns). Labels are checked against the classes of
-// cfg. An index < 0 (padding) gives a zero image and absent labels.
+// loadBatch fills images and labels with examples idx (evaluation transform), loading them on
+// up to GOMAXPROCS goroutines (all of which end before it returns). Labels are checked against
+// the classes of cfg. An index < 0 (padding) gives a zero image and absent labels.
 func loadBatch(ctx context.Context, ds Dataset, cfg spec.Config, idx []int, images []float32, labels []int32) error {
-	return loadBatchAt(ctx, ds, cfg, idx, nil, images, labels)
-}
-
-// loadBatchAt is loadBatch for training: a PositionalDataset gets each example's stream
-// position pos[b] (nil: Example is used).
-func loadBatchAt(ctx context.Context, ds Dataset, cfg spec.Config, idx, pos []int, images []float32, labels []int32) error {
-	pds, _ := ds.(PositionalDataset)
 	per := 3 * cfg.ImageSize * cfg.ImageSize
 	nt := len(spec.Tasks)
 	workers := min(runtime.GOMAXPROCS(0), len(idx))
@@ -774,21 +802,7 @@ func loadBatchAt(ctx context.Context, ds Dataset, cfg spec.Config, idx, pos []in
 				}
 				return
 			}
-			var lb Labels
-			var err error
-			if pds != nil && pos != nil {
-				lb, err = safeExampleAt(pds, pos[b], idx[b], img)
-			} else {
-				lb, err = safeExample(ds, idx[b], img)
-			}
-			if err == nil {
-				err = checkLabels(cfg, lb)
-			}
-			if err != nil {
-				errs[b] = fmt.Errorf("example %d: %w", idx[b], err)
-				return
-			}
-			copy(lbOut, lb[:])
+			errs[b] = loadExample(ds, nil, cfg, idx[b], 0, img, lbOut)
 		}
 	}); err != nil {
 		return err
@@ -798,6 +812,27 @@ func loadBatchAt(ctx context.Context, ds Dataset, cfg spec.Config, idx, pos []in
 			return err
 		}
 	}
+	return nil
+}
+
+// loadExample writes example i into img and its labels into lbOut: through pds.ExampleAt at
+// stream position pos when pds is set (training), else ds.Example. A panic in the data set's
+// code, or a label outside cfg's classes, is an error naming the example.
+func loadExample(ds Dataset, pds PositionalDataset, cfg spec.Config, i, pos int, img []float32, lbOut []int32) error {
+	var lb Labels
+	var err error
+	if pds != nil {
+		lb, err = safeExampleAt(pds, pos, i, img)
+	} else {
+		lb, err = safeExample(ds, i, img)
+	}
+	if err == nil {
+		err = checkLabels(cfg, lb)
+	}
+	if err != nil {
+		return fmt.Errorf("example %d: %w", i, err)
+	}
+	copy(lbOut, lb[:])
 	return nil
 }
 
@@ -995,7 +1030,11 @@ func applyFreeze(ctx *gomlxcontext.Context, freeze []string) {
 // initFrom fills the fresh context mctx with the model variables of o.InitFrom: a checkpoint
 // directory, or a PyTorch weights file (then the import report is returned).
 func initFrom(mctx *gomlxcontext.Context, cfg spec.Config, o Options) (*models.ImportReport, error) {
-	if fi, err := os.Stat(o.InitFrom); err == nil && !fi.IsDir() {
+	fi, err := os.Stat(o.InitFrom)
+	if err != nil {
+		return nil, err // names the path
+	}
+	if !fi.IsDir() {
 		src, rep, err := models.ImportWeights(o.InitFrom, cfg, models.ImportOptions{AllowPartial: o.AllowPartial, Seed: o.Seed})
 		if err != nil {
 			return nil, err
@@ -1038,6 +1077,55 @@ func copyModelVariables(mctx, src *gomlxcontext.Context, what string) error {
 	return nil
 }
 
+// The variable that holds Options.Record in checkpoints.
+const (
+	recordScope = "/train"
+	recordName  = "options"
+)
+
+// setRecord sets (or replaces, on a resume) the record variable of mctx; it is never trained.
+func setRecord(mctx *gomlxcontext.Context, b []byte) error {
+	t := tensors.FromFlatDataAndDimensions(append([]uint8(nil), b...), len(b))
+	if v := mctx.GetVariableByScopeAndName(recordScope, recordName); v != nil {
+		v.SetTrainable(false)
+		return v.SetValue(t)
+	}
+	return catchPanic(func() {
+		mctx.Checked(false).InAbsPath(recordScope).VariableWithValue(recordName, t).SetTrainable(false)
+	})
+}
+
+// ReadCheckpointRecord returns the Options.Record saved in checkpoint dir (nil when it has none).
+func ReadCheckpointRecord(dir string) ([]byte, error) {
+	mctx, _, err := models.LoadCheckpoint(dir)
+	if err != nil {
+		return nil, err
+	}
+	v := mctx.GetVariableByScopeAndName(recordScope, recordName)
+	if v == nil {
+		return nil, nil
+	}
+	val, err := v.Value()
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint %s: %s/%s: %w", dir, recordScope, recordName, err)
+	}
+	b, err := tensors.CopyFlatData[uint8](val)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint %s: %s/%s: %w", dir, recordScope, recordName, err)
+	}
+	return b, nil
+}
+
+func catchPanic(fn func()) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%v", r)
+		}
+	}()
+	fn()
+	return nil
+}
+
 // ClipGlobalNorm scales grads by min(1, maxNorm/‖grads‖₂), the norm taken over all of them
 // (torch.nn.utils.clip_grad_norm_).
 func ClipGlobalNorm(grads []*graph.Node, maxNorm float64) []*graph.Node {
@@ -1060,30 +1148,6 @@ func ClipGlobalNorm(grads []*graph.Node, maxNorm float64) []*graph.Node {
 		out[i] = graph.Mul(gr, graph.ConvertDType(scale, gr.DType()))
 	}
 	return out
-}
-
-// EvalResult is what EvaluateTopK measures per task (tasks without any label are left out).
-type EvalResult struct {
-	Top1   map[string]float64 `json:"top1"`
-	Top5   map[string]float64 `json:"top5"`
-	Images map[string]int     `json:"images"` // examples with a label, per task
-}
-
-// EvaluateTopK is Evaluate with top-5 accuracy and per-task example counts.
-func EvaluateTopK(ctx context.Context, backend backends.Backend, mctx *gomlxcontext.Context, cfg spec.Config, ds Dataset, batch int) (*EvalResult, error) {
-	if batch <= 0 {
-		return nil, fmt.Errorf("evaluate: batch must be > 0, got %d", batch)
-	}
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("evaluate: %s", errtext.OneLine(err))
-	}
-	e := newEvaluator(backend, mctx, cfg, DeepArtNet, batch)
-	defer e.close()
-	acc, err := e.run(ctx, ds)
-	if err != nil {
-		return nil, fmt.Errorf("evaluate: %w", err)
-	}
-	return &EvalResult{Top1: acc, Top5: e.top5, Images: e.counts}, nil
 }
 
 // Score is the validation metric used to pick the best checkpoint: the mean top-1 accuracy over

@@ -1,12 +1,15 @@
 package train
 
 import (
+	"bufio"
 	"context"
-	"errors"
 	"fmt"
+	"image"
 	"math"
 	"math/rand/v2"
+	"os"
 	"runtime"
+	"slices"
 
 	"github.com/artnet/artnet/models/spec"
 	"github.com/artnet/artnet/preprocess"
@@ -19,36 +22,37 @@ type WikiArtOptions struct {
 	Images string
 	// Config gives the input size, resize size and normalization.
 	Config spec.Config
-	// Augment selects the training transform (random resized crop, horizontal flip, colour
-	// jitter, seeded by (Seed, stream position)); false selects the evaluation transform
-	// (resize the shorter side to ResizeSize, centre-crop ImageSize, exactly as predict does).
+	// Augment selects the training transform — torchvision's RandomResizedCrop(ImageSize,
+	// scale=(MinScale, 1), ratio=(3/4, 4/3)) on the decoded image at its own size and aspect
+	// ratio, RandomHorizontalFlip, then brightness/contrast/saturation jitter — seeded by
+	// (Seed, stream position, index); false selects the evaluation transform (resize the shorter
+	// side to ResizeSize, centre-crop ImageSize, exactly as predict does).
 	Augment bool
 	// Seed seeds the augmentation.
 	Seed int64
-	// CacheSize is the side of the cached, downscaled training image (0 → Config.ResizeSize).
-	CacheSize int
 	// MinScale is the smallest area fraction of a random resized crop (0 → 0.35).
 	MinScale float64
 	// Jitter is the colour jitter strength: brightness, contrast and saturation factors are drawn
 	// from [1−Jitter, 1+Jitter] (0 → no jitter; negative is an error).
 	Jitter float64
-	// Workers decode the images in parallel (0 → GOMAXPROCS).
+	// Cache, when set, keeps decoded images (8-bit) within its memory budget; it may be shared by
+	// several data sets. Nil decodes every image each time it is used.
+	Cache *ImageCache
+	// Workers check the image headers in parallel in NewWikiArt (0 → GOMAXPROCS).
 	Workers int
 }
 
-// WikiArt is a Dataset over WikiArt samples. All images are decoded once by NewWikiArt into an
-// in-memory cache (training: CacheSize² 8-bit RGB; evaluation: the final normalized tensor), so
-// Example costs microseconds.
+// WikiArt is a Dataset over WikiArt samples that decodes its images as they are asked for
+// (through Cache when one is given): its memory does not grow with the number of samples
+// beyond the samples themselves.
 type WikiArt struct {
 	o       WikiArtOptions
 	samples []wikiart.Sample
-	side    int       // cache side (training)
-	pix     [][]uint8 // training cache: CHW uint8, side×side per channel
-	tensors [][]float32
+	decode  preprocess.Options
 }
 
-// NewWikiArt decodes every sample's image (in parallel) into the cache. An image that cannot
-// be decoded is an error naming its file.
+// NewWikiArt checks every sample's image header (in parallel; the pixels are decoded later, as
+// examples are read): a file that is not an image of a known format is an error naming it.
 func NewWikiArt(ctx context.Context, samples []wikiart.Sample, o WikiArtOptions) (*WikiArt, error) {
 	if err := o.Config.Validate(); err != nil {
 		return nil, fmt.Errorf("wikiart data set: config: %v", err)
@@ -62,62 +66,43 @@ func NewWikiArt(ctx context.Context, samples []wikiart.Sample, o WikiArtOptions)
 	if o.MinScale < 0 || o.MinScale > 1 {
 		return nil, fmt.Errorf("wikiart data set: MinScale must be in (0,1], got %g", o.MinScale)
 	}
-	if o.CacheSize == 0 {
-		o.CacheSize = o.Config.ResizeSize
-	}
-	if o.CacheSize < o.Config.ImageSize/2 {
-		return nil, fmt.Errorf("wikiart data set: CacheSize %d is below half the image size %d", o.CacheSize, o.Config.ImageSize)
-	}
 	if o.Workers <= 0 {
 		o.Workers = runtime.GOMAXPROCS(0)
 	}
-	w := &WikiArt{o: o, samples: samples, side: o.CacheSize}
-	if o.Augment {
-		w.pix = make([][]uint8, len(samples))
-	} else {
-		w.tensors = make([][]float32, len(samples))
-	}
-	decodeOpt := preprocess.FromConfig(o.Config)
-	cacheOpt := preprocess.Options{ImageSize: w.side, ResizeSize: w.side, Std: [3]float32{1, 1, 1}}
+	w := &WikiArt{o: o, samples: samples, decode: preprocess.FromConfig(o.Config)}
 	errs := make([]error, len(samples))
 	if err := forEach(ctx, len(samples), min(o.Workers, max(len(samples), 1)), func() func(int) {
-		buf := make([]float32, cacheOpt.Len())
-		return func(i int) {
-			img, err := preprocess.DecodeImageFile(samples[i].File(o.Images), decodeOpt)
-			if err != nil {
-				errs[i] = err
-				return
-			}
-			if !o.Augment {
-				t := make([]float32, decodeOpt.Len())
-				preprocess.ToTensorInto(t, img, decodeOpt)
-				w.tensors[i] = t
-				return
-			}
-			preprocess.ToTensorInto(buf, img, cacheOpt)
-			p := make([]uint8, len(buf))
-			for k, v := range buf {
-				p[k] = uint8(math.Round(float64(min(max(v, 0), 1)) * 255))
-			}
-			w.pix[i] = p
-		}
+		return func(i int) { errs[i] = checkHeader(samples[i].File(o.Images)) }
 	}); err != nil {
 		return nil, fmt.Errorf("wikiart data set: %w", err)
 	}
-	if err := errors.Join(errs...); err != nil {
-		n := 0
-		var first error
-		for _, e := range errs {
-			if e != nil {
-				if first == nil {
-					first = e
-				}
-				n++
+	n := 0
+	var first error
+	for _, e := range errs {
+		if e != nil {
+			if first == nil {
+				first = e
 			}
+			n++
 		}
-		return nil, fmt.Errorf("wikiart data set: %d of %d images do not decode; first: %v", n, len(samples), first)
+	}
+	if n > 0 {
+		return nil, fmt.Errorf("wikiart data set: %d of %d images are not readable images; first: %v", n, len(samples), first)
 	}
 	return w, nil
+}
+
+// checkHeader reads only the image header of path.
+func checkHeader(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, _, err := image.DecodeConfig(bufio.NewReaderSize(f, 4096)); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
 }
 
 // Len is the number of samples.
@@ -134,12 +119,27 @@ func (w *WikiArt) labels(i int) Labels {
 	return lb
 }
 
+// image returns sample i's decoded image (EXIF-oriented, opaque, at the origin), from the
+// cache when it holds it.
+func (w *WikiArt) image(i int) (*image.RGBA, error) {
+	path := w.samples[i].File(w.o.Images)
+	if m := w.o.Cache.get(path); m != nil {
+		return m, nil
+	}
+	m, err := preprocess.DecodeImageFile(path, w.decode)
+	if err != nil {
+		return nil, err
+	}
+	return w.o.Cache.put(path, m), nil
+}
+
 // Example writes sample i with the evaluation transform (or, for an augmenting set, the
 // augmentation of stream position 0).
 func (w *WikiArt) Example(i int, img []float32) (Labels, error) { return w.ExampleAt(0, i, img) }
 
 // ExampleAt writes sample i as seen at position pos of the training stream (step·batch + b):
-// the augmentation is a function of (Seed, pos, i) only, so a resumed run repeats it exactly.
+// the augmentation is a function of (Seed, pos, i) and the image only, so a resumed run repeats
+// it exactly (whether or not the image came from the cache).
 func (w *WikiArt) ExampleAt(pos, i int, img []float32) (Labels, error) {
 	if i < 0 || i >= len(w.samples) {
 		return Labels{}, fmt.Errorf("wikiart example %d: out of range [0,%d)", i, len(w.samples))
@@ -148,64 +148,67 @@ func (w *WikiArt) ExampleAt(pos, i int, img []float32) (Labels, error) {
 	if len(img) != 3*s*s {
 		return Labels{}, fmt.Errorf("wikiart example %d: image buffer has %d values, want %d", i, len(img), 3*s*s)
 	}
+	m, err := w.image(i)
+	if err != nil {
+		return Labels{}, err
+	}
 	if !w.o.Augment {
-		copy(img, w.tensors[i])
+		preprocess.ToTensorInto(img, m, w.decode)
 		return w.labels(i), nil
 	}
 	rng := rand.New(rand.NewPCG(uint64(w.o.Seed)^0x3c6ef372fe94f82b, uint64(pos)<<24^uint64(i)))
-	w.augment(rng, w.pix[i], img)
+	w.augment(rng, m, img)
 	return w.labels(i), nil
 }
 
-// augment is RandomResizedCrop(ImageSize, scale=(MinScale,1), ratio=(3/4,4/3)) with bilinear
-// sampling, a horizontal flip with probability ½, and brightness/contrast/saturation jitter,
-// then normalization with the config's mean/std.
-func (w *WikiArt) augment(rng *rand.Rand, src []uint8, dst []float32) {
-	c, s := w.side, w.o.Config.ImageSize
-	area := float64(c * c)
-	cw, ch := float64(c), float64(c)
+// RandomResizedCropBox is torchvision 0.14's RandomResizedCrop.get_params for a w×h image:
+// up to 10 tries of an area fraction uniform in [minScale, 1] and a log-uniform aspect ratio
+// in [3/4, 4/3] (sides rounded half to even, as Python's round), the crop's corner uniform
+// over the positions where it fits; else the centre crop of the whole image clamped to that
+// ratio range.
+func RandomResizedCropBox(rng *rand.Rand, w, h int, minScale float64) image.Rectangle {
+	const rmin, rmax = 3.0 / 4, 4.0 / 3
+	area := float64(w * h)
 	for range 10 {
-		a := area * (w.o.MinScale + (1-w.o.MinScale)*rng.Float64())
-		r := math.Exp(math.Log(3.0/4) + (math.Log(4.0/3)-math.Log(3.0/4))*rng.Float64())
-		tw, th := math.Sqrt(a*r), math.Sqrt(a/r)
-		if tw <= float64(c) && th <= float64(c) {
-			cw, ch = tw, th
-			break
+		a := area * (minScale + (1-minScale)*rng.Float64())
+		r := math.Exp(math.Log(rmin) + (math.Log(rmax)-math.Log(rmin))*rng.Float64())
+		cw := int(math.RoundToEven(math.Sqrt(a * r)))
+		ch := int(math.RoundToEven(math.Sqrt(a / r)))
+		if cw > 0 && cw <= w && ch > 0 && ch <= h {
+			y := rng.IntN(h - ch + 1)
+			x := rng.IntN(w - cw + 1)
+			return image.Rect(x, y, x+cw, y+ch)
 		}
 	}
-	x0 := rng.Float64() * (float64(c) - cw)
-	y0 := rng.Float64() * (float64(c) - ch)
+	cw, ch := w, h
+	switch in := float64(w) / float64(h); {
+	case in < rmin:
+		ch = int(math.RoundToEven(float64(cw) / rmin))
+	case in > rmax:
+		cw = int(math.RoundToEven(float64(ch) * rmax))
+	}
+	x, y := (w-cw)/2, (h-ch)/2
+	return image.Rect(x, y, x+cw, y+ch)
+}
+
+// augment is RandomResizedCrop(ImageSize) on m at its own size (the crop resized with Pillow's
+// antialiased bilinear filter, as torchvision does to PIL images), a horizontal flip with
+// probability ½, and brightness/contrast/saturation jitter, then normalization with the
+// config's mean/std.
+func (w *WikiArt) augment(rng *rand.Rand, m *image.RGBA, dst []float32) {
+	s := w.o.Config.ImageSize
+	box := RandomResizedCropBox(rng, m.Rect.Dx(), m.Rect.Dy(), w.o.MinScale)
 	flip := rng.IntN(2) == 1
 	j := w.o.Jitter
 	bright, contrast, sat := 1+j*(2*rng.Float64()-1), 1+j*(2*rng.Float64()-1), 1+j*(2*rng.Float64()-1)
 
+	preprocess.ResizeInto(dst, m.SubImage(box), s, [3]float32{}, [3]float32{1, 1, 1})
 	plane := s * s
-	sx, sy := cw/float64(s), ch/float64(s)
-	for y := range s {
-		fy := y0 + (float64(y)+0.5)*sy - 0.5
-		fy = min(max(fy, 0), float64(c-1))
-		iy := min(int(fy), c-2)
-		if c == 1 {
-			iy = 0
-		}
-		dy := fy - float64(iy)
-		for x := range s {
-			xo := x
-			if flip {
-				xo = s - 1 - x
-			}
-			fx := x0 + (float64(xo)+0.5)*sx - 0.5
-			fx = min(max(fx, 0), float64(c-1))
-			ix := min(int(fx), c-2)
-			if c == 1 {
-				ix = 0
-			}
-			dx := fx - float64(ix)
-			for ch := range 3 {
-				p := src[ch*c*c:]
-				at := func(yy, xx int) float64 { return float64(p[min(yy, c-1)*c+min(xx, c-1)]) }
-				v := (at(iy, ix)*(1-dx)+at(iy, ix+1)*dx)*(1-dy) + (at(iy+1, ix)*(1-dx)+at(iy+1, ix+1)*dx)*dy
-				dst[ch*plane+y*s+x] = float32(v / 255)
+	if flip {
+		for ch := range 3 {
+			for y := range s {
+				row := dst[ch*plane+y*s : ch*plane+(y+1)*s]
+				slices.Reverse(row)
 			}
 		}
 	}

@@ -92,12 +92,17 @@ func TestWikiArtAugmentationSeededAndVaried(t *testing.T) {
 	cfg := smallConfig()
 	root := t.TempDir()
 	samples := writeWikiArtImages(t, root, 3, cfg)
-	o := WikiArtOptions{Images: root, Config: cfg, Augment: true, Seed: 5, Jitter: 0.2, CacheSize: 48}
+	o := WikiArtOptions{Images: root, Config: cfg, Augment: true, Seed: 5, Jitter: 0.2}
 	a, err := NewWikiArt(context.Background(), samples, o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := NewWikiArt(context.Background(), samples, o) // a second instance: same pixels
+	cached := o
+	if cached.Cache, err = NewImageCache(1 << 30); err != nil {
+		t.Fatal(err)
+	}
+	defer cached.Cache.Close()
+	b, err := NewWikiArt(context.Background(), samples, cached) // another instance, through a cache
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +117,7 @@ func TestWikiArtAugmentationSeededAndVaried(t *testing.T) {
 			t.Fatal(err)
 		}
 		if !slices.Equal(x, y) {
-			t.Fatalf("position %d: the same (seed, position, index) gave different images", pos)
+			t.Fatalf("position %d: the same (seed, position, index) gave different images (uncached vs cached)", pos)
 		}
 		var sum float64
 		for _, v := range x {
@@ -125,6 +130,9 @@ func TestWikiArtAugmentationSeededAndVaried(t *testing.T) {
 	}
 	if len(distinct) < 5 {
 		t.Errorf("6 stream positions gave only %d distinct augmentations", len(distinct))
+	}
+	if n, bytes := cached.Cache.Stats(); n != 1 || bytes != 224*224*4 {
+		t.Errorf("cache holds %d images, %d bytes; want the one image read, 224·224·4 bytes", n, bytes)
 	}
 	o.Seed = 6
 	c, err := NewWikiArt(context.Background(), samples, o)
@@ -349,5 +357,44 @@ func TestClipGlobalNorm(t *testing.T) {
 				break
 			}
 		}
+	}
+}
+
+// TestImageCacheBudget: the cache keeps copies of the first images that fit its budget, gives
+// back the same pixels, refuses what does not fit, and is empty after Close.
+func TestImageCacheBudget(t *testing.T) {
+	c, err := NewImageCache(3 * 10 * 10 * 4) // three 10×10 images
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		m := image.NewRGBA(image.Rect(0, 0, 10, 10))
+		for k := range m.Pix {
+			m.Pix[k] = uint8(i*40 + k)
+		}
+		got := c.put(string(rune('a'+i)), m)
+		if !slices.Equal(got.Pix, m.Pix) || got.Rect != m.Rect {
+			t.Fatalf("image %d: put returned other pixels", i)
+		}
+		if hit := c.get(string(rune('a' + i))); (hit != nil) != (i < 3) {
+			t.Errorf("image %d: cached %v, want %v (budget: three images)", i, hit != nil, i < 3)
+		}
+	}
+	if n, b := c.Stats(); n != 3 || b != 1200 {
+		t.Errorf("stats: %d images, %d bytes; want 3 and 1200", n, b)
+	}
+	if hit := c.get("b"); hit == nil || hit.Pix[0] != 40 {
+		t.Errorf("image b from the cache: %v", hit)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := c.Stats(); n != 0 || c.get("a") != nil {
+		t.Error("the cache still holds images after Close")
+	}
+	var none *ImageCache // a nil cache caches nothing
+	m := image.NewRGBA(image.Rect(0, 0, 2, 2))
+	if none.put("x", m) != m || none.get("x") != nil || none.Close() != nil {
+		t.Error("a nil cache is not a no-op")
 	}
 }

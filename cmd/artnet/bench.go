@@ -89,7 +89,7 @@ func benchCommand() *cli.Command {
 					// A training output folder stands for its newest good checkpoint.
 					for _, dir := range []*string{&o.Checkpoint, &o.ReferenceCheckpoint} {
 						if *dir != "" {
-							if *dir, err = resolveCheckpoint(*dir); err != nil {
+							if *dir, err = train.ResolveCheckpoint(*dir); err != nil {
 								return err
 							}
 						}

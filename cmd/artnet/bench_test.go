@@ -52,7 +52,7 @@ func TestBenchTrainAndInfer(t *testing.T) {
 		t.Fatalf("--json output: %v\n%s", err, out)
 	}
 	if r.Mode != "train" || r.Batch != 2 || r.ImageSize != 32 || len(r.StepSeconds) != 2 || r.Median <= 0 || r.ImagesPerSec <= 0 ||
-		r.MACsPerStep != 3*2*r.ForwardMACsPerImage || r.MACsPerSec <= 0 || r.Loss <= 0 {
+		r.MACsPerStep != 3*2*r.ForwardMACsPerImage || r.MACsPerSec <= 0 || r.Loss <= 0 || len(r.StepCPUSeconds) != 2 || r.MedianCPU <= 0 {
 		t.Errorf("train report: %+v", r)
 	}
 	if st, err := os.Stat(prof); err != nil || st.Size() == 0 {

@@ -11,6 +11,7 @@ import (
 	"github.com/artnet/artnet/export"
 	"github.com/artnet/artnet/models"
 	"github.com/artnet/artnet/models/spec"
+	"github.com/artnet/artnet/train"
 )
 
 func exportCommand() *cli.Command {
@@ -49,7 +50,7 @@ func exportCommand() *cli.Command {
 			case ck != "" && w != "":
 				return errors.New("export: use either --checkpoint or --weights, not both")
 			case ck != "":
-				if source, err = resolveCheckpoint(ck); err != nil {
+				if source, err = train.ResolveCheckpoint(ck); err != nil {
 					return err
 				}
 				if mctx, cfg, err = models.LoadCheckpoint(source); err != nil {

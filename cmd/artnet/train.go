@@ -11,7 +11,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/artnet/artnet/models"
 	"github.com/artnet/artnet/models/spec"
 	"github.com/artnet/artnet/train"
 )
@@ -30,8 +29,9 @@ func syntheticConfig(styles, genres, artists int) spec.Config {
 
 func trainCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "train",
-		Usage: "train DeepArtNet in GoMLX on WikiArt (--config, phases) or on synthetic paintings (--synthetic)",
+		Name:      "train",
+		Usage:     "train DeepArtNet in GoMLX on WikiArt (--config, phases) or on synthetic paintings (--synthetic)",
+		ArgsUsage: "[--resume CHECKPOINT]",
 		Flags: append([]cli.Flag{
 			&cli.BoolFlag{Name: "synthetic", Usage: "train on generated images whose style/genre/artist labels are palette/texture/layout"},
 			&cli.StringFlag{Name: "out", Value: "out/train", Usage: "output directory: checkpoints (ckpt-<step>), latest, metrics.jsonl, samples/"},
@@ -48,8 +48,8 @@ func trainCommand() *cli.Command {
 			&cli.StringFlag{Name: "classes", Value: "27,10,23", Usage: "synthetic class counts style,genre,artist"},
 			&cli.IntFlag{Name: "samples", Value: 4, Usage: "write this many labelled synthetic validation images to OUT/samples (for predict)"},
 			&cli.Int64Flag{Name: "seed", Value: 1},
-			&cli.BoolFlag{Name: "resume", Usage: "continue from the newest checkpoint in --out that loads"},
-			&cli.StringFlag{Name: "pretrained", Usage: "start from PyTorch weights (safetensors or .pth/.pt, e.g. torchvision's efficientnet_bN_*.pth from ~/.cache/torch/hub/checkpoints): a whole DeepArtNet or a backbone alone, named as `artnet import` accepts; WikiArt: the first phase (one without an earlier phase in --out); overrides train.pretrained"},
+			&cli.BoolFlag{Name: "resume", Usage: "continue from the newest checkpoint in --out that loads; WikiArt: --resume CHECKPOINT (or RUN_FOLDER) as the last argument takes the run's own options (run.json) and starts --phase from CHECKPOINT"},
+			&cli.StringFlag{Name: "pretrained", Usage: "start from PyTorch weights (safetensors or .pth/.pt, e.g. torchvision's efficientnet_bN_*.pth from ~/.cache/torch/hub/checkpoints): a whole DeepArtNet or a backbone alone, named as artnet import accepts; WikiArt: the first phase (one without an earlier phase in --out); overrides train.pretrained"},
 			&cli.BoolFlag{Name: "allow-partial", Usage: "with --pretrained: accept a file that lacks some model tensors or holds extra ones (as artnet import)"},
 			&cli.StringFlag{Name: "backend", Usage: "GoMLX backend: go (CPU, default) or xla:cuda (needs -tags xla and a PJRT plugin); default $GOMLX_BACKEND"},
 		}, wikiartFlags()...),
@@ -132,32 +132,4 @@ func writeSamples(out string, cfg spec.Config, n int, seed int64) error {
 		}
 	}
 	return nil
-}
-
-// resolveCheckpoint accepts a checkpoint directory or a training output directory; for the
-// latter it picks the newest checkpoint that loads (the "latest" pointer first).
-func resolveCheckpoint(dir string) (string, error) {
-	if _, err := os.Stat(filepath.Join(dir, "config.json")); err == nil {
-		return dir, nil
-	}
-	var cands []string
-	if b, err := os.ReadFile(filepath.Join(dir, train.LatestFile)); err == nil {
-		cands = append(cands, filepath.Join(dir, strings.TrimSpace(string(b))))
-	}
-	all, _ := filepath.Glob(filepath.Join(dir, "ckpt-*"))
-	sort.Sort(sort.Reverse(sort.StringSlice(all)))
-	cands = append(cands, all...)
-	if len(cands) == 0 {
-		return "", fmt.Errorf("checkpoint %s: no config.json, no %s pointer and no ckpt-* directories", dir, train.LatestFile)
-	}
-	var errs []error
-	for _, cand := range cands {
-		if _, _, err := models.LoadCheckpoint(cand); err != nil {
-			errs = append(errs, err)
-			slog.Warn("skipping checkpoint that does not load", "dir", cand, "err", err)
-			continue
-		}
-		return cand, nil
-	}
-	return "", fmt.Errorf("checkpoint %s: none of %d candidates loads: %w", dir, len(cands), errors.Join(errs...))
 }

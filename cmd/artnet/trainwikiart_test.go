@@ -8,10 +8,14 @@ import (
 	"image/jpeg"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+
+	"github.com/artnet/artnet/internal/testenv"
 	"github.com/artnet/artnet/models"
 	"github.com/artnet/artnet/train"
 	"github.com/artnet/artnet/wikiart"
@@ -99,7 +103,7 @@ func TestTrainWikiArtPhases(t *testing.T) {
 	cfgFile := filepath.Join(dir, "train.yaml")
 	writeTrainFile(t, cfgFile, `
 model: {preset: tiny, image_size: 32, resize_size: 36, stages: 2, lstm_layers: 1}
-data: {root: /nonexistent, cache_size: 40, jitter: 0.1, balanced: [style]}
+data: {root: /nonexistent, cache_mem: 8MiB, jitter: 0.1, balanced: [style]}
 train: {seed: 3, weight_decay: 0.01, warmup_epochs: 0.5, clip_norm: 5}
 phases:
   - {name: "1", epochs: 1, batch: 4, lr: 1.0e-3, freeze: [/encoder, /attention]}
@@ -117,7 +121,7 @@ phases:
 	}
 	for _, ph := range []string{"1", "2", "3"} {
 		pd := filepath.Join(out, "phase"+ph)
-		if _, err := os.Stat(filepath.Join(pd, doneFile)); err != nil {
+		if _, err := os.Stat(filepath.Join(pd, train.DoneFile)); err != nil {
 			t.Errorf("phase %s: %v", ph, err)
 		}
 		if _, _, err := models.LoadCheckpoint(filepath.Join(pd, train.BestDir)); err != nil {
@@ -125,13 +129,13 @@ phases:
 		}
 	}
 	// Its files get 0644 (umask 022), not a temporary file's 0600.
-	for _, f := range []string{resultsFile, usedConfig, phaseFile, filepath.Join("phase1", doneFile)} {
+	for _, f := range []string{train.ResultsFile, train.RunConfigFile, train.PhaseFile, filepath.Join("phase1", train.DoneFile), filepath.Join("phase1", train.OptionsFile)} {
 		if fi, err := os.Stat(filepath.Join(out, f)); err != nil || fi.Mode().Perm() != 0o644 {
 			t.Errorf("%s: %v, want mode 644", f, fileMode(fi, err))
 		}
 	}
-	var res wikiartResults
-	b, err := os.ReadFile(filepath.Join(out, resultsFile))
+	var res train.PhasesResult
+	b, err := os.ReadFile(filepath.Join(out, train.ResultsFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,6 +166,112 @@ phases:
 			t.Errorf("%s: got %v, want an error mentioning %q", name, err, tc.want)
 		}
 	}
+}
+
+// TestTrainSeedSinglePhaseCommands runs the seed's two single-phase commands on the labelled
+// WikiArt sample (testdata/wikiart):
+//
+//	artnet train --phase 1 --epochs 1 --lr 1e-3 --config … --data … --out OUT
+//	artnet train --phase 2 --epochs 1 --lr 5e-4 --resume OUT/phase1/best
+//
+// The second names no config, data or output folder: it takes them, and the options it does
+// not override (batch, seed, freeze list of phase 2, data transform), from the first run's
+// run.json, writes OUT/phase2 started from phase 1's best checkpoint, and records the options
+// it trained with in OUT/phase2/options.json.
+func TestTrainSeedSinglePhaseCommands(t *testing.T) {
+	dir := t.TempDir()
+	cfgFile := filepath.Join(dir, "seed.yaml")
+	writeTrainFile(t, cfgFile, `
+model: {preset: tiny, image_size: 32, resize_size: 36, stages: 2, lstm_layers: 1}
+data: {root: /nonexistent, min_scale: 0.3, jitter: 0.15, balanced: [style]}
+train: {seed: 7, weight_decay: 0.01, warmup_epochs: 0.5, clip_norm: 5}
+phases:
+  - {name: "1", epochs: 20, batch: 4, lr: 1.0e-2, freeze: [/encoder, /attention]}
+  - {name: "2", epochs: 30, batch: 4, lr: 1.0e-2, freeze: [/backbone/features/0]}
+`)
+	out := filepath.Join(dir, "out")
+	if _, _, err := runApp(t, "train", "--phase", "1", "--epochs", "1", "--lr", "1e-3", "--config", cfgFile,
+		"--data", testenv.Sample(t), "--out", out, "--progress=false"); err != nil {
+		t.Fatal(err)
+	}
+	stdout, _, err := runApp(t, "train", "--phase", "2", "--epochs", "1", "--lr", "5e-4", "--progress=false",
+		"--resume", filepath.Join(out, "phase1", train.BestDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(stdout, filepath.Join(out, "phase2", train.BestDir)) || !strings.Contains(stdout, "| style |") {
+		t.Errorf("stdout: want the evaluation of phase 2's best checkpoint, got\n%s", stdout)
+	}
+	p1, err := train.ReadPhaseOptions(filepath.Join(out, "phase1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2, err := train.ReadPhaseOptions(filepath.Join(out, "phase2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p1.Phase.Epochs != 1 || p1.Phase.LR != 1e-3 || p1.InitFrom != "" {
+		t.Errorf("phase 1 options: %+v, want epochs 1, lr 1e-3 from the flags, no start checkpoint", p1.Phase)
+	}
+	if p2.Phase.Epochs != 1 || p2.Phase.LR != 5e-4 || p2.Phase.Batch != 4 || len(p2.Phase.Freeze) != 1 || p2.Phase.Freeze[0] != "/backbone/features/0" {
+		t.Errorf("phase 2 options: %+v, want epochs 1, lr 5e-4 (flags), batch 4 and freeze [/backbone/features/0] (the first run's config)", p2.Phase)
+	}
+	if p2.Train.Seed != 7 || p2.Data.Jitter != 0.15 || p2.Data.MinScale != 0.3 || p2.InitFrom != filepath.Join(out, "phase1", train.BestDir) {
+		t.Errorf("phase 2: seed %d, jitter %g, min_scale %g, init_from %q; want 7, 0.15, 0.3 and phase 1's best", p2.Train.Seed, p2.Data.Jitter, p2.Data.MinScale, p2.InitFrom)
+	}
+	// Every checkpoint carries the options it was trained with.
+	for ph, want := range map[string]*train.PhaseOptions{"1": p1, "2": p2} {
+		got, err := train.ReadCheckpointOptions(filepath.Join(out, "phase"+ph, train.BestDir))
+		if err != nil || got == nil || got.Phase.LR != want.Phase.LR || got.InitFrom != want.InitFrom || got.Steps != want.Steps || got.Train.Seed != 7 {
+			t.Errorf("phase %s best checkpoint's options: %+v, %v; want those of options.json %+v", ph, got, err, want)
+		}
+	}
+	// A checkpoint with its options record exports like any other.
+	if _, _, err := runApp(t, "export", "--checkpoint", filepath.Join(out, "phase2", train.BestDir), "--onnx", filepath.Join(dir, "m.onnx")); err != nil {
+		t.Errorf("export of phase 2's best checkpoint: %v", err)
+	}
+	// Phase 2 started from phase 1's weights: its frozen first backbone block is phase 1's.
+	w1, w2 := checkpointVariable(t, filepath.Join(out, "phase1", train.BestDir), "/backbone/features/0"), checkpointVariable(t, filepath.Join(out, "phase2", train.BestDir), "/backbone/features/0")
+	if w1 == nil || !slices.Equal(w1, w2) {
+		t.Error("phase 2's frozen /backbone/features/0 differs from phase 1's best: it did not start from it")
+	}
+	// --resume OUT continues the run in OUT: both phases are done, so it only evaluates.
+	if stdout, _, err := runApp(t, "train", "--progress=false", "--resume", out); err != nil || !strings.Contains(stdout, filepath.Join(out, "phase2", train.BestDir)) {
+		t.Errorf("--resume %s: %v\n%s", out, err, stdout)
+	}
+	// Resuming the finished phase again trains nothing and evaluates again.
+	if _, _, err := runApp(t, "train", "--phase", "2", "--progress=false", "--resume", filepath.Join(out, "phase2", train.BestDir)); err != nil {
+		t.Fatalf("resume of the finished phase 2: %v", err)
+	}
+	if _, _, err := runApp(t, "train", "--resume", filepath.Join(out, "phase1", train.BestDir), "--phase", "2"); err == nil || !strings.Contains(err.Error(), "put the checkpoint last") {
+		t.Errorf("flags after the --resume checkpoint: got %v, want an error saying to put it last", err)
+	}
+	if _, _, err := runApp(t, "train", "--phase", "2", "--resume", filepath.Join(dir, "nowhere")); err == nil || !strings.Contains(err.Error(), "nowhere") {
+		t.Errorf("--resume of a path outside any run: got %v, want an error naming it", err)
+	}
+}
+
+// checkpointVariable returns the values of the first variable (in name order) under scope.
+func checkpointVariable(t *testing.T, dir, scope string) []float32 {
+	t.Helper()
+	ctx, _, err := models.LoadCheckpoint(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	vals := map[string][]float32{}
+	for v := range ctx.IterVariables() {
+		if strings.HasPrefix(v.Scope(), scope) && v.Name() == "weight" {
+			k := v.Scope() + "/" + v.Name()
+			names = append(names, k)
+			vals[k] = tensors.MustCopyFlatData[float32](v.MustValue())
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	slices.Sort(names)
+	return vals[names[0]]
 }
 
 // The data root: $ARTNET_DATA overrides the config's data.root (and --data overrides both); a

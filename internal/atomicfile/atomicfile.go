@@ -49,7 +49,8 @@ func Write(path string, perm os.FileMode, fn func(io.Writer) error) error {
 }
 
 // File is a file being written; it replaces its target only on Commit. Call Abort (safe after
-// Commit, so it can be deferred) to drop it.
+// Commit, so it can be deferred) to drop it. Write through it like an *os.File (Name is the
+// temporary file's path) but do not Close it: Commit and Abort do.
 type File struct {
 	*os.File
 	path string

@@ -95,18 +95,21 @@ def main():
         model.eval()
         step = infer_step
     before = load_avg()
-    times, loss = [], 0.0
+    times, cpus, loss = [], [], 0.0
     for i in range(1 + warmup + steps):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         loss = step()
         times.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)  # all threads of the process
     measured = times[1 + warmup:]
     med = statistics.median(measured)
+    med_cpu = statistics.median(cpus[1 + warmup:])
     r = {
         "mode": mode, "runtime": "pytorch", "backend": "torch %s eager, %d threads" % (torch.__version__, a.threads),
         "variant": cfg["variant"], "image_size": s, "batch": batch,
         "first_seconds": times[0], "warmup": warmup, "step_seconds": measured,
         "median_seconds": med, "mean_seconds": statistics.mean(measured), "images_per_sec": batch / med,
+        "step_cpu_seconds": cpus[1 + warmup:], "median_cpu_seconds": med_cpu,
         "loss": loss, "machine": {"load_before": before, "load_after": load_avg()},
     }
     if a.json:
@@ -117,6 +120,7 @@ def main():
         print("  first step %.3f s (excluded), %d warm-up excluded, %d measured" % (times[0], warmup, len(measured)))
         print("  step time: median %.4f s, mean %.4f s (min %.4f, max %.4f)" % (med, r["mean_seconds"], min(measured), max(measured)))
         print("  images/s: %.2f" % r["images_per_sec"])
+        print("  CPU time per step: median %.4f s (all threads)" % med_cpu)
         print("  load average %.2f %.2f %.2f before, %.2f %.2f %.2f after" % tuple(before + r["machine"]["load_after"]))
 
 

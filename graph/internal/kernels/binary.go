@@ -42,22 +42,28 @@ func (op BinaryOp) String() string {
 func BinaryBroadcast[T Float](op BinaryOp, out, a, b []T, outDims, aDims, bDims []int) {
 	l := newStridedLoop(outDims, broadcastStrides(aDims, outDims), broadcastStrides(bDims, outDims))
 	n, ia, ib := l.n, l.inc[0], l.inc[1]
-	l.run(func(o int, off []int) {
-		dst := out[o : o+n]
+	row := func(dst []T, aOff, bOff int) {
+		n := len(dst)
 		switch {
 		case ia == 1 && ib == 1:
-			vv(op, dst, a[off[0]:off[0]+n], b[off[1]:off[1]+n])
+			vv(op, dst, a[aOff:aOff+n], b[bOff:bOff+n])
 		case ia == 1:
-			vs(op, dst, a[off[0]:off[0]+n], b[off[1]])
+			vs(op, dst, a[aOff:aOff+n], b[bOff])
 		case ib == 1:
-			sv(op, dst, a[off[0]], b[off[1]:off[1]+n])
+			sv(op, dst, a[aOff], b[bOff:bOff+n])
 		default:
-			v := scalarOp(op, a[off[0]], b[off[1]])
+			v := scalarOp(op, a[aOff], b[bOff])
 			for i := range dst {
 				dst[i] = v
 			}
 		}
-	})
+	}
+	if l.rows == 1 {
+		// One long row (same shapes, or a scalar operand): split it.
+		parallelFor(n, n, func(lo, hi int) { row(out[lo:hi], lo*ia, lo*ib) })
+		return
+	}
+	l.run(func(o int, off []int) { row(out[o:o+n], off[0], off[1]) })
 }
 
 func scalarOp[T Float](op BinaryOp, x, y T) T {

@@ -18,6 +18,23 @@ type Conv2DParams struct {
 // by ID and zero outside. Planes run in parallel; each output sums its taps in row-major order.
 func DepthwiseConv2D[T Float](out, x, w []T, p Conv2DParams) {
 	hd, wd := (p.H-1)*p.IDY+1, (p.W-1)*p.IDX+1
+	// Per kernel column j: the outputs it reaches, as (first, step, end) over ox, and the input
+	// offset: input column (ox·SX + off)/IDX.
+	type colRange struct{ first, step, end, off int }
+	cols := make([]colRange, p.KW)
+	for j := range p.KW {
+		off := j*p.DX - p.PX
+		ox0, ox1 := validRange(p.OW, off, p.SX, wd)
+		step := 1
+		if p.IDX > 1 {
+			// Only positions on the dilation grid: (ox·SX + off) ≡ 0 (mod IDX).
+			for ox0 < ox1 && (ox0*p.SX+off)%p.IDX != 0 {
+				ox0++
+			}
+			step = p.IDX / gcd(p.SX, p.IDX)
+		}
+		cols[j] = colRange{ox0, step, ox1, off}
+	}
 	planes := p.B * p.C
 	parallelFor(planes, planes*p.OH*p.OW*p.KH*p.KW, func(lo, hi int) {
 		for plane := lo; plane < hi; plane++ {
@@ -34,8 +51,27 @@ func DepthwiseConv2D[T Float](out, x, w []T, p Conv2DParams) {
 					}
 					xrow := xp[(u/p.IDY)*p.W : (u/p.IDY+1)*p.W]
 					orow := o[oy*p.OW : (oy+1)*p.OW]
-					for j := range p.KW {
-						tapRow(orow, xrow, wp[i*p.KW+j], j*p.DX-p.PX, p.SX, p.IDX, wd)
+					for j, cr := range cols {
+						if cr.first >= cr.end {
+							continue
+						}
+						wv := wp[i*p.KW+j]
+						switch {
+						case p.IDX == 1 && p.SX == 1:
+							src := xrow[cr.first+cr.off : cr.end+cr.off]
+							dst := orow[cr.first:cr.end]
+							for k := range dst {
+								dst[k] += wv * src[k]
+							}
+						case p.IDX == 1:
+							for ox := cr.first; ox < cr.end; ox++ {
+								orow[ox] += wv * xrow[ox*p.SX+cr.off]
+							}
+						default:
+							for ox := cr.first; ox < cr.end; ox += cr.step {
+								orow[ox] += wv * xrow[(ox*p.SX+cr.off)/p.IDX]
+							}
+						}
 					}
 				}
 			}
@@ -43,37 +79,11 @@ func DepthwiseConv2D[T Float](out, x, w []T, p Conv2DParams) {
 	})
 }
 
-// tapRow adds wv·x̃[ox·sx+off] to orow[ox] for every ox whose input position lies in [0, wd)
-// and on the dilation grid (multiple of id); x̃[v] = xrow[v/id].
-func tapRow[T Float](orow, xrow []T, wv T, off, sx, id, wd int) {
-	ox0, ox1 := validRange(len(orow), off, sx, wd)
-	if ox0 >= ox1 {
-		return
+func gcd(a, b int) int {
+	for b != 0 {
+		a, b = b, a%b
 	}
-	switch {
-	case id == 1 && sx == 1:
-		src := xrow[ox0+off : ox1+off]
-		dst := orow[ox0:ox1]
-		for k := range dst {
-			dst[k] += wv * src[k]
-		}
-	case id == 1:
-		for ox := ox0; ox < ox1; ox++ {
-			orow[ox] += wv * xrow[ox*sx+off]
-		}
-	case sx == 1:
-		// Positions on the grid: ox+off ≡ 0 (mod id).
-		first := ox0 + ((-(ox0+off))%id+id)%id
-		for ox := first; ox < ox1; ox += id {
-			orow[ox] += wv * xrow[(ox+off)/id]
-		}
-	default:
-		for ox := ox0; ox < ox1; ox++ {
-			if v := ox*sx + off; v%id == 0 {
-				orow[ox] += wv * xrow[v/id]
-			}
-		}
-	}
+	return a
 }
 
 // validRange returns the outputs [ox0, ox1) of n whose input position ox·s+off is in [0, wd).
