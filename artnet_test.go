@@ -236,10 +236,7 @@ func TestOpenErrors(t *testing.T) {
 		}
 	}
 	// A file that works: the tiny test model, with its own classes.
-	good := filepath.Join(t.TempDir(), "tiny.onnx")
-	if err := os.WriteFile(good, runtimetest.TinyModel(spec.Tiny()), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	good := runtimetest.WriteTiny(t)
 	m, err := Open(good, Options{TopK: 2})
 	if err != nil {
 		t.Fatal(err)

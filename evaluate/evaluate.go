@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/artnet/artnet/internal/errtext"
@@ -122,8 +123,8 @@ func Run(ctx context.Context, p predict.Predictor, samples []wikiart.Sample, o O
 			if len(d) != len(names) {
 				return nil, fmt.Errorf("evaluate: task %s: the model has %d classes, the data's %s lists %d", task, len(names), wikiart.ClassFileName(t), len(d))
 			}
-			if !equal(d, names) {
-				if equal(names, spec.Numbered(task, len(names))) {
+			if !slices.Equal(d, names) {
+				if slices.Equal(names, spec.Numbered(task, len(names))) {
 					log.Debug("the model has placeholder class names; reporting the data's", "task", task)
 				} else {
 					// Real names that differ: the class order may differ too, and scores would
@@ -264,16 +265,4 @@ func (a *accumulator) report() *TaskReport {
 		}
 	}
 	return r
-}
-
-func equal(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

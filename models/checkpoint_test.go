@@ -118,55 +118,45 @@ func TestLoadCheckpointCorrupt(t *testing.T) {
 		}
 		return d
 	}
-	edit := func(t *testing.T, d, file string, fn func([]byte) []byte) {
-		p := filepath.Join(d, file)
-		b, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, fn(b), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
 	for _, tc := range []struct {
 		name, file, want string
 		corrupt          func(t *testing.T, d string)
 	}{
 		{"missing config", ConfigFile, "no such file", func(t *testing.T, d string) { os.Remove(filepath.Join(d, ConfigFile)) }},
 		{"bad config JSON", ConfigFile, "model config", func(t *testing.T, d string) {
-			edit(t, d, ConfigFile, func(b []byte) []byte { return b[:len(b)/2] })
+			editFile(t, d, ConfigFile, func(b []byte) []byte { return b[:len(b)/2] })
 		}},
 		{"invalid config", ConfigFile, "lstm_hidden", func(t *testing.T, d string) {
-			edit(t, d, ConfigFile, func(b []byte) []byte {
+			editFile(t, d, ConfigFile, func(b []byte) []byte {
 				return []byte(strings.Replace(string(b), `"lstm_hidden": 16`, `"lstm_hidden": -1`, 1))
 			})
 		}},
 		{"missing index", VariablesFile, "no such file", func(t *testing.T, d string) { os.Remove(filepath.Join(d, VariablesFile)) }},
 		{"bad index JSON", VariablesFile, "invalid character", func(t *testing.T, d string) {
-			edit(t, d, VariablesFile, func(b []byte) []byte { return append([]byte("x"), b...) })
+			editFile(t, d, VariablesFile, func(b []byte) []byte { return append([]byte("x"), b...) })
 		}},
 		{"bad dtype", VariablesFile, "unsupported dtype", func(t *testing.T, d string) {
-			edit(t, d, VariablesFile, func(b []byte) []byte {
+			editFile(t, d, VariablesFile, func(b []byte) []byte {
 				return []byte(strings.Replace(string(b), `"Float32"`, `"Float99"`, 1))
 			})
 		}},
 		{"config does not match the variables", VariablesFile, "encoder/lstm", func(t *testing.T, d string) {
-			edit(t, d, ConfigFile, func(b []byte) []byte {
+			editFile(t, d, ConfigFile, func(b []byte) []byte {
 				return []byte(strings.Replace(string(b), `"lstm_hidden": 16`, `"lstm_hidden": 8`, 1))
 			})
 		}},
 		{"model variable missing", VariablesFile, "attention.v.weight", func(t *testing.T, d string) {
 			// Rename the variable in the index: the data stays consistent, the model lacks it.
-			edit(t, d, VariablesFile, func(b []byte) []byte {
+			editFile(t, d, VariablesFile, func(b []byte) []byte {
 				return []byte(strings.Replace(string(b), `"scope": "/attention/v"`, `"scope": "/attention/u"`, 1))
 			})
 		}},
 		{"missing data", DataFile, "no such file", func(t *testing.T, d string) { os.Remove(filepath.Join(d, DataFile)) }},
 		{"truncated data", DataFile, "truncated", func(t *testing.T, d string) {
-			edit(t, d, DataFile, func(b []byte) []byte { return b[:len(b)-5] })
+			editFile(t, d, DataFile, func(b []byte) []byte { return b[:len(b)-5] })
 		}},
 		{"flipped byte", DataFile, "checksum", func(t *testing.T, d string) {
-			edit(t, d, DataFile, func(b []byte) []byte { b[len(b)/3] ^= 0x40; return b })
+			editFile(t, d, DataFile, func(b []byte) []byte { b[len(b)/3] ^= 0x40; return b })
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -274,5 +264,18 @@ func TestCheckpointOfAnotherModel(t *testing.T) {
 	}
 	if got := tensors.MustCopyFlatData[float32](loaded.GetVariableByScopeAndName("/hidden", "weights").MustValue()); got[1] != 2 {
 		t.Fatalf("weights %v", got)
+	}
+}
+
+// editFile replaces the file d/file with fn of its contents.
+func editFile(t *testing.T, d, file string, fn func([]byte) []byte) {
+	t.Helper()
+	p := filepath.Join(d, file)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, fn(b), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

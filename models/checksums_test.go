@@ -84,23 +84,15 @@ func TestCheckpointChecksums(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	editFile := func(t *testing.T, d, file string, fn func([]byte) []byte) {
-		p := filepath.Join(d, file)
-		b, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, fn(b), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
 	for _, tc := range []struct {
 		name, file, want string
 		corrupt          func(t *testing.T, d string)
 	}{
 		{"hand-edited config", ConfigFile, "edited or damaged", editConfig},
 		{"same-size config edit", ConfigFile, "SHA-256 differs", func(t *testing.T, d string) {
-			editFile(t, d, ConfigFile, func(b []byte) []byte { return bytes.Replace(b, []byte(`"lstm_hidden": 16`), []byte(`"lstm_hidden": 17`), 1) })
+			editFile(t, d, ConfigFile, func(b []byte) []byte {
+				return bytes.Replace(b, []byte(`"lstm_hidden": 16`), []byte(`"lstm_hidden": 17`), 1)
+			})
 		}},
 		{"reformatted index", VariablesFile, "edited or damaged", func(t *testing.T, d string) {
 			editFile(t, d, VariablesFile, func(b []byte) []byte { return append(b, '\n') })

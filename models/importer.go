@@ -11,6 +11,7 @@ import (
 	"math"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -278,7 +279,7 @@ func importFile(f *safetensors.File, path string, cfg spec.Config, o ImportOptio
 		}
 		seen[m.torch] = m.file
 		want := v.Shape().Dimensions
-		if !equalDims(m.t.Shape, want) {
+		if !slices.Equal(m.t.Shape, want) {
 			msg := fmt.Sprintf("%s has shape %v, the model (%s) needs %v", m.label(), m.t.Shape, describe(cfg), want)
 			if task, ok := classifierTask(m.torch); ok && len(m.t.Shape) > 0 && len(want) > 0 {
 				msg += fmt.Sprintf(" (the file has %d %s classes, the config %d)", m.t.Shape[0], task, want[0])
@@ -424,18 +425,6 @@ func describe(cfg spec.Config) string {
 		s += fmt.Sprintf(" width %g depth %g stages %d", cfg.Width(), cfg.Depth(), cfg.NumStages())
 	}
 	return s
-}
-
-func equalDims(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func countNonFinite(v []float32) int {

@@ -80,20 +80,6 @@ func shutdownAndReinit() error {
 
 func cpuOpts() artrt.Options { return artrt.Options{IntraOpThreads: 1, InterOpThreads: 1} }
 
-func openTiny(t *testing.T, m runtimetest.Model, o artrt.Options) *artrt.Model {
-	t.Helper()
-	mod, err := artrt.OpenBytes("tiny.onnx", m.Bytes(), o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := mod.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	return mod
-}
-
 func maxDiff(a, b []float32) float64 {
 	if len(a) != len(b) {
 		return math.Inf(1)
@@ -194,7 +180,7 @@ func TestNonDefaultClassCounts(t *testing.T) {
 	cfg.ImageSize, cfg.ResizeSize = 32, 36
 	cfg.Classes = map[string][]string{"style": spec.Numbered("s", 5), "genre": spec.Numbered("g", 2), "artist": spec.Numbered("a", 7)}
 	tm := runtimetest.Model{Config: cfg}
-	m := openTiny(t, tm, cpuOpts())
+	m := runtimetest.Open(t, tm, cpuOpts())
 	imgs := runtimetest.Images(2, 32, 1)
 	res, err := m.Run(context.Background(), imgs, 2)
 	if err != nil {
@@ -266,7 +252,7 @@ func TestOpenErrors(t *testing.T) {
 }
 
 func TestRunErrors(t *testing.T) {
-	m := openTiny(t, runtimetest.Model{Config: spec.Tiny()}, cpuOpts())
+	m := runtimetest.Open(t, runtimetest.Model{Config: spec.Tiny()}, cpuOpts())
 	ctx := context.Background()
 	imgs := runtimetest.Images(2, 64, 1)
 	if _, err := m.Run(ctx, imgs, 3); err == nil || !strings.Contains(err.Error(), "want batch 3 × 3 × 64 × 64") {
@@ -302,7 +288,7 @@ func TestRunErrors(t *testing.T) {
 // seconds, so an error wrapping context.Canceled shows ORT was terminated.
 func TestCancelRunning(t *testing.T) {
 	tm := runtimetest.Model{Config: spec.Tiny(), SlowMatMuls: 3000}
-	m := openTiny(t, tm, cpuOpts())
+	m := runtimetest.Open(t, tm, cpuOpts())
 	imgs := runtimetest.Images(1, 64, 3)
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
@@ -317,7 +303,7 @@ func TestCancelRunning(t *testing.T) {
 	t.Logf("cancelled after %v", time.Since(start))
 	// The model still works, and its outputs are the plain model's.
 	small := runtimetest.Model{Config: spec.Tiny(), SlowMatMuls: 2}
-	m2 := openTiny(t, small, cpuOpts())
+	m2 := runtimetest.Open(t, small, cpuOpts())
 	res, err := m2.Run(context.Background(), imgs, 1)
 	if err != nil {
 		t.Fatal(err)
@@ -330,7 +316,7 @@ func TestCancelRunning(t *testing.T) {
 
 func TestConcurrentRuns(t *testing.T) {
 	tm := runtimetest.Model{Config: spec.Tiny()}
-	m := openTiny(t, tm, cpuOpts())
+	m := runtimetest.Open(t, tm, cpuOpts())
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
 	for g := 0; g < 8; g++ {
@@ -433,7 +419,7 @@ func TestProviders(t *testing.T) {
 }
 
 func TestShutdownWithOpenModel(t *testing.T) {
-	m := openTiny(t, runtimetest.Model{Config: spec.Tiny()}, cpuOpts())
+	m := runtimetest.Open(t, runtimetest.Model{Config: spec.Tiny()}, cpuOpts())
 	_ = m
 	if err := artrt.Shutdown(); err == nil || !strings.Contains(err.Error(), "still open") {
 		t.Fatalf("shutdown with an open model: err %v", err)

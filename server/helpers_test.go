@@ -43,16 +43,7 @@ func TestMain(m *testing.M) {
 // tinyModel opens runtimetest's artnet-shaped model for spec.Tiny() (64×64 input, 4×4 tokens).
 func tinyModel(t testing.TB) *artrt.Model {
 	t.Helper()
-	m, err := artrt.OpenBytes("tiny.onnx", runtimetest.TinyModel(spec.Tiny()), artrt.Options{IntraOpThreads: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := m.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	return m
+	return runtimetest.Open(t, runtimetest.Model{Config: spec.Tiny()}, artrt.Options{IntraOpThreads: 1})
 }
 
 // gated wraps a predictor: it counts runs and, while release is open, blocks every Run until

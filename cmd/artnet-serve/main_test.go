@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -15,7 +14,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/artnet/artnet/cmd/internal/command"
-	"github.com/artnet/artnet/models/spec"
 	"github.com/artnet/artnet/runtime/runtimetest"
 )
 
@@ -72,10 +70,7 @@ func TestServeSIGTERM(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	model := filepath.Join(dir, "tiny.onnx")
-	if err := os.WriteFile(model, runtimetest.TinyModel(spec.Tiny()), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	model := runtimetest.WriteTiny(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

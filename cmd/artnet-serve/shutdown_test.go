@@ -4,12 +4,9 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/artnet/artnet/cmd/internal/command"
-	"github.com/artnet/artnet/models/spec"
 	ortrt "github.com/artnet/artnet/runtime"
 	"github.com/artnet/artnet/runtime/runtimetest"
 )
@@ -17,10 +14,7 @@ import (
 // TestMainShutsDownORT: the binary's app run through command.Main (what main does) leaves no
 // ONNX Runtime environment behind: the model is closed, then runtime.Shutdown destroys it.
 func TestMainShutsDownORT(t *testing.T) {
-	model := filepath.Join(t.TempDir(), "tiny.onnx")
-	if err := os.WriteFile(model, runtimetest.TinyModel(spec.Tiny()), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	model := runtimetest.WriteTiny(t)
 	app := newApp()
 	app.Writer = io.Discard
 	var errw bytes.Buffer

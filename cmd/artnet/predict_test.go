@@ -21,16 +21,6 @@ import (
 	"github.com/artnet/artnet/runtime/runtimetest"
 )
 
-// tinyModel writes a tiny artnet-shaped ONNX model (runtimetest) and returns its path.
-func tinyModel(t *testing.T) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "tiny.onnx")
-	if err := os.WriteFile(p, runtimetest.TinyModel(spec.Tiny()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 var badImages = map[string]string{
 	"bad-empty.jpg":     "empty",
 	"bad-truncated.jpg": "truncated",
@@ -52,7 +42,7 @@ func runApp(t *testing.T, args ...string) (string, string, error) {
 // Bad images each get one stderr line naming the file; the good ones in the same call are
 // still predicted, and the call fails with exit code 1.
 func TestPredictBadImagesOneLineEachOthersStillPredicted(t *testing.T) {
-	model := tinyModel(t)
+	model := runtimetest.WriteTiny(t)
 	good := []string{"../../testdata/images/quad.jpg", testenv.Testdata(t, testenv.TheScream)}
 	args := []string{"predict", "--model", model, "--json", "--batch", "2", good[0]}
 	for name := range badImages {
@@ -114,7 +104,7 @@ func TestPredictBinaryExitStatus(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	model := tinyModel(t)
+	model := runtimetest.WriteTiny(t)
 	for name := range badImages {
 		cmd := exec.Command(bin, "predict", "--model", model, filepath.Join("../../testdata/images", name))
 		var stderr bytes.Buffer
@@ -194,7 +184,7 @@ func TestDoctorReportsLibraryAndBackends(t *testing.T) {
 }
 
 func TestPredictVisualizeAttention(t *testing.T) {
-	model := tinyModel(t)
+	model := runtimetest.WriteTiny(t)
 	painting := testenv.Testdata(t, testenv.StarryNight)
 	out := filepath.Join(t.TempDir(), "starry.png")
 	if _, _, err := runApp(t, "predict", "--model", model, "--visualize-attention", out, painting); err != nil {

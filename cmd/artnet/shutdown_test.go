@@ -8,6 +8,7 @@ import (
 
 	"github.com/artnet/artnet/cmd/internal/command"
 	ortrt "github.com/artnet/artnet/runtime"
+	"github.com/artnet/artnet/runtime/runtimetest"
 )
 
 // TestMainShutsDownORT: the binary's app run through command.Main (what main does) leaves no
@@ -16,7 +17,7 @@ func TestMainShutsDownORT(t *testing.T) {
 	app := newApp()
 	app.Writer = io.Discard
 	var errw bytes.Buffer
-	if code := command.Main(context.Background(), app, []string{"artnet", "predict", "--model", tinyModel(t), "../../testdata/images/quad.png"}, &errw); code != 0 {
+	if code := command.Main(context.Background(), app, []string{"artnet", "predict", "--model", runtimetest.WriteTiny(t), "../../testdata/images/quad.png"}, &errw); code != 0 {
 		t.Fatalf("exit %d, stderr %q", code, errw.String())
 	}
 	if p := ortrt.LibraryPath(); p != "" {

@@ -26,15 +26,6 @@ import (
 
 const fixtures = "../../../testdata/images"
 
-func writeTinyModel(t *testing.T) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "tiny.onnx")
-	if err := os.WriteFile(p, runtimetest.TinyModel(spec.Tiny()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 // testApp is a binary with the shared commands; stdout and stderr are captured.
 func testApp(o PredictOptions) (*cli.App, *bytes.Buffer, *bytes.Buffer) {
 	var out, errw bytes.Buffer
@@ -53,7 +44,7 @@ func freePort(t *testing.T) string {
 }
 
 func TestServeCommand(t *testing.T) {
-	model := writeTinyModel(t)
+	model := runtimetest.WriteTiny(t)
 	app, _, _ := testApp(PredictOptions{})
 	for _, c := range []struct {
 		args []string
@@ -142,7 +133,7 @@ func predictOne(t *testing.T, model, file string, k int) *predict.Prediction {
 }
 
 func TestPredictCommand(t *testing.T) {
-	model := writeTinyModel(t)
+	model := runtimetest.WriteTiny(t)
 	app, out, errw := testApp(PredictOptions{})
 	good := []string{filepath.Join(fixtures, "quad.png"), filepath.Join(fixtures, "gray.jpg")}
 	bad := filepath.Join(fixtures, "bad-truncated.jpg")
@@ -188,7 +179,7 @@ func TestPredictCommand(t *testing.T) {
 }
 
 func TestPredictFlagErrors(t *testing.T) {
-	model := writeTinyModel(t)
+	model := runtimetest.WriteTiny(t)
 	app, _, _ := testApp(PredictOptions{})
 	for _, tc := range []struct {
 		args []string

@@ -10,13 +10,14 @@ import (
 	"github.com/urfave/cli/v2"
 
 	ortrt "github.com/artnet/artnet/runtime"
+	"github.com/artnet/artnet/runtime/runtimetest"
 )
 
 // TestMainShutsDownORT: after a command that opened (and closed) a model, Main destroys the ONNX
 // Runtime environment (runtime.Shutdown, which refuses while a model is open); a command that
 // leaves a model open gets Shutdown's refusal reported, not dropped.
 func TestMainShutsDownORT(t *testing.T) {
-	model := writeTinyModel(t)
+	model := runtimetest.WriteTiny(t)
 	app, _, _ := testApp(PredictOptions{})
 	var errw bytes.Buffer
 	if code := Main(context.Background(), app, []string{"t", "predict", "--model", model, filepath.Join(fixtures, "quad.png")}, &errw); code != 0 {
