@@ -6,10 +6,10 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/artnet/artnet/internal/cpustat"
 	"github.com/artnet/artnet/internal/testenv"
 )
 
@@ -56,11 +56,11 @@ func BenchmarkPreprocessJPEG(b *testing.B) {
 			run()
 			b.ReportAllocs()
 			b.ResetTimer()
-			cpu0 := cpuTime()
+			cpu0 := cpustat.Process()
 			for b.Loop() {
 				run()
 			}
-			b.ReportMetric(float64(cpuTime()-cpu0)/float64(time.Millisecond)/float64(b.N), "cpu-ms/op")
+			b.ReportMetric(float64(cpustat.Process()-cpu0)/float64(time.Millisecond)/float64(b.N), "cpu-ms/op")
 			if ref == "" {
 				return
 			}
@@ -91,12 +91,4 @@ func pilDiff(b *testing.B, file string, x []float32, o Options) (maxD, meanD flo
 		sum += d
 	}
 	return math.Round(maxD*100) / 100, sum / float64(len(x))
-}
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

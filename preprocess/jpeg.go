@@ -6,7 +6,9 @@ import (
 	"image"
 	"io"
 	"os"
+	"runtime"
 	"strings"
+	"sync"
 
 	"github.com/artnet/artnet/internal/errtext"
 )
@@ -38,6 +40,11 @@ import (
 // known CPU exhaustion); libjpeg warnings other than "premature end" keep the decoded image,
 // as Pillow does; each call creates and destroys its own TurboJPEG handle (no C memory
 // outlives a call; TurboJPEG allocates no buffers here, so there is nothing for tjFree).
+//
+// Concurrency: at most GOMAXPROCS libjpeg-turbo decodes run at once (turboSlots). A goroutine
+// in a cgo call gives up its P, so without the bound 64 concurrent requests would run 64 OS
+// threads of C decoding, oversubscribing the CPU under ONNX Runtime's spinning thread pool;
+// image/jpeg is bounded by GOMAXPROCS by construction.
 //
 // ARTNET_JPEG=go forces the fallback; ARTNET_TURBOJPEG_LIB names the library file to open.
 // JPEGDecoder says which is in use (artnet doctor prints it). CMYK/YCCK JPEGs, which
@@ -117,7 +124,10 @@ func decodeJPEGTurbo(head []byte, rest io.Reader, cfg image.Config, scale int) (
 	}
 	w, ht := (h.w+scale-1)/scale, (h.h+scale-1)/scale // TJSCALED(·, 1/scale)
 	m := image.NewRGBA(image.Rect(0, 0, w, ht))
+	slots := turboSlots()
+	slots <- struct{}{}
 	warn, err := turboDecodeRGBA(data, m.Pix, w, ht)
+	<-slots
 	if err != nil {
 		return nil, turboErr("data", err.Error())
 	}
@@ -128,6 +138,9 @@ func decodeJPEGTurbo(head []byte, rest io.Reader, cfg image.Config, scale int) (
 	// image, which is kept, as Pillow keeps it.
 	return m, nil
 }
+
+// turboSlots bounds concurrent libjpeg-turbo decodes to GOMAXPROCS (see the comment above).
+var turboSlots = sync.OnceValue(func() chan struct{} { return make(chan struct{}, max(1, runtime.GOMAXPROCS(0))) })
 
 // decodeJPEGGo is the image/jpeg path (the fallback, and CMYK/YCCK JPEGs).
 func decodeJPEGGo(r io.Reader, cfg image.Config) (*image.RGBA, error) {

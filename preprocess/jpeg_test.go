@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestMain runs every test twice where libjpeg-turbo is loaded: with it, then with the
@@ -317,5 +318,37 @@ func TestTurboScanLimit(t *testing.T) {
 	_, err = decodeWith(bytes.NewReader(buf.Bytes()), small(), jpegPath{turbo: true})
 	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "500 scans") {
 		t.Errorf("600 extra scans: err = %v, want ErrCorrupt about 500 scans", err)
+	}
+}
+
+// TestTurboSlots: with every libjpeg-turbo slot taken, a decode waits; freeing one lets it run.
+func TestTurboSlots(t *testing.T) {
+	needTurbo(t)
+	q, err := os.ReadFile(fixture("quad.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	slots := turboSlots()
+	if cap(slots) != max(1, runtime.GOMAXPROCS(0)) {
+		t.Fatalf("%d slots, want GOMAXPROCS = %d", cap(slots), runtime.GOMAXPROCS(0))
+	}
+	for i := 0; i < cap(slots); i++ {
+		slots <- struct{}{}
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := decodeWith(bytes.NewReader(q), small(), jpegPath{turbo: true})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("decoded (err %v) while all %d slots were taken", err, cap(slots))
+	case <-time.After(100 * time.Millisecond):
+	}
+	for i := 0; i < cap(slots); i++ {
+		<-slots
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }

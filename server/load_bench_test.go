@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/artnet/artnet/internal/cpustat"
 	"github.com/artnet/artnet/internal/testenv"
 	"github.com/artnet/artnet/models/spec"
 	"github.com/artnet/artnet/predict"
@@ -138,9 +139,9 @@ func BenchmarkServe(b *testing.B) {
 				}
 				runs0, images0 := batchCounts(r.s)
 				b.ResetTimer()
-				start := time.Now()
+				start, cpu0 := time.Now(), cpustat.Process()
 				lat, bad, err := load(url, body, b.N, conc)
-				el := time.Since(start)
+				el, cpu := time.Since(start), cpustat.Process()-cpu0
 				b.StopTimer()
 				if bad > 0 {
 					b.Fatalf("%d of %d requests failed: %v", bad, b.N, err)
@@ -148,6 +149,8 @@ func BenchmarkServe(b *testing.B) {
 				runs, images := batchCounts(r.s)
 				slices.Sort(lat)
 				b.ReportMetric(float64(b.N)/el.Seconds(), "req/s")
+				// Process CPU per request, the load generator's HTTP client included.
+				b.ReportMetric(float64(cpu.Microseconds())/1000/float64(b.N), "cpu-ms/req")
 				b.ReportMetric(float64(percentile(lat, 0.50).Microseconds())/1000, "p50-ms")
 				b.ReportMetric(float64(percentile(lat, 0.99).Microseconds())/1000, "p99-ms")
 				if runs > runs0 {
@@ -193,13 +196,14 @@ func BenchmarkORTBatch32(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ResetTimer()
-	start := time.Now()
+	start, cpu0 := time.Now(), cpustat.Process()
 	for i := 0; i < b.N; i++ {
 		if _, err := m.Run(ctx, in, batch); err != nil {
 			b.Fatal(err)
 		}
 	}
 	b.ReportMetric(float64(b.N*batch)/time.Since(start).Seconds(), "img/s")
+	b.ReportMetric(float64((cpustat.Process()-cpu0).Microseconds())/1000/float64(b.N*batch), "cpu-ms/img")
 }
 
 // BenchmarkDecodePreprocess is the per-request CPU cost outside the model: decode the upload
