@@ -9,7 +9,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -21,6 +20,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/artnet/artnet/export"
+	"github.com/artnet/artnet/internal/cpustat"
 	"github.com/artnet/artnet/models"
 	"github.com/artnet/artnet/models/spec"
 	"github.com/artnet/artnet/onnxpb"
@@ -179,7 +179,7 @@ func BenchmarkB4ORT(b *testing.B) {
 			if _, err := m.Run(ctx, x, batch); err != nil { // warm-up: ORT allocates its arena
 				b.Fatal(err)
 			}
-			cpu0 := cpuTime()
+			cpu0 := cpustat.Process()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				if _, err := m.Run(ctx, x, batch); err != nil {
@@ -191,7 +191,7 @@ func BenchmarkB4ORT(b *testing.B) {
 			b.ReportMetric(1/perImage, "images/s")
 			// Process CPU time (user+sys) per image: less sensitive than wall time to other
 			// processes on a shared machine, but it includes ORT's spinning worker threads.
-			b.ReportMetric((cpuTime()-cpu0).Seconds()*1e3/float64(b.N*batch), "cpu-ms/image")
+			b.ReportMetric((cpustat.Process()-cpu0).Seconds()*1e3/float64(b.N*batch), "cpu-ms/image")
 		})
 	}
 	if vs := os.Getenv(envBenchVs); vs != "" {
@@ -310,15 +310,6 @@ func b4Variables(b *testing.B, cfg spec.Config) *context.Context {
 		b.Fatal(err)
 	}
 	return ctx
-}
-
-// cpuTime is the process's user + system CPU time.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func sameMetadata(a, b map[string]string) bool {
