@@ -162,13 +162,20 @@ func TestPredictImagesAttentionHeatmap(t *testing.T) {
 			t.Errorf("image %d: heat map %v, image %v", i, hm.Bounds(), img.Bounds())
 		}
 	}
-	// The moved copy is the same painting: the same answer and the same overlay pixels.
-	if batch[1].Style.Confidence != batch[2].Style.Confidence {
+	// The moved copy is the same painting: the same answer and the same overlay pixels (ONNX
+	// Runtime may round two rows of one batch differently in the last float32 bits: ≤ 1e-6, and
+	// overlay pixels within one level).
+	if batch[1].Style.Label != batch[2].Style.Label || math.Abs(batch[1].Style.Confidence-batch[2].Style.Confidence) > 1e-6 {
 		t.Errorf("moved image: style %v, original %v", batch[2].Style, batch[1].Style)
 	}
 	a, b := batch[1].Heatmap(), batch[2].Heatmap()
-	if !bytes.Equal(a.Pix, b.Pix) {
-		t.Errorf("the moved image's heat map differs from the original's")
+	if len(a.Pix) != len(b.Pix) {
+		t.Fatalf("the moved image's heat map has %d bytes, the original's %d", len(b.Pix), len(a.Pix))
+	}
+	for i := range a.Pix {
+		if d := int(a.Pix[i]) - int(b.Pix[i]); d > 1 || d < -1 {
+			t.Fatalf("the moved image's heat map differs from the original's at byte %d: %d vs %d", i, b.Pix[i], a.Pix[i])
+		}
 	}
 	var buf bytes.Buffer
 	if err := png.Encode(&buf, a); err != nil {

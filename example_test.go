@@ -28,9 +28,9 @@ func Example() {
 	att := r.AttentionMap()
 	fmt.Printf("attention: %d×%d grid, %d classes of style\n", len(att), len(att[0]), len(m.Classes("style")))
 	// Output:
-	// style: Ukiyo_e genre: landscape artist: Marc_Chagall
-	//   Ukiyo_e 0.16
-	//   Pointillism 0.14
-	//   Naive_Art_Primitivism 0.12
+	// style: Fauvism genre: landscape artist: Childe_Hassam
+	//   Fauvism 0.22
+	//   Pop_Art 0.14
+	//   Pointillism 0.13
 	// attention: 4×4 grid, 27 classes of style
 }
