@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/artnet/artnet/internal/cpustat"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -111,7 +112,7 @@ func Infer(ctx context.Context, o InferOptions) (*Report, error) {
 			}
 			return nil, err
 		}
-		began, cpu := time.Now(), processCPUSeconds()
+		began, cpu := time.Now(), cpustat.Process().Seconds()
 		if _, err := run(images); err != nil {
 			if o.Profile != nil {
 				pprof.StopCPUProfile()
@@ -119,7 +120,7 @@ func Infer(ctx context.Context, o InferOptions) (*Report, error) {
 			return nil, err
 		}
 		r.StepSeconds = append(r.StepSeconds, time.Since(began).Seconds())
-		r.StepCPUSeconds = append(r.StepCPUSeconds, processCPUSeconds()-cpu)
+		r.StepCPUSeconds = append(r.StepCPUSeconds, cpustat.Process().Seconds()-cpu)
 	}
 	if o.Profile != nil {
 		pprof.StopCPUProfile()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/artnet/artnet/internal/cpustat"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -73,7 +74,7 @@ func Train(ctx context.Context, o TrainOptions, log *slog.Logger) (*Report, erro
 		Config: o.Config, OutDir: out, Steps: total, Batch: o.Batch, LR: o.LR, WeightDecay: o.WeightDecay,
 		ConstantLR: true, Seed: o.Seed, Backend: o.Backend, LogEvery: 1,
 		OnStep: func(m train.StepMetrics) {
-			cpu := processCPUSeconds()
+			cpu := cpustat.Process().Seconds()
 			switch {
 			case m.Step == 1:
 				r.FirstSeconds = m.Seconds

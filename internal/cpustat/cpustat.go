@@ -1,3 +1,5 @@
+//go:build unix
+
 // Package cpustat reads the CPU time the process has used, for benchmarks that report CPU per
 // unit of work: on a shared machine, wall time measures the load as much as the code.
 package cpustat
