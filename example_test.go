@@ -28,9 +28,9 @@ func Example() {
 	att := r.AttentionMap()
 	fmt.Printf("attention: %d×%d grid, %d classes of style\n", len(att), len(att[0]), len(m.Classes("style")))
 	// Output:
-	// style: Fauvism genre: landscape artist: Childe_Hassam
-	//   Fauvism 0.22
-	//   Pop_Art 0.14
-	//   Pointillism 0.13
+	// style: Fauvism genre: abstract_painting artist: Marc_Chagall
+	//   Fauvism 0.25
+	//   Pop_Art 0.25
+	//   Abstract_Expressionism 0.21
 	// attention: 4×4 grid, 27 classes of style
 }
