@@ -14,6 +14,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 
 	"github.com/artnet/artnet/graph/internal/kernels"
+	"github.com/artnet/artnet/internal/layout"
 )
 
 // Depthwise convolutions on the fast "go" backend run as one ConvGeneral node each way:
@@ -132,27 +133,13 @@ func convDataOf(node *sgNode) *sgConvData {
 		if convDataType.ok != nil || convDataType.err != nil || t == nil || t.Kind() != reflect.Pointer {
 			return nil
 		}
-		if convDataType.err = checkLayoutPrefix(t.Elem(), reflect.TypeFor[sgConvData](), sgConvDataFields); convDataType.err != nil {
+		if convDataType.err = layout.CheckPrefix(t.Elem(), reflect.TypeFor[sgConvData](), sgConvDataFields); convDataType.err != nil {
 			convDataType.err = fmt.Errorf("artnet depthwise kernels disabled: %w", convDataType.err)
 			return nil
 		}
 		convDataType.ok = t
 	}
 	return (*sgConvData)(reflect.ValueOf(node.data).UnsafePointer())
-}
-
-// checkLayoutPrefix is checkLayout for the first fields of real only.
-func checkLayoutPrefix(real, mirror reflect.Type, want []string) error {
-	if real.NumField() < len(want) || mirror.NumField() != len(want) {
-		return fmt.Errorf("%s has %d fields, artnet's mirror expects at least %d", real, real.NumField(), len(want))
-	}
-	for i, w := range want {
-		f, m := real.Field(i), mirror.Field(i)
-		if got := f.Name + " " + f.Type.String(); got != w || f.Offset != m.Offset || f.Name != m.Name {
-			return fmt.Errorf("%s field #%d is %q at offset %d, artnet's mirror expects %q at offset %d", real, i, got, f.Offset, w, m.Offset)
-		}
-	}
-	return nil
 }
 
 // convGeneralKernel runs depthwise convolutions and their kernel gradients (see convKind).

@@ -13,6 +13,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 
 	"github.com/artnet/artnet/graph/internal/kernels"
+	"github.com/artnet/artnet/internal/layout"
 )
 
 // This file installs artnet's kernels (package graph/internal/kernels) into simplego's op
@@ -72,27 +73,11 @@ var (
 	sgBufferFields = []string{"shape shapes.Shape", "valid bool", "flat interface {}"}
 )
 
-// checkLayout returns an error unless real has exactly the fields want (name and type) at the
-// offsets of mirror's fields.
-func checkLayout(real, mirror reflect.Type, want []string) error {
-	if real.NumField() != len(want) || mirror.NumField() != len(want) || real.Size() != mirror.Size() {
-		return fmt.Errorf("%s has %d fields (size %d), artnet's mirror expects %d (size %d)",
-			real, real.NumField(), real.Size(), len(want), mirror.Size())
-	}
-	for i, w := range want {
-		f, m := real.Field(i), mirror.Field(i)
-		if got := f.Name + " " + f.Type.String(); got != w || f.Offset != m.Offset || f.Name != m.Name {
-			return fmt.Errorf("%s field #%d is %q at offset %d, artnet's mirror expects %q at offset %d", real, i, got, f.Offset, w, m.Offset)
-		}
-	}
-	return nil
-}
-
 func checkSimplegoLayout() error {
-	if err := checkLayout(reflect.TypeFor[simplego.Node](), reflect.TypeFor[sgNode](), sgNodeFields); err != nil {
+	if err := layout.Check(reflect.TypeFor[simplego.Node](), reflect.TypeFor[sgNode](), sgNodeFields); err != nil {
 		return err
 	}
-	return checkLayout(reflect.TypeFor[simplego.Buffer](), reflect.TypeFor[sgBuffer](), sgBufferFields)
+	return layout.Check(reflect.TypeFor[simplego.Buffer](), reflect.TypeFor[sgBuffer](), sgBufferFields)
 }
 
 var (

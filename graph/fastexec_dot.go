@@ -13,6 +13,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 
 	"github.com/artnet/artnet/graph/internal/kernels"
+	"github.com/artnet/artnet/internal/layout"
 )
 
 // DotGeneral as batched GEMM (OpenBLAS through graph/internal/kernels when built with cgo):
@@ -53,7 +54,7 @@ func dotDataOf(node *sgNode) *sgDotData {
 		if dotDataType.ok != nil || dotDataType.err != nil || t == nil || t.Kind() != reflect.Pointer {
 			return nil
 		}
-		if dotDataType.err = checkLayout(t.Elem(), reflect.TypeFor[sgDotData](), sgDotDataFields); dotDataType.err != nil {
+		if dotDataType.err = layout.Check(t.Elem(), reflect.TypeFor[sgDotData](), sgDotDataFields); dotDataType.err != nil {
 			dotDataType.err = fmt.Errorf("artnet DotGeneral kernel disabled: %w", dotDataType.err)
 			return nil
 		}

@@ -198,6 +198,7 @@ func initLocked(libPath string) error {
 		return fmt.Errorf("ONNX Runtime library %s: %s", libPath, errtext.OneLine(err))
 	}
 	env.path = libPath
+	pluginsInitLocked(libPath)
 	return nil
 }
 
@@ -229,12 +230,13 @@ func Shutdown() error {
 	if env.models > 0 {
 		return fmt.Errorf("ONNX Runtime shutdown: %d model(s) still open, close them first", env.models)
 	}
+	perr := pluginsShutdownLocked()
 	err := ort.DestroyEnvironment()
 	env.path = ""
 	if err != nil {
-		return fmt.Errorf("ONNX Runtime shutdown: %w", err)
+		err = fmt.Errorf("ONNX Runtime shutdown: %w", err)
 	}
-	return nil
+	return errors.Join(perr, err)
 }
 
 // LibraryPath returns the path of the loaded library, or "" before Init.
@@ -285,7 +287,7 @@ func AvailableProviders() ([]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("session options: %w", err)
 		}
-		err = appendProvider(so, p, nil)
+		err = appendProvider(so, p, nil, 0, env.path)
 		if derr := so.Destroy(); derr != nil {
 			return nil, fmt.Errorf("session options: %w", derr)
 		}
@@ -294,46 +296,4 @@ func AvailableProviders() ([]string, error) {
 		}
 	}
 	return out, nil
-}
-
-// appendProvider adds a non-CPU execution provider with the given ORT provider options to
-// session options, destroying the provider options it creates.
-func appendProvider(so *ort.SessionOptions, p string, opts map[string]string) error {
-	switch p {
-	case CUDA:
-		po, err := ort.NewCUDAProviderOptions()
-		if err != nil {
-			return gpuHint(err, "CUDA", "cuda")
-		}
-		err = po.Update(opts)
-		if err == nil {
-			err = gpuHint(so.AppendExecutionProviderCUDA(po), "CUDA", "cuda")
-		} else {
-			err = fmt.Errorf("CUDA provider options %v: %w", opts, err)
-		}
-		return errors.Join(err, po.Destroy())
-	case TensorRT:
-		po, err := ort.NewTensorRTProviderOptions()
-		if err != nil {
-			return gpuHint(err, "TensorRT", "tensorrt")
-		}
-		err = po.Update(opts)
-		if err == nil {
-			err = gpuHint(so.AppendExecutionProviderTensorRT(po), "TensorRT", "tensorrt")
-		} else {
-			err = fmt.Errorf("TensorRT provider options %v: %w", opts, err)
-		}
-		return errors.Join(err, po.Destroy())
-	case CPU:
-		return nil
-	}
-	return fmt.Errorf("unknown execution provider %q (want one of %q)", p, KnownProviders)
-}
-
-// gpuHint adds what a GPU provider needs to ORT's terse "Failed to load shared library".
-func gpuHint(err error, name, lib string) error {
-	if err == nil {
-		return nil
-	}
-	return fmt.Errorf("%s (%s needs ONNX Runtime's GPU build with libonnxruntime_providers_shared.so and libonnxruntime_providers_%s.so next to the library, and %s installed)", errtext.OneLine(err), name, lib, name)
 }

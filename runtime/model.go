@@ -32,11 +32,16 @@ type Options struct {
 	// IntraOpThreads and InterOpThreads set ORT's thread pools; 0 keeps ORT's default.
 	IntraOpThreads int
 	InterOpThreads int
-	// DeviceID selects the GPU for "cuda" and "tensorrt" (default 0).
+	// DeviceID selects the GPU for "cuda" and "tensorrt" (default 0); with a plugin library, the
+	// DeviceID-th GPU device ONNX Runtime lists for that provider.
 	DeviceID int
 	// TensorRTCacheDir, when set, enables TensorRT's engine cache in that folder, so that the
 	// engine (minutes to build) is built once per model and GPU.
 	TensorRTCacheDir string
+	// ProviderLibraries are plugin execution provider libraries to register, provider ("cuda",
+	// "tensorrt") → path (the --ep-lib flag): that provider then attaches the library's devices
+	// (see RegisterProviderLibrary and plugin.go). Registrations last until Shutdown.
+	ProviderLibraries map[string]string
 }
 
 // outputNames are the ONNX outputs Run requests, in spec.OutputNames order.
@@ -99,11 +104,16 @@ func openBytes(name string, onnx []byte, o Options) (*Model, error) {
 		env.Unlock()
 		return nil, err
 	}
+	if err := providerLibrariesLocked(o.ProviderLibraries); err != nil {
+		env.Unlock()
+		return nil, err
+	}
+	corePath := env.path
 	env.models++
 	env.Unlock()
 	var errs []error
 	for i, p := range provs {
-		s, err := newSession(onnx, provs[i:], o)
+		s, err := newSession(onnx, provs[i:], o, corePath)
 		if err == nil {
 			return &Model{name: name, it: it, providers: slices.Clone(provs[i:]), session: s}, nil
 		}
@@ -145,7 +155,7 @@ func normalizeProviders(in []string) ([]string, error) {
 
 // newSession creates a session with the given providers appended in order (the CPU provider is
 // always ORT's last resort for nodes the others do not take).
-func newSession(onnx []byte, provs []string, o Options) (s *ort.DynamicAdvancedSession, err error) {
+func newSession(onnx []byte, provs []string, o Options, corePath string) (s *ort.DynamicAdvancedSession, err error) {
 	so, err := ort.NewSessionOptions()
 	if err != nil {
 		return nil, fmt.Errorf("session options: %w", err)
@@ -166,7 +176,7 @@ func newSession(onnx []byte, provs []string, o Options) (s *ort.DynamicAdvancedS
 		}
 	}
 	for _, p := range provs {
-		if err := appendProvider(so, p, o.providerOptions(p)); err != nil {
+		if err := appendProvider(so, p, o.providerOptions(p), o.DeviceID, corePath); err != nil {
 			return nil, err
 		}
 	}

@@ -1,0 +1,256 @@
+package runtime_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/artnet/artnet/models/spec"
+	artrt "github.com/artnet/artnet/runtime"
+	"github.com/artnet/artnet/runtime/runtimetest"
+)
+
+// The plugin execution provider path (plugin.go, ortapi.go) is proven here with ORT's CPU EP
+// device, which every ORT ≥ 1.22 lists; the npm GPU package's libraries are exercised where
+// scripts/gpu-check.sh --fetch-ort-gpu has laid them out (their registration fails on a machine
+// without CUDA, which is checked too).
+
+func TestEPDevicesListsCPU(t *testing.T) {
+	devs, err := artrt.EPDevices()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cpu *artrt.EPDevice
+	for i, d := range devs {
+		t.Logf("ORT %s EP device: %s", artrt.Version(), d)
+		if d.EP == "CPUExecutionProvider" && d.Type == "cpu" {
+			cpu = &devs[i]
+		}
+	}
+	if cpu == nil {
+		t.Fatalf("no CPUExecutionProvider cpu device among %v", devs)
+	}
+	if cpu.EPVendor == "" || !strings.Contains(cpu.String(), "CPUExecutionProvider") {
+		t.Errorf("CPU EP device %+v: empty vendor or bad String", *cpu)
+	}
+}
+
+func TestPluginPathCPUMatchesDefault(t *testing.T) {
+	tiny := runtimetest.TinyModel(spec.Tiny())
+	imgs := runtimetest.Images(3, spec.Tiny().ImageSize, 7)
+	ref := runtimetest.Open(t, runtimetest.Model{Config: spec.Tiny()}, cpuOpts())
+	want, err := ref.Run(context.Background(), imgs, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	restore := artrt.ForcePluginPath("cpu")
+	before := artrt.PluginAppends()
+	m, err := artrt.OpenBytes("tiny-v2.onnx", tiny, cpuOpts())
+	restore()
+	if err != nil {
+		t.Fatalf("CPU EP through SessionOptionsAppendExecutionProvider_V2: %v", err)
+	}
+	defer func() {
+		if err := m.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	if got := artrt.PluginAppends() - before; got != 1 {
+		t.Fatalf("%d plugin-path appends, want 1 (the session did not go through V2)", got)
+	}
+	got, err := m.Run(context.Background(), imgs, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, p := range want.Probs {
+		if d := maxDiff(got.Probs[name], p); d != 0 {
+			t.Errorf("%s: V2 session differs from the default one by %g", name, d)
+		}
+	}
+	if d := maxDiff(got.Attention, want.Attention); d != 0 {
+		t.Errorf("attention: V2 session differs from the default one by %g", d)
+	}
+
+	// A device number the provider does not have is a one-line error naming the EP.
+	restore = artrt.ForcePluginPath("cpu")
+	o := cpuOpts()
+	o.DeviceID = 5
+	_, err = artrt.OpenBytes("tiny-v2.onnx", tiny, o)
+	restore()
+	if err == nil || !strings.Contains(err.Error(), "1 cpu device(s) of CPUExecutionProvider, device 5 wanted") || strings.Contains(err.Error(), "\n") {
+		t.Errorf("device 5 of the CPU EP: err %v", err)
+	}
+}
+
+func TestRegisterProviderLibraryErrors(t *testing.T) {
+	tmp := t.TempDir()
+	notELF := filepath.Join(tmp, "libonnxruntime_providers_cuda.so")
+	if err := os.WriteFile(notELF, []byte("not a library"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name, provider, path string
+		want                 []string
+	}{
+		{"missing", "cuda", filepath.Join(tmp, "missing.so"), []string{"no such file"}},
+		{"not a shared library", "cuda", notELF, nil},
+		// The core library loads but exports no CreateEpFactories: not a plugin EP.
+		{"not a plugin EP", "tensorrt", artrt.LibraryPath(), nil},
+		{"unknown provider", "rocm", notELF, []string{`provider rocm: plugin library`, `"rocm" is not one of cuda, tensorrt`}},
+	}
+	for _, c := range cases {
+		err := artrt.RegisterProviderLibrary(c.provider, c.path)
+		if err == nil {
+			t.Errorf("%s: registered", c.name)
+			continue
+		}
+		msg := err.Error()
+		t.Logf("%s: %s", c.name, msg)
+		if !strings.Contains(msg, c.path) || strings.Contains(msg, "\n") {
+			t.Errorf("%s: error %q does not name %s on one line", c.name, msg, c.path)
+		}
+		if !strings.Contains(msg, "provider "+c.provider+": ") {
+			t.Errorf("%s: error %q does not name the provider", c.name, msg)
+		}
+		for _, w := range c.want {
+			if !strings.Contains(msg, w) {
+				t.Errorf("%s: error %q lacks %q", c.name, msg, w)
+			}
+		}
+		if strings.HasSuffix(msg, c.path) || strings.HasSuffix(msg, c.path+":") {
+			t.Errorf("%s: error %q gives no cause", c.name, msg)
+		}
+	}
+	if libs := artrt.ProviderLibraries(); len(libs) != 0 {
+		t.Errorf("failed registrations left %v registered", libs)
+	}
+	// Through Options, as --ep-lib does: the open fails with the same one-line error.
+	o := cpuOpts()
+	o.Providers = []string{"cuda", "cpu"}
+	o.ProviderLibraries = map[string]string{"cuda": notELF}
+	_, err := artrt.OpenBytes("tiny.onnx", runtimetest.TinyModel(spec.Tiny()), o)
+	if err == nil || !strings.Contains(err.Error(), "tiny.onnx") || !strings.Contains(err.Error(), notELF) || strings.Contains(err.Error(), "\n") {
+		t.Errorf("Options.ProviderLibraries with a bad library: err %v", err)
+	}
+}
+
+// gpuDir is where scripts/gpu-check.sh --fetch-ort-gpu lays out the npm GPU package.
+func gpuDir(t *testing.T) string {
+	t.Helper()
+	lib, _, err := artrt.FindLibrary("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// <project>/third_party/onnxruntime/libonnxruntime.so.1 → <project>/third_party/onnxruntime-gpu
+	return filepath.Join(filepath.Dir(filepath.Dir(lib)), "onnxruntime-gpu")
+}
+
+func TestNPMCUDAPlugin(t *testing.T) {
+	dir := os.Getenv("ARTNET_ORT_GPU_DIR")
+	if dir == "" {
+		dir = gpuDir(t)
+	}
+	cudaLib := filepath.Join(dir, "libonnxruntime_providers_cuda.so")
+	if _, err := os.Stat(cudaLib); err != nil {
+		t.Skipf("no npm GPU provider libraries in %s: run scripts/gpu-check.sh --fetch-ort-gpu (npm registry access) to test them", dir)
+	}
+	tiny := runtimetest.TinyModel(spec.Tiny())
+	o := cpuOpts()
+	o.Providers = []string{"cuda"}
+	o.ProviderLibraries = map[string]string{"cuda": cudaLib}
+	m, err := artrt.OpenBytes("tiny.onnx", tiny, o)
+	if err == nil {
+		// A machine with CUDA 13 and a GPU: the plugin works; compare with the CPU.
+		defer m.Close()
+		imgs := runtimetest.Images(2, spec.Tiny().ImageSize, 3)
+		got, err := m.Run(context.Background(), imgs, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := runtimetest.Model{Config: spec.Tiny()}.Reference(imgs, 2)
+		for name, p := range want {
+			if d := maxDiff(got.Probs[name], p); d > 1e-4 {
+				t.Errorf("cuda plugin: %s differs from the Go reference by %g", name, d)
+			}
+		}
+		return
+	}
+	msg := err.Error()
+	t.Logf("npm CUDA plugin here: %s", msg)
+	if !strings.Contains(msg, "provider cuda") || !strings.Contains(msg, cudaLib) || strings.Contains(msg, "\n") {
+		t.Errorf("error %q: want one line naming provider cuda and %s", msg, cudaLib)
+	}
+	if !strings.Contains(msg, ".so") || strings.HasSuffix(strings.TrimSpace(msg), cudaLib) {
+		t.Errorf("error %q gives no cause", msg)
+	}
+}
+
+// TestPluginPathWithNPMCore reruns the plugin tests in a child process whose ONNX Runtime is
+// the npm GPU package's 1.29 core library (a CPU build that reaches GPUs only through plugin
+// libraries), including the automatic registration of the CUDA library beside it.
+func TestPluginPathWithNPMCore(t *testing.T) {
+	if os.Getenv("ARTNET_ORT_CHILD") != "" {
+		t.Skip("in the child")
+	}
+	dir := gpuDir(t)
+	core := filepath.Join(dir, "libonnxruntime.so.1")
+	if _, err := os.Stat(core); err != nil {
+		t.Skipf("no npm GPU package core library %s: run scripts/gpu-check.sh --fetch-ort-gpu (npm registry access) to test it", core)
+	}
+	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.count=1", "-test.v",
+		"-test.run", "^(TestEPDevicesListsCPU|TestPluginPathCPUMatchesDefault|TestRegisterProviderLibraryErrors|TestNPMCUDAPlugin|TestAutoPluginBesideCore)$")
+	cmd.Env = append(os.Environ(), artrt.EnvLibraryPath+"="+core, "ARTNET_ORT_CHILD=1", "ARTNET_ORT_GPU_DIR="+dir)
+	out, err := cmd.CombinedOutput()
+	t.Logf("child with %s:\n%s", core, out)
+	if err != nil {
+		t.Fatalf("plugin tests with the npm 1.29 core: %v", err)
+	}
+	for _, want := range []string{"ORT 1.29", "--- PASS: TestPluginPathCPUMatchesDefault", "--- PASS: TestAutoPluginBesideCore"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("child output lacks %q", want)
+		}
+	}
+}
+
+// TestAutoPluginBesideCore: --provider cuda on a core without CUDA registers
+// libonnxruntime_providers_cuda.so when it lies beside the core, and says so when it does not.
+func TestAutoPluginBesideCore(t *testing.T) {
+	tiny := runtimetest.TinyModel(spec.Tiny())
+	o := cpuOpts()
+	o.Providers = []string{"cuda"}
+	beside := filepath.Join(filepath.Dir(artrt.LibraryPath()), artrt.PluginLibraryNames["cuda"])
+	m, err := artrt.OpenBytes("tiny.onnx", tiny, o)
+	if err == nil {
+		m.Close()
+		if p := artrt.ProviderLibraries()["cuda"]; p == "" && !slices.Contains(mustAvail(t), "cuda") {
+			t.Fatalf("cuda opened without a CUDA core or plugin library")
+		}
+		return
+	}
+	msg := err.Error()
+	t.Logf("--provider cuda with %s: %s", artrt.LibraryPath(), msg)
+	if strings.Contains(msg, "\n") || !strings.Contains(msg, "provider cuda") {
+		t.Fatalf("error %q: want one line naming provider cuda", msg)
+	}
+	if _, serr := os.Stat(beside); serr == nil {
+		if !strings.Contains(msg, beside) {
+			t.Errorf("a plugin library lies beside the core, but the error %q does not name it (not registered?)", msg)
+		}
+	} else if !strings.Contains(msg, "no plugin library "+artrt.PluginLibraryNames["cuda"]+" lies beside it") || !strings.Contains(msg, "--ep-lib cuda=PATH") {
+		t.Errorf("no plugin library beside the core: error %q does not say so", msg)
+	}
+}
+
+func mustAvail(t *testing.T) []string {
+	t.Helper()
+	a, err := artrt.AvailableProviders()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
