@@ -267,11 +267,27 @@ const (
 var KnownProviders = []string{CPU, CUDA, TensorRT}
 
 // AvailableProviders lists the execution providers the loaded library can use, in
-// KnownProviders order. onnxruntime_go does not expose GetAvailableProviders, so each
-// non-CPU provider is tried by appending it to throwaway session options (which loads its
-// provider library, and so also fails when CUDA/TensorRT are not installed). Init must have
-// been called.
+// KnownProviders order (see ProbeProviders). Init must have been called.
 func AvailableProviders() ([]string, error) {
+	probe, err := ProbeProviders()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, p := range KnownProviders {
+		if probe[p] == nil {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// ProbeProviders tries every known provider and returns why each one cannot be used (nil:
+// usable). onnxruntime_go does not expose GetAvailableProviders, so each non-CPU provider is
+// tried by appending it to throwaway session options as a session would (which loads its
+// provider or plugin library, and so also fails when CUDA/TensorRT are not installed, or a
+// plugin library lists no GPU). Init must have been called.
+func ProbeProviders() (map[string]error, error) {
 	env.Lock()
 	defer env.Unlock()
 	if !ort.IsInitialized() {
@@ -281,7 +297,7 @@ func AvailableProviders() ([]string, error) {
 	if err := ort.SetEnvironmentLogLevel(ort.LoggingLevelFatal); err == nil {
 		defer func() { _ = ort.SetEnvironmentLogLevel(ort.LoggingLevelError) }()
 	}
-	out := []string{CPU}
+	out := map[string]error{CPU: nil}
 	for _, p := range []string{CUDA, TensorRT} {
 		so, err := ort.NewSessionOptions()
 		if err != nil {
@@ -291,9 +307,7 @@ func AvailableProviders() ([]string, error) {
 		if derr := so.Destroy(); derr != nil {
 			return nil, fmt.Errorf("session options: %w", derr)
 		}
-		if err == nil {
-			out = append(out, p)
-		}
+		out[p] = err
 	}
 	return out, nil
 }

@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"debug/elf"
 	"errors"
 	"fmt"
 	"maps"
@@ -133,6 +134,9 @@ func registerLocked(provider, path string) error {
 	if err := isFile(path); err != nil {
 		return fmt.Errorf("plugin library %s: %w", path, errors.Unwrap(err))
 	}
+	if err := exportsEPFactories(path); err != nil {
+		return fmt.Errorf("plugin library %s: %w", path, err)
+	}
 	if err := ort.RegisterExecutionProviderLibrary(registrationName(p), path); err != nil {
 		return fmt.Errorf("plugin library %s: %s", path, errtext.OneLine(err))
 	}
@@ -181,10 +185,14 @@ func appendProvider(so *ort.SessionOptions, p string, opts map[string]string, de
 	if _, serr := os.Stat(lib); serr != nil {
 		return gpuHint(err, p, corePath)
 	}
-	if err := registerLocked(p, lib); err != nil {
-		return err
+	perr := registerLocked(p, lib)
+	if perr == nil {
+		perr = appendPlugin(so, p, opts, deviceID)
 	}
-	return appendPlugin(so, p, opts, deviceID)
+	if perr != nil {
+		return fmt.Errorf("%s; then %w", errtext.OneLine(err), perr)
+	}
+	return nil
 }
 
 // appendPlugin appends provider p's device number deviceID (counting p's devices of the
@@ -294,4 +302,27 @@ func ParseProviderLibrary(s string) (provider, path string, err error) {
 		return "", "", fmt.Errorf("want NAME=PATH with NAME one of %s, got %s", strings.Join(names, ", "), strconv.Quote(s))
 	}
 	return name, path, nil
+}
+
+// exportsEPFactories checks, before ORT loads the library (and its CUDA dependencies), that an
+// ELF library exports CreateEpFactories, which ORT requires of every library it registers
+// (plugin EPs and provider-bridge libraries alike, ORT 1.29–1.30). The npm GPU package's
+// TensorRT library is a classic provider-bridge library without it. Files that are not ELF
+// are left to ORT's loader to describe.
+func exportsEPFactories(path string) error {
+	f, err := elf.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	syms, err := f.DynamicSymbols()
+	if err != nil {
+		return fmt.Errorf("not a plugin execution provider: no dynamic symbols (%v)", err)
+	}
+	for _, s := range syms {
+		if s.Name == "CreateEpFactories" && s.Section != elf.SHN_UNDEF {
+			return nil
+		}
+	}
+	return errors.New("not a plugin execution provider: it does not export CreateEpFactories (a classic provider-bridge library needs a core built with its provider, e.g. ONNX Runtime's official GPU release, used the classic way without --ep-lib)")
 }

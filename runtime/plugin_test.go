@@ -100,7 +100,7 @@ func TestRegisterProviderLibraryErrors(t *testing.T) {
 		{"missing", "cuda", filepath.Join(tmp, "missing.so"), []string{"no such file"}},
 		{"not a shared library", "cuda", notELF, nil},
 		// The core library loads but exports no CreateEpFactories: not a plugin EP.
-		{"not a plugin EP", "tensorrt", artrt.LibraryPath(), nil},
+		{"not a plugin EP", "tensorrt", artrt.LibraryPath(), []string{"does not export CreateEpFactories"}},
 		{"unknown provider", "rocm", notELF, []string{`provider rocm: plugin library`, `"rocm" is not one of cuda, tensorrt`}},
 	}
 	for _, c := range cases {
@@ -190,6 +190,24 @@ func TestNPMCUDAPlugin(t *testing.T) {
 	}
 }
 
+// TestNPMTensorRTLibrary: the npm package's TensorRT library is a classic provider-bridge
+// library (no CreateEpFactories), which ORT cannot register: a one-line error says so before
+// ORT tries to load its TensorRT dependencies.
+func TestNPMTensorRTLibrary(t *testing.T) {
+	dir := os.Getenv("ARTNET_ORT_GPU_DIR")
+	if dir == "" {
+		dir = gpuDir(t)
+	}
+	lib := filepath.Join(dir, "libonnxruntime_providers_tensorrt.so")
+	if _, err := os.Stat(lib); err != nil {
+		t.Skipf("no npm GPU provider libraries in %s: run scripts/gpu-check.sh --fetch-ort-gpu (npm registry access) to test them", dir)
+	}
+	err := artrt.RegisterProviderLibrary("tensorrt", lib)
+	if err == nil || !strings.Contains(err.Error(), "provider tensorrt: plugin library "+lib+": not a plugin execution provider: it does not export CreateEpFactories") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("npm TensorRT library: err %v", err)
+	}
+}
+
 // TestPluginPathWithNPMCore reruns the plugin tests in a child process whose ONNX Runtime is
 // the npm GPU package's 1.29 core library (a CPU build that reaches GPUs only through plugin
 // libraries), including the automatic registration of the CUDA library beside it.
@@ -203,7 +221,7 @@ func TestPluginPathWithNPMCore(t *testing.T) {
 		t.Skipf("no npm GPU package core library %s: run scripts/gpu-check.sh --fetch-ort-gpu (npm registry access) to test it", core)
 	}
 	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.count=1", "-test.v",
-		"-test.run", "^(TestEPDevicesListsCPU|TestPluginPathCPUMatchesDefault|TestRegisterProviderLibraryErrors|TestNPMCUDAPlugin|TestAutoPluginBesideCore)$")
+		"-test.run", "^(TestEPDevicesListsCPU|TestPluginPathCPUMatchesDefault|TestRegisterProviderLibraryErrors|TestNPMCUDAPlugin|TestNPMTensorRTLibrary|TestAutoPluginBesideCore)$")
 	cmd.Env = append(os.Environ(), artrt.EnvLibraryPath+"="+core, "ARTNET_ORT_CHILD=1", "ARTNET_ORT_GPU_DIR="+dir)
 	out, err := cmd.CombinedOutput()
 	t.Logf("child with %s:\n%s", core, out)

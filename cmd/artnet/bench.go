@@ -13,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/artnet/artnet/benchmark"
+	"github.com/artnet/artnet/cmd/internal/command"
 	"github.com/artnet/artnet/internal/atomicfile"
 	"github.com/artnet/artnet/internal/errtext"
 	"github.com/artnet/artnet/models/spec"
@@ -72,14 +73,18 @@ func benchCommand() *cli.Command {
 					&cli.IntFlag{Name: "threads", Usage: "with --onnx: ONNX Runtime intra-op threads (0: ORT's default)"},
 					&cli.StringFlag{Name: "ort-lib", Usage: "path of libonnxruntime.so (default: $ONNXRUNTIME_SHARED_LIBRARY_PATH, then third_party/onnxruntime, then system folders)"},
 					&cli.StringFlag{Name: "trt-cache", Usage: "with --provider tensorrt: TensorRT engine cache `DIR`"},
+					command.EPLibFlag(),
 				),
 				Action: func(c *cli.Context) error {
+					libs, err := command.ProviderLibraries(c)
+					if err != nil {
+						return err
+					}
 					o := benchmark.InferOptions{Checkpoint: c.String("checkpoint"), ONNX: c.String("onnx"),
 						Steps: c.Int("steps"), Warmup: c.Int("warmup"), Backend: c.String("backend"), Seed: c.Int64("seed"),
 						ORT: ortrt.Options{LibraryPath: c.String("ort-lib"), Providers: splitList(c.String("provider")),
-							IntraOpThreads: c.Int("threads"), TensorRTCacheDir: c.String("trt-cache")},
+							IntraOpThreads: c.Int("threads"), TensorRTCacheDir: c.String("trt-cache"), ProviderLibraries: libs},
 						Reference: splitList(c.String("reference-provider")), ReferenceCheckpoint: c.String("reference-checkpoint")}
-					var err error
 					if o.Config, o.Batch, err = benchConfig(c); err != nil {
 						return err
 					}

@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sort"
 
 	"github.com/urfave/cli/v2"
@@ -20,9 +22,14 @@ func doctorCommand() *cli.Command {
 		Usage: "report which ONNX Runtime library, execution providers and GoMLX backends work here, and how to fix what is missing",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "ort-lib", Usage: "path of libonnxruntime.so to check instead of the default search"},
+			command.EPLibFlag(),
 		},
 		Action: func(c *cli.Context) error {
-			if problems := doctor(c.App.Writer, c.String("ort-lib")); problems > 0 {
+			libs, err := command.ProviderLibraries(c)
+			if err != nil {
+				return err
+			}
+			if problems := doctor(c.App.Writer, c.String("ort-lib"), libs); problems > 0 {
 				return &command.ExitError{Code: 1, Msg: fmt.Sprintf("doctor: %d problem(s) found", problems)}
 			}
 			return nil
@@ -32,8 +39,8 @@ func doctorCommand() *cli.Command {
 
 // doctor prints the report and returns how many required pieces are missing. Optional pieces
 // (GPU providers, the xla backend, libjpeg-turbo: image/jpeg is the fallback) are reported but
-// not counted.
-func doctor(w io.Writer, ortLib string) (problems int) {
+// not counted; so is a plugin library (--ep-lib) that fails to register, which is shown.
+func doctor(w io.Writer, ortLib string, epLibs map[string]string) (problems int) {
 	fmt.Fprintln(w, "ONNX Runtime (serving, export parity):")
 	path, source, err := ortrt.FindLibrary(ortLib)
 	switch {
@@ -49,22 +56,44 @@ func doctor(w io.Writer, ortLib string) (problems int) {
 			break
 		}
 		fmt.Fprintf(w, "  version:   %s\n", ortrt.Version())
-		provs, err := ortrt.AvailableProviders()
+		for _, p := range slices.Sorted(maps.Keys(epLibs)) {
+			if err := ortrt.RegisterProviderLibrary(p, epLibs[p]); err != nil {
+				fmt.Fprintf(w, "  ep-lib:    FAILED — %s\n", errtext.OneLine(err))
+			}
+		}
+		probe, err := ortrt.ProbeProviders()
 		if err != nil {
 			problems++
 			fmt.Fprintf(w, "  providers: FAILED — %v\n", err)
 			break
 		}
+		var provs []string
+		for _, p := range ortrt.KnownProviders {
+			if probe[p] == nil {
+				provs = append(provs, p)
+			}
+		}
 		fmt.Fprintf(w, "  providers: %v\n", provs)
-		have := map[string]bool{}
-		for _, p := range provs {
-			have[p] = true
+		libs := ortrt.ProviderLibraries()
+		for _, p := range slices.Sorted(maps.Keys(libs)) {
+			fmt.Fprintf(w, "  ep-lib:    %s = %s (registered plugin library)\n", p, libs[p])
 		}
-		if !have[ortrt.CUDA] {
-			fmt.Fprintln(w, "  cuda:      not available (optional) — needs an NVIDIA GPU, CUDA 13 + cuDNN 9 and ONNX Runtime's CUDA provider library (libonnxruntime_providers_cuda.so, e.g. npm com.github.asus4.onnxruntime.linux-x64-gpu) beside the ORT library; see README 'GPU'")
+		if devs, err := ortrt.EPDevices(); err != nil {
+			fmt.Fprintf(w, "  ep devices: FAILED — %s\n", errtext.OneLine(err))
+		} else {
+			for _, d := range devs {
+				fmt.Fprintf(w, "  ep device: %s\n", d)
+			}
 		}
-		if !have[ortrt.TensorRT] {
-			fmt.Fprintln(w, "  tensorrt:  not available (optional) — needs TensorRT 10 and libonnxruntime_providers_tensorrt.so beside the ORT library; see README 'GPU'")
+		needs := map[string]string{
+			ortrt.CUDA:     "needs an NVIDIA GPU, CUDA 13 + cuDNN 9 and ONNX Runtime's CUDA provider library (libonnxruntime_providers_cuda.so, e.g. npm com.github.asus4.onnxruntime.linux-x64-gpu, beside the ORT library or given with --ep-lib cuda=PATH)",
+			ortrt.TensorRT: "needs TensorRT 10 and libonnxruntime_providers_tensorrt.so beside the ORT library (or --ep-lib tensorrt=PATH)",
+		}
+		for _, p := range []string{ortrt.CUDA, ortrt.TensorRT} {
+			if err := probe[p]; err != nil {
+				fmt.Fprintf(w, "  %-9s  not available (optional) — %s; see README 'GPU'\n", p+":", needs[p])
+				fmt.Fprintf(w, "             why: %s\n", errtext.OneLine(err))
+			}
 		}
 	}
 	fmt.Fprintln(w, "Image decoding (training and serving):")

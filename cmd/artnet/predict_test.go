@@ -157,6 +157,9 @@ func TestPredictFlagErrors(t *testing.T) {
 		{[]string{"predict", "--runtime", "tf", "x.jpg"}, "--runtime"},
 		{[]string{"predict", "--model", "m.onnx"}, "no image"},
 		{[]string{"predict", "--model", "m.onnx", "--topk", "0", "x.jpg"}, "--topk"},
+		{[]string{"predict", "--ep-lib", "rocm=/x.so", "x.jpg"}, "flag --ep-lib: want NAME=PATH with NAME one of cuda, tensorrt"},
+		{[]string{"predict", "--ep-lib", "cuda", "x.jpg"}, "flag --ep-lib"},
+		{[]string{"predict", "--provider", "cuda", "--ep-lib", "cuda=/nonexistent/libonnxruntime_providers_cuda.so", "x.jpg"}, "provider cuda: plugin library /nonexistent/libonnxruntime_providers_cuda.so: no such file"},
 	} {
 		_, _, err := runApp(t, tc.args...)
 		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
@@ -167,18 +170,24 @@ func TestPredictFlagErrors(t *testing.T) {
 
 func TestDoctorReportsLibraryAndBackends(t *testing.T) {
 	var buf bytes.Buffer
-	problems := doctor(&buf, "")
+	problems := doctor(&buf, "", nil)
 	out := buf.String()
 	if problems != 0 {
 		t.Fatalf("doctor found %d problems on a set-up machine:\n%s", problems, out)
 	}
-	for _, want := range []string{"libonnxruntime", "version:   1.30.0", "providers: [cpu", "go:        ok", "xla:cuda", "jpeg:      " + preprocess.JPEGDecoder()} {
+	for _, want := range []string{"libonnxruntime", "version:   1.30.0", "providers: [cpu", "ep device: CPUExecutionProvider", "go:        ok", "xla:cuda", "jpeg:      " + preprocess.JPEGDecoder()} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
 		}
 	}
+	// A plugin library that fails to register is shown, with its cause, but is optional.
 	buf.Reset()
-	if p := doctor(&buf, filepath.Join(t.TempDir(), "missing.so")); p == 0 || !strings.Contains(buf.String(), "make ort") {
+	bad := filepath.Join(t.TempDir(), "libonnxruntime_providers_cuda.so")
+	if p := doctor(&buf, "", map[string]string{"cuda": bad}); p != 0 || !strings.Contains(buf.String(), "ep-lib:    FAILED — provider cuda: plugin library "+bad+": no such file") {
+		t.Errorf("--ep-lib with a missing library: %d problems:\n%s", p, buf.String())
+	}
+	buf.Reset()
+	if p := doctor(&buf, filepath.Join(t.TempDir(), "missing.so"), nil); p == 0 || !strings.Contains(buf.String(), "make ort") {
 		t.Errorf("a missing library must count as a problem and name the fix; got %d:\n%s", p, buf.String())
 	}
 }

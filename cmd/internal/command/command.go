@@ -70,12 +70,38 @@ func SetLogLevel(c *cli.Context) error {
 	return nil
 }
 
-// RuntimeFlags are the flags OpenModel reads: --model, --provider, --ort-lib, --threads.
+// EPLibFlag is --ep-lib NAME=PATH (repeatable): an ONNX Runtime plugin execution provider
+// library for provider NAME (cuda, tensorrt), read by ProviderLibraries.
+func EPLibFlag() cli.Flag {
+	return &cli.StringSliceFlag{Name: "ep-lib", Usage: "ONNX Runtime plugin execution provider library `NAME=PATH` for --provider NAME (cuda, tensorrt; repeatable), e.g. cuda=third_party/onnxruntime-gpu/libonnxruntime_providers_cuda.so; default: libonnxruntime_providers_NAME.so beside the ORT library when the library lacks NAME"}
+}
+
+// ProviderLibraries reads --ep-lib into runtime.Options.ProviderLibraries (nil when not given).
+func ProviderLibraries(c *cli.Context) (map[string]string, error) {
+	var libs map[string]string
+	for _, v := range c.StringSlice("ep-lib") {
+		p, path, err := ortrt.ParseProviderLibrary(v)
+		if err != nil {
+			return nil, fmt.Errorf("flag --ep-lib: %w", err)
+		}
+		if old, ok := libs[p]; ok && old != path {
+			return nil, fmt.Errorf("flag --ep-lib: %s given twice (%s, %s)", p, old, path)
+		}
+		if libs == nil {
+			libs = map[string]string{}
+		}
+		libs[p] = path
+	}
+	return libs, nil
+}
+
+// RuntimeFlags are the flags OpenModel reads: --model, --provider, --ort-lib, --ep-lib, --threads.
 func RuntimeFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "model", Usage: "the exported model `FILE.onnx` (artnet export --onnx); default: the built-in model (" + defaultmodel.Name + ")"},
 		&cli.StringFlag{Name: "provider", Value: "cpu", Usage: "ONNX Runtime execution providers in order, comma-separated: cpu, cuda, tensorrt; a later one is a fallback only when listed (cuda,cpu)"},
 		&cli.StringFlag{Name: "ort-lib", Usage: "path of libonnxruntime.so (default: $ONNXRUNTIME_SHARED_LIBRARY_PATH, then third_party/onnxruntime, then system folders)"},
+		EPLibFlag(),
 		&cli.IntFlag{Name: "threads", Usage: "ONNX Runtime intra-op threads (0: ORT's default)"},
 	}
 }
@@ -92,7 +118,11 @@ func OpenModel(c *cli.Context) (*ortrt.Model, error) {
 			providers = append(providers, p)
 		}
 	}
-	o := ortrt.Options{LibraryPath: c.String("ort-lib"), Providers: providers, IntraOpThreads: c.Int("threads")}
+	libs, err := ProviderLibraries(c)
+	if err != nil {
+		return nil, err
+	}
+	o := ortrt.Options{LibraryPath: c.String("ort-lib"), Providers: providers, IntraOpThreads: c.Int("threads"), ProviderLibraries: libs}
 	if c.String("model") == "" {
 		slog.Debug("no --model: using the built-in default model", "model", defaultmodel.Name)
 		return ortrt.OpenBytes(defaultmodel.Name, defaultmodel.Bytes(), o)
