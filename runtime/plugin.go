@@ -72,9 +72,7 @@ func pluginsShutdownLocked() error {
 	defer plugins.Unlock()
 	var errs []error
 	for _, p := range slices.Sorted(maps.Keys(plugins.libs)) {
-		if err := ort.UnregisterExecutionProviderLibrary(registrationName(p)); err != nil {
-			errs = append(errs, fmt.Errorf("provider %s: unregister plugin library %s: %s", p, plugins.libs[p], errtext.OneLine(err)))
-		}
+		errs = append(errs, unregisterLocked(p))
 	}
 	plugins.api, plugins.apiErr, plugins.libs = ortAPI{}, nil, nil
 	return errors.Join(errs...)
@@ -141,6 +139,32 @@ func registerLocked(provider, path string) error {
 		return fmt.Errorf("plugin library %s: %s", path, errtext.OneLine(err))
 	}
 	plugins.libs[p] = path
+	return nil
+}
+
+// UnregisterProviderLibrary unregisters provider's plugin library, which unloads it; every Model
+// must be closed first (their sessions may use it). It does nothing when none is registered.
+func UnregisterProviderLibrary(provider string) error {
+	env.Lock()
+	defer env.Unlock()
+	if env.models > 0 {
+		return fmt.Errorf("provider %s: unregister plugin library: %d model(s) still open, close them first", provider, env.models)
+	}
+	plugins.Lock()
+	defer plugins.Unlock()
+	return unregisterLocked(strings.ToLower(strings.TrimSpace(provider)))
+}
+
+// unregisterLocked unregisters provider's library if one is registered; plugins must be locked.
+func unregisterLocked(provider string) error {
+	lib, ok := plugins.libs[provider]
+	if !ok {
+		return nil
+	}
+	delete(plugins.libs, provider)
+	if err := ort.UnregisterExecutionProviderLibrary(registrationName(provider)); err != nil {
+		return fmt.Errorf("provider %s: unregister plugin library %s: %s", provider, lib, errtext.OneLine(err))
+	}
 	return nil
 }
 

@@ -139,6 +139,74 @@ func TestRegisterProviderLibraryErrors(t *testing.T) {
 	}
 }
 
+// TestRegisterEmptyPluginLibrary registers testdata/emptyep.c (a plugin EP library with no
+// factory, compiled here): registration, the same library again, another one, a session that
+// finds no device, and unregistration.
+func TestRegisterEmptyPluginLibrary(t *testing.T) {
+	cc := os.Getenv("CC")
+	if cc == "" {
+		cc = "cc"
+	}
+	if _, err := exec.LookPath(cc); err != nil {
+		t.Skipf("no C compiler %q: install one (or set $CC) to build testdata/emptyep.c", cc)
+	}
+	lib := filepath.Join(t.TempDir(), "libemptyep.so")
+	if out, err := exec.CommandContext(t.Context(), cc, "-shared", "-fPIC", "-o", lib, "testdata/emptyep.c").CombinedOutput(); err != nil {
+		t.Fatalf("%s testdata/emptyep.c: %v: %s", cc, err, out)
+	}
+	if err := artrt.RegisterProviderLibrary("cuda", lib); err != nil {
+		t.Fatalf("register: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := artrt.UnregisterProviderLibrary("cuda"); err != nil {
+			t.Error(err)
+		}
+	})
+	if got := artrt.ProviderLibraries(); got["cuda"] != lib {
+		t.Fatalf("registered libraries %v, want cuda=%s", got, lib)
+	}
+	if err := artrt.RegisterProviderLibrary("cuda", lib); err != nil {
+		t.Errorf("registering the same library again: %v", err)
+	}
+	other := filepath.Join(filepath.Dir(lib), "other.so")
+	if err := artrt.RegisterProviderLibrary("CUDA", other); err == nil || !strings.Contains(err.Error(), "already registered") || !strings.Contains(err.Error(), lib) {
+		t.Errorf("another library for cuda: err %v", err)
+	}
+	// --provider cuda now goes through the plugin, which lists no GPU: a one-line error saying so.
+	o := cpuOpts()
+	o.Providers = []string{"cuda"}
+	_, err := artrt.OpenBytes("tiny.onnx", runtimetest.TinyModel(spec.Tiny()), o)
+	if err == nil || !strings.Contains(err.Error(), "provider cuda: plugin library "+lib+": ONNX Runtime lists 0 gpu device(s) of CUDAExecutionProvider") || strings.Contains(err.Error(), "\n") {
+		t.Errorf("cuda through a plugin without devices: err %v", err)
+	}
+	// cuda,cpu falls back to the CPU.
+	o.Providers = []string{"cuda", "cpu"}
+	m, err := artrt.OpenBytes("tiny.onnx", runtimetest.TinyModel(spec.Tiny()), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := m.Providers(); !slices.Equal(got, []string{"cpu"}) {
+		t.Errorf("cuda,cpu with a device-less plugin: providers %v", got)
+	}
+	if err := artrt.UnregisterProviderLibrary("cuda"); err == nil || !strings.Contains(err.Error(), "still open") {
+		t.Errorf("unregister with a model open: err %v", err)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Shutdown unregisters it (no test here runs in parallel); Init starts with none.
+	core := artrt.LibraryPath()
+	if err := artrt.Shutdown(); err != nil {
+		t.Fatalf("shutdown with a registered plugin library: %v", err)
+	}
+	if err := artrt.Init(core); err != nil {
+		t.Fatal(err)
+	}
+	if got := artrt.ProviderLibraries(); len(got) != 0 {
+		t.Errorf("after Shutdown and Init: registered %v", got)
+	}
+}
+
 // gpuDir is where scripts/gpu-check.sh --fetch-ort-gpu lays out the npm GPU package.
 func gpuDir(t *testing.T) string {
 	t.Helper()
@@ -221,14 +289,14 @@ func TestPluginPathWithNPMCore(t *testing.T) {
 		t.Skipf("no npm GPU package core library %s: run scripts/gpu-check.sh --fetch-ort-gpu (npm registry access) to test it", core)
 	}
 	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.count=1", "-test.v",
-		"-test.run", "^(TestEPDevicesListsCPU|TestPluginPathCPUMatchesDefault|TestRegisterProviderLibraryErrors|TestNPMCUDAPlugin|TestNPMTensorRTLibrary|TestAutoPluginBesideCore)$")
+		"-test.run", "^(TestEPDevicesListsCPU|TestPluginPathCPUMatchesDefault|TestRegisterProviderLibraryErrors|TestRegisterEmptyPluginLibrary|TestNPMCUDAPlugin|TestNPMTensorRTLibrary|TestAutoPluginBesideCore)$")
 	cmd.Env = append(os.Environ(), artrt.EnvLibraryPath+"="+core, "ARTNET_ORT_CHILD=1", "ARTNET_ORT_GPU_DIR="+dir)
 	out, err := cmd.CombinedOutput()
 	t.Logf("child with %s:\n%s", core, out)
 	if err != nil {
 		t.Fatalf("plugin tests with the npm 1.29 core: %v", err)
 	}
-	for _, want := range []string{"ORT 1.29", "--- PASS: TestPluginPathCPUMatchesDefault", "--- PASS: TestAutoPluginBesideCore"} {
+	for _, want := range []string{"ORT 1.29", "--- PASS: TestPluginPathCPUMatchesDefault", "--- PASS: TestRegisterEmptyPluginLibrary", "--- PASS: TestAutoPluginBesideCore"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("child output lacks %q", want)
 		}
