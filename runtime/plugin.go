@@ -4,6 +4,7 @@ import (
 	"debug/elf"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
@@ -261,6 +262,7 @@ func appendPlugin(so *ort.SessionOptions, p string, opts map[string]string, devi
 		return fmt.Errorf("%s: SessionOptionsAppendExecutionProvider_V2: %s", where, errtext.OneLine(err))
 	}
 	plugins.v2Appends++
+	slog.Info("execution provider attached through its plugin library", "provider", p, "library", lib, "device", mine[deviceID].String())
 	return nil
 }
 
