@@ -6,7 +6,10 @@
 // environment once (Init, Shutdown), checks that an ONNX file is an artnet model before
 // loading it (spec.Inspect and ModelInfo.Validate: the ONNX contract lives in models/spec, so
 // the exporter makes the same check without ORT), and runs
-// batches on the CPU, CUDA or TensorRT execution providers with explicit fallback.
+// batches on the CPU, CUDA or TensorRT execution providers with explicit fallback. GPU
+// providers come from a CUDA-enabled core library or from plugin execution provider libraries
+// (RegisterProviderLibrary, Options.ProviderLibraries, or found beside the core: plugin.go),
+// attached through the ORT C API functions onnxruntime_go does not wrap (ortapi.go).
 //
 // The package name shadows the standard library's runtime; import it under an alias, e.g.
 //
