@@ -218,15 +218,23 @@ func gpuDir(t *testing.T) string {
 	return filepath.Join(filepath.Dir(filepath.Dir(lib)), "onnxruntime-gpu")
 }
 
-func TestNPMCUDAPlugin(t *testing.T) {
+// npmLibrary is the path of one of the npm GPU package's libraries ($ARTNET_ORT_GPU_DIR, else
+// gpuDir); the test is skipped when it is not there.
+func npmLibrary(t *testing.T, name string) string {
+	t.Helper()
 	dir := os.Getenv("ARTNET_ORT_GPU_DIR")
 	if dir == "" {
 		dir = gpuDir(t)
 	}
-	cudaLib := filepath.Join(dir, "libonnxruntime_providers_cuda.so")
-	if _, err := os.Stat(cudaLib); err != nil {
-		t.Skipf("no npm GPU provider libraries in %s: run scripts/gpu-check.sh --fetch-ort-gpu (npm registry access) to test them", dir)
+	lib := filepath.Join(dir, name)
+	if _, err := os.Stat(lib); err != nil {
+		t.Skipf("no %s in %s: run scripts/gpu-check.sh --fetch-ort-gpu (npm registry access) to test the npm GPU libraries", name, dir)
 	}
+	return lib
+}
+
+func TestNPMCUDAPlugin(t *testing.T) {
+	cudaLib := npmLibrary(t, "libonnxruntime_providers_cuda.so")
 	tiny := runtimetest.TinyModel(spec.Tiny())
 	o := cpuOpts()
 	o.Providers = []string{"cuda"}
@@ -262,14 +270,7 @@ func TestNPMCUDAPlugin(t *testing.T) {
 // library (no CreateEpFactories), which ORT cannot register: a one-line error says so before
 // ORT tries to load its TensorRT dependencies.
 func TestNPMTensorRTLibrary(t *testing.T) {
-	dir := os.Getenv("ARTNET_ORT_GPU_DIR")
-	if dir == "" {
-		dir = gpuDir(t)
-	}
-	lib := filepath.Join(dir, "libonnxruntime_providers_tensorrt.so")
-	if _, err := os.Stat(lib); err != nil {
-		t.Skipf("no npm GPU provider libraries in %s: run scripts/gpu-check.sh --fetch-ort-gpu (npm registry access) to test them", dir)
-	}
+	lib := npmLibrary(t, "libonnxruntime_providers_tensorrt.so")
 	err := artrt.RegisterProviderLibrary("tensorrt", lib)
 	if err == nil || !strings.Contains(err.Error(), "provider tensorrt: plugin library "+lib+": not a plugin execution provider: it does not export CreateEpFactories") || strings.Contains(err.Error(), "\n") {
 		t.Fatalf("npm TensorRT library: err %v", err)
