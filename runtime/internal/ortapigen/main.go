@@ -24,6 +24,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/artnet/artnet/internal/atomicfile"
 )
 
 // module is the Go module whose copy of onnxruntime_c_api.h is read.
@@ -64,20 +66,12 @@ func main() {
 	if *out == "-" {
 		_, err = os.Stdout.Write(src)
 	} else {
-		err = writeAtomic(*out, src)
+		err = atomicfile.WriteFile(*out, src, 0o644)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ortapigen:", err)
 		os.Exit(1)
 	}
-}
-
-func writeAtomic(path string, b []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
 
 func generate(ctx context.Context) ([]byte, error) {
