@@ -70,13 +70,15 @@ func SetLogLevel(c *cli.Context) error {
 	return nil
 }
 
-// RuntimeFlags are the flags OpenModel reads: --model, --provider, --ort-lib, --threads.
+// RuntimeFlags are the flags OpenModel reads: --model, --provider, --ort-lib, --threads,
+// --ort-spin.
 func RuntimeFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "model", Usage: "the exported model `FILE.onnx` (artnet export --onnx); default: the built-in model (" + defaultmodel.Name + ")"},
 		&cli.StringFlag{Name: "provider", Value: "cpu", Usage: "ONNX Runtime execution providers in order, comma-separated: cpu, cuda, tensorrt; a later one is a fallback only when listed (cuda,cpu)"},
 		&cli.StringFlag{Name: "ort-lib", Usage: "path of libonnxruntime.so (default: $ONNXRUNTIME_SHARED_LIBRARY_PATH, then third_party/onnxruntime, then system folders)"},
 		&cli.IntFlag{Name: "threads", Usage: "ONNX Runtime intra-op threads (0: ORT's default)"},
+		&cli.BoolFlag{Name: "ort-spin", Value: true, Usage: "let ONNX Runtime's idle threads spin-wait (its default); --ort-spin=false makes them sleep, which leaves those cycles to decoding in serve"},
 	}
 }
 
@@ -92,7 +94,7 @@ func OpenModel(c *cli.Context) (*ortrt.Model, error) {
 			providers = append(providers, p)
 		}
 	}
-	o := ortrt.Options{LibraryPath: c.String("ort-lib"), Providers: providers, IntraOpThreads: c.Int("threads")}
+	o := ortrt.Options{LibraryPath: c.String("ort-lib"), Providers: providers, IntraOpThreads: c.Int("threads"), NoSpin: !c.Bool("ort-spin")}
 	if c.String("model") == "" {
 		slog.Debug("no --model: using the built-in default model", "model", defaultmodel.Name)
 		return ortrt.OpenBytes(defaultmodel.Name, defaultmodel.Bytes(), o)
