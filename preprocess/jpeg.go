@@ -24,11 +24,11 @@ import (
 //     library cannot be loaded (or cgo is off), within a few levels of Pillow's (a different
 //     IDCT).
 //
-// One path for training and serving: the full-size decode. Drafting (decoding at 1/2, 1/4 or
-// 1/8 of the size in the DCT domain when the image is at least twice the resized size, like
-// Pillow's Image.draft; jpegPath.draft) is implemented and measured but used by neither:
+// One path for training and serving: the full-size decode by default. Drafting (decoding at
+// 1/2, 1/4 or 1/8 of the size in the DCT domain when the image is at least twice the resized
+// size, like Pillow's Image.draft) is opt-in (Options.Draft; `artnet serve --jpeg-draft`):
 // torchvision 0.14's Resize does not draft (PIL Image.resize with reducing_gap=None), so
-// drafting would change what PyTorch-trained weights see. Measured: the full decode gives
+// drafting changes what PyTorch-trained weights see. Measured: the full decode gives
 // Pillow's final tensor exactly; drafted, the tensor equals Pillow-with-draft exactly but
 // differs from torchvision's by up to 24 levels (mean 2.3) on The Starry Night (752×600,
 // drafted by 2) and up to 27 (mean 1.4–2.2) on larger images, for ~25 % less CPU time

@@ -352,3 +352,34 @@ func TestTurboSlots(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestOptionsDraft: Options.Draft reaches the decoder through the public API — DecodeFile gives
+// Pillow-with-draft's tensor with it and Pillow's full-size one without it (libjpeg-turbo).
+func TestOptionsDraft(t *testing.T) {
+	if !turboEnabled() {
+		t.Skip("libjpeg-turbo not loaded (install libturbojpeg0); image/jpeg cannot draft")
+	}
+	for _, c := range []struct {
+		draft bool
+		ref   string
+	}{{false, "pil-420-full.rgb"}, {true, "pil-420-draft.rgb"}} {
+		o := Options{ImageSize: 16, ResizeSize: 16, Std: [3]float32{1, 1, 1}, Draft: c.draft}
+		x, err := DecodeFile(fixture("pil-420.jpg"), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref, err := os.ReadFile(fixture(c.ref))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for y := 0; y < 16; y++ {
+			for xx := 0; xx < 16; xx++ {
+				for k := 0; k < 3; k++ {
+					if got, want := int(math.Round(float64(x[k*256+y*16+xx])*255)), int(ref[(y*16+xx)*3+k]); got != want {
+						t.Fatalf("Draft=%v: pixel (%d,%d) channel %d = %d, %s has %d", c.draft, xx, y, k, got, c.ref, want)
+					}
+				}
+			}
+		}
+	}
+}

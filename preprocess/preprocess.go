@@ -77,6 +77,12 @@ type Options struct {
 	Mean, Std  [3]float32
 	MaxPixels  int // images whose declared width×height exceeds this are refused; 0 → DefaultMaxPixels
 	MinSide    int // images whose shorter side is below this are refused; 0 → DefaultMinSide
+	// Draft lets libjpeg-turbo decode a JPEG at 1/2, 1/4 or 1/8 of its size in the DCT domain
+	// when that still leaves the shorter side ≥ ResizeSize (Pillow's Image.draft, see jpeg.go):
+	// less decoding and resizing work for large photos, at the price of pixels that are
+	// Pillow-with-draft's, not torchvision's (mean ≈ 2 levels apart). Off by default; no effect
+	// on other formats or with the image/jpeg fallback.
+	Draft bool
 }
 
 // FromConfig returns the preprocessing options of a model configuration.
@@ -232,7 +238,7 @@ func (t *recorder) Read(p []byte) (int, error) {
 
 // decodeRGBA is the whole decoding pipeline; its errors carry no file name.
 func decodeRGBA(r io.Reader, o Options) (*image.RGBA, error) {
-	return decodeWith(r, o, jpegPath{turbo: turboEnabled()})
+	return decodeWith(r, o, jpegPath{turbo: turboEnabled(), draft: o.Draft})
 }
 
 // jpegPath selects the JPEG decoder: libjpeg-turbo (turbo) or image/jpeg, and with

@@ -81,6 +81,12 @@ func clip8(v int32) uint8 {
 
 // resizeCropNormalize resizes the opaque origin-based m to rw×rh, takes the s×s window at
 // (x0, y0) of the result and writes it normalized through lut into dst's three planes.
+//
+// The arithmetic is Pillow's, in Pillow's order (horizontal pass rounded to 8 bits, then the
+// vertical pass); the loops are arranged for speed: the vertical pass accumulates whole
+// intermediate rows (a row times one weight, added into a row of sums), which runs over
+// contiguous memory instead of down columns. resample_test.go keeps the straightforward
+// per-pixel version and checks that both give the same bytes.
 func resizeCropNormalize(dst []float32, m *image.RGBA, rw, rh, x0, y0, s int, lut *[3][256]float32) {
 	w, h := m.Rect.Dx(), m.Rect.Dy()
 	hc := bilinearCoeffs(w, rw, x0, s)
@@ -93,45 +99,54 @@ func resizeCropNormalize(dst []float32, m *image.RGBA, rw, rh, x0, y0, s int, lu
 	}
 	// Horizontal pass over the needed source rows into an 8-bit s-wide intermediate.
 	rows := rowLast - rowFirst
-	tmp := make([]uint8, rows*s*3)
+	stride := s * 3
+	tmp := make([]uint8, rows*stride)
 	const half = int32(1) << (precisionBits - 1)
 	for r := 0; r < rows; r++ {
 		src := m.Pix[(rowFirst+r)*m.Stride : (rowFirst+r)*m.Stride+4*w]
-		out := tmp[r*s*3 : (r+1)*s*3]
+		out := tmp[r*stride : (r+1)*stride]
 		for j := 0; j < s; j++ {
-			k := hc.k[j*hc.ksize : j*hc.ksize+hc.taps[j]]
-			p := src[4*hc.start[j] : 4*(hc.start[j]+len(k))]
+			n := hc.taps[j]
+			k := hc.k[j*hc.ksize : j*hc.ksize+n]
+			p := src[4*hc.start[j] : 4*(hc.start[j]+n)]
 			s0, s1, s2 := half, half, half
-			for t, kv := range k {
-				q := p[4*t : 4*t+3]
-				s0 += int32(q[0]) * kv
-				s1 += int32(q[1]) * kv
-				s2 += int32(q[2]) * kv
+			for len(k) > 0 && len(p) >= 4 {
+				kv := k[0]
+				s0 += int32(p[0]) * kv
+				s1 += int32(p[1]) * kv
+				s2 += int32(p[2]) * kv
+				k, p = k[1:], p[4:]
 			}
-			out[3*j], out[3*j+1], out[3*j+2] = clip8(s0), clip8(s1), clip8(s2)
+			o := out[3*j : 3*j+3]
+			o[0], o[1], o[2] = clip8(s0), clip8(s1), clip8(s2)
 		}
 	}
-	// Vertical pass, straight into the normalized planes.
+	// Vertical pass: each output row is a weighted sum of intermediate rows, accumulated row
+	// by row, then rounded and normalized into the planes.
 	plane := s * s
 	dr, dg, db := dst[:plane], dst[plane:2*plane], dst[2*plane:3*plane]
-	stride := s * 3
+	acc := make([]int32, stride)
 	for i := 0; i < s; i++ {
+		for x := range acc {
+			acc[x] = half
+		}
 		k := vc.k[i*vc.ksize : i*vc.ksize+vc.taps[i]]
 		base := (vc.start[i] - rowFirst) * stride
-		o := i * s
-		for j := 0; j < s; j++ {
-			s0, s1, s2 := half, half, half
-			off := base + 3*j
-			for _, kv := range k {
-				q := tmp[off : off+3]
-				s0 += int32(q[0]) * kv
-				s1 += int32(q[1]) * kv
-				s2 += int32(q[2]) * kv
-				off += stride
+		for t, kv := range k {
+			row := tmp[base+t*stride : base+(t+1)*stride]
+			row = row[:len(acc)]
+			for x, v := range row {
+				acc[x] += int32(v) * kv
 			}
-			dr[o+j] = lut[0][clip8(s0)]
-			dg[o+j] = lut[1][clip8(s1)]
-			db[o+j] = lut[2][clip8(s2)]
+		}
+		o := i * s
+		r, g, b := dr[o:o+s], dg[o:o+s], db[o:o+s]
+		a := acc
+		for j := range r {
+			q := a[3*j : 3*j+3]
+			r[j] = lut[0][clip8(q[0])]
+			g[j] = lut[1][clip8(q[1])]
+			b[j] = lut[2][clip8(q[2])]
 		}
 	}
 }

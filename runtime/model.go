@@ -32,6 +32,10 @@ type Options struct {
 	// IntraOpThreads and InterOpThreads set ORT's thread pools; 0 keeps ORT's default.
 	IntraOpThreads int
 	InterOpThreads int
+	// NoSpin turns off the spin-waiting of ORT's thread pools (session.intra_op.allow_spinning
+	// and session.inter_op.allow_spinning = 0): idle ORT threads sleep instead of burning their
+	// core, so other work of the process (a server's decoding) gets those cycles.
+	NoSpin bool
 	// DeviceID selects the GPU for "cuda" and "tensorrt" (default 0); with a plugin library, the
 	// DeviceID-th GPU device ONNX Runtime lists for that provider.
 	DeviceID int
@@ -173,6 +177,13 @@ func newSession(onnx []byte, provs []string, o Options, corePath string) (s *ort
 	if o.InterOpThreads > 0 {
 		if err := so.SetInterOpNumThreads(o.InterOpThreads); err != nil {
 			return nil, fmt.Errorf("inter-op threads: %w", err)
+		}
+	}
+	if o.NoSpin {
+		for _, k := range []string{"session.intra_op.allow_spinning", "session.inter_op.allow_spinning"} {
+			if err := so.AddSessionConfigEntry(k, "0"); err != nil {
+				return nil, fmt.Errorf("session option %s: %w", k, err)
+			}
 		}
 	}
 	for _, p := range provs {

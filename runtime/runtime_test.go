@@ -110,14 +110,22 @@ func TestVersion(t *testing.T) {
 	}
 }
 
+// TestRunMatchesReference runs the tiny model against its Go reference, with the test's
+// single-threaded options and with two threads whose spin-waiting is off (Options.NoSpin).
 func TestRunMatchesReference(t *testing.T) {
+	for name, o := range map[string]artrt.Options{"1-thread": cpuOpts(), "2-threads-nospin": {IntraOpThreads: 2, NoSpin: true}} {
+		t.Run(name, func(t *testing.T) { runMatchesReference(t, o) })
+	}
+}
+
+func runMatchesReference(t *testing.T, o artrt.Options) {
 	cfg := spec.Tiny()
 	tm := runtimetest.Model{Config: cfg}
 	path := filepath.Join(t.TempDir(), "tiny.onnx")
 	if err := os.WriteFile(path, tm.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	m, err := artrt.Open(path, cpuOpts())
+	m, err := artrt.Open(path, o)
 	if err != nil {
 		t.Fatal(err)
 	}

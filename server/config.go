@@ -72,6 +72,9 @@ type Config struct {
 	// width×height, checked on its header before decoding (413 beyond).
 	MaxBodyBytes int64
 	MaxPixels    int
+	// JPEGDraft decodes large JPEGs at a DCT-domain scale (preprocess.Options.Draft): less CPU
+	// per photo, pixels a little different from torchvision's. Off by default.
+	JPEGDraft bool
 	// HTTP timeouts (see net/http.Server) and how long Serve waits for in-flight requests
 	// when its context ends.
 	ReadHeaderTimeout time.Duration

@@ -30,7 +30,9 @@ import (
 //
 // ARTNET_BENCH_MODEL=model.onnx benchmarks that model instead of runtimetest's tiny one;
 // ARTNET_BENCH_IMAGE=file picks the uploaded image (default: The Starry Night, 752×600 JPEG);
-// ARTNET_BENCH_THREADS sets ORT's intra-op threads (default: ORT's); ARTNET_BENCH_SLOW=k adds
+// ARTNET_BENCH_THREADS sets ORT's intra-op threads (default: ORT's); ARTNET_BENCH_DRAFT=1
+// serves with Config.JPEGDraft; ARTNET_BENCH_NOSPIN=1 opens the model with runtime's NoSpin;
+// ARTNET_BENCH_SLOW=k adds
 // to the tiny model a chain of k 512×512 matrix products per run (a fixed cost per run, as on
 // an accelerator, where batching pays most).
 
@@ -38,7 +40,7 @@ func benchModel(b *testing.B) predict.Predictor {
 	b.Helper()
 	threads, _ := strconv.Atoi(os.Getenv("ARTNET_BENCH_THREADS"))
 	if p := os.Getenv("ARTNET_BENCH_MODEL"); p != "" {
-		m, err := artrt.Open(p, artrt.Options{IntraOpThreads: threads})
+		m, err := artrt.Open(p, artrt.Options{IntraOpThreads: threads, NoSpin: os.Getenv("ARTNET_BENCH_NOSPIN") == "1"})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -131,7 +133,8 @@ func BenchmarkServe(b *testing.B) {
 	for _, batch := range []int{1, 32} {
 		for _, conc := range []int{1, 8, 64} {
 			b.Run(fmt.Sprintf("batch=%d/conc=%d", batch, conc), func(b *testing.B) {
-				cfg := Config{Batch: batch, MaxDelay: 5 * time.Millisecond, Queue: 256, MaxBodyBytes: 8 << 20}
+				cfg := Config{Batch: batch, MaxDelay: 5 * time.Millisecond, Queue: 256, MaxBodyBytes: 8 << 20,
+					JPEGDraft: os.Getenv("ARTNET_BENCH_DRAFT") == "1"}
 				r := serve(b, cfg, m, nil)
 				url := r.url + "/v1/predict"
 				if lat, bad, err := load(url, body, 2*conc, conc); bad > 0 { // warm-up

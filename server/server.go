@@ -109,6 +109,7 @@ func New(cfg Config, model predict.Predictor, log *slog.Logger) (*Server, error)
 	}
 	popt := preprocess.FromConfig(mcfg)
 	popt.MaxPixels = cfg.MaxPixels
+	popt.Draft = cfg.JPEGDraft
 	if err := popt.Validate(); err != nil {
 		return nil, fmt.Errorf("server: model config: %w", err)
 	}

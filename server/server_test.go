@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/artnet/artnet/predict"
+	"github.com/artnet/artnet/preprocess"
 )
 
 const fixtures = "../testdata/images"
@@ -667,5 +668,42 @@ func TestWakeWhenDecodingFails(t *testing.T) {
 	c.Close() // B fails
 	if code := <-done; code != http.StatusOK {
 		t.Errorf("A: %d, want 200", code)
+	}
+}
+
+// TestJPEGDraft: with Config.JPEGDraft a large JPEG is decoded at a DCT scale — the answer is
+// the model's on preprocess's drafted tensor, which differs from the full-size one.
+func TestJPEGDraft(t *testing.T) {
+	if !strings.HasPrefix(preprocess.JPEGDecoder(), "libjpeg-turbo") {
+		t.Skip("libjpeg-turbo not loaded (install libturbojpeg0): image/jpeg cannot draft")
+	}
+	m := tinyModel(t)
+	cfg := testConfig()
+	cfg.JPEGDraft = true
+	r := serve(t, cfg, m, nil)
+	data := jpegBytes(t, picture(300, 240, 3)) // shorter side 240 ≥ 2 × the tiny model's resize 72
+	want := func(draft bool) *predict.Prediction {
+		o := preprocess.FromConfig(m.Config())
+		o.Draft = draft
+		x, err := preprocess.Decode(bytes.NewReader(data), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := m.Run(context.Background(), x, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return predict.Postprocess(m.Config(), res, 0, "upload", 27, false)
+	}
+	if samePrediction(want(true), want(false), 1e-5) == nil {
+		t.Fatal("drafted and full-size decoding give the same prediction: the test proves nothing")
+	}
+	var got PredictResponse
+	resp, body := post(t, r.url+"/v1/predict?topk=27", "image/jpeg", data, &got)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	if err := samePrediction(got.Prediction, want(true), 2e-6); err != nil {
+		t.Errorf("served with JPEGDraft: %v", err)
 	}
 }

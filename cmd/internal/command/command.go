@@ -95,7 +95,8 @@ func ProviderLibraries(c *cli.Context) (map[string]string, error) {
 	return libs, nil
 }
 
-// RuntimeFlags are the flags OpenModel reads: --model, --provider, --ort-lib, --ep-lib, --threads.
+// RuntimeFlags are the flags OpenModel reads: --model, --provider, --ort-lib, --ep-lib, --threads,
+// --ort-spin.
 func RuntimeFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "model", Usage: "the exported model `FILE.onnx` (artnet export --onnx); default: the built-in model (" + defaultmodel.Name + ")"},
@@ -103,6 +104,7 @@ func RuntimeFlags() []cli.Flag {
 		&cli.StringFlag{Name: "ort-lib", Usage: "path of libonnxruntime.so (default: $ONNXRUNTIME_SHARED_LIBRARY_PATH, then third_party/onnxruntime, then system folders)"},
 		EPLibFlag(),
 		&cli.IntFlag{Name: "threads", Usage: "ONNX Runtime intra-op threads (0: ORT's default)"},
+		&cli.BoolFlag{Name: "ort-spin", Value: true, Usage: "let ONNX Runtime's idle threads spin-wait (its default); --ort-spin=false makes them sleep, which leaves those cycles to decoding in serve"},
 	}
 }
 
@@ -122,7 +124,8 @@ func OpenModel(c *cli.Context) (*ortrt.Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	o := ortrt.Options{LibraryPath: c.String("ort-lib"), Providers: providers, IntraOpThreads: c.Int("threads"), ProviderLibraries: libs}
+	o := ortrt.Options{LibraryPath: c.String("ort-lib"), Providers: providers, IntraOpThreads: c.Int("threads"),
+		NoSpin: !c.Bool("ort-spin"), ProviderLibraries: libs}
 	if c.String("model") == "" {
 		slog.Debug("no --model: using the built-in default model", "model", defaultmodel.Name)
 		return ortrt.OpenBytes(defaultmodel.Name, defaultmodel.Bytes(), o)

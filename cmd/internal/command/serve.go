@@ -31,6 +31,7 @@ func Serve() *cli.Command {
 			&cli.IntFlag{Name: "workers", Value: 1, Usage: "model runs in flight at once"},
 			&cli.Int64Flag{Name: "max-body", Value: server.DefaultMaxBodyBytes, Usage: "largest request body in bytes"},
 			&cli.IntFlag{Name: "max-pixels", Value: server.DefaultMaxPixels, Usage: "largest image (width × height, from its header) accepted"},
+			&cli.BoolFlag{Name: "jpeg-draft", Usage: "decode JPEGs at least twice the model's resize size at 1/2, 1/4 or 1/8 scale in the DCT domain (Pillow's Image.draft): less CPU per photo, pixels ~2 levels from torchvision's"},
 			&cli.StringFlag{Name: "mem-budget", Usage: "memory of the whole server (e.g. 4GiB); requests reserve their bodies, decoded images and tensors from it and wait or get 503 when it is spent (default: half of MemAvailable, or 3/4 of the cgroup limit if smaller)"},
 			&cli.StringFlag{Name: "run-mem", Usage: "memory set aside for model runs within --mem-budget (default: workers × batch × 24 input images)"},
 			&cli.IntFlag{Name: "body-reads", Value: server.DefaultBodyReads, Usage: "request bodies read at once; more wait up to --admit-wait, then 503"},
@@ -43,7 +44,7 @@ func Serve() *cli.Command {
 			}
 			cfg := server.Config{
 				Batch: c.Int("batch"), MaxDelay: c.Duration("max-delay"), Queue: c.Int("queue"), Workers: c.Int("workers"),
-				MaxBodyBytes: c.Int64("max-body"), MaxPixels: c.Int("max-pixels"),
+				MaxBodyBytes: c.Int64("max-body"), MaxPixels: c.Int("max-pixels"), JPEGDraft: c.Bool("jpeg-draft"),
 			}
 			for _, f := range []struct {
 				name string

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Served throughput against the in-process ONNX Runtime ceiling (issue 11 item 5), paired:
+# each round runs, back to back, POST /v1/predict with --batch 32 at concurrency 64 (full-size
+# JPEG decoding, then --jpeg-draft, then --jpeg-draft with ORT's spin-waiting off) and ORT alone
+# at batch 32 on the preprocessed tensor (spinning on, then off), with
+# the same number of images, so a load change hits all three alike. Prints per round the
+# ratios served/ceiling by wall clock and the CPU time per image of each.
+#
+#   bench/serve-vs-ort.sh MODEL.onnx [IMAGE.jpg] [ROUNDS] [IMAGES]
+#
+# MODEL: e.g. B4 at 224 px: `ARTNET_EXPORT_DUMP=/tmp/b4.onnx go test ./export -run XXX -bench
+# B4ORT/open -benchtime 1x`. IMAGE defaults to The Starry Night (752×600). ORT gets 2 intra-op
+# threads (ARTNET_BENCH_THREADS to change). Run it on an otherwise idle machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+model=$(realpath "$1")
+img=${2:-../shared/paintings/van-gogh_the-starry-night.jpg}
+[ -f "$img" ] || img=testdata/paintings/van-gogh_the-starry-night.jpg
+img=$(realpath "$img")
+rounds=${3:-3}
+n=${4:-384}
+bin=$(mktemp -d)/server.test
+trap 'rm -rf "$(dirname "$bin")"' EXIT
+go test -c -o "$bin" ./server
+export ARTNET_BENCH_MODEL=$model ARTNET_BENCH_IMAGE=$img ARTNET_BENCH_THREADS=${ARTNET_BENCH_THREADS:-2}
+echo "model: $model"
+echo "image: $img ($(/usr/bin/python3 -c 'import sys;from PIL import Image;print("%dx%d"%Image.open(sys.argv[1]).size)' "$img" 2>/dev/null || echo '?'))"
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem:/{print $2}') GiB"
+field() { awk -v k="$1" '{for(i=2;i<=NF;i++) if($i==k) print $(i-1)}'; }
+(cd server
+for r in $(seq "$rounds"); do
+  echo "--- round $r, $(uptime | sed 's/.*load/load/')"
+  # served: full-size decoding; --jpeg-draft; --jpeg-draft with ORT's spin-waiting off (NoSpin),
+  # against the ceiling opened the same way.
+  full=$("$bin" -test.run '^$' -test.bench 'Serve/batch=32/conc=64$' -test.benchtime "${n}x" | grep '^Benchmark')
+  draft=$(ARTNET_BENCH_DRAFT=1 "$bin" -test.run '^$' -test.bench 'Serve/batch=32/conc=64$' -test.benchtime "${n}x" | grep '^Benchmark')
+  ort=$("$bin" -test.run '^$' -test.bench 'ORTBatch32' -test.benchtime "$((n / 32))x" | grep '^Benchmark')
+  nospin=$(ARTNET_BENCH_NOSPIN=1 ARTNET_BENCH_DRAFT=1 "$bin" -test.run '^$' -test.bench 'Serve/batch=32/conc=64$' -test.benchtime "${n}x" | grep '^Benchmark')
+  ortns=$(ARTNET_BENCH_NOSPIN=1 "$bin" -test.run '^$' -test.bench 'ORTBatch32' -test.benchtime "$((n / 32))x" | grep '^Benchmark')
+  for v in full draft nospin; do
+    line=${!v}
+    ref=$ort
+    [ "$v" = nospin ] && ref=$ortns
+    c=$(echo "$ref" | field img/s)
+    s=$(echo "$line" | field req/s)
+    printf '%-6s served %6.1f img/s = %5.1f %% of ORT %6.1f img/s; cpu-ms/img served %s vs ORT %s; imgs/run %s\n' \
+      "$v" "$s" "$(awk -v s="$s" -v c="$c" 'BEGIN{print 100*s/c}')" "$c" "$(echo "$line" | field cpu-ms/req)" "$(echo "$ref" | field cpu-ms/img)" "$(echo "$line" | field imgs/run)"
+  done
+done
+echo "--- end, $(uptime | sed 's/.*load/load/')")
