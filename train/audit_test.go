@@ -5,12 +5,14 @@ import (
 	"image"
 	"image/color"
 	"image/png"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/artnet/artnet/internal/testenv"
@@ -280,4 +282,74 @@ func maxAbsDiff(a, b []float32) float64 {
 		d = max(d, math.Abs(float64(a[k]-b[k])))
 	}
 	return d
+}
+
+// recordingSet records the (stream position, example) pairs the training stream reads.
+type recordingSet struct {
+	*WikiArt
+	mu   sync.Mutex
+	read map[int]int // position → example
+}
+
+func (r *recordingSet) ExampleAt(pos, i int, img []float32) (Labels, error) {
+	r.mu.Lock()
+	r.read[pos] = i
+	r.mu.Unlock()
+	return r.WikiArt.ExampleAt(pos, i, img)
+}
+
+// TestPhasesContinueTheDataStream trains two phases as RunPhases configures them (stand-in
+// model) and checks that the second reads the stream positions after the first's, so it draws
+// new sampler epochs and new crops instead of replaying the first phase's examples in the same
+// order with the same augmentation.
+func TestPhasesContinueTheDataStream(t *testing.T) {
+	root := testenv.Sample(t)
+	tr, _, classes, rep, err := wikiart.Load(wikiart.Options{Root: root, Disjoint: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := auditConfig(classes)
+	cfg.ImageSize, cfg.ResizeSize = 32, 36
+	ds, err := NewWikiArt(context.Background(), tr.Samples, WikiArtOptions{Images: rep.Images, Config: cfg, Augment: true, Seed: 1, Jitter: 0.2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fc := &FileConfig{
+		Data:  DataConfig{Balanced: []string{"style"}},
+		Train: TrainConfig{Seed: 1, WeightDecay: 0.01, WarmupEpochs: 0.5, Keep: 1},
+		Phases: []PhaseConfig{
+			{Name: "1", Epochs: 2, Batch: 8, LR: 1e-3, Freeze: []string{"/hidden"}},
+			{Name: "2", Epochs: 2, Batch: 4, LR: 5e-4},
+		},
+	}
+	r := &phaseRun{o: PhasesOptions{Out: t.TempDir()}, fc: fc, cfg: cfg, log: slog.New(slog.DiscardHandler), trainSet: ds}
+	var reads []map[int]int
+	for _, ph := range fc.Phases {
+		o, _ := r.runOptions(ph, r.phaseDir(ph.Name), "")
+		o.Model = standIn
+		rec := &recordingSet{WikiArt: ds, read: map[int]int{}}
+		if _, err := Run(context.Background(), o, rec, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		reads = append(reads, rec.read)
+	}
+	first, second := reads[0], reads[1]
+	n1 := 2 * (ds.Len() / 8) * 8 // phase 1: 2 epochs of drop_last batches of 8
+	for pos := range n1 {
+		if _, ok := first[pos]; !ok {
+			t.Fatalf("phase 1 did not read stream position %d (read %d positions)", pos, len(first))
+		}
+	}
+	same := 0
+	for pos, i := range second {
+		if pos < n1 {
+			t.Errorf("phase 2 read stream position %d, which phase 1 (positions 0..%d) already read", pos, n1-1)
+		}
+		if first[pos-n1] == i {
+			same++
+		}
+	}
+	if len(second) == 0 || same == len(second) {
+		t.Errorf("phase 2 read the same %d examples in the same order as phase 1", same)
+	}
 }

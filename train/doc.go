@@ -33,7 +33,9 @@
 // started from the previous phase's best checkpoint (InitFrom; a phase's init_from, or for the
 // first phase train.pretrained, may name PyTorch weights instead: FileConfig.StartFrom) with its own Freeze list, records
 // their options (run.json, phase<name>/options.json) and evaluates the result with package
-// evaluate.
+// evaluate. The phases read one continuous training stream (Options.StreamStart): a phase
+// starts at the position where the phases before it in the configuration end, so it draws new
+// sampler epochs and new crops rather than replaying the first phase's.
 //
 // Batches are a function of (seed, step): each epoch is a seeded permutation of the training
 // set, so a resumed run (same data sets, same seed) continues exactly like an uninterrupted one.

@@ -77,6 +77,8 @@ type PhaseOptions struct {
 	Data          DataConfig  `json:"data"`
 	InitFrom      string      `json:"init_from,omitempty"`
 	TrainImages   int         `json:"train_images"`
+	// StreamStart is the training-stream position of the phase's first example (Options.StreamStart).
+	StreamStart int `json:"stream_start"`
 }
 
 // RunConfig is run.json of an output folder.
@@ -387,19 +389,12 @@ func Steps(ph PhaseConfig, warmupEpochs float64, n int) (steps, perEpoch, warmup
 	return steps, perEpoch, warmup
 }
 
-func (r *phaseRun) runPhase(ctx context.Context, ph PhaseConfig, from string) (string, error) {
-	dir := r.phaseDir(ph.Name)
-	if b, err := os.ReadFile(filepath.Join(dir, DoneFile)); err == nil && r.o.Resume {
-		r.log.Info("phase already done: skipping", "phase", ph.Name, "result", strings.TrimSpace(string(b)))
-		return dir, nil
-	}
+// runOptions are the Run options of phase ph (output folder dir, starting from initFrom), and
+// its steps per epoch.
+func (r *phaseRun) runOptions(ph PhaseConfig, dir, initFrom string) (Options, int) {
 	n := r.trainSet.Len()
 	steps, perEpoch, warmup := Steps(ph, r.fc.Train.WarmupEpochs, n)
 	tc := r.fc.Train
-	initFrom := from // --from / --resume CHECKPOINT, else the phase's init_from, the previous phase, train.pretrained
-	if initFrom == "" {
-		initFrom = r.fc.StartFrom(ph, r.previous(ph.Name))
-	}
 	o := Options{
 		Config: r.cfg, OutDir: dir, Steps: steps, Batch: ph.Batch, LR: ph.LR,
 		WeightDecay: tc.WeightDecay, WarmupSteps: warmup, MinLR: ph.LR * tc.MinLRFactor,
@@ -407,6 +402,7 @@ func (r *phaseRun) runPhase(ctx context.Context, ph PhaseConfig, from string) (s
 		Seed: tc.Seed, Resume: r.o.Resume, Backend: tc.Backend,
 		Freeze: ph.Freeze, ClipNorm: tc.ClipNorm, KeepBest: true,
 		InitFrom: initFrom, AllowPartial: tc.AllowPartial, Workers: r.fc.Data.Workers, Prefetch: r.o.Prefetch,
+		StreamStart: r.streamStart(ph),
 	}
 	for _, t := range r.fc.Data.Balanced {
 		k := taskIndex(t)
@@ -416,15 +412,49 @@ func (r *phaseRun) runPhase(ctx context.Context, ph PhaseConfig, from string) (s
 		}
 		o.Sampler = BalancedSampler(cls)
 	}
+	return o, perEpoch
+}
+
+// streamStart is where phase ph's examples begin in the training stream: after every example
+// of the phases before it in the configuration (whether or not this call trains them), so that
+// the phases read one continuous stream — phase 2 goes on with epoch 3 of a run whose phase 1
+// had 2 epochs, with new sampler draws and new crops.
+func (r *phaseRun) streamStart(ph PhaseConfig) int {
+	pos := 0
+	for _, p := range r.fc.Phases {
+		if p.Name == ph.Name {
+			break
+		}
+		steps, _, _ := Steps(p, r.fc.Train.WarmupEpochs, r.trainSet.Len())
+		pos += steps * p.Batch
+	}
+	return pos
+}
+
+func (r *phaseRun) runPhase(ctx context.Context, ph PhaseConfig, from string) (string, error) {
+	dir := r.phaseDir(ph.Name)
+	if b, err := os.ReadFile(filepath.Join(dir, DoneFile)); err == nil && r.o.Resume {
+		r.log.Info("phase already done: skipping", "phase", ph.Name, "result", strings.TrimSpace(string(b)))
+		return dir, nil
+	}
+	n := r.trainSet.Len()
+	tc := r.fc.Train
+	initFrom := from // --from / --resume CHECKPOINT, else the phase's init_from, the previous phase, train.pretrained
+	if initFrom == "" {
+		initFrom = r.fc.StartFrom(ph, r.previous(ph.Name))
+	}
+	o, perEpoch := r.runOptions(ph, dir, initFrom)
+	steps, warmup := o.Steps, o.WarmupSteps
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return dir, fmt.Errorf("train: %w", err)
 	}
 	po := PhaseOptions{Phase: ph, Steps: steps, StepsPerEpoch: perEpoch, WarmupSteps: warmup, MinLR: o.MinLR,
-		Train: tc, Data: r.fc.Data, InitFrom: initFrom, TrainImages: n}
+		Train: tc, Data: r.fc.Data, InitFrom: initFrom, TrainImages: n, StreamStart: o.StreamStart}
 	if old, err := ReadPhaseOptions(dir); err == nil && r.o.Resume {
-		if old.Phase.Batch != ph.Batch || old.Train.Seed != tc.Seed || old.TrainImages != n {
-			r.log.Warn("resuming with other batch, seed or training images than the checkpoints were trained with: the run will not repeat the uninterrupted one",
-				"phase", ph.Name, "batch", old.Phase.Batch, "now", ph.Batch, "seed", old.Train.Seed, "now_seed", tc.Seed, "images", old.TrainImages, "now_images", n)
+		if old.Phase.Batch != ph.Batch || old.Train.Seed != tc.Seed || old.TrainImages != n || old.StreamStart != o.StreamStart {
+			r.log.Warn("resuming with other batch, seed, training images or stream start than the checkpoints were trained with: the run will not repeat the uninterrupted one",
+				"phase", ph.Name, "batch", old.Phase.Batch, "now", ph.Batch, "seed", old.Train.Seed, "now_seed", tc.Seed, "images", old.TrainImages, "now_images", n,
+				"stream_start", old.StreamStart, "now_stream_start", o.StreamStart)
 		}
 	}
 	b, _ := json.MarshalIndent(po, "", "  ")

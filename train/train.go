@@ -116,6 +116,13 @@ type Options struct {
 	Workers int
 	// Prefetch is how many loaded batches may wait ahead of the step (0 → 2).
 	Prefetch int
+	// StreamStart is the position in the training stream of this Run's first example: step s
+	// reads positions StreamStart + s·Batch + b, whose epoch (position / Len), sampler order and
+	// augmentation follow. RunPhases gives each phase the position where the phases before it
+	// end, so a phase continues the data stream instead of replaying the first phase's epochs
+	// (the same examples in the same order with the same crops). It also seeds the random state
+	// of a fresh start (dropout), mixed with Seed, so phases do not repeat each other's masks.
+	StreamStart int
 }
 
 // Result is what Run ends with.
@@ -179,6 +186,9 @@ func (o *Options) validate() error {
 	}
 	if o.WeightDecay < 0 || math.IsNaN(o.WeightDecay) {
 		errs = append(errs, fmt.Errorf("option WeightDecay: must be ≥ 0, got %g", o.WeightDecay))
+	}
+	if o.StreamStart < 0 {
+		errs = append(errs, fmt.Errorf("option StreamStart: must be ≥ 0, got %d", o.StreamStart))
 	}
 	if o.Beta1 < 0 || o.Beta1 >= 1 || o.Beta2 < 0 || o.Beta2 >= 1 {
 		errs = append(errs, fmt.Errorf("option Beta1/Beta2: must be in [0,1), got %g, %g", o.Beta1, o.Beta2))
@@ -291,7 +301,7 @@ func Run(ctx context.Context, o Options, trainSet, valSet Dataset, log *slog.Log
 		}
 		mctx = gomlxcontext.New()
 		mctx.SetParam(gomlxcontext.ParamInitialSeed, o.Seed)
-		if err := mctx.SetRNGStateFromSeed(o.Seed); err != nil {
+		if err := mctx.SetRNGStateFromSeed(rngSeed(o.Seed, o.StreamStart)); err != nil {
 			return nil, fmt.Errorf("train: random state: %w", err)
 		}
 		if o.InitFrom != "" {
@@ -373,7 +383,7 @@ type trainer struct {
 
 func (t *trainer) loop(ctx context.Context, start int, trainSet, valSet Dataset) (*Result, error) {
 	o, cfg := t.o, t.cfg
-	order := &epochOrder{n: trainSet.Len(), seed: o.Seed, sampler: o.Sampler}
+	order := &epochOrder{n: trainSet.Len(), seed: o.Seed, sampler: o.Sampler, first: o.StreamStart}
 	t.lastSave = start
 	if valSet != nil {
 		t.eval = newEvaluator(t.backend, t.mctx, cfg, t.model, o.Batch)
@@ -737,13 +747,25 @@ func loadNewest(outDir string, all []checkpointEntry, log *slog.Logger) (*gomlxc
 }
 
 // epochOrder maps a position in the infinite stream of training examples to an example index:
-// epoch e = pos / n is a permutation of 0..n-1 seeded by (seed, e).
+// epoch e = pos / n is a permutation of 0..n-1 seeded by (seed, e). Step 0's first example is
+// at position first (Options.StreamStart).
 type epochOrder struct {
 	n       int
 	seed    int64
 	sampler Sampler
+	first   int
 	epoch   int
 	perm    []int
+}
+
+// rngSeed is the seed of a fresh run's random state: Seed itself for a run that starts the
+// stream (so runs before StreamStart existed keep their dropout masks), else Seed mixed with
+// the stream position.
+func rngSeed(seed int64, streamStart int) int64 {
+	if streamStart == 0 {
+		return seed
+	}
+	return seed ^ int64(uint64(streamStart)*0x9e3779b97f4a7c15)
 }
 
 func (e *epochOrder) at(pos int) int {
@@ -778,7 +800,7 @@ func newBatchBuf(batch int, cfg spec.Config) *batchBuf {
 // plan sets the positions and example indices of step's batch.
 func (b *batchBuf) plan(order *epochOrder, step, batch int) {
 	for k := range b.idx {
-		b.pos[k] = step*batch + k
+		b.pos[k] = order.first + step*batch + k
 		b.idx[k] = order.at(b.pos[k])
 	}
 }
