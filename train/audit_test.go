@@ -20,13 +20,19 @@ import (
 	"github.com/artnet/artnet/wikiart"
 )
 
-// auditConfig is configs/train.yaml's input contract (112 px from 128, ImageNet mean/std) with
-// the classes of the loaded data.
-func auditConfig(classes map[string][]string) spec.Config {
+// loadSample loads the training split of the repository's WikiArt sample (testdata/wikiart,
+// Disjoint) and a model configuration with its classes, ImageNet mean/std and the given input
+// and resize sizes (configs/train.yaml's are 112 and 128); it returns the image folder too.
+func loadSample(t *testing.T, size, resize int) (*wikiart.Split, spec.Config, string) {
+	t.Helper()
+	tr, _, classes, rep, err := wikiart.Load(wikiart.Options{Root: testenv.Sample(t), Disjoint: true})
+	if err != nil {
+		t.Fatal(err)
+	}
 	c := spec.Tiny()
-	c.ImageSize, c.ResizeSize = 112, 128
+	c.ImageSize, c.ResizeSize = size, resize
 	c.Classes = classes
-	return c
+	return tr, c, rep.Images
 }
 
 // channelStats returns per-channel mean and standard deviation of the pixels (un-normalized
@@ -90,19 +96,14 @@ func writeGrid(t *testing.T, path string, rows [][]float32, cols, s int, cfg spe
 // value range or jitter centre would). ARTNET_AUDIT_PNG=grid.png also writes a picture to
 // look at: rows of evaluation images, each above the training crops of the same examples.
 func TestTrainAndEvalPixelStatisticsAgree(t *testing.T) {
-	root := testenv.Sample(t)
-	tr, _, classes, rep, err := wikiart.Load(wikiart.Options{Root: root, Disjoint: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := auditConfig(classes)
+	tr, cfg, images := loadSample(t, 112, 128)
 	samples := tr.Samples
 	ctx := context.Background()
-	trainSet, err := NewWikiArt(ctx, samples, WikiArtOptions{Images: rep.Images, Config: cfg, Augment: true, Seed: 1, Jitter: 0.2})
+	trainSet, err := NewWikiArt(ctx, samples, WikiArtOptions{Images: images, Config: cfg, Augment: true, Seed: 1, Jitter: 0.2})
 	if err != nil {
 		t.Fatal(err)
 	}
-	evalSet, err := NewWikiArt(ctx, samples, WikiArtOptions{Images: rep.Images, Config: cfg})
+	evalSet, err := NewWikiArt(ctx, samples, WikiArtOptions{Images: images, Config: cfg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,18 +196,13 @@ func csvLabels(t *testing.T, root, split string) map[string][3]int {
 // test's own parser), with −1 exactly where a CSV has no row.
 func TestTrainStreamPairsImagesAndLabels(t *testing.T) {
 	root := testenv.Sample(t)
-	tr, _, classes, rep, err := wikiart.Load(wikiart.Options{Root: root, Disjoint: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := auditConfig(classes)
-	cfg.ImageSize, cfg.ResizeSize = 48, 48
+	tr, cfg, images := loadSample(t, 48, 48)
 	ctx := context.Background()
-	trainSet, err := NewWikiArt(ctx, tr.Samples, WikiArtOptions{Images: rep.Images, Config: cfg, Augment: true, Seed: 3, MinScale: 1})
+	trainSet, err := NewWikiArt(ctx, tr.Samples, WikiArtOptions{Images: images, Config: cfg, Augment: true, Seed: 3, MinScale: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	evalSet, err := NewWikiArt(ctx, tr.Samples, WikiArtOptions{Images: rep.Images, Config: cfg})
+	evalSet, err := NewWikiArt(ctx, tr.Samples, WikiArtOptions{Images: images, Config: cfg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,14 +299,8 @@ func (r *recordingSet) ExampleAt(pos, i int, img []float32) (Labels, error) {
 // new sampler epochs and new crops instead of replaying the first phase's examples in the same
 // order with the same augmentation.
 func TestPhasesContinueTheDataStream(t *testing.T) {
-	root := testenv.Sample(t)
-	tr, _, classes, rep, err := wikiart.Load(wikiart.Options{Root: root, Disjoint: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := auditConfig(classes)
-	cfg.ImageSize, cfg.ResizeSize = 32, 36
-	ds, err := NewWikiArt(context.Background(), tr.Samples, WikiArtOptions{Images: rep.Images, Config: cfg, Augment: true, Seed: 1, Jitter: 0.2})
+	tr, cfg, images := loadSample(t, 32, 36)
+	ds, err := NewWikiArt(context.Background(), tr.Samples, WikiArtOptions{Images: images, Config: cfg, Augment: true, Seed: 1, Jitter: 0.2})
 	if err != nil {
 		t.Fatal(err)
 	}
