@@ -2,6 +2,7 @@ package train
 
 import (
 	"context"
+	"encoding/json"
 	"image"
 	"image/color"
 	"image/png"
@@ -341,5 +342,21 @@ func TestPhasesContinueTheDataStream(t *testing.T) {
 	}
 	if len(second) == 0 || same == len(second) {
 		t.Errorf("phase 2 read the same %d examples in the same order as phase 1", same)
+	}
+
+	// Where phase 1 recorded what it trained (options.json; here 3 steps of 8, as an --epochs
+	// override would give), phase 2 starts right after that rather than at the config's count.
+	b, _ := json.Marshal(PhaseOptions{Phase: fc.Phases[0], Steps: 3, StreamStart: 0})
+	if err := os.MkdirAll(r.phaseDir("1"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(r.phaseDir("1"), OptionsFile), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.streamStart(fc.Phases[1]); got != 24 {
+		t.Errorf("phase 2 starts at stream position %d after a recorded phase 1 of 3 steps of 8, want 24", got)
+	}
+	if got := r.streamStart(fc.Phases[0]); got != 0 {
+		t.Errorf("phase 1 starts at stream position %d, want 0", got)
 	}
 }

@@ -415,14 +415,21 @@ func (r *phaseRun) runOptions(ph PhaseConfig, dir, initFrom string) (Options, in
 	return o, perEpoch
 }
 
-// streamStart is where phase ph's examples begin in the training stream: after every example
-// of the phases before it in the configuration (whether or not this call trains them), so that
-// the phases read one continuous stream — phase 2 goes on with epoch 3 of a run whose phase 1
-// had 2 epochs, with new sampler draws and new crops.
+// streamStart is where phase ph's examples begin in the training stream: where the phase
+// before it in the configuration ended — as its options.json in this output folder records
+// (its own start plus steps·batch: what it really trained, --epochs overrides included), else
+// as the configuration counts every earlier phase — so that the phases read one continuous
+// stream: phase 2 goes on with epoch 3 of a run whose phase 1 had 2 epochs, with new sampler
+// draws and new crops.
 func (r *phaseRun) streamStart(ph PhaseConfig) int {
 	pos := 0
-	for _, p := range r.fc.Phases {
+	for i, p := range r.fc.Phases {
 		if p.Name == ph.Name {
+			if i > 0 {
+				if po, err := ReadPhaseOptions(r.phaseDir(r.fc.Phases[i-1].Name)); err == nil && po.Steps > 0 && po.Phase.Batch > 0 {
+					return po.StreamStart + po.Steps*po.Phase.Batch
+				}
+			}
 			break
 		}
 		steps, _, _ := Steps(p, r.fc.Train.WarmupEpochs, r.trainSet.Len())
