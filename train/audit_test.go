@@ -58,6 +58,32 @@ func channelStats(x []float32, n, s int, cfg spec.Config) (mean, std [3]float64)
 	return mean, std
 }
 
+// meanAbsLaplacian is the mean |4-neighbour Laplacian| of the grey level (BT.601 weights, on
+// pixels un-normalized to [0,1]) over the interior of n CHW images of side cfg.ImageSize: a
+// measure of fine detail.
+func meanAbsLaplacian(x []float32, n int, cfg spec.Config) float64 {
+	s := cfg.ImageSize
+	plane := s * s
+	grey := make([]float64, plane)
+	var sum float64
+	for b := range n {
+		for k := range plane {
+			var v float64
+			for ch, w := range [3]float64{0.299, 0.587, 0.114} {
+				v += w * (float64(x[(b*3+ch)*plane+k])*float64(cfg.Std[ch]) + float64(cfg.Mean[ch]))
+			}
+			grey[k] = v
+		}
+		for y := 1; y < s-1; y++ {
+			for xx := 1; xx < s-1; xx++ {
+				k := y*s + xx
+				sum += math.Abs(4*grey[k] - grey[k-s] - grey[k+s] - grey[k-1] - grey[k+1])
+			}
+		}
+	}
+	return sum / float64(n*(s-2)*(s-2))
+}
+
 // writeGrid writes rows of CHW images (side s, normalized with cfg) as one PNG.
 func writeGrid(t *testing.T, path string, rows [][]float32, cols, s int, cfg spec.Config) {
 	t.Helper()
@@ -92,9 +118,10 @@ func writeGrid(t *testing.T, path string, rows [][]float32, cols, s int, cfg spe
 // TestTrainAndEvalPixelStatisticsAgree pulls training batches from the real stream
 // (batchStream over an augmenting WikiArt set with the default random resized crop and ±0.2
 // colour jitter) and the evaluation transform of the same examples, and compares their
-// per-channel mean and standard deviation (un-normalized to [0,1]): augmentation must vary
-// the pixels around the evaluation distribution, not shift it (a wrong channel order, mean/std,
-// value range or jitter centre would). ARTNET_AUDIT_PNG=grid.png also writes a picture to
+// per-channel mean and standard deviation (un-normalized to [0,1]) and their fine detail:
+// augmentation must vary the pixels around the evaluation distribution, not shift it (a wrong
+// channel order, mean/std, value range or jitter centre would; a blurring or aliasing crop
+// resampler would change the detail). ARTNET_AUDIT_PNG=grid.png also writes a picture to
 // look at: rows of evaluation images, each above the training crops of the same examples.
 func TestTrainAndEvalPixelStatisticsAgree(t *testing.T) {
 	tr, cfg, images := loadSample(t, 112, 128)
@@ -141,6 +168,14 @@ func TestTrainAndEvalPixelStatisticsAgree(t *testing.T) {
 		if r := ts[ch] / es[ch]; r < 0.9 || r > 1.1 {
 			t.Errorf("channel %d: training std %.4f is %.3f× the evaluation std %.4f (want 0.9–1.1)", ch, ts[ch], r, es[ch])
 		}
+	}
+	// Sharpness: the crops are resampled from the image at its own size with Pillow's
+	// antialiasing, so their fine detail must match the evaluation images' (the old pipeline's
+	// crops from an 80-px cache had a third less; an aliasing resampler would have more).
+	tl, el := meanAbsLaplacian(trainX, n, cfg), meanAbsLaplacian(evalX, n, cfg)
+	t.Logf("mean |Laplacian| of the grey image: train %.4f, eval %.4f", tl, el)
+	if r := tl / el; r < 0.9 || r > 1.1 {
+		t.Errorf("training crops' mean |Laplacian| %.4f is %.3f× the evaluation images' %.4f (want 0.9–1.1)", tl, r, el)
 	}
 	if path := os.Getenv("ARTNET_AUDIT_PNG"); path != "" {
 		const cols = 11
