@@ -26,7 +26,13 @@ import (
 // and resize sizes (configs/train.yaml's are 112 and 128); it returns the image folder too.
 func loadSample(t *testing.T, size, resize int) (*wikiart.Split, spec.Config, string) {
 	t.Helper()
-	tr, _, classes, rep, err := wikiart.Load(wikiart.Options{Root: testenv.Sample(t), Disjoint: true})
+	return loadTrain(t, testenv.Sample(t), size, resize)
+}
+
+// loadTrain is loadSample on the WikiArt folder root.
+func loadTrain(t *testing.T, root string, size, resize int) (*wikiart.Split, spec.Config, string) {
+	t.Helper()
+	tr, _, classes, rep, err := wikiart.Load(wikiart.Options{Root: root, Disjoint: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,6 +131,17 @@ func writeGrid(t *testing.T, path string, rows [][]float32, cols, s int, cfg spe
 // look at: rows of evaluation images, each above the training crops of the same examples.
 func TestTrainAndEvalPixelStatisticsAgree(t *testing.T) {
 	tr, cfg, images := loadSample(t, 112, 128)
+	checkTrainEvalStatistics(t, tr, cfg, images)
+}
+
+// TestTrainAndEvalPixelStatisticsAgreeWikiArt is TestTrainAndEvalPixelStatisticsAgree on the
+// full WikiArt set (integration test).
+func TestTrainAndEvalPixelStatisticsAgreeWikiArt(t *testing.T) {
+	tr, cfg, images := loadTrain(t, testenv.WikiArt(t), 112, 128)
+	checkTrainEvalStatistics(t, tr, cfg, images)
+}
+
+func checkTrainEvalStatistics(t *testing.T, tr *wikiart.Split, cfg spec.Config, images string) {
 	samples := tr.Samples
 	ctx := context.Background()
 	trainSet, err := NewWikiArt(ctx, samples, WikiArtOptions{Images: images, Config: cfg, Augment: true, Seed: 1, Jitter: 0.2})
