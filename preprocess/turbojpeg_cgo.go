@@ -51,6 +51,16 @@ static void tj_path(char *out, int outlen) {
 	}
 }
 
+// c_malloc_in_use is glibc's mallinfo2().uordblks (bytes malloc has handed out and not had
+// back), looked up at run time so that other C libraries still link; -1 where it is absent.
+struct tj_mallinfo2 { size_t arena, ordblks, smblks, hblks, hblkhd, usmblks, fsmblks, uordblks, fordblks, keepcost; };
+static long long c_malloc_in_use(void) {
+	struct tj_mallinfo2 (*mi)(void);
+	*(void **)(&mi) = dlsym(RTLD_DEFAULT, "mallinfo2");
+	if (!mi) return -1;
+	return (long long)mi().uordblks;
+}
+
 static void tj_err(tjhandle t, char *msg, int msglen) {
 	const char *e = tj_get_error_str2(t);
 	strncpy(msg, e ? e : "unknown TurboJPEG error", msglen - 1);
@@ -196,3 +206,8 @@ func turboDecodeRGBA(data, dst []byte, w, h int) (warning string, err error) {
 	}
 	return "", fmt.Errorf("%s", C.GoString(&msg[0]))
 }
+
+// cMallocInUse returns the bytes the C heap (glibc malloc) has handed out and not had back, or
+// -1 where glibc's mallinfo2 is not available. Tests use it to see C memory leaks precisely
+// (the process's RSS also moves with the Go heap).
+func cMallocInUse() int64 { return int64(C.c_malloc_in_use()) }
