@@ -28,9 +28,9 @@ func Example() {
 	att := r.AttentionMap()
 	fmt.Printf("attention: %d×%d grid, %d classes of style\n", len(att), len(att[0]), len(m.Classes("style")))
 	// Output:
-	// style: Fauvism genre: abstract_painting artist: Marc_Chagall
-	//   Fauvism 0.25
-	//   Pop_Art 0.25
-	//   Abstract_Expressionism 0.21
+	// style: Abstract_Expressionism genre: abstract_painting artist: Marc_Chagall
+	//   Abstract_Expressionism 0.35
+	//   Naive_Art_Primitivism 0.17
+	//   Pop_Art 0.16
 	// attention: 4×4 grid, 27 classes of style
 }
