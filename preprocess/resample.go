@@ -141,9 +141,8 @@ func resizeCropNormalize(dst []float32, m *image.RGBA, rw, rh, x0, y0, s int, lu
 		}
 		o := i * s
 		r, g, b := dr[o:o+s], dg[o:o+s], db[o:o+s]
-		a := acc
 		for j := range r {
-			q := a[3*j : 3*j+3]
+			q := acc[3*j : 3*j+3]
 			r[j] = lut[0][clip8(q[0])]
 			g[j] = lut[1][clip8(q[1])]
 			b[j] = lut[2][clip8(q[2])]
