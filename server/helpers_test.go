@@ -221,8 +221,14 @@ func jpegBytes(t testing.TB, img image.Image) []byte {
 // expected runs the model directly (batch 1) on an encoded image, as the server should.
 func expected(t testing.TB, m predict.Predictor, data []byte, name string, k int) *predict.Prediction {
 	t.Helper()
+	return expectedWith(t, m, data, name, k, preprocess.FromConfig(m.Config()))
+}
+
+// expectedWith is expected with the preprocessing options o.
+func expectedWith(t testing.TB, m predict.Predictor, data []byte, name string, k int, o preprocess.Options) *predict.Prediction {
+	t.Helper()
 	cfg := m.Config()
-	x, err := preprocess.Decode(bytes.NewReader(data), preprocess.FromConfig(cfg))
+	x, err := preprocess.Decode(bytes.NewReader(data), o)
 	if err != nil {
 		t.Fatal(err)
 	}

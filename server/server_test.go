@@ -685,15 +685,7 @@ func TestJPEGDraft(t *testing.T) {
 	want := func(draft bool) *predict.Prediction {
 		o := preprocess.FromConfig(m.Config())
 		o.Draft = draft
-		x, err := preprocess.Decode(bytes.NewReader(data), o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res, err := m.Run(context.Background(), x, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return predict.Postprocess(m.Config(), res, 0, "upload", 27, false)
+		return expectedWith(t, m, data, "upload", 27, o)
 	}
 	if samePrediction(want(true), want(false), 1e-5) == nil {
 		t.Fatal("drafted and full-size decoding give the same prediction: the test proves nothing")
