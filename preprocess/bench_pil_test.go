@@ -3,6 +3,7 @@ package preprocess
 import (
 	"bytes"
 	"encoding/binary"
+	"image/jpeg"
 	"math"
 	"os"
 	"path/filepath"
@@ -91,4 +92,41 @@ func pilDiff(b *testing.B, file string, x []float32, o Options) (maxD, meanD flo
 		sum += d
 	}
 	return math.Round(maxD*100) / 100, sum / float64(len(x))
+}
+
+// BenchmarkJPEGDecodeFloor decodes the same JPEG with libjpeg-turbo at 1/8 scale only: the
+// file's Huffman (entropy) decoding with next to no IDCT, colour conversion or resizing. No
+// decoder that reads every coefficient — DCT-scaled, cropped or not — gets below it, so it
+// bounds what serving can reach on a CPU that also runs the model (bench/serve-vs-ort.sh
+// prints the bound: ORT's CPU per image / (that + this floor)).
+func BenchmarkJPEGDecodeFloor(b *testing.B) {
+	needTurbo(b)
+	path := os.Getenv("ARTNET_BENCH_IMAGE")
+	if path == "" {
+		path = testenv.Testdata(b, testenv.StarryNight)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg, err := jpeg.DecodeConfig(bytes.NewReader(data))
+	if err != nil {
+		b.Fatal(err)
+	}
+	run := func() {
+		m, err := decodeJPEGTurbo(data, bytes.NewReader(nil), cfg, 8)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if w := m.Rect.Dx(); w != (cfg.Width+7)/8 {
+			b.Fatalf("decoded width %d, want %d", w, (cfg.Width+7)/8)
+		}
+	}
+	run()
+	b.ResetTimer()
+	cpu0 := cpustat.Process()
+	for b.Loop() {
+		run()
+	}
+	b.ReportMetric(float64(cpustat.Process()-cpu0)/float64(time.Millisecond)/float64(b.N), "cpu-ms/op")
 }

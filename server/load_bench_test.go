@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -32,6 +33,8 @@ import (
 // ARTNET_BENCH_IMAGE=file picks the uploaded image (default: The Starry Night, 752×600 JPEG);
 // ARTNET_BENCH_THREADS sets ORT's intra-op threads (default: ORT's); ARTNET_BENCH_DRAFT=1
 // serves with Config.JPEGDraft; ARTNET_BENCH_NOSPIN=1 opens the model with runtime's NoSpin;
+// ARTNET_BENCH_WORKERS=w serves with Config.Workers = w and runs the ceiling's batches w at a
+// time (with ARTNET_BENCH_THREADS=1 on 2 cores: two single-threaded runs side by side);
 // ARTNET_BENCH_SLOW=k adds
 // to the tiny model a chain of k 512×512 matrix products per run (a fixed cost per run, as on
 // an accelerator, where batching pays most).
@@ -134,7 +137,7 @@ func BenchmarkServe(b *testing.B) {
 		for _, conc := range []int{1, 8, 64} {
 			b.Run(fmt.Sprintf("batch=%d/conc=%d", batch, conc), func(b *testing.B) {
 				cfg := Config{Batch: batch, MaxDelay: 5 * time.Millisecond, Queue: 256, MaxBodyBytes: 8 << 20,
-					JPEGDraft: os.Getenv("ARTNET_BENCH_DRAFT") == "1"}
+					JPEGDraft: os.Getenv("ARTNET_BENCH_DRAFT") == "1", Workers: benchWorkers()}
 				r := serve(b, cfg, m, nil)
 				url := r.url + "/v1/predict"
 				if lat, bad, err := load(url, body, 2*conc, conc); bad > 0 { // warm-up
@@ -179,8 +182,17 @@ func batchCounts(s *Server) (runs, images float64) {
 	return 0, 0
 }
 
+// benchWorkers is ARTNET_BENCH_WORKERS (default 1).
+func benchWorkers() int {
+	if w, _ := strconv.Atoi(os.Getenv("ARTNET_BENCH_WORKERS")); w > 1 {
+		return w
+	}
+	return 1
+}
+
 // BenchmarkORTBatch32 is the ceiling: in-process model runs of batch 32 on preprocessed
-// tensors (no HTTP, no decoding). Reports images/s.
+// tensors (no HTTP, no decoding), benchWorkers() of them at a time. b.N is the number of runs.
+// Reports images/s.
 func BenchmarkORTBatch32(b *testing.B) {
 	m := benchModel(b)
 	cfg := m.Config()
@@ -200,10 +212,21 @@ func BenchmarkORTBatch32(b *testing.B) {
 	}
 	b.ResetTimer()
 	start, cpu0 := time.Now(), cpustat.Process()
-	for i := 0; i < b.N; i++ {
-		if _, err := m.Run(ctx, in, batch); err != nil {
-			b.Fatal(err)
-		}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make([]error, benchWorkers())
+	for w := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= int64(b.N) && errs[w] == nil {
+				_, errs[w] = m.Run(ctx, in, batch)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		b.Fatal(err)
 	}
 	b.ReportMetric(float64(b.N*batch)/time.Since(start).Seconds(), "img/s")
 	b.ReportMetric(float64((cpustat.Process()-cpu0).Microseconds())/1000/float64(b.N*batch), "cpu-ms/img")

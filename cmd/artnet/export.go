@@ -26,7 +26,7 @@ func exportCommand() *cli.Command {
 			&cli.StringFlag{Name: "weights", Usage: "PyTorch weights (safetensors or .pth/.pt) to export without a training run (instead of --checkpoint)"},
 			&cli.StringFlag{Name: "variant", Usage: "with --weights: EfficientNet variant b0..b4 (default b4)"},
 			&cli.StringFlag{Name: "model-config", Usage: "with --weights: JSON model configuration (spec.Config)"},
-			&cli.IntFlag{Name: "image-size", Usage: "with --weights: input size H = W"},
+			&cli.IntFlag{Name: "image-size", Usage: "input size H = W; with --checkpoint, a test resolution other than the training one (the resize keeps the checkpoint's resize/crop ratio; default: the checkpoint's size)"},
 			&cli.StringFlag{Name: "classes-from", Usage: "with --weights: folder with style_class.txt, genre_class.txt, artist_class.txt"},
 			&cli.BoolFlag{Name: "allow-partial", Usage: "with --weights: accept missing/extra tensors (see artnet import)"},
 			&cli.StringFlag{Name: "onnx", Usage: "output ONNX file (written atomically)"},
@@ -54,6 +54,9 @@ func exportCommand() *cli.Command {
 					return err
 				}
 				if mctx, cfg, err = models.LoadCheckpoint(source); err != nil {
+					return err
+				}
+				if err = setImageSize(&cfg, c.Int("image-size")); err != nil {
 					return err
 				}
 			case w != "":

@@ -49,3 +49,29 @@ func TestExportFromWeightsAndErrors(t *testing.T) {
 		t.Error("a failed export left a file behind")
 	}
 }
+
+// export --checkpoint --image-size exports the trained weights at another test resolution: the
+// model's input and its preprocessing metadata take the new size (the resize keeping the
+// checkpoint's ratio) and the graph runs at that size.
+func TestExportCheckpointImageSize(t *testing.T) {
+	ckpt, _ := evalTinyModels(t) // 64 px, resize 72
+	out := filepath.Join(t.TempDir(), "m96.onnx")
+	if _, _, err := runApp(t, "export", "--checkpoint", ckpt, "--image-size", "96", "--onnx", out); err != nil {
+		t.Fatalf("export: %v", err)
+	}
+	m, err := ortrt.Open(out, ortrt.Options{})
+	if err != nil {
+		t.Fatalf("exported model does not open: %v", err)
+	}
+	defer m.Close()
+	if cfg := m.Config(); cfg.ImageSize != 96 || cfg.ResizeSize != 108 {
+		t.Errorf("image %d resize %d, want 96 and 108 (72/64 × 96)", cfg.ImageSize, cfg.ResizeSize)
+	}
+	if _, err := m.Run(t.Context(), make([]float32, 3*96*96), 1); err != nil {
+		t.Errorf("run at 96 px: %v", err)
+	}
+	_, _, err = runApp(t, "export", "--checkpoint", ckpt, "--image-size", "8", "--onnx", out)
+	if err == nil || !strings.Contains(err.Error(), "--image-size") {
+		t.Errorf("--image-size 8: want an error naming the flag, got %v", err)
+	}
+}

@@ -117,13 +117,8 @@ func importConfig(variant, configPath string, imageSize int, classesFrom string)
 		}
 		cfg.Variant = variant
 	}
-	if imageSize != 0 {
-		if imageSize < 32 || imageSize > 4096 {
-			return cfg, fmt.Errorf("flag --image-size: %d is outside 32..4096", imageSize)
-		}
-		ratio := cfg.ResizeScale()
-		cfg.ImageSize = imageSize
-		cfg.ResizeSize = max(imageSize, int(math.Round(float64(imageSize)*ratio)))
+	if err := setImageSize(&cfg, imageSize); err != nil {
+		return cfg, err
 	}
 	if classesFrom != "" {
 		classes := map[string][]string{}
@@ -158,4 +153,19 @@ func loadWeights(path string, cfg spec.Config, allowPartial bool) (*context.Cont
 		slog.Warn("pretrained weights: " + w)
 	}
 	return ctx, nil
+}
+
+// setImageSize sets cfg's input size to n (H = W; 0: unchanged) and its resize size so that
+// the crop keeps cfg's resize-to-crop ratio (flag --image-size).
+func setImageSize(cfg *spec.Config, n int) error {
+	if n == 0 {
+		return nil
+	}
+	if n < 32 || n > 4096 {
+		return fmt.Errorf("flag --image-size: %d is outside 32..4096", n)
+	}
+	ratio := cfg.ResizeScale()
+	cfg.ImageSize = n
+	cfg.ResizeSize = max(n, int(math.Round(float64(n)*ratio)))
+	return nil
 }
