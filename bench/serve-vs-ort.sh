@@ -4,7 +4,8 @@
 # JPEG decoding, then --jpeg-draft, then --jpeg-draft with ORT's spin-waiting off) and ORT alone
 # at batch 32 on the preprocessed tensor (spinning on, then off), with
 # the same number of images, so a load change hits all three alike. Prints per round the
-# ratios served/ceiling by wall clock and the CPU time per image of each.
+# ratios served/ceiling by wall clock and the CPU time per image of each, and the bound that
+# decoding and preprocessing alone put on the ratio when the model keeps every core busy.
 #
 #   bench/serve-vs-ort.sh MODEL.onnx [IMAGE.jpg] [ROUNDS] [IMAGES]
 #
@@ -37,6 +38,9 @@ for r in $(seq "$rounds"); do
   ort=$("$bin" -test.run '^$' -test.bench 'ORTBatch32' -test.benchtime "$((n / 32))x" | grep '^Benchmark')
   nospin=$(ARTNET_BENCH_NOSPIN=1 ARTNET_BENCH_DRAFT=1 "$bin" -test.run '^$' -test.bench 'Serve/batch=32/conc=64$' -test.benchtime "${n}x" | grep '^Benchmark')
   ortns=$(ARTNET_BENCH_NOSPIN=1 "$bin" -test.run '^$' -test.bench 'ORTBatch32' -test.benchtime "$((n / 32))x" | grep '^Benchmark')
+  # The per-image CPU of decoding and preprocessing alone (as served with --jpeg-draft): with
+  # the model using every core, served/ceiling cannot exceed ORT / (ORT + this).
+  pre=$(ARTNET_BENCH_DRAFT=1 "$bin" -test.run '^$' -test.bench 'DecodePreprocess' -test.benchtime "${n}x" | grep '^Benchmark' | field cpu-ms/op)
   for v in full draft nospin; do
     line=${!v}
     ref=$ort
@@ -46,5 +50,7 @@ for r in $(seq "$rounds"); do
     printf '%-6s served %6.1f img/s = %5.1f %% of ORT %6.1f img/s; cpu-ms/img served %s vs ORT %s; imgs/run %s\n' \
       "$v" "$s" "$(awk -v s="$s" -v c="$c" 'BEGIN{print 100*s/c}')" "$c" "$(echo "$line" | field cpu-ms/req)" "$(echo "$ref" | field cpu-ms/img)" "$(echo "$line" | field imgs/run)"
   done
+  printf 'bound  decode+preprocess (draft) %s cpu-ms/img: ORT alone %s cpu-ms/img → at most %5.1f %% of the ceiling\n' \
+    "$pre" "$(echo "$ortns" | field cpu-ms/img)" "$(awk -v o="$(echo "$ortns" | field cpu-ms/img)" -v p="$pre" 'BEGIN{print 100*o/(o+p)}')"
 done
 echo "--- end, $(uptime | sed 's/.*load/load/')")

@@ -233,13 +233,16 @@ func BenchmarkORTBatch32(b *testing.B) {
 }
 
 // BenchmarkDecodePreprocess is the per-request CPU cost outside the model: decode the upload
-// and make its tensor (what each request goroutine does).
+// and make its tensor (what each request goroutine does; ARTNET_BENCH_DRAFT=1 as served with
+// Config.JPEGDraft). Besides wall time it reports process CPU time per image (cpu-ms/op).
 func BenchmarkDecodePreprocess(b *testing.B) {
 	m := benchModel(b)
 	opts := preprocess.FromConfig(m.Config())
+	opts.Draft = os.Getenv("ARTNET_BENCH_DRAFT") == "1"
 	body := benchImage(b)
 	dst := make([]float32, opts.Len())
 	b.ReportAllocs()
+	cpu0 := cpustat.Process()
 	for b.Loop() {
 		img, err := preprocess.DecodeImage(bytes.NewReader(body), opts)
 		if err != nil {
@@ -247,6 +250,7 @@ func BenchmarkDecodePreprocess(b *testing.B) {
 		}
 		preprocess.ToTensorInto(dst, img, opts)
 	}
+	b.ReportMetric(float64((cpustat.Process()-cpu0).Microseconds())/1000/float64(b.N), "cpu-ms/op")
 }
 
 // TestSoak (ARTNET_SOAK=N, N ≥ 10000) sends N requests at concurrency 16 to a server with a
