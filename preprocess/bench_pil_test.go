@@ -24,7 +24,7 @@ import (
 // draft.f32), it also reports the largest and mean absolute difference of the final tensor
 // from Pillow's, in 8-bit levels (|Δ|·std·255).
 func BenchmarkPreprocessJPEG(b *testing.B) {
-	data := benchJPEG(b)
+	data := testenv.BenchImage(b)
 	o := Default()
 	ref := os.Getenv("ARTNET_PIL_REF")
 	for _, c := range []struct {
@@ -94,7 +94,7 @@ func pilDiff(b *testing.B, file string, x []float32, o Options) (maxD, meanD flo
 // prints the bound: ORT's CPU per image / (that + this floor)).
 func BenchmarkJPEGDecodeFloor(b *testing.B) {
 	needTurbo(b)
-	data := benchJPEG(b)
+	data := testenv.BenchImage(b)
 	cfg, err := jpeg.DecodeConfig(bytes.NewReader(data))
 	if err != nil {
 		b.Fatal(err)
@@ -115,18 +115,4 @@ func BenchmarkJPEGDecodeFloor(b *testing.B) {
 		run()
 	}
 	b.ReportMetric(float64(cpustat.Process()-cpu0)/float64(time.Millisecond)/float64(b.N), "cpu-ms/op")
-}
-
-// benchJPEG reads the benchmarks' image: $ARTNET_BENCH_IMAGE, else testdata's Starry Night.
-func benchJPEG(b *testing.B) []byte {
-	b.Helper()
-	path := os.Getenv("ARTNET_BENCH_IMAGE")
-	if path == "" {
-		path = testenv.Testdata(b, testenv.StarryNight)
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return data
 }

@@ -61,19 +61,6 @@ func benchModel(b *testing.B) predict.Predictor {
 	return tinyModel(b)
 }
 
-func benchImage(b *testing.B) []byte {
-	b.Helper()
-	p := os.Getenv("ARTNET_BENCH_IMAGE")
-	if p == "" {
-		p = testenv.Testdata(b, testenv.StarryNight)
-	}
-	data, err := os.ReadFile(p)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return data
-}
-
 // load sends n requests from conc goroutines (each with its own keep-alive connection) and
 // returns the latencies and how many answers were not 200.
 func load(url string, body []byte, n, conc int) (lat []time.Duration, failed int64, firstErr error) {
@@ -132,7 +119,7 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 // 64 with Batch 1 and Batch 32 (MaxDelay 5 ms). b.N is the total request count.
 func BenchmarkServe(b *testing.B) {
 	m := benchModel(b)
-	body := benchImage(b)
+	body := testenv.BenchImage(b)
 	for _, batch := range []int{1, 32} {
 		for _, conc := range []int{1, 8, 64} {
 			b.Run(fmt.Sprintf("batch=%d/conc=%d", batch, conc), func(b *testing.B) {
@@ -197,7 +184,7 @@ func BenchmarkORTBatch32(b *testing.B) {
 	m := benchModel(b)
 	cfg := m.Config()
 	opts := preprocess.FromConfig(cfg)
-	x, err := preprocess.Decode(bytes.NewReader(benchImage(b)), opts)
+	x, err := preprocess.Decode(bytes.NewReader(testenv.BenchImage(b)), opts)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -239,7 +226,7 @@ func BenchmarkDecodePreprocess(b *testing.B) {
 	m := benchModel(b)
 	opts := preprocess.FromConfig(m.Config())
 	opts.Draft = os.Getenv("ARTNET_BENCH_DRAFT") == "1"
-	body := benchImage(b)
+	body := testenv.BenchImage(b)
 	dst := make([]float32, opts.Len())
 	b.ReportAllocs()
 	cpu0 := cpustat.Process()

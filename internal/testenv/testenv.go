@@ -77,6 +77,21 @@ func Testdata(tb testing.TB, elem ...string) string {
 	return p
 }
 
+// BenchImage returns the bytes of the benchmarks' upload image: the file $ARTNET_BENCH_IMAGE
+// names, else testdata's Starry Night (752×600 JPEG).
+func BenchImage(tb testing.TB) []byte {
+	tb.Helper()
+	p := os.Getenv("ARTNET_BENCH_IMAGE")
+	if p == "" {
+		p = Testdata(tb, StarryNight)
+	}
+	data, err := os.ReadFile(p)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return data
+}
+
 // Data returns the absolute path of the repository's data/wikiart folder (the ArtGAN split
 // CSVs and class lists; images only where `artnet data download` put them).
 func Data(tb testing.TB) string {
