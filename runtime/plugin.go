@@ -271,33 +271,34 @@ func appendPlugin(so *ort.SessionOptions, p string, opts map[string]string, devi
 func appendClassic(so *ort.SessionOptions, p string, opts map[string]string) error {
 	switch p {
 	case CUDA:
-		po, err := ort.NewCUDAProviderOptions()
-		if err != nil {
-			return err
-		}
-		err = po.Update(opts)
-		if err == nil {
-			err = so.AppendExecutionProviderCUDA(po)
-		} else {
-			err = fmt.Errorf("CUDA provider options %v: %w", opts, err)
-		}
-		return errors.Join(err, po.Destroy())
+		return appendWithOptions("CUDA", ort.NewCUDAProviderOptions, so.AppendExecutionProviderCUDA, opts)
 	case TensorRT:
-		po, err := ort.NewTensorRTProviderOptions()
-		if err != nil {
-			return err
-		}
-		err = po.Update(opts)
-		if err == nil {
-			err = so.AppendExecutionProviderTensorRT(po)
-		} else {
-			err = fmt.Errorf("TensorRT provider options %v: %w", opts, err)
-		}
-		return errors.Join(err, po.Destroy())
+		return appendWithOptions("TensorRT", ort.NewTensorRTProviderOptions, so.AppendExecutionProviderTensorRT, opts)
 	case CPU:
 		return nil
 	}
 	return fmt.Errorf("unknown execution provider %q (want one of %q)", p, KnownProviders)
+}
+
+// providerOptions are ORT's provider-specific option objects (CUDA, TensorRT).
+type providerOptions interface {
+	Update(map[string]string) error
+	Destroy() error
+}
+
+// appendWithOptions creates a provider's options, sets opts on them, appends the provider with
+// add and destroys the options.
+func appendWithOptions[P providerOptions](name string, create func() (P, error), add func(P) error, opts map[string]string) error {
+	po, err := create()
+	if err != nil {
+		return err
+	}
+	if err = po.Update(opts); err == nil {
+		err = add(po)
+	} else {
+		err = fmt.Errorf("%s provider options %v: %w", name, opts, err)
+	}
+	return errors.Join(err, po.Destroy())
 }
 
 // gpuHint adds what a GPU provider needs to ORT's terse "Failed to load shared library" or
