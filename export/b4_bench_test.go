@@ -191,7 +191,7 @@ func BenchmarkB4ORT(b *testing.B) {
 			b.ReportMetric(1/perImage, "images/s")
 			// Process CPU time (user+sys) per image: less sensitive than wall time to other
 			// processes on a shared machine, but it includes ORT's spinning worker threads.
-			b.ReportMetric((cpustat.Process()-cpu0).Seconds()*1e3/float64(b.N*batch), "cpu-ms/image")
+			b.ReportMetric(cpustat.MillisPer(cpu0, b.N*batch), "cpu-ms/image")
 		})
 	}
 	if vs := os.Getenv(envBenchVs); vs != "" {

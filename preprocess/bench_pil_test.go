@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/artnet/artnet/internal/cpustat"
 	"github.com/artnet/artnet/internal/testenv"
@@ -54,7 +53,7 @@ func BenchmarkPreprocessJPEG(b *testing.B) {
 			for b.Loop() {
 				run()
 			}
-			b.ReportMetric(float64(cpustat.Process()-cpu0)/float64(time.Millisecond)/float64(b.N), "cpu-ms/op")
+			b.ReportMetric(cpustat.MillisPer(cpu0, b.N), "cpu-ms/op")
 			if ref == "" {
 				return
 			}
@@ -91,7 +90,7 @@ func pilDiff(b *testing.B, file string, x []float32, o Options) (maxD, meanD flo
 // file's Huffman (entropy) decoding with next to no IDCT, colour conversion or resizing. No
 // decoder that reads every coefficient — DCT-scaled, cropped or not — gets below it, so it
 // bounds what serving can reach on a CPU that also runs the model (bench/serve-vs-ort.sh
-// prints the bound: ORT's CPU per image / (that + this floor)).
+// prints ORT's CPU per image / (ORT's + this floor)).
 func BenchmarkJPEGDecodeFloor(b *testing.B) {
 	needTurbo(b)
 	data := testenv.BenchImage(b)
@@ -114,5 +113,5 @@ func BenchmarkJPEGDecodeFloor(b *testing.B) {
 	for b.Loop() {
 		run()
 	}
-	b.ReportMetric(float64(cpustat.Process()-cpu0)/float64(time.Millisecond)/float64(b.N), "cpu-ms/op")
+	b.ReportMetric(cpustat.MillisPer(cpu0, b.N), "cpu-ms/op")
 }

@@ -124,7 +124,7 @@ func BenchmarkServe(b *testing.B) {
 		for _, conc := range []int{1, 8, 64} {
 			b.Run(fmt.Sprintf("batch=%d/conc=%d", batch, conc), func(b *testing.B) {
 				cfg := Config{Batch: batch, MaxDelay: 5 * time.Millisecond, Queue: 256, MaxBodyBytes: 8 << 20,
-					JPEGDraft: os.Getenv("ARTNET_BENCH_DRAFT") == "1", Workers: benchWorkers()}
+					JPEGDraft: benchDraft(), Workers: benchWorkers()}
 				r := serve(b, cfg, m, nil)
 				url := r.url + "/v1/predict"
 				if lat, bad, err := load(url, body, 2*conc, conc); bad > 0 { // warm-up
@@ -168,6 +168,9 @@ func batchCounts(s *Server) (runs, images float64) {
 	}
 	return 0, 0
 }
+
+// benchDraft is ARTNET_BENCH_DRAFT=1: decode JPEGs as served with Config.JPEGDraft.
+func benchDraft() bool { return os.Getenv("ARTNET_BENCH_DRAFT") == "1" }
 
 // benchWorkers is ARTNET_BENCH_WORKERS (default 1).
 func benchWorkers() int {
@@ -216,7 +219,7 @@ func BenchmarkORTBatch32(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ReportMetric(float64(b.N*batch)/time.Since(start).Seconds(), "img/s")
-	b.ReportMetric(float64((cpustat.Process()-cpu0).Microseconds())/1000/float64(b.N*batch), "cpu-ms/img")
+	b.ReportMetric(cpustat.MillisPer(cpu0, b.N*batch), "cpu-ms/img")
 }
 
 // BenchmarkDecodePreprocess is the per-request CPU cost outside the model: decode the upload
@@ -225,7 +228,7 @@ func BenchmarkORTBatch32(b *testing.B) {
 func BenchmarkDecodePreprocess(b *testing.B) {
 	m := benchModel(b)
 	opts := preprocess.FromConfig(m.Config())
-	opts.Draft = os.Getenv("ARTNET_BENCH_DRAFT") == "1"
+	opts.Draft = benchDraft()
 	body := testenv.BenchImage(b)
 	dst := make([]float32, opts.Len())
 	b.ReportAllocs()
@@ -237,7 +240,7 @@ func BenchmarkDecodePreprocess(b *testing.B) {
 		}
 		preprocess.ToTensorInto(dst, img, opts)
 	}
-	b.ReportMetric(float64((cpustat.Process()-cpu0).Microseconds())/1000/float64(b.N), "cpu-ms/op")
+	b.ReportMetric(cpustat.MillisPer(cpu0, b.N), "cpu-ms/op")
 }
 
 // TestSoak (ARTNET_SOAK=N, N ≥ 10000) sends N requests at concurrency 16 to a server with a
