@@ -77,31 +77,24 @@ func iotaValues(a *rec) (any, bool) {
 	idx := func(k int) int { return (k / inner) % dims[a.axis] }
 	switch a.shape.DType {
 	case dtypes.Float32:
-		out := make([]float32, n)
-		for k := range out {
-			out[k] = float32(idx(k))
-		}
-		return out, true
+		return iotaOf[float32](n, idx), true
 	case dtypes.Float64:
-		out := make([]float64, n)
-		for k := range out {
-			out[k] = float64(idx(k))
-		}
-		return out, true
+		return iotaOf[float64](n, idx), true
 	case dtypes.Int32:
-		out := make([]int32, n)
-		for k := range out {
-			out[k] = int32(idx(k))
-		}
-		return out, true
+		return iotaOf[int32](n, idx), true
 	case dtypes.Int64:
-		out := make([]int64, n)
-		for k := range out {
-			out[k] = int64(idx(k))
-		}
-		return out, true
+		return iotaOf[int64](n, idx), true
 	}
 	return nil, false
+}
+
+// iotaOf returns the n values idx(0), …, idx(n-1) as T.
+func iotaOf[T float32 | float64 | int32 | int64](n int, idx func(int) int) []T {
+	out := make([]T, n)
+	for k := range out {
+		out[k] = T(idx(k))
+	}
+	return out
 }
 
 // rawFloats moves float32 initializer data into raw_data (little-endian), the form ONNX
