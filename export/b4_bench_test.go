@@ -301,7 +301,7 @@ func compareORT(b *testing.B, m *runtime.Model, ref string, opts runtime.Options
 
 // b4Variables creates and randomly initializes cfg's variables (one GoMLX graph build).
 func b4Variables(b *testing.B, cfg spec.Config) *context.Context {
-	ctx := context.New()
+	ctx := newContext()
 	g := graph.NewGraph(backend(b), "init")
 	x := graph.Parameter(g, "image", shapes.Make(dtypes.Float32, 1, 3, cfg.ImageSize, cfg.ImageSize))
 	models.Build(ctx, cfg, x)

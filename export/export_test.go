@@ -56,7 +56,7 @@ func cnnModel(ctx *context.Context, x *Node) []*Node {
 }
 
 func TestCNNParity(t *testing.T) {
-	ctx := context.New()
+	ctx := newContext()
 	m := checkParity(t, ctx, cnnModel, []int{3, 16, 16}, []string{"probs", "feat"}, testBatches, 1e-5)
 	t.Logf("nodes %d: %s", len(m.GetGraph().GetNode()), opCounts(m))
 	onnxCheck(t, m)
@@ -104,7 +104,7 @@ func seqModel(ctx *context.Context, x *Node) []*Node {
 }
 
 func TestSeqParity(t *testing.T) {
-	ctx := context.New()
+	ctx := newContext()
 	m := checkParity(t, ctx, seqModel, []int{4, 6}, []string{"alpha", "out"}, testBatches, 1e-5)
 	t.Logf("nodes %d: %s", len(m.GetGraph().GetNode()), opCounts(m))
 	onnxCheck(t, m)
@@ -118,7 +118,7 @@ func TestSeqParity(t *testing.T) {
 }
 
 func TestUnsupportedOpNamed(t *testing.T) {
-	ctx := context.New()
+	ctx := newContext()
 	fn := func(ctx *context.Context, x *Node) []*Node {
 		return []*Node{MaxPool(x).ChannelsAxis(images.ChannelsFirst).Window(2).Done()}
 	}
@@ -133,7 +133,7 @@ func TestUnsupportedOpNamed(t *testing.T) {
 }
 
 func TestBadArguments(t *testing.T) {
-	ctx := context.New()
+	ctx := newContext()
 	id := func(ctx *context.Context, x *Node) []*Node { return []*Node{x} }
 	cases := map[string]func() error{
 		"empty input name": func() error { _, err := export.Graph(ctx, "", []int{2}, id, []string{"y"}, nil); return err },
@@ -145,7 +145,7 @@ func TestBadArguments(t *testing.T) {
 		},
 		"missing variable": func() error {
 			fn := func(ctx *context.Context, x *Node) []*Node { return []*Node{layers.Dense(ctx, x, true, 2)} }
-			_, err := export.Graph(context.New(), "x", []int{2}, fn, []string{"y"}, nil)
+			_, err := export.Graph(newContext(), "x", []int{2}, fn, []string{"y"}, nil)
 			return err
 		},
 	}
@@ -164,7 +164,7 @@ func TestBadArguments(t *testing.T) {
 
 // TestIdentityOutput: an output that is the input itself, and two outputs of the same value.
 func TestIdentityOutput(t *testing.T) {
-	ctx := context.New()
+	ctx := newContext()
 	fn := func(ctx *context.Context, x *Node) []*Node { y := Neg(x); return []*Node{x, y, y} }
 	m, err := export.Graph(ctx, "x", []int{2}, fn, []string{"a", "b", "c"}, nil)
 	if err != nil {
@@ -242,7 +242,7 @@ func miscModel(ctx *context.Context, x *Node) []*Node {
 }
 
 func TestMiscOpsParity(t *testing.T) {
-	ctx := context.New()
+	ctx := newContext()
 	gomlxRun(t, ctx, miscModel, randInput(1, 4*36), []int{1, 4, 6, 6})
 	randomizeRank1(t, ctx)
 	m := checkParity(t, ctx, miscModel, []int{4, 6, 6}, []string{"s", "argmax", "einsum"}, testBatches, 2e-5)
@@ -261,7 +261,7 @@ func TestBatchMultiples(t *testing.T) {
 		z := AddScalar(Zeros(g, shapes.Make(dtypes.Float32, 2*B, 3)), 1)
 		return []*Node{y, z}
 	}
-	m, err := export.Graph(context.New(), "x", []int{4, 6}, fn, []string{"y", "z"}, nil)
+	m, err := export.Graph(newContext(), "x", []int{4, 6}, fn, []string{"y", "z"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,7 +271,7 @@ func TestBatchMultiples(t *testing.T) {
 	}
 	for _, b := range []int{1, 7} {
 		x := randInput(uint64(b), b*24)
-		want := gomlxRun(t, context.New(), fn, x, []int{b, 4, 6})
+		want := gomlxRun(t, newContext(), fn, x, []int{b, 4, 6})
 		got, shp := ortRun(t, m, x, []int{b, 4, 6})
 		if shp[1][0] != int64(2*b) || shp[1][1] != 3 {
 			t.Errorf("batch %d: z shape %v, want [%d 3]", b, shp[1], 2*b)
@@ -286,7 +286,7 @@ func TestBatchMultiples(t *testing.T) {
 	bad := func(ctx *context.Context, x *Node) []*Node {
 		return []*Node{MulScalar(x, float64(x.Shape().Dimensions[0]))}
 	}
-	_, err = export.Graph(context.New(), "x", []int{2}, bad, []string{"y"}, nil)
+	_, err = export.Graph(newContext(), "x", []int{2}, bad, []string{"y"}, nil)
 	if err == nil || !strings.Contains(err.Error(), "depends on the batch size") {
 		t.Errorf("batch-size constant: error %v, want one saying it depends on the batch size", err)
 	}

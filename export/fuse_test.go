@@ -89,7 +89,7 @@ func opCount(m *onnxpb.ModelProto, op string) int {
 // TestConvFusion: the 1×1-conv and affine-folding rewrites fire where the pattern matches
 // exactly, fall back to the plain form where it does not, and keep GoMLX parity either way.
 func TestConvFusion(t *testing.T) {
-	ctx := context.New()
+	ctx := newContext()
 	m := checkParity(t, ctx, fusionModel, []int{4, 6, 5}, []string{"a", "d", "f", "mean", "tokens"}, testBatches, 1e-5)
 	t.Log(opCounts(m))
 	want := map[string]int{

@@ -50,7 +50,7 @@ func randomizeRank1(t *testing.T, ctx *context.Context) {
 
 func TestModelParityTiny(t *testing.T) {
 	cfg := spec.Tiny()
-	ctx := context.New()
+	ctx := newContext()
 	fn := func(ctx *context.Context, x *graph.Node) []*graph.Node {
 		o := models.Build(ctx, cfg, x)
 		return []*graph.Node{o.Probs["style"], o.Probs["genre"], o.Probs["artist"], o.Attention}
@@ -186,7 +186,7 @@ func TestModelParityTiny(t *testing.T) {
 func TestModelBadConfig(t *testing.T) {
 	cfg := spec.Tiny()
 	cfg.ImageSize = 0
-	_, err := export.Model(context.New(), cfg)
+	_, err := export.Model(newContext(), cfg)
 	if err == nil {
 		t.Fatal("no error for image_size 0")
 	}
@@ -198,7 +198,7 @@ func TestModelBadConfig(t *testing.T) {
 // Run: go test -run XXX -bench ModelExportDefault -benchtime 1x ./export/
 func BenchmarkModelExportDefault(b *testing.B) {
 	cfg := spec.Default()
-	ctx := context.New()
+	ctx := newContext()
 	g := graph.NewGraph(backend(b), "init")
 	x := graph.Parameter(g, "image", shapes.Make(dtypes.Float32, 1, 3, cfg.ImageSize, cfg.ImageSize))
 	models.Build(ctx, cfg, x) // creates the variables (no values yet)
@@ -235,7 +235,7 @@ func BenchmarkModelExportDefault(b *testing.B) {
 // seconds), hence a benchmark: go test -run XXX -bench ModelParityDefault -benchtime 1x ./export/
 func BenchmarkModelParityDefault(b *testing.B) {
 	cfg := spec.Default()
-	ctx := context.New()
+	ctx := newContext()
 	fn := func(ctx *context.Context, x *graph.Node) []*graph.Node {
 		o := models.Build(ctx, cfg, x)
 		return []*graph.Node{o.Probs["style"], o.Probs["genre"], o.Probs["artist"], o.Attention}
