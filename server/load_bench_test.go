@@ -134,7 +134,7 @@ func BenchmarkServe(b *testing.B) {
 				b.ResetTimer()
 				start, cpu0 := time.Now(), cpustat.Process()
 				lat, bad, err := load(url, body, b.N, conc)
-				el, cpu := time.Since(start), cpustat.Process()-cpu0
+				el, cpuMs := time.Since(start), cpustat.MillisPer(cpu0, b.N)
 				b.StopTimer()
 				if bad > 0 {
 					b.Fatalf("%d of %d requests failed: %v", bad, b.N, err)
@@ -143,7 +143,7 @@ func BenchmarkServe(b *testing.B) {
 				slices.Sort(lat)
 				b.ReportMetric(float64(b.N)/el.Seconds(), "req/s")
 				// Process CPU per request, the load generator's HTTP client included.
-				b.ReportMetric(float64(cpu.Microseconds())/1000/float64(b.N), "cpu-ms/req")
+				b.ReportMetric(cpuMs, "cpu-ms/req")
 				b.ReportMetric(float64(percentile(lat, 0.50).Microseconds())/1000, "p50-ms")
 				b.ReportMetric(float64(percentile(lat, 0.99).Microseconds())/1000, "p99-ms")
 				if runs > runs0 {
