@@ -41,6 +41,7 @@ type FileConfig struct {
 type DataConfig struct {
 	Root      string   `yaml:"root" json:"root"`                       // the folder with the split CSVs (relative paths: to the working directory); --data and $ARTNET_DATA override it (wikiart.ResolveRoot)
 	Images    string   `yaml:"images" json:"images,omitempty"`         // image root ("" → Root/images)
+	Extra     []string `yaml:"extra" json:"extra,omitempty"`           // more data roots (folders with images/ and any of the split CSVs; tasks without CSVs are masked); --data given twice or more sets them
 	Strict    bool     `yaml:"strict" json:"strict"`                   // refuse rows whose image is missing
 	Disjoint  *bool    `yaml:"disjoint" json:"disjoint,omitempty"`     // drop train paths that val keeps (default true)
 	CacheSize int      `yaml:"cache_size" json:"cache_size,omitempty"` // deprecated, ignored (images are cropped at their own size; see cache_mem)

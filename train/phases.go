@@ -167,15 +167,25 @@ func RunPhases(ctx context.Context, o PhasesOptions) (*PhasesResult, error) {
 
 	// Data: the split lists only; images are decoded as the steps read them.
 	disjoint := fc.Data.Disjoint == nil || *fc.Data.Disjoint
-	trSplit, vaSplit, classes, rep, err := wikiart.Load(wikiart.Options{Root: fc.Data.Root, Images: fc.Data.Images, Strict: fc.Data.Strict, Disjoint: disjoint})
+	opts := []wikiart.Options{{Root: fc.Data.Root, Images: fc.Data.Images, Strict: fc.Data.Strict, Disjoint: disjoint}}
+	for _, x := range fc.Data.Extra {
+		opts = append(opts, wikiart.Options{Root: x, Strict: fc.Data.Strict, Disjoint: disjoint})
+	}
+	roots, err := wikiart.LoadRoots(opts)
 	if err != nil {
 		return nil, err
 	}
-	if !rep.ImagesChecked {
-		return nil, fmt.Errorf("wikiart %s: no image folder %s: %s", fc.Data.Root, rep.Images, wikiart.NoImagesHint(fc.Data.Root))
+	trSplit, vaSplit, classes, rep := roots.Train, roots.Val, roots.Classes, roots.Reports[0]
+	for i, rp := range roots.Reports {
+		if !rp.ImagesChecked {
+			return nil, fmt.Errorf("wikiart %s: no image folder %s: %s", opts[i].Root, rp.Images, wikiart.NoImagesHint(opts[i].Root))
+		}
+		log.Info("wikiart", "root", opts[i].Root, "train", roots.TrainFrom[i][1]-roots.TrainFrom[i][0], "val", roots.ValFrom[i][1]-roots.ValFrom[i][0],
+			"rows_without_image", rp.Missing, "strict", fc.Data.Strict)
 	}
-	log.Info("wikiart", "root", fc.Data.Root, "train", len(trSplit.Samples), "val", len(vaSplit.Samples),
-		"rows_without_image", rep.Missing, "strict", fc.Data.Strict)
+	if len(opts) > 1 {
+		log.Info("wikiart: all roots", "train", len(trSplit.Samples), "val", len(vaSplit.Samples), "train_dropped_in_other_roots_val", roots.CrossRoot)
+	}
 	if len(trSplit.Samples) == 0 || len(vaSplit.Samples) == 0 {
 		return nil, fmt.Errorf("wikiart %s: no training or no validation image found (train %d, val %d)", fc.Data.Root, len(trSplit.Samples), len(vaSplit.Samples))
 	}

@@ -49,6 +49,7 @@ type FileReport struct {
 	InVal        int    `json:"in_val"`        // train paths removed because val keeps them (Disjoint)
 	Labels       int    `json:"labels"`        // labels kept
 	PerClass     []int  `json:"per_class"`     // labels kept per class
+	Absent       bool   `json:"absent,omitempty"` // the root has no such file (Options.PartialTasks): the task labels none of the split
 }
 
 // Skipped returns the rows of the file that gave no label.

@@ -19,6 +19,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 )
@@ -46,13 +47,21 @@ const ConflictPolicy = "drop: a path that one split file lists with different la
 type Sample struct {
 	Path   string `json:"path"`   // relative, '/'-separated, byte-exact as in the CSV
 	Labels [3]int `json:"labels"` // style, genre, artist; Absent (-1) where the task does not list the image
+	// Images, when set, is the image root of the data root the sample came from (several roots
+	// in one run: see LoadRoots); it takes precedence over the image root File is given.
+	Images string `json:"images,omitempty"`
 }
 
 // Has reports whether the sample has a label for task.
 func (s Sample) Has(task int) bool { return s.Labels[task] != Absent }
 
 // File returns the sample's image file under the image root.
-func (s Sample) File(images string) string { return filepath.Join(images, filepath.FromSlash(s.Path)) }
+func (s Sample) File(images string) string {
+	if s.Images != "" {
+		images = s.Images
+	}
+	return filepath.Join(images, filepath.FromSlash(s.Path))
+}
 
 // Split is one split ("train" or "val") of merged samples, in order of first appearance in
 // the style, then genre, then artist file.
@@ -100,6 +109,12 @@ type Options struct {
 	// validation image is trained on. The ArtGAN splits are per task, and some images are in
 	// one task's train file and another task's val file.
 	Disjoint bool
+	// Classes, when set, gives the class lists of a root that lacks some class files (an extra
+	// root with style labels only); a root's own class file must then list the same classes.
+	Classes map[string][]string
+	// PartialTasks accepts a root without some of the six split files: a task whose file is
+	// absent labels no image of that split (the loss masks it). At least one file must exist.
+	PartialTasks bool
 }
 
 // FileName returns the CSV file name of a task and split, e.g. "style_train.csv".
@@ -134,9 +149,18 @@ func Load(o Options) (train, val *Split, classes map[string][]string, rep *Repor
 	}
 	classes = map[string][]string{}
 	for t, name := range Tasks {
-		c, err := ReadClasses(filepath.Join(o.Root, ClassFileName(t)))
+		file := filepath.Join(o.Root, ClassFileName(t))
+		given, ok := o.Classes[name]
+		if _, err := os.Stat(file); err != nil && ok && errors.Is(err, fs.ErrNotExist) {
+			classes[name] = given
+			continue
+		}
+		c, err := ReadClasses(file)
 		if err != nil {
 			return nil, nil, nil, nil, err
+		}
+		if ok && !slices.Equal(c, given) {
+			return nil, nil, nil, nil, fmt.Errorf("wikiart: %s: its %d %s classes differ from the first data root's %d", file, len(c), name, len(given))
 		}
 		classes[name] = c
 	}
@@ -165,10 +189,17 @@ func Load(o Options) (train, val *Split, classes map[string][]string, rep *Repor
 	var kept [2][3][]entry
 	fileRep := map[string]*FileReport{}
 	listed := make(map[string]bool, 90000)
+	present := 0
 	for si, split := range SplitNames {
 		for t := range Tasks {
 			name := FileName(t, split)
 			file := filepath.Join(o.Root, name)
+			if _, err := os.Stat(file); o.PartialTasks && errors.Is(err, fs.ErrNotExist) {
+				fileRep[name] = &FileReport{File: name, Task: Tasks[t], Split: split, Absent: true}
+				rep.Files = append(rep.Files, fileRep[name])
+				continue
+			}
+			present++
 			rows, err := readSplitFile(file, len(classes[Tasks[t]]))
 			if err != nil {
 				return nil, nil, nil, nil, err
@@ -208,6 +239,9 @@ func Load(o Options) (train, val *Split, classes map[string][]string, rep *Repor
 			fileRep[name] = fr
 			rep.Files = append(rep.Files, fr)
 		}
+	}
+	if present == 0 {
+		return nil, nil, nil, nil, fmt.Errorf("wikiart: %s: none of the six split files (style_train.csv …) is there", o.Root)
 	}
 	if onDisk != nil {
 		for dir, names := range onDisk.dirs {
