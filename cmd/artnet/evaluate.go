@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -26,8 +27,8 @@ func evaluateCommand() *cli.Command {
 			"and writes summary.json, confusion_<task>.csv and confusion_<task>.png into --out.",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "checkpoint", Usage: "GoMLX checkpoint directory (or a training output folder), run in GoMLX"},
-			&cli.StringFlag{Name: "data", Usage: "WikiArt folder: the split CSVs and class lists, images in DATA/images (see --images); default: $ARTNET_DATA, else data/wikiart"},
-			&cli.StringFlag{Name: "images", Usage: "image root, if not DATA/images"},
+			&cli.StringSliceFlag{Name: "data", Usage: "WikiArt folder: the split CSVs and class lists, images in DATA/images (see --images); repeat for extra roots (each reported alone in OUT/rootN, then the union in OUT); default: $ARTNET_DATA, else data/wikiart"},
+			&cli.StringFlag{Name: "images", Usage: "image root of the first --data, if not DATA/images"},
 			&cli.StringFlag{Name: "split", Value: "val", Usage: "train or val"},
 			&cli.StringFlag{Name: "out", Value: "eval", Usage: "output folder for summary.json and the confusion matrices"},
 			&cli.IntFlag{Name: "batch", Value: 32, Usage: "images per forward pass"},
@@ -48,32 +49,27 @@ func evaluateCommand() *cli.Command {
 			if c.Int("limit") < 0 {
 				return fmt.Errorf("evaluate: flag --limit: must be ≥ 0, got %d", c.Int("limit"))
 			}
-			data, from := wikiart.ResolveRoot(c.String("data"), "")
-			train, val, classes, rep, err := wikiart.Load(wikiart.Options{Root: data, Images: c.String("images")})
+			roots, data, err := loadRoots(c.StringSlice("data"), c.String("images"))
 			if err != nil {
-				if from == "default" {
-					return fmt.Errorf("evaluate: %v (the default data folder; give --data DIR or set %s)", err, wikiart.EnvData)
-				}
-				return err
+				return fmt.Errorf("evaluate: %w", err)
 			}
-			if !rep.ImagesChecked {
-				return fmt.Errorf("evaluate: no image folder: %s does not exist (give --images, or %s)", filepath.Join(data, "images"), wikiart.NoImagesHint(data))
-			}
-			s := val
+			s := roots.Val
+			ranges := roots.ValFrom
 			if split == "train" {
-				s = train
+				s, ranges = roots.Train, roots.TrainFrom
 			}
 			missing := 0
-			for t := range wikiart.Tasks {
-				if f := rep.File(wikiart.FileName(t, split)); f != nil {
-					missing += f.MissingImage
+			for _, rep := range roots.Reports {
+				for t := range wikiart.Tasks {
+					if f := rep.File(wikiart.FileName(t, split)); f != nil {
+						missing += f.MissingImage
+					}
 				}
 			}
-			samples := evaluate.Subsample(s.Samples, c.Int("limit"))
-			if len(samples) == 0 {
-				return fmt.Errorf("evaluate: split %s of %s has no sample with an image on disk (%d rows without an image)", split, data, missing)
+			if len(s.Samples) == 0 {
+				return fmt.Errorf("evaluate: split %s of %s has no sample with an image on disk (%d rows without an image)", split, strings.Join(data, ", "), missing)
 			}
-			slog.Info("evaluating", "split", split, "samples", len(samples), "rows_without_image", missing)
+			slog.Info("evaluating", "split", split, "samples", len(evaluate.Subsample(s.Samples, c.Int("limit"))), "rows_without_image", missing)
 
 			var p predict.Predictor
 			rt, src := "onnx", model
@@ -91,31 +87,77 @@ func evaluateCommand() *cli.Command {
 				return err
 			}
 			defer p.Close()
-			images := c.String("images")
-			if images == "" {
-				images = filepath.Join(data, "images")
+			images := roots.Reports[0].Images
+			run := func(samples []wikiart.Sample, data, out string) error {
+				samples = evaluate.Subsample(samples, c.Int("limit"))
+				sum, err := evaluate.Run(c.Context, p, samples, evaluate.Options{Images: images, Classes: roots.Classes, Batch: c.Int("batch")})
+				if err != nil {
+					return err
+				}
+				sum.Model, sum.Runtime, sum.Data, sum.Split = src, rt, data, split
+				sum.MissingImages, sum.Limit = missing, c.Int("limit")
+				if err := evaluate.WriteReport(out, sum); err != nil {
+					return err
+				}
+				printSummary(c.App.Writer, sum, out)
+				return nil
 			}
-			sum, err := evaluate.Run(c.Context, p, samples, evaluate.Options{Images: images, Classes: classes, Batch: c.Int("batch")})
-			if err != nil {
-				return err
+			if len(data) > 1 { // each root alone (in out/root<N>), then the union (in out)
+				for i, r := range ranges {
+					if err := run(s.Samples[r[0]:r[1]], data[i], filepath.Join(c.String("out"), fmt.Sprintf("root%d", i+1))); err != nil {
+						return err
+					}
+				}
 			}
-			sum.Model, sum.Runtime, sum.Data, sum.Split = src, rt, data, split
-			sum.MissingImages, sum.Limit = missing, c.Int("limit")
-			if err := evaluate.WriteReport(c.String("out"), sum); err != nil {
-				return err
-			}
-			printSummary(c.App.Writer, sum, c.String("out"))
-			return nil
+			return run(s.Samples, strings.Join(data, "+"), c.String("out"))
 		},
 	}
 }
 
+// loadRoots reads the data roots of --data (repeatable: the first is the main root, the others
+// extra roots, see wikiart.LoadRoots; none → $ARTNET_DATA, else data/wikiart). images overrides
+// the first root's image folder. It returns the roots and their folders in order.
+func loadRoots(flags []string, images string) (*wikiart.Roots, []string, error) {
+	data, from := wikiart.ResolveRoot(first(flags), "")
+	dirs := append([]string{data}, rest(flags)...)
+	opts := []wikiart.Options{{Root: data, Images: images}}
+	for _, x := range rest(flags) {
+		opts = append(opts, wikiart.Options{Root: x})
+	}
+	roots, err := wikiart.LoadRoots(opts)
+	if err != nil {
+		if from == "default" {
+			return nil, nil, fmt.Errorf("%v (the default data folder; give --data DIR or set %s)", err, wikiart.EnvData)
+		}
+		return nil, nil, err
+	}
+	for i, rep := range roots.Reports {
+		if !rep.ImagesChecked {
+			return nil, nil, fmt.Errorf("no image folder: %s does not exist (give --images, or %s)", filepath.Join(dirs[i], "images"), wikiart.NoImagesHint(dirs[i]))
+		}
+	}
+	return roots, dirs, nil
+}
+
+func first(s []string) string {
+	if len(s) == 0 {
+		return ""
+	}
+	return s[0]
+}
+
+func rest(s []string) []string {
+	if len(s) < 2 {
+		return nil
+	}
+	return s[1:]
+}
 func printSummary(w io.Writer, s *evaluate.Summary, out string) {
 	fmt.Fprintf(w, "%s (%s) on %s/%s: %d samples evaluated, %d undecodable, %d rows without an image\n",
 		s.Model, s.Runtime, s.Data, s.Split, s.Evaluated, s.Undecodable, s.MissingImages)
-	fmt.Fprintf(w, "%-7s %8s %7s %7s %9s %9s %7s\n", "task", "samples", "top-1", "top-k", "macro-F1", "weight-F1", "absent")
+	fmt.Fprintf(w, "%-7s %8s %7s %7s %9s %9s %7s %7s\n", "task", "samples", "top-1", "top-k", "bal-acc", "macro-F1", "ECE", "absent")
 	for _, t := range s.Tasks {
-		fmt.Fprintf(w, "%-7s %8d %6.2f%% %6.2f%% %9.4f %9.4f %7d\n", t.Task, t.Samples, 100*t.Top1, 100*t.TopK, t.MacroF1, t.WeightedF1, len(t.Absent))
+		fmt.Fprintf(w, "%-7s %8d %6.2f%% %6.2f%% %8.2f%% %9.4f %7.4f %7d\n", t.Task, t.Samples, 100*t.Top1, 100*t.TopK, 100*t.MacroRecall, t.MacroF1, t.ECE, len(t.Absent))
 	}
 	fmt.Fprintf(w, "report: %s\n", filepath.Join(out, evaluate.SummaryFile))
 }

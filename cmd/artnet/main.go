@@ -40,6 +40,7 @@ func newApp() *cli.App {
 			doctorCommand(),
 			importCommand(),
 			evaluateCommand(),
+			calibrateCommand(),
 			plotCommand(),
 			benchCommand(),
 			dataCommand(),

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -63,6 +64,11 @@ type Config struct {
 
 	// Classes maps task name → class names; len gives the head's output size.
 	Classes map[string][]string `json:"classes"`
+
+	// Temperature, per task, is the softmax temperature an ONNX model's outputs were calibrated
+	// with (package calibrate: softmax(logits/T) inside the graph); absent means 1. Written by
+	// `artnet calibrate`, informative: the graph applies it, nothing reads it to compute.
+	Temperature map[string]float64 `json:"temperature,omitempty"`
 }
 
 // VariantParams are torchvision's EfficientNet scaling parameters.
@@ -194,6 +200,13 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("config field std[%d]: must be > 0, got %g", i, c.Std[i]))
 		}
 	}
+	for t, v := range c.Temperature {
+		if !slices.Contains(Tasks, t) {
+			errs = append(errs, fmt.Errorf("config field temperature.%s: unknown task (want %s)", t, strings.Join(Tasks, ", ")))
+		} else if !(v > 0) || math.IsInf(v, 0) {
+			errs = append(errs, fmt.Errorf("config field temperature.%s: must be a finite number > 0, got %g", t, v))
+		}
+	}
 	for _, t := range Tasks {
 		if len(c.Classes[t]) < 2 {
 			errs = append(errs, fmt.Errorf("config field classes.%s: need at least 2 classes, got %d", t, len(c.Classes[t])))
@@ -233,6 +246,7 @@ const (
 	MetaTokensGrid  = "artnet.tokens_grid" // "7x7"
 	MetaClassPrefix = "artnet.classes."    // + task: JSON array of names
 	MetaConfig      = "artnet.config"      // the whole Config as JSON
+	MetaTemperature = "artnet.temperature" // "style=1.31;genre=1.12;artist=1.05" when calibrated (Config.Temperature)
 )
 
 // Metadata returns the ONNX metadata_props of a model with this configuration.
@@ -247,6 +261,9 @@ func (c Config) Metadata() map[string]string {
 		MetaResize:     fmt.Sprintf("shorter_side=%d;center_crop=%dx%d;interp=bilinear", c.ResizeSize, c.ImageSize, c.ImageSize),
 		MetaTokensGrid: fmt.Sprintf("%dx%d", h, w),
 		MetaConfig:     string(c.JSON()),
+	}
+	if len(c.Temperature) > 0 {
+		m[MetaTemperature] = c.TemperatureString()
 	}
 	for _, t := range Tasks {
 		b, _ := json.Marshal(c.Classes[t])
@@ -290,7 +307,22 @@ func FromMetadata(m map[string]string) (Config, error) {
 	if got, want := m[MetaInputSize], fmt.Sprintf("%dx%d", c.ImageSize, c.ImageSize); got != want {
 		return c, fmt.Errorf("metadata key %q: %q, config says %q", MetaInputSize, got, want)
 	}
+	if got, want := m[MetaTemperature], c.TemperatureString(); got != want {
+		return c, fmt.Errorf("metadata key %q: %q, config says %q", MetaTemperature, got, want)
+	}
 	return c, nil
+}
+
+// TemperatureString is the MetaTemperature value of c: "task=T" for each calibrated task in
+// Tasks order, joined by ';' ("" when uncalibrated).
+func (c Config) TemperatureString() string {
+	var parts []string
+	for _, t := range Tasks {
+		if v, ok := c.Temperature[t]; ok {
+			parts = append(parts, t+"="+strconv.FormatFloat(v, 'g', 6, 64))
+		}
+	}
+	return strings.Join(parts, ";")
 }
 
 // ResizeScale is the ratio ResizeSize/ImageSize (e.g. 256/224).
