@@ -8,6 +8,7 @@ import (
 	"image"
 	"image/color"
 	"image/png"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -184,6 +185,16 @@ func sameNumbers(t *testing.T, dirA, dirB string) {
 	a, b := readSummary(t, dirA), readSummary(t, dirB)
 	for _, s := range []*evaluate.Summary{a, b} {
 		s.Model, s.Runtime, s.Seconds = "", "", 0
+	}
+	// The runtimes' probabilities agree to ~1e-7, not bit for bit: the calibration error (a mean
+	// of confidences) is compared within tolerance, then left out of the exact comparison.
+	for i, ta := range a.Tasks {
+		if i < len(b.Tasks) {
+			if d := math.Abs(ta.ECE - b.Tasks[i].ECE); d > 1e-5 {
+				t.Errorf("%s: ECE %.7f (ONNX Runtime) vs %.7f (GoMLX)", ta.Task, ta.ECE, b.Tasks[i].ECE)
+			}
+			ta.ECE, b.Tasks[i].ECE = 0, 0
+		}
 	}
 	if !reflect.DeepEqual(a, b) {
 		ja, _ := json.Marshal(a)
@@ -378,5 +389,67 @@ func TestEvaluateDataDefault(t *testing.T) {
 	_, err = runCmds(t, cmds, "evaluate", "--model", onnx, "--data", root)
 	if err == nil || !strings.Contains(err.Error(), "data download --dest "+root) {
 		t.Errorf("a data folder without images/: want the download hint, got %v", err)
+	}
+}
+
+// styleOnlyRoot writes an extra data root as ../shared/wikiart-extra is laid out: images and
+// style CSVs only (no genre/artist files, no class lists), here n val images copied from the
+// repository's sample under new names.
+func styleOnlyRoot(t *testing.T, n int) string {
+	t.Helper()
+	sample := testenv.Sample(t)
+	b, err := os.ReadFile(filepath.Join(sample, "style_val.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	var csv strings.Builder
+	for i, line := range strings.Split(strings.TrimSpace(string(b)), "\n")[:n] {
+		path, label, _ := strings.Cut(strings.TrimSpace(line), ",")
+		img, err := os.ReadFile(filepath.Join(sample, "images", filepath.FromSlash(path)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		folder, _, _ := strings.Cut(path, "/")
+		name := fmt.Sprintf("%s/extra-%d.jpg", folder, i)
+		if err := os.MkdirAll(filepath.Join(root, "images", folder), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, "images", filepath.FromSlash(name)), img, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&csv, "%s,%s\n", name, label)
+	}
+	for _, f := range []string{"style_val.csv", "style_train.csv"} {
+		if err := os.WriteFile(filepath.Join(root, f), []byte(csv.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root
+}
+
+// Two --data roots: each is reported alone (OUT/root1, OUT/root2), then the union (OUT); the
+// style-only root adds style samples and no genre/artist samples.
+func TestEvaluateTwoRoots(t *testing.T) {
+	_, onnx := evalTinyModels(t)
+	sample, extra := testenv.Sample(t), styleOnlyRoot(t, 5)
+	out := filepath.Join(t.TempDir(), "eval")
+	cmds := []*cli.Command{evaluateCommand()}
+	stdout, err := runCmds(t, cmds, "evaluate", "--model", onnx, "--data", sample, "--data", extra, "--out", out)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stdout)
+	}
+	r1, r2, all := readSummary(t, filepath.Join(out, "root1")), readSummary(t, filepath.Join(out, "root2")), readSummary(t, out)
+	if r2.Evaluated != 5 || r2.Task("style").Samples != 5 || r2.Task("genre").Samples != 0 || r2.Task("artist").Samples != 0 {
+		t.Errorf("style-only root: evaluated %d, style %d genre %d artist %d; want 5, 5, 0, 0",
+			r2.Evaluated, r2.Task("style").Samples, r2.Task("genre").Samples, r2.Task("artist").Samples)
+	}
+	if all.Evaluated != r1.Evaluated+r2.Evaluated || all.Task("style").Samples != r1.Task("style").Samples+5 ||
+		all.Task("genre").Samples != r1.Task("genre").Samples {
+		t.Errorf("union: evaluated %d style %d genre %d; roots %d+%d, style %d+5, genre %d",
+			all.Evaluated, all.Task("style").Samples, all.Task("genre").Samples, r1.Evaluated, r2.Evaluated, r1.Task("style").Samples, r1.Task("genre").Samples)
+	}
+	if all.Data != sample+"+"+extra {
+		t.Errorf("union data %q", all.Data)
 	}
 }
