@@ -58,13 +58,15 @@ func evaluateCommand() *cli.Command {
 			if split == "train" {
 				s, ranges = roots.Train, roots.TrainFrom
 			}
+			missingIn := make([]int, len(roots.Reports)) // per root
 			missing := 0
-			for _, rep := range roots.Reports {
+			for i, rep := range roots.Reports {
 				for t := range wikiart.Tasks {
 					if f := rep.File(wikiart.FileName(t, split)); f != nil {
-						missing += f.MissingImage
+						missingIn[i] += f.MissingImage
 					}
 				}
+				missing += missingIn[i]
 			}
 			if len(s.Samples) == 0 {
 				return fmt.Errorf("evaluate: split %s of %s has no sample with an image on disk (%d rows without an image)", split, strings.Join(data, ", "), missing)
@@ -88,7 +90,7 @@ func evaluateCommand() *cli.Command {
 			}
 			defer p.Close()
 			images := roots.Reports[0].Images
-			run := func(samples []wikiart.Sample, data, out string) error {
+			run := func(samples []wikiart.Sample, data, out string, missing int) error {
 				samples = evaluate.Subsample(samples, c.Int("limit"))
 				sum, err := evaluate.Run(c.Context, p, samples, evaluate.Options{Images: images, Classes: roots.Classes, Batch: c.Int("batch")})
 				if err != nil {
@@ -104,12 +106,12 @@ func evaluateCommand() *cli.Command {
 			}
 			if len(data) > 1 { // each root alone (in out/root<N>), then the union (in out)
 				for i, r := range ranges {
-					if err := run(s.Samples[r[0]:r[1]], data[i], filepath.Join(c.String("out"), fmt.Sprintf("root%d", i+1))); err != nil {
+					if err := run(s.Samples[r[0]:r[1]], data[i], filepath.Join(c.String("out"), fmt.Sprintf("root%d", i+1)), missingIn[i]); err != nil {
 						return err
 					}
 				}
 			}
-			return run(s.Samples, strings.Join(data, "+"), c.String("out"))
+			return run(s.Samples, strings.Join(data, "+"), c.String("out"), missing)
 		},
 	}
 }
