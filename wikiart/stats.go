@@ -24,6 +24,9 @@ type DataReport struct {
 	// CrossRoot counts train images dropped because another root's val split lists the same
 	// image file (Roots.CrossRoot).
 	CrossRoot int `json:"cross_root_dropped"`
+	// Disjoint says whether train rows whose image a val split keeps were dropped (Options.Disjoint
+	// of the first root, as in training).
+	Disjoint bool `json:"disjoint"`
 }
 
 // RootStats is one data root (or the union of all: Root "all roots").
@@ -141,7 +144,7 @@ func Stats(ctx context.Context, roots *Roots, o StatsOptions) (*DataReport, erro
 			}
 		}
 	}
-	out := &DataReport{Classes: roots.Classes, CrossRoot: roots.CrossRoot}
+	out := &DataReport{Classes: roots.Classes, CrossRoot: roots.CrossRoot, Disjoint: roots.Reports[0].Disjoint}
 	union := RootStats{Root: "all roots", Skipped: Skipped{CrossRoot: roots.CrossRoot}}
 	for i, rep := range roots.Reports {
 		rs := RootStats{Root: rep.Root, Images: rep.Images, Files: rep.Files}

@@ -53,8 +53,14 @@ func (d *DataReport) Markdown() string {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", n.name, code(folder), code(imgs),
 			num(n.rs.Splits[0].Images), num(n.rs.Splits[1].Images), dash(strings.Join(n.rs.MissingTasks, ", ")))
 	}
-	if len(d.Roots) > 1 {
-		fmt.Fprintf(&b, "\nTrain images dropped because another root's val split lists the same image file: %s.\n", num(d.CrossRoot))
+	if d.Disjoint {
+		b.WriteString("\nSplits made disjoint, as in training: a train image that a val split also lists (for any task) is counted in val only.")
+		if len(d.Roots) > 1 {
+			fmt.Fprintf(&b, " Train images dropped because another root's val split lists the same image file: %s.", num(d.CrossRoot))
+		}
+		b.WriteByte('\n')
+	} else {
+		b.WriteString("\nSplits as listed (not disjoint): an image may count in train and in val.\n")
 	}
 
 	b.WriteString("\n## Task labels per image\n\n| root | split | images | 1 label | 2 labels | 3 labels | none |\n|---|---|--:|--:|--:|--:|--:|\n")
