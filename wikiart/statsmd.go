@@ -44,13 +44,13 @@ func (d *DataReport) Markdown() string {
 	b.WriteString("# WikiArt data report\n\n")
 	b.WriteString("| root | folder | images checked in | train images | val images | tasks without split files (masked) |\n|---|---|---|--:|--:|---|\n")
 	for _, n := range all {
-		folder, imgs := n.rs.Root, n.rs.Images
+		folder, imgs := code(n.rs.Root), code(n.rs.Images)
 		if n.rs == &d.Union {
 			folder = ""
 		} else if imgs == "" {
-			imgs = "(not checked: labels only)"
+			imgs = "not checked: labels only"
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", n.name, code(folder), code(imgs),
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", n.name, folder, imgs,
 			num(n.rs.Splits[0].Images), num(n.rs.Splits[1].Images), dash(strings.Join(n.rs.MissingTasks, ", ")))
 	}
 	if d.Disjoint {
