@@ -42,13 +42,13 @@ type FileReport struct {
 	File         string `json:"file"`
 	Task         string `json:"task"`
 	Split        string `json:"split"`
-	Rows         int    `json:"rows"`          // data rows read (header and blank lines excluded)
-	Duplicates   int    `json:"duplicates"`    // rows repeating an earlier row's path and label
-	ConflictRows int    `json:"conflict_rows"` // rows of paths listed with different labels (ConflictPolicy)
-	MissingImage int    `json:"missing_image"` // paths without an image on disk
-	InVal        int    `json:"in_val"`        // train paths removed because val keeps them (Disjoint)
-	Labels       int    `json:"labels"`        // labels kept
-	PerClass     []int  `json:"per_class"`     // labels kept per class
+	Rows         int    `json:"rows"`             // data rows read (header and blank lines excluded)
+	Duplicates   int    `json:"duplicates"`       // rows repeating an earlier row's path and label
+	ConflictRows int    `json:"conflict_rows"`    // rows of paths listed with different labels (ConflictPolicy)
+	MissingImage int    `json:"missing_image"`    // paths without an image on disk
+	InVal        int    `json:"in_val"`           // train paths removed because val keeps them (Disjoint)
+	Labels       int    `json:"labels"`           // labels kept
+	PerClass     []int  `json:"per_class"`        // labels kept per class
 	Absent       bool   `json:"absent,omitempty"` // the root has no such file (Options.PartialTasks): the task labels none of the split
 }
 

@@ -12,12 +12,13 @@ import (
 	"github.com/artnet/artnet/datadl"
 )
 
-// dataCommand is `artnet data`, with `download`: the WikiArt/ArtGAN splits and images.
+// dataCommand is `artnet data`, with `download` (the WikiArt/ArtGAN splits and images) and
+// `report` (what the data holds: datareport.go).
 func dataCommand() *cli.Command {
 	return &cli.Command{
 		Name:        "data",
-		Usage:       "get the WikiArt data",
-		Subcommands: []*cli.Command{dataDownloadCommand()},
+		Usage:       "get and describe the WikiArt data",
+		Subcommands: []*cli.Command{dataDownloadCommand(), dataReportCommand()},
 	}
 }
 

@@ -7,7 +7,9 @@
 // Integration tests need the 13,563-image WikiArt set, which stays outside the repository. They
 // call WikiArt, which returns $ARTNET_WIKIART, else ../shared/wikiart beside the repository root
 // when it exists, and otherwise skips the test with one line saying how to run it. .ci/run sets
-// ARTNET_WIKIART when ../shared/wikiart exists, so CI runs them all.
+// ARTNET_WIKIART when ../shared/wikiart exists, so CI runs them all. Tests of several data roots
+// also call WikiArtExtra (the style-only extra root, ../shared/wikiart-extra; it is found beside
+// the $ARTNET_WIKIART folder too).
 package testenv
 
 import (
@@ -27,6 +29,13 @@ const (
 	TheScream   = "paintings/edvard-munch_the-scream.jpg"   // 352×448 JPEG
 	NightCafe   = "paintings/van-gogh_the-night-cafe.jpg"   // JPEG
 )
+
+// EnvWikiArtExtra names the extra WikiArt root (style labels only: style CSVs, style_class.txt,
+// images/) for integration tests of several data roots.
+const EnvWikiArtExtra = "ARTNET_WIKIART_EXTRA"
+
+// SkipLineExtra is what WikiArtExtra says when it skips.
+const SkipLineExtra = "integration test: set " + EnvWikiArtExtra + "=/path/to/wikiart-extra (the 10,700-image style-only root; style CSVs, images/) to run"
 
 // SkipLine is what WikiArt says when it skips.
 const SkipLine = "integration test: set " + EnvWikiArt + "=/path/to/wikiart (the 13,563-image set; CSVs, class lists, images/) to run"
@@ -125,6 +134,48 @@ func WikiArt(tb testing.TB) string {
 		tb.Skip(SkipLine)
 	}
 	return p
+}
+
+// WikiArtExtra returns the folder of the extra WikiArt root (../shared/wikiart-extra: five more
+// styles and more Baroque, style labels only) for an integration test: $ARTNET_WIKIART_EXTRA
+// (which must hold style_train.csv and images/), else wikiart-extra beside the folder
+// $ARTNET_WIKIART names, else ../shared/wikiart-extra beside the repository root, when it has
+// images/; otherwise it skips the test with SkipLineExtra.
+func WikiArtExtra(tb testing.TB) string {
+	tb.Helper()
+	p, err := locateExtra(os.Getenv(EnvWikiArtExtra), os.Getenv(EnvWikiArt), RepoRoot(tb))
+	if err != nil {
+		tb.Fatalf("testenv: %v", err)
+	}
+	if p == "" {
+		tb.Skip(SkipLineExtra)
+	}
+	return p
+}
+
+// locateExtra is WikiArtExtra's choice: env (when set, it must hold the data), else
+// wikiart-extra beside wikiArt (the $ARTNET_WIKIART folder) or beside the repository root's
+// ../shared, when it has images/; else "" (skip).
+func locateExtra(env, wikiArt, root string) (string, error) {
+	if env != "" {
+		for _, need := range []string{"style_train.csv", "images"} {
+			if _, err := os.Stat(filepath.Join(env, need)); err != nil {
+				return "", fmt.Errorf("%s=%s: %w", EnvWikiArtExtra, env, err)
+			}
+		}
+		return filepath.Abs(env)
+	}
+	var near []string
+	if wikiArt != "" {
+		near = append(near, filepath.Join(filepath.Dir(filepath.Clean(wikiArt)), "wikiart-extra"))
+	}
+	near = append(near, filepath.Join(filepath.Dir(root), "shared", "wikiart-extra"))
+	for _, p := range near {
+		if _, err := os.Stat(filepath.Join(p, "images")); err == nil {
+			return filepath.Abs(p)
+		}
+	}
+	return "", nil
 }
 
 // locate is WikiArt's choice: env (when set, it must hold the data), else root/../shared/wikiart

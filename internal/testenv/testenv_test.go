@@ -68,3 +68,42 @@ func TestSkipLine(t *testing.T) {
 		t.Errorf("SkipLine %q must be one line naming %s", SkipLine, EnvWikiArt)
 	}
 }
+
+func TestLocateExtra(t *testing.T) {
+	base := t.TempDir()
+	repo := filepath.Join(base, "repo")
+	if err := os.Mkdir(repo, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := locateExtra("", "", repo); p != "" || err != nil {
+		t.Errorf("locateExtra(nothing) = %q, %v; want skip", p, err)
+	}
+	empty := filepath.Join(base, "empty")
+	if err := os.Mkdir(empty, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := locateExtra(empty, "", repo); err == nil || !strings.Contains(err.Error(), EnvWikiArtExtra+"="+empty) || strings.Contains(err.Error(), "\n") {
+		t.Errorf("locateExtra(empty env) error = %v", err)
+	}
+	// ../shared/wikiart-extra beside the repository.
+	shared := filepath.Join(base, "shared", "wikiart-extra")
+	mkWikiArt(t, shared)
+	if p, err := locateExtra("", "", repo); p != shared || err != nil {
+		t.Errorf("locateExtra(shared) = %q, %v; want %q", p, err, shared)
+	}
+	// Beside the $ARTNET_WIKIART folder wins over ../shared.
+	elsewhere := filepath.Join(base, "data", "wikiart-extra")
+	mkWikiArt(t, elsewhere)
+	if p, err := locateExtra("", filepath.Join(base, "data", "wikiart")+"/", repo); p != elsewhere || err != nil {
+		t.Errorf("locateExtra(beside ARTNET_WIKIART) = %q, %v; want %q", p, err, elsewhere)
+	}
+	// The variable wins over both.
+	other := filepath.Join(base, "other")
+	mkWikiArt(t, other)
+	if p, err := locateExtra(other, filepath.Join(base, "data", "wikiart"), repo); p != other || err != nil {
+		t.Errorf("locateExtra(env) = %q, %v; want %q", p, err, other)
+	}
+	if strings.Contains(SkipLineExtra, "\n") || !strings.Contains(SkipLineExtra, EnvWikiArtExtra+"=") {
+		t.Errorf("SkipLineExtra %q must be one line naming %s", SkipLineExtra, EnvWikiArtExtra)
+	}
+}
