@@ -50,7 +50,7 @@ func uniformInit(ctx *context.Context, bound float64) context.VariableInitialize
 // in ctx's scope.
 func param(ctx *context.Context, g *graph.Graph, name string, init context.VariableInitializer, dims ...int) *Node {
 	v := ctx.WithInitializer(init).VariableWithShape(name, shapes.Make(dtypes.Float32, dims...))
-	return v.ValueGraph(g)
+	return toCompute(ctx, v.ValueGraph(g))
 }
 
 func silu(x *Node) *Node { return graph.Mul(x, graph.Logistic(x)) }
@@ -117,7 +117,7 @@ func batchNorm(ctx *context.Context, x *Node) *Node {
 	bias := param(ctx, g, "bias", zerosInit, c)
 	rmVar := ctx.WithInitializer(zerosInit).VariableWithShape("running_mean", f32).SetTrainable(false)
 	rvVar := ctx.WithInitializer(onesInit).VariableWithShape("running_var", f32).SetTrainable(false)
-	rm, rv := rmVar.ValueGraph(g), rvVar.ValueGraph(g)
+	rm, rv := toCompute(ctx, rmVar.ValueGraph(g)), toCompute(ctx, rvVar.ValueGraph(g))
 	bc := func(v *Node) *Node { return graph.Reshape(v, 1, c, 1, 1) }
 	if !ctx.IsTraining(g) {
 		scale := graph.Div(weight, graph.Sqrt(graph.AddScalar(rv, bnEps)))
@@ -135,8 +135,8 @@ func batchNorm(ctx *context.Context, x *Node) *Node {
 	if n > 1 {
 		unbiased = graph.MulScalar(unbiased, float64(n)/float64(n-1))
 	}
-	rmVar.SetValueGraph(graph.Add(graph.MulScalar(rm, 1-bnMomentum), graph.MulScalar(graph.StopGradient(mean), bnMomentum)))
-	rvVar.SetValueGraph(graph.Add(graph.MulScalar(rv, 1-bnMomentum), graph.MulScalar(unbiased, bnMomentum)))
+	rmVar.SetValueGraph(toFloat32(graph.Add(graph.MulScalar(rm, 1-bnMomentum), graph.MulScalar(graph.StopGradient(mean), bnMomentum))))
+	rvVar.SetValueGraph(toFloat32(graph.Add(graph.MulScalar(rv, 1-bnMomentum), graph.MulScalar(unbiased, bnMomentum))))
 	return y
 }
 

@@ -1,0 +1,7 @@
+package train
+
+// Augment policies (data.augment).
+const (
+	AugmentTrivial = "trivial"
+	AugmentRand    = "randaugment"
+)
