@@ -206,7 +206,8 @@ func RunPhases(ctx context.Context, o PhasesOptions) (*PhasesResult, error) {
 	}
 	defer cache.Close() // after every Run and evaluation that reads it
 	r.trainSet, err = NewWikiArt(ctx, trSplit.Samples, WikiArtOptions{Images: rep.Images, Config: cfg, Augment: true,
-		Seed: fc.Train.Seed, MinScale: fc.Data.MinScale, Jitter: fc.Data.Jitter, Workers: fc.Data.Workers, Cache: cache})
+		Seed: fc.Train.Seed, MinScale: fc.Data.MinScale, Jitter: fc.Data.Jitter, Workers: fc.Data.Workers, Cache: cache,
+		Policy: fc.Data.Augment, RandomErasing: fc.Data.RandomErasing})
 	if err != nil {
 		return nil, err
 	}
