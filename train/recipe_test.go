@@ -15,6 +15,7 @@ import (
 	gomlxcontext "github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/gomlx/gomlx/pkg/ml/layers"
 
+	"github.com/artnet/artnet/export"
 	artgraph "github.com/artnet/artnet/graph"
 	"github.com/artnet/artnet/models"
 	"github.com/artnet/artnet/models/spec"
@@ -456,5 +457,59 @@ func TestBF16RefusedOnGo(t *testing.T) {
 	}
 	if _, err := RunPhases(context.Background(), PhasesOptions{Config: fc, ConfigFile: path, Out: t.TempDir()}); err == nil || !strings.Contains(err.Error(), ErrBF16NeedsXLA.Error()) {
 		t.Errorf("RunPhases with bf16 on go: %v", err)
+	}
+}
+
+// TestEMACheckpointIsADeepArtNet: with the real model, OutDir/ema holds every DeepArtNet
+// variable (batch-norm statistics included), loads as a model checkpoint, and Evaluate on it
+// gives the EMA accuracy the run logged, exports to ONNX; with decay d it is neither the last weights nor the
+// first.
+func TestEMACheckpointIsADeepArtNet(t *testing.T) {
+	cfg := learnConfig()
+	val := NewSynthetic(cfg, 16, 2)
+	o := Options{Config: cfg, OutDir: t.TempDir(), Steps: 3, Batch: 8, LR: 3e-3, Seed: 3, EMADecay: 0.5,
+		LabelSmoothing: 0.1, Mix: Mix{Mixup: 0.2}}
+	var last EvalMetrics
+	o.OnEval = func(m EvalMetrics) { last = m }
+	res, err := Run(context.Background(), o, NewSynthetic(cfg, 32, 1), val, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ectx, ckCfg, backend := loadCheckpoint(t, filepath.Join(o.OutDir, EMADir))
+	defer backend.Finalize()
+	acc, err := Evaluate(context.Background(), backend, ectx, ckCfg, val, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, task := range spec.Tasks {
+		if acc[task] != last.EMAAccuracy[task] {
+			t.Errorf("%s: EMA checkpoint's accuracy %g, the run logged %g", task, acc[task], last.EMAAccuracy[task])
+		}
+	}
+	if m, err := export.Model(ectx, ckCfg); err != nil || len(m.Graph.Node) == 0 {
+		t.Errorf("export of the EMA checkpoint: %v", err)
+	}
+	wctx, _, err := models.LoadCheckpoint(res.CheckpointDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, differ := 0, 0
+	for v := range wctx.IterVariables() {
+		if !isModelVariable(v.Scope()) || underScope(v.Scope(), "/"+UncertaintyScope) {
+			continue
+		}
+		e := ectx.GetVariableByScopeAndName(v.Scope(), v.Name())
+		if e == nil {
+			t.Fatalf("EMA checkpoint lacks %s", v.ScopeAndName())
+		}
+		a, _ := v.Value()
+		b, _ := e.Value()
+		if maxAbsDiff64(flatFloats(a), flatFloats(b)) > 0 {
+			differ++
+		}
+		n++
+	}
+	if n == 0 || differ < n/2 {
+		t.Errorf("%d of %d model variables differ between the EMA and the weights", differ, n)
 	}
 }
