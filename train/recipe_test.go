@@ -556,3 +556,47 @@ func TestRunPhasesRecipe(t *testing.T) {
 		t.Error("metrics.jsonl has no evaluation of the EMA weights")
 	}
 }
+
+// relabelled is a data set with the same images and other labels.
+type relabelled struct{ Dataset }
+
+func (r relabelled) Example(i int, img []float32) (Labels, error) {
+	lb, err := r.Dataset.Example(i, img)
+	for k := range lb {
+		lb[k] = (lb[k] + 1) % 4
+	}
+	return lb, err
+}
+
+// TestSmoothingAndMixReachTheStep: in Run, label smoothing ε = 1 makes every target uniform,
+// so the first step's loss no longer depends on the labels (it does with ε = 0); and mixup
+// changes the first step's loss (the batch is mixed before the step).
+func TestSmoothingAndMixReachTheStep(t *testing.T) {
+	first := func(o Options, ds Dataset) float64 {
+		t.Helper()
+		o.OutDir = filepath.Join(t.TempDir(), "run")
+		o.Steps, o.CheckpointEvery, o.EvalEvery = 1, 0, 0
+		res, err := Run(context.Background(), o, ds, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Loss
+	}
+	o := standInOptions("")
+	o.Model = linearStandIn
+	ds := NewSynthetic(o.Config, 16, 4)
+	other := relabelled{ds}
+	if a, b := first(o, ds), first(o, other); a == b {
+		t.Fatalf("without smoothing the labels do not matter (%g)", a)
+	}
+	s := o
+	s.LabelSmoothing = 1
+	if a, b := first(s, ds), first(s, other); !near(a, b, 1e-6) {
+		t.Errorf("ε = 1: losses %g and %g differ with the labels", a, b)
+	}
+	m := o
+	m.Mix = Mix{Mixup: 1}
+	if a, b := first(o, ds), first(m, ds); near(a, b, 1e-6) {
+		t.Errorf("mixup left the first loss at %g", a)
+	}
+}
