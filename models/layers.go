@@ -108,21 +108,24 @@ func linear(ctx *context.Context, x *Node, out int, bias bool) *Node {
 // batchNorm is nn.BatchNorm2d(C, eps=1e-5, momentum=0.1) on NCHW x, with variables weight, bias
 // (trainable) and running_mean, running_var (not trainable) in ctx's scope. In training it
 // normalizes with the batch statistics and updates the running ones (running_var with the
-// unbiased batch variance, as PyTorch); in inference it uses the running statistics.
+// unbiased batch variance, as PyTorch); in inference it uses the running statistics. It
+// computes in float32 whatever the model's compute dtype (ParamComputeDType; as PyTorch's
+// autocast runs batch norm) and returns that dtype.
 func batchNorm(ctx *context.Context, x *Node) *Node {
 	g := x.Graph()
 	c := x.Shape().Dimensions[1]
+	x = toFloat32(x)
 	f32 := shapes.Make(dtypes.Float32, c)
-	weight := param(ctx, g, "weight", onesInit, c)
-	bias := param(ctx, g, "bias", zerosInit, c)
+	weight := ctx.WithInitializer(onesInit).VariableWithShape("weight", f32).ValueGraph(g)
+	bias := ctx.WithInitializer(zerosInit).VariableWithShape("bias", f32).ValueGraph(g)
 	rmVar := ctx.WithInitializer(zerosInit).VariableWithShape("running_mean", f32).SetTrainable(false)
 	rvVar := ctx.WithInitializer(onesInit).VariableWithShape("running_var", f32).SetTrainable(false)
-	rm, rv := toCompute(ctx, rmVar.ValueGraph(g)), toCompute(ctx, rvVar.ValueGraph(g))
+	rm, rv := rmVar.ValueGraph(g), rvVar.ValueGraph(g)
 	bc := func(v *Node) *Node { return graph.Reshape(v, 1, c, 1, 1) }
 	if !ctx.IsTraining(g) {
 		scale := graph.Div(weight, graph.Sqrt(graph.AddScalar(rv, bnEps)))
 		shift := graph.Sub(bias, graph.Mul(rm, scale))
-		return graph.Add(graph.Mul(x, bc(scale)), bc(shift))
+		return toCompute(ctx, graph.Add(graph.Mul(x, bc(scale)), bc(shift)))
 	}
 	d := x.Shape().Dimensions
 	n := d[0] * d[2] * d[3]
@@ -135,9 +138,9 @@ func batchNorm(ctx *context.Context, x *Node) *Node {
 	if n > 1 {
 		unbiased = graph.MulScalar(unbiased, float64(n)/float64(n-1))
 	}
-	rmVar.SetValueGraph(toFloat32(graph.Add(graph.MulScalar(rm, 1-bnMomentum), graph.MulScalar(graph.StopGradient(mean), bnMomentum))))
-	rvVar.SetValueGraph(toFloat32(graph.Add(graph.MulScalar(rv, 1-bnMomentum), graph.MulScalar(unbiased, bnMomentum))))
-	return y
+	rmVar.SetValueGraph(graph.Add(graph.MulScalar(rm, 1-bnMomentum), graph.MulScalar(graph.StopGradient(mean), bnMomentum)))
+	rvVar.SetValueGraph(graph.Add(graph.MulScalar(rv, 1-bnMomentum), graph.MulScalar(unbiased, bnMomentum)))
+	return toCompute(ctx, y)
 }
 
 // stochasticDepth is torchvision's StochasticDepth(p, "row"): in training each example's branch
