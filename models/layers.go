@@ -50,7 +50,7 @@ func uniformInit(ctx *context.Context, bound float64) context.VariableInitialize
 // in ctx's scope.
 func param(ctx *context.Context, g *graph.Graph, name string, init context.VariableInitializer, dims ...int) *Node {
 	v := ctx.WithInitializer(init).VariableWithShape(name, shapes.Make(dtypes.Float32, dims...))
-	return v.ValueGraph(g)
+	return toCompute(ctx, v.ValueGraph(g))
 }
 
 func silu(x *Node) *Node { return graph.Mul(x, graph.Logistic(x)) }
@@ -108,13 +108,16 @@ func linear(ctx *context.Context, x *Node, out int, bias bool) *Node {
 // batchNorm is nn.BatchNorm2d(C, eps=1e-5, momentum=0.1) on NCHW x, with variables weight, bias
 // (trainable) and running_mean, running_var (not trainable) in ctx's scope. In training it
 // normalizes with the batch statistics and updates the running ones (running_var with the
-// unbiased batch variance, as PyTorch); in inference it uses the running statistics.
+// unbiased batch variance, as PyTorch); in inference it uses the running statistics. It
+// computes in float32 whatever the model's compute dtype (ParamComputeDType; as PyTorch's
+// autocast runs batch norm) and returns that dtype.
 func batchNorm(ctx *context.Context, x *Node) *Node {
 	g := x.Graph()
 	c := x.Shape().Dimensions[1]
+	x = toFloat32(x)
 	f32 := shapes.Make(dtypes.Float32, c)
-	weight := param(ctx, g, "weight", onesInit, c)
-	bias := param(ctx, g, "bias", zerosInit, c)
+	weight := ctx.WithInitializer(onesInit).VariableWithShape("weight", f32).ValueGraph(g)
+	bias := ctx.WithInitializer(zerosInit).VariableWithShape("bias", f32).ValueGraph(g)
 	rmVar := ctx.WithInitializer(zerosInit).VariableWithShape("running_mean", f32).SetTrainable(false)
 	rvVar := ctx.WithInitializer(onesInit).VariableWithShape("running_var", f32).SetTrainable(false)
 	rm, rv := rmVar.ValueGraph(g), rvVar.ValueGraph(g)
@@ -122,7 +125,7 @@ func batchNorm(ctx *context.Context, x *Node) *Node {
 	if !ctx.IsTraining(g) {
 		scale := graph.Div(weight, graph.Sqrt(graph.AddScalar(rv, bnEps)))
 		shift := graph.Sub(bias, graph.Mul(rm, scale))
-		return graph.Add(graph.Mul(x, bc(scale)), bc(shift))
+		return toCompute(ctx, graph.Add(graph.Mul(x, bc(scale)), bc(shift)))
 	}
 	d := x.Shape().Dimensions
 	n := d[0] * d[2] * d[3]
@@ -137,7 +140,7 @@ func batchNorm(ctx *context.Context, x *Node) *Node {
 	}
 	rmVar.SetValueGraph(graph.Add(graph.MulScalar(rm, 1-bnMomentum), graph.MulScalar(graph.StopGradient(mean), bnMomentum)))
 	rvVar.SetValueGraph(graph.Add(graph.MulScalar(rv, 1-bnMomentum), graph.MulScalar(unbiased, bnMomentum)))
-	return y
+	return toCompute(ctx, y)
 }
 
 // stochasticDepth is torchvision's StochasticDepth(p, "row"): in training each example's branch

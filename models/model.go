@@ -56,7 +56,7 @@ func Build(ctx *context.Context, cfg spec.Config, images *graph.Node) Outputs {
 		panic(fmt.Errorf("models.Build: images must be float32 [batch, 3, H, W], got %s", s))
 	}
 
-	feats := Backbone(ctx.In(ScopeBackbone).In(ScopeFeatures), arch, images) // [B, C, H', W']
+	feats := Backbone(ctx.In(ScopeBackbone).In(ScopeFeatures), arch, toCompute(ctx, images)) // [B, C, H', W']; ParamComputeDType
 	tokens := project(ctx.In(ScopeBackbone).In(ScopeProj), feats, cfg.ProjDim)
 	seq := BiLSTM(ctx.In(ScopeEncoder).In("lstm"), tokens, cfg.LSTMHidden, cfg.LSTMLayers)
 	context_, alpha := attention(ctx.In(ScopeAttention), seq, cfg.AttnDim)
@@ -75,10 +75,10 @@ func Build(ctx *context.Context, cfg spec.Config, images *graph.Node) Outputs {
 	// only Probs["style"]: the other heads' variables are created later. Identity nodes created
 	// after every variable of the model keep each output after all of them.
 	for _, task := range spec.Tasks {
-		out.Logits[task] = identity(out.Logits[task])
-		out.Probs[task] = identity(out.Probs[task])
+		out.Logits[task] = identity(toFloat32(out.Logits[task]))
+		out.Probs[task] = identity(toFloat32(out.Probs[task]))
 	}
-	out.Attention = identity(out.Attention)
+	out.Attention = identity(toFloat32(out.Attention))
 	return out
 }
 

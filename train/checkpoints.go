@@ -35,6 +35,11 @@ func (t *trainer) save(step int) error {
 		return fmt.Errorf("train: checkpoint at step %d: %w", step, err)
 	}
 	t.res.CheckpointDir, t.lastSave = dir, step
+	if t.o.EMADecay > 0 {
+		if err := t.saveEMA(step); err != nil {
+			return err
+		}
+	}
 	t.log.Info("checkpoint", "step", step, "dir", dir, "seconds", round(time.Since(began).Seconds()))
 	all, err := listCheckpoints(t.o.OutDir)
 	if err != nil {

@@ -50,6 +50,14 @@ type DataConfig struct {
 	Jitter    float64  `yaml:"jitter" json:"jitter"`                   // colour jitter strength
 	Balanced  []string `yaml:"balanced" json:"balanced,omitempty"`     // tasks whose classes are sampled balanced (at most one)
 	Workers   int      `yaml:"workers" json:"workers,omitempty"`       // decoding goroutines (0 → GOMAXPROCS)
+
+	// The recipe's augmentations (timm's names); each off by default.
+	Augment       string  `yaml:"augment" json:"augment,omitempty"`                 // "" (none), trivial (TrivialAugmentWide) or randaugment (2 ops, magnitude 9): on the 8-bit crop before normalization
+	RandomErasing float64 `yaml:"random_erasing" json:"random_erasing,omitempty"`   // probability of erasing one rectangle (2–33% of the image) with per-pixel N(0,1) noise, after normalization
+	Mixup         float64 `yaml:"mixup" json:"mixup,omitempty"`                     // mixup's Beta(α, α) α (0: off)
+	CutMix        float64 `yaml:"cutmix" json:"cutmix,omitempty"`                   // CutMix's Beta(α, α) α (0: off)
+	MixProb       float64 `yaml:"mix_prob" json:"mix_prob,omitempty"`               // probability that a batch is mixed at all (0 → 1)
+	MixSwitchProb float64 `yaml:"mix_switch_prob" json:"mix_switch_prob,omitempty"` // with both on, probability of CutMix rather than mixup for a batch (0 → 0.5)
 }
 
 // CacheBytes is cache_mem in bytes (0 when empty).
@@ -86,6 +94,12 @@ type TrainConfig struct {
 	// AllowPartial accepts a Pretrained (or init_from) weights file that lacks model tensors or
 	// holds extra ones, as `artnet import --allow-partial`.
 	AllowPartial bool `yaml:"allow_partial" json:"allow_partial,omitempty"`
+
+	// The recipe's training options; each off by default.
+	LabelSmoothing float64 `yaml:"label_smoothing" json:"label_smoothing,omitempty"` // ε: targets (1−ε)·one-hot + ε/N per task
+	EMADecay       float64 `yaml:"ema_decay" json:"ema_decay,omitempty"`             // exponential moving average of the weights (e.g. 0.999; 0: off), evaluated and saved as phase<N>/ema
+	AccumSteps     int     `yaml:"accum_steps" json:"accum_steps,omitempty"`         // split each phase batch into this many micro-batches, one update (0/1: off)
+	Precision      string  `yaml:"precision" json:"precision,omitempty"`             // "" or float32; bf16 (XLA backend only)
 }
 
 // PhaseConfig is one training phase.
@@ -222,6 +236,7 @@ func (fc *FileConfig) validate() error {
 	if fc.Train.WarmupEpochs < 0 || fc.Train.ClipNorm < 0 || fc.Train.WeightDecay < 0 || fc.Train.MinLRFactor < 0 || fc.Train.MinLRFactor > 1 {
 		errs = append(errs, errors.New("fields train.warmup_epochs, clip_norm, weight_decay: must be ≥ 0; min_lr_factor in [0,1]"))
 	}
+	errs = append(errs, fc.validateRecipe()...)
 	if cfg, err := fc.ModelConfig(); err != nil {
 		errs = append(errs, err)
 	} else if err := cfg.Validate(); err != nil {

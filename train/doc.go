@@ -24,6 +24,8 @@
 //	                        "log_var","lr","seconds","images_per_sec","input_wait_seconds"} per
 //	                        step and {"kind":"eval","step","accuracy",...} per evaluation
 //	events.out.tfevents.*   the same scalars for TensorBoard (events.go), one file per Run
+//	ema/                    with Options.EMADecay: the EMA of the weights at the newest checkpoint
+//	                        (a model checkpoint; eval lines then carry "ema_accuracy")
 //
 // Training batches come from a bounded pipeline (batchStream: a feeder, Options.Workers loaders,
 // at most Options.Prefetch batches ahead). The WikiArt data set (NewWikiArt) decodes its images
@@ -36,6 +38,11 @@
 // evaluate. The phases read one continuous training stream (Options.StreamStart): a phase
 // starts at the position where the phases before it in the configuration end, so it draws new
 // sampler epochs and new crops rather than replaying the first phase's.
+//
+// The recipe of timm and Lightning, each off unless configured: label smoothing and
+// mixup/CutMix with soft targets per task (softloss.go, mix.go), TrivialAugment/RandAugment and
+// random erasing (randaug.go), gradient accumulation and bf16 (recipe.go, precision.go), EMA of
+// the weights (ema.go).
 //
 // Batches are a function of (seed, step): each epoch is a seeded permutation of the training
 // set, so a resumed run (same data sets, same seed) continues exactly like an uninterrupted one.

@@ -155,6 +155,9 @@ func RunPhases(ctx context.Context, o PhasesOptions) (*PhasesResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkPrecision(fc.Train.Precision, fc.Train.Backend); err != nil {
+		return nil, fmt.Errorf("training config %s: %w", o.ConfigFile, err)
+	}
 	cfg, err := fc.ModelConfig()
 	if err != nil {
 		return nil, fmt.Errorf("training config %s: %w", o.ConfigFile, err)
@@ -203,7 +206,8 @@ func RunPhases(ctx context.Context, o PhasesOptions) (*PhasesResult, error) {
 	}
 	defer cache.Close() // after every Run and evaluation that reads it
 	r.trainSet, err = NewWikiArt(ctx, trSplit.Samples, WikiArtOptions{Images: rep.Images, Config: cfg, Augment: true,
-		Seed: fc.Train.Seed, MinScale: fc.Data.MinScale, Jitter: fc.Data.Jitter, Workers: fc.Data.Workers, Cache: cache})
+		Seed: fc.Train.Seed, MinScale: fc.Data.MinScale, Jitter: fc.Data.Jitter, Workers: fc.Data.Workers, Cache: cache,
+		Policy: fc.Data.Augment, RandomErasing: fc.Data.RandomErasing})
 	if err != nil {
 		return nil, err
 	}
@@ -412,7 +416,9 @@ func (r *phaseRun) runOptions(ph PhaseConfig, dir, initFrom string) (Options, in
 		Seed: tc.Seed, Resume: r.o.Resume, Backend: tc.Backend,
 		Freeze: ph.Freeze, ClipNorm: tc.ClipNorm, KeepBest: true,
 		InitFrom: initFrom, AllowPartial: tc.AllowPartial, Workers: r.fc.Data.Workers, Prefetch: r.o.Prefetch,
-		StreamStart: r.streamStart(ph),
+		StreamStart:    r.streamStart(ph),
+		LabelSmoothing: tc.LabelSmoothing, AccumSteps: tc.AccumSteps, EMADecay: tc.EMADecay, Precision: tc.Precision,
+		Mix: Mix{Mixup: r.fc.Data.Mixup, CutMix: r.fc.Data.CutMix, Prob: r.fc.Data.MixProb, SwitchProb: r.fc.Data.MixSwitchProb},
 	}
 	for _, t := range r.fc.Data.Balanced {
 		k := taskIndex(t)

@@ -119,6 +119,17 @@ type Options struct {
 	// (the same examples in the same order with the same crops). It also seeds the random state
 	// of a fresh start (dropout), mixed with Seed, so phases do not repeat each other's masks.
 	StreamStart int
+
+	// The recipe (recipe.go; each off when zero): LabelSmoothing ε of every task's targets;
+	// Mix, mixup/CutMix of each batch (mix.go); AccumSteps micro-batches of Batch/AccumSteps
+	// examples per update (their gradients added: the batch's gradient, see recipe.go);
+	// EMADecay, an exponential moving average of the weights evaluated beside them and saved
+	// as OutDir/ema (ema.go); Precision "bf16" runs the model in bfloat16 (XLA backend only).
+	LabelSmoothing float64
+	Mix            Mix
+	AccumSteps     int
+	EMADecay       float64
+	Precision      string
 }
 
 // Result is what Run ends with.
@@ -153,7 +164,9 @@ type EvalMetrics struct {
 	Step     int                `json:"step"`
 	Accuracy map[string]float64 `json:"accuracy"`
 	Top5     map[string]float64 `json:"top5,omitempty"`
-	Seconds  float64            `json:"seconds"`
+	// EMAAccuracy is the accuracy of the EMA weights (Options.EMADecay > 0).
+	EMAAccuracy map[string]float64 `json:"ema_accuracy,omitempty"`
+	Seconds     float64            `json:"seconds"`
 }
 
 // Files in OutDir.
@@ -198,6 +211,7 @@ func (o *Options) validate() error {
 			errs = append(errs, fmt.Errorf("option %s: must be ≥ 0, got %d", name, v))
 		}
 	}
+	errs = append(errs, o.validateRecipe()...)
 	return errors.Join(errs...)
 }
 
@@ -375,6 +389,10 @@ type trainer struct {
 	step     *gomlxcontext.Exec
 	eval     *evaluator
 	lastSave int
+
+	micro   *gomlxcontext.Exec // recipe: the micro-batches before the last (AccumSteps > 1)
+	rb      *recipeBuffers
+	emaEval *evaluator // EMADecay > 0: evaluates the EMA weights (its own context)
 }
 
 func (t *trainer) loop(ctx context.Context, start int, trainSet, valSet Dataset) (*Result, error) {
@@ -387,11 +405,24 @@ func (t *trainer) loop(ctx context.Context, start int, trainSet, valSet Dataset)
 	}
 
 	var err error
-	t.step, err = gomlxcontext.NewExec(t.backend, t.mctx, t.stepGraph)
+	if o.soft() {
+		err = t.newRecipeExecs()
+	} else {
+		t.step, err = gomlxcontext.NewExec(t.backend, t.mctx, t.stepGraph)
+	}
+	defer func() {
+		for _, e := range []*gomlxcontext.Exec{t.step, t.micro} {
+			if e != nil {
+				e.Finalize()
+			}
+		}
+		if t.emaEval != nil {
+			t.emaEval.close()
+		}
+	}()
 	if err != nil {
 		return t.res, fmt.Errorf("train: %w", err)
 	}
-	defer t.step.Finalize()
 
 	// The input pipeline loads batches ahead of the step (at most o.Prefetch waiting), on
 	// o.Workers goroutines; it is closed (every goroutine ended) on every return path.
@@ -408,7 +439,12 @@ func (t *trainer) loop(ctx context.Context, start int, trainSet, valSet Dataset)
 		}
 		waited := time.Since(began)
 		lr := o.LearningRate(step)
-		m, err := t.runStep(p.buf.images, p.buf.labels, lr)
+		var m StepMetrics
+		if o.soft() {
+			m, err = t.runRecipeStep(p.buf.images, p.buf.labels, lr, o.StreamStart+step*o.Batch)
+		} else {
+			m, err = t.runStep(p.buf.images, p.buf.labels, lr)
+		}
 		stream.release(p)
 		m.InputWaitSeconds = waited.Seconds()
 		if err != nil {
@@ -483,7 +519,8 @@ func (t *trainer) interrupted(cause error) error {
 func (t *trainer) stepGraph(ctx *gomlxcontext.Context, images, labels, lr *graph.Node) []*graph.Node {
 	g := images.Graph()
 	ctx.SetTraining(g, true)
-	logits := t.model(ctx, t.cfg, images)
+	logits := t.forward(ctx, images)
+	sources, olds := t.emaSources(ctx, g)
 	total, per := MultiTaskLoss(ctx, logits, labels, DefaultGamma)
 	applyFreeze(ctx, t.o.Freeze)
 	out := []*graph.Node{total}
@@ -503,6 +540,7 @@ func (t *trainer) stepGraph(ctx *gomlxcontext.Context, images, labels, lr *graph
 	} else {
 		opt.UpdateGraph(ctx, g, total)
 	}
+	t.emaUpdate(ctx, g, sources, olds)
 	return out
 }
 
@@ -570,7 +608,13 @@ func (t *trainer) evaluate(ctx context.Context, ds Dataset, step int) (map[strin
 	if err != nil {
 		return nil, fmt.Errorf("train: evaluation at step %d: %w", step, err)
 	}
-	em := EvalMetrics{Kind: "eval", Step: step, Accuracy: acc, Top5: t.eval.top5, Seconds: time.Since(began).Seconds()}
+	em := EvalMetrics{Kind: "eval", Step: step, Accuracy: acc, Top5: t.eval.top5}
+	if t.o.EMADecay > 0 {
+		if em.EMAAccuracy, err = t.evaluateEMA(ctx, ds); err != nil {
+			return nil, fmt.Errorf("train: evaluation of the EMA weights at step %d: %w", step, err)
+		}
+	}
+	em.Seconds = time.Since(began).Seconds()
 	if err := t.writeMetrics(em); err != nil {
 		return nil, err
 	}
@@ -589,6 +633,11 @@ func (t *trainer) evaluate(ctx context.Context, ds Dataset, step int) (map[strin
 	for _, task := range spec.Tasks {
 		if a, ok := acc[task]; ok {
 			args = append(args, task, round(a))
+		}
+	}
+	for _, task := range spec.Tasks {
+		if a, ok := em.EMAAccuracy[task]; ok {
+			args = append(args, "ema_"+task, round(a))
 		}
 	}
 	t.log.Info("eval", args...)

@@ -40,6 +40,12 @@ type WikiArtOptions struct {
 	Cache *ImageCache
 	// Workers check the image headers in parallel in NewWikiArt (0 → GOMAXPROCS).
 	Workers int
+	// Policy, when Augment is set, adds TrivialAugment (AugmentTrivial) or RandAugment
+	// (AugmentRand) on the 8-bit crop after the jitter, before normalization ("": none).
+	Policy string
+	// RandomErasing, when Augment is set, is the probability of timm's random erasing of one
+	// rectangle after normalization (0: none).
+	RandomErasing float64
 }
 
 // WikiArt is a Dataset over WikiArt samples that decodes its images as they are asked for
@@ -68,6 +74,12 @@ func NewWikiArt(ctx context.Context, samples []wikiart.Sample, o WikiArtOptions)
 	}
 	if o.Workers <= 0 {
 		o.Workers = runtime.GOMAXPROCS(0)
+	}
+	if o.Policy != "" && o.Policy != AugmentTrivial && o.Policy != AugmentRand {
+		return nil, fmt.Errorf("wikiart data set: augment policy %q: want %s, %s or empty", o.Policy, AugmentTrivial, AugmentRand)
+	}
+	if !(o.RandomErasing >= 0 && o.RandomErasing <= 1) {
+		return nil, fmt.Errorf("wikiart data set: RandomErasing must be in [0,1], got %g", o.RandomErasing)
 	}
 	w := &WikiArt{o: o, samples: samples, decode: preprocess.FromConfig(o.Config)}
 	errs := make([]error, len(samples))
@@ -158,6 +170,16 @@ func (w *WikiArt) ExampleAt(pos, i int, img []float32) (Labels, error) {
 	}
 	rng := rand.New(rand.NewPCG(uint64(w.o.Seed)^0x3c6ef372fe94f82b, uint64(pos)<<24^uint64(i)))
 	w.augment(rng, m, img)
+	if w.o.Policy != "" || w.o.RandomErasing > 0 {
+		// A stream of their own: the crop, flip and jitter draws stay those of a run without.
+		rrng := rand.New(rand.NewPCG(uint64(w.o.Seed)^0xa54ff53a5f1d36f1, uint64(pos)<<24^uint64(i)))
+		if w.o.Policy != "" {
+			w.denormalize(img)
+			applyAugment(img, s, drawAugment(rrng, w.o.Policy, s))
+			w.normalize(img)
+		}
+		randomErase(rrng, img, s, w.o.RandomErasing)
+	}
 	return w.labels(i), nil
 }
 
@@ -232,11 +254,29 @@ func (w *WikiArt) augment(rng *rand.Rand, m *image.RGBA, dst []float32) {
 			}
 		}
 	}
+	w.normalize(dst)
+}
+
+// normalize maps [0,1] pixels of the [3,S,S] image to the config's normalization.
+func (w *WikiArt) normalize(dst []float32) {
 	mean, std := w.o.Config.Mean, w.o.Config.Std
+	plane := len(dst) / 3
 	for ch := range 3 {
 		m, sd := mean[ch], std[ch]
 		for k := range plane {
 			dst[ch*plane+k] = (dst[ch*plane+k] - m) / sd
+		}
+	}
+}
+
+// denormalize is normalize's inverse (back to [0,1]).
+func (w *WikiArt) denormalize(dst []float32) {
+	mean, std := w.o.Config.Mean, w.o.Config.Std
+	plane := len(dst) / 3
+	for ch := range 3 {
+		m, sd := mean[ch], std[ch]
+		for k := range plane {
+			dst[ch*plane+k] = dst[ch*plane+k]*sd + m
 		}
 	}
 }
