@@ -3,7 +3,7 @@
 #
 # THE STANDING RULE (README "GPU"): the first thing to do when a GPU machine is available is
 # scripts/gpu-pack.sh here (its --dry-run runs this script's non-CUDA parts on the pack), then ONE
-# run of this script there — device run, carry ["gpu-pack"], timeout_s 600, command:
+# run of this script there — device run, carry ["gpu-pack"], timeout_s 480, command:
 #     scripts/gpu-check.sh
 # — and the figures of $OUT/summary.md go into the README's GPU table with the device name; the
 # README's "unverified" wording goes only when they are there.
@@ -19,7 +19,8 @@
 # as wheels (site-packages/nvidia/*/lib → LD_LIBRARY_PATH, libdevice/ptxas → XLA_FLAGS).
 #
 # Stage 1 — GoMLX on the GPU (about 6 minutes; each part has a time limit and the whole a budget,
-# BUDGET_S, after which the remaining parts are reported as not run):
+# BUDGET_S (420 s), after which the remaining parts are reported as not run; so timeout_s 480 leaves
+# a warm machine and minutes for a rerun of some parts: ONLY=artnet-bf16,torch-bf16 …):
 #   a. one training step of the tiny config on xla:cuda vs the `go` backend: loss and every
 #      gradient within GRAD_TOL (default 1e-3 relative, normwise; TF32 asked off with
 #      NVIDIA_TF32_OVERRIDE=0, though XLA's own Triton GEMMs may still use it at DEFAULT precision);
@@ -57,7 +58,8 @@
 #                                        # into DIR (default third_party/onnxruntime-gpu), for stage 2
 #
 # Environment: ARTNET_PACK (default gpu-pack), OUT (default out/gpu-check, out/gpu-dry-run),
-#   PYTHON (default /opt/torch/.venv/bin/python3 there, /usr/bin/python3 here), BUDGET_S (500),
+#   PYTHON (default /opt/torch/.venv/bin/python3 there, /usr/bin/python3 here), BUDGET_S (420),
+#   ONLY (comma-separated part names: run only those, e.g. for a rerun),
 #   GRAD_TOL, ORT_TOL, B4_STEPS (20), B4_WARMUP (3), B4_BATCH (32), ORT_GPU_DIR.
 set -euo pipefail
 
@@ -115,7 +117,7 @@ sampler=""
 cleanup() { [ -z "$sampler" ] || kill "$sampler" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 exec > >(tee -a "$out/log.txt") 2>&1
-budget=${BUDGET_S:-500}
+budget=${BUDGET_S:-420}
 SECONDS=0
 step() { echo; echo "== $* (t=${SECONDS}s, $(date -u +%H:%M:%S), load $(cut -d' ' -f1-3 /proc/loadavg))"; }
 # part NAME LIMIT_S [--to FILE] CMD...: runs CMD (stdout to FILE if given) with a time limit
@@ -126,6 +128,10 @@ part() {
   local name=$1 limit=$2 to=/dev/stdout left rc t0 e0 e1
   shift 2
   if [ "$1" = --to ]; then to=$2; shift 2; fi
+  if [ -n "${ONLY:-}" ] && [[ ",$ONLY," != *",$name,"* ]]; then
+    echo "gpu-check: $name not run (ONLY=$ONLY)"
+    return 0
+  fi
   left=$((budget - SECONDS))
   if [ "$left" -lt 20 ]; then
     echo "gpu-check: $name NOT run: budget of ${budget}s spent"
@@ -206,7 +212,8 @@ if [ "$mode" = gpu ]; then
   backend="xla:$plugin,nopreallocate"
   ref_backend=go
   grad_tol=${GRAD_TOL:-1e-3}
-  model=(--variant b4 --image-size 224 --batch "${B4_BATCH:-32}")
+  model=(--variant b4 --image-size 224)
+  batch=${B4_BATCH:-32}
   steps=(--steps "${B4_STEPS:-20}" --warmup "${B4_WARMUP:-3}")
   torch_dev=cuda
   # GPU memory and load, every 0.2 s, for the whole run (per part in summary.md).
@@ -220,7 +227,8 @@ else
   backend=go
   ref_backend=go:reference
   grad_tol=${GRAD_TOL:-1e-4}
-  model=(--variant b0 --image-size 64 --batch 2)
+  model=(--variant b0 --image-size 64)
+  batch=2
   steps=(--steps 1 --warmup 0)
   torch_dev=cpu
 fi
@@ -239,29 +247,38 @@ has_torch=yes
 "$py" -c 'import torch, torchvision' 2>/dev/null || has_torch=no
 
 # a. one step, backend under test vs reference
-part compare 120 --to "$out/compare.json" env NVIDIA_TF32_OVERRIDE=0 "$artnet" bench compare --backend "$backend" \
+part compare 90 --to "$out/compare.json" env NVIDIA_TF32_OVERRIDE=0 "$artnet" bench compare --backend "$backend" \
   --reference-backend "$ref_backend" --batch 4 --tolerance "$grad_tol" --json
 # b. B4 (dry: b0 64 px) fp32 training steps; the checkpoint is kept for d.
-part artnet-fp32 170 --to "$out/artnet-fp32.json" "$artnet" --log-level warn bench train "${model[@]}" "${steps[@]}" \
+part artnet-fp32 150 --to "$out/artnet-fp32.json" "$artnet" --log-level warn bench train "${model[@]}" --batch "$batch" "${steps[@]}" \
   --backend "$backend" --out "$work/ckpt" --json
 # c. PyTorch, same model, batch and step counts (from artnet's report), fp32.
-torch_bench=("$py" "$root/tools/torchref/bench_train.py" --report "$out/artnet-fp32.json" --device "$torch_dev" --threads "$cpus" --json)
+# PyTorch builds its DeepArtNet from artnet's report (the spec.Config); if artnet's training step
+# failed, the config comes from a one-image forward pass on the CPU (`go`), so the anchor still runs.
+torch_report=$out/artnet-fp32.json
+if [ "$has_torch" = yes ] && [ ! -s "$torch_report" ]; then
+  torch_report=$work/config-report.json
+  part torch-config 120 --to "$torch_report" "$artnet" --log-level warn bench infer "${model[@]}" --batch 1 --steps 1 \
+    --warmup 0 --backend go --json
+fi
+torch_bench=("$py" "$root/tools/torchref/bench_train.py" --report "$torch_report" --device "$torch_dev" --threads "$cpus"
+  --mode train --batch "$batch" --steps "${steps[1]}" --warmup "${steps[3]}" --json)
 if [ "$has_torch" = no ]; then
   if [ "$mode" = dry ]; then
     echo "gpu-check: PyTorch parts NOT run here: $py has no torch/torchvision (apt-get install python3-torch python3-torchvision runs them)"
   else
     echo "gpu-check: PyTorch parts NOT run: $py has no torch/torchvision"; failed=1
   fi
-elif [ -s "$out/artnet-fp32.json" ]; then
-  part torch-fp32 120 --to "$work/torch-fp32.json" "${torch_bench[@]}" --amp none
+elif [ -s "$torch_report" ]; then
+  part torch-fp32 90 --to "$work/torch-fp32.json" "${torch_bench[@]}" --amp none
 fi
 # d. export, ORT on the CPU vs the GoMLX forward on the backend under test; predict the paintings.
 if [ -d "$work/ckpt" ]; then
-  part export 90 "$artnet" export --checkpoint "$work/ckpt" --onnx "$work/model.onnx"
+  part export 60 "$artnet" export --checkpoint "$work/ckpt" --onnx "$work/model.onnx"
   if [ -f "$work/model.onnx" ]; then
-    part ort-vs-gomlx 120 --to "$out/ort.json" "$artnet" bench infer --onnx "$work/model.onnx" --provider cpu \
+    part ort-vs-gomlx 90 --to "$out/ort.json" "$artnet" bench infer --onnx "$work/model.onnx" --provider cpu \
       --threads "$cpus" --reference-checkpoint "$work/ckpt" --backend "$backend" --batch 8 --steps 5 --warmup 1 --json
-    part predict 60 "$artnet" predict --model "$work/model.onnx" --topk 2 "$pack"/images/*.jpg
+    part predict 30 "$artnet" predict --model "$work/model.onnx" --topk 2 "$pack"/images/*.jpg
     # Here, with npm's ORT 1.29 GPU libraries laid out (--fetch-ort-gpu): stage 2's plugin EP
     # path as far as a machine without CUDA goes — cuda,cpu registers the CUDA plugin, which
     # cannot load, and falls back to the CPU, whose outputs must match GoMLX's.
@@ -277,16 +294,16 @@ if [ "$bf16" = yes ]; then
   if [ "$mode" = dry ]; then
     # The pure-Go backend may not take bf16 (the recipe targets the GPU): report, don't fail.
     f=$failed
-    part artnet-bf16 170 --to "$out/artnet-bf16.json" "$artnet" --log-level warn bench train "${model[@]}" "${steps[@]}" \
+    part artnet-bf16 120 --to "$out/artnet-bf16.json" "$artnet" --log-level warn bench train "${model[@]}" --batch "$batch" "${steps[@]}" \
       --backend "$backend" --precision bf16 --json
     [ "$failed" = "$f" ] || { echo "gpu-check: (dry run) bf16 on $backend failed: not counted, the GPU run uses xla:cuda"; failed=$f; }
   else
-    part artnet-bf16 170 --to "$out/artnet-bf16.json" "$artnet" --log-level warn bench train "${model[@]}" "${steps[@]}" \
+    part artnet-bf16 120 --to "$out/artnet-bf16.json" "$artnet" --log-level warn bench train "${model[@]}" --batch "$batch" "${steps[@]}" \
       --backend "$backend" --precision bf16 --json
   fi
 fi
-if [ "$has_torch" = yes ] && [ -s "$out/artnet-fp32.json" ]; then
-  part torch-bf16 120 --to "$work/torch-bf16.json" "${torch_bench[@]}" --amp bf16
+if [ "$has_torch" = yes ] && [ -s "$torch_report" ]; then
+  part torch-bf16 60 --to "$work/torch-bf16.json" "${torch_bench[@]}" --amp bf16
 fi
 # Stage 2 — ORT's CUDA provider, when its libraries came along.
 ort_gpu_dir=${ORT_GPU_DIR:-}
@@ -371,7 +388,7 @@ L.append("- backend under test: `%s`; device: %s" % (backend, gpu or ("(see log.
 L.append("")
 L.append("| part | status | seconds |")
 L.append("|---|---|---|")
-for n in ("compare", "artnet-fp32", "torch-fp32", "export", "ort-vs-gomlx", "predict", "ort-plugin-fallback", "artnet-bf16", "torch-bf16", "ort-cuda-b1", "ort-cuda-b32"):
+for n in ("compare", "artnet-fp32", "torch-config", "torch-fp32", "export", "ort-vs-gomlx", "predict", "ort-plugin-fallback", "artnet-bf16", "torch-bf16", "ort-cuda-b1", "ort-cuda-b32"):
     if n in parts or n in ("compare", "artnet-fp32", "torch-fp32", "export", "ort-vs-gomlx"):
         L.append("| %s | %s | %s |" % (n, status(n), parts.get(n, {}).get("secs", "")))
 L.append("")
@@ -405,7 +422,7 @@ if rows:
     L.append("**Training step, DeepArtNet-%s at %d px, batch %d** (%d measured steps after %d warm-up; images/s from the median step):"
              % (cfg["variant"].upper(), cfg["image_size"], cfg["batch"], len(cfg["step_seconds"]), cfg["warmup"]))
     L.append("")
-    L.append("| precision | artnet images/s | PyTorch images/s | artnet / PyTorch | first step artnet / PyTorch (compile, autotune) | artnet peak GPU memory (nvidia-smi) | PyTorch peak reserved |")
+    L.append("| precision | artnet images/s | PyTorch images/s | artnet / PyTorch | first step artnet / PyTorch (compile, autotune) | artnet peak GPU memory (nvidia-smi, CUDA context included) | PyTorch peak reserved |")
     L.append("|---|---|---|---|---|---|---|")
     L += rows
     L.append("")

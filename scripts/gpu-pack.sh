@@ -4,7 +4,8 @@
 # THE STANDING RULE (README "GPU"): the first thing to do when a GPU machine is available is
 #   1. here:  scripts/gpu-pack.sh --dry-run      (packs, prints what travels, runs the non-CUDA parts)
 #   2. there: ONE run of scripts/gpu-check.sh, carrying the pack:
-#        device run, carry ["gpu-pack"], timeout_s 600, command: scripts/gpu-check.sh
+#        device run, carry ["gpu-pack"], timeout_s 480, command: scripts/gpu-check.sh
+#      (its parts stop within a 420 s budget: the 15 device minutes keep room for a warm rerun)
 #      (it writes ≤ 8 files to $OUT: summary.md holds the figures, log.txt everything)
 #   3. the figures go into the README's GPU table with the device name; the "unverified" wording
 #      there goes only when they are in.
