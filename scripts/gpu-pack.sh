@@ -81,6 +81,25 @@ echo "gpu-pack: building ./cmd/artnet with -tags xla,noblas, stripped ($($go ver
 CGO_ENABLED=1 nice -n 15 "$go" build -tags xla,noblas -ldflags "-s -w" -o "$bin.tmp" ./cmd/artnet
 mv "$bin.tmp" "$bin"
 
+# Checks the device image would fail on, here, before anything goes into the pack.
+ldd_out=$(ldd "$bin" 2>&1) || die "ldd $bin failed: $ldd_out"
+bad=""
+while read -r lib _; do
+  [ -n "$lib" ] || continue
+  base=$(basename "$lib")
+  case " $device_libs " in *" $base "*) ;; *) bad="$bad $base" ;; esac
+done <<< "$ldd_out"
+[ -z "$bad" ] || die "the device binary links$bad, which the GPU machine's image does not have (only:$device_libs); build with -tags xla,noblas or carry them"
+ver_le() { [ "$(printf '%s\n%s\n' "$1" "$2" | sort -V | head -1)" = "$1" ]; }
+need_glibc() { objdump -T "$1" | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -V | tail -1; }
+need_glibcxx() { objdump -T "$1" | grep -o 'GLIBCXX_[0-9.]*' | sed 's/GLIBCXX_//' | sort -V | tail -1; }
+bin_glibc=$(need_glibc "$bin")
+ort_glibc=$(need_glibc "$ort_lib")
+ort_glibcxx=$(need_glibcxx "$ort_lib")
+ver_le "$bin_glibc" "$device_glibc" || die "the device binary needs glibc $bin_glibc; the GPU machine has $device_glibc"
+ver_le "$ort_glibc" "$device_glibc" || die "$ort_lib needs glibc $ort_glibc; the GPU machine has $device_glibc"
+ver_le "$ort_glibcxx" "$device_glibcxx" || die "$ort_lib needs GLIBCXX_$ort_glibcxx; the GPU machine has $device_glibcxx"
+
 # compress SRC DST.xz: only when SRC's sha256 differs from the one DST was made from.
 compress() {
   local src=$1 dst=$2 sum
@@ -99,25 +118,6 @@ compress "$ort_lib" "$pack/libonnxruntime.so.1.xz"
 rm -f "$pack"/configs/* "$pack"/images/*
 cp configs/*.yaml "$pack/configs/"
 cp testdata/paintings/*.jpg "$pack/images/"
-
-# Checks the device image would fail on, here.
-ldd_out=$(ldd "$bin" 2>&1) || die "ldd $bin failed: $ldd_out"
-bad=""
-while read -r lib _; do
-  [ -n "$lib" ] || continue
-  base=$(basename "$lib")
-  case " $device_libs " in *" $base "*) ;; *) bad="$bad $base" ;; esac
-done <<< "$ldd_out"
-[ -z "$bad" ] || die "the device binary links$bad, which the GPU machine's image does not have (only:$device_libs); build with -tags xla,noblas or carry them"
-ver_le() { [ "$(printf '%s\n%s\n' "$1" "$2" | sort -V | head -1)" = "$1" ]; }
-need_glibc() { objdump -T "$1" | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -V | tail -1; }
-need_glibcxx() { objdump -T "$1" | grep -o 'GLIBCXX_[0-9.]*' | sed 's/GLIBCXX_//' | sort -V | tail -1; }
-bin_glibc=$(need_glibc "$bin")
-ort_glibc=$(need_glibc "$ort_lib")
-ort_glibcxx=$(need_glibcxx "$ort_lib")
-ver_le "$bin_glibc" "$device_glibc" || die "the device binary needs glibc $bin_glibc; the GPU machine has $device_glibc"
-ver_le "$ort_glibc" "$device_glibc" || die "$ort_lib needs glibc $ort_glibc; the GPU machine has $device_glibc"
-ver_le "$ort_glibcxx" "$device_glibcxx" || die "$ort_lib needs GLIBCXX_$ort_glibcxx; the GPU machine has $device_glibcxx"
 
 # bf16: the recipe's `precision: bf16` (configs/*.yaml) and whether this binary's bench train can
 # run it (--precision). gpu-check.sh decides from the binary; both go into the manifest.
