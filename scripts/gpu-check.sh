@@ -337,7 +337,7 @@ if r:
 PY
 
 step "summary"
-"$py" - "$mode" "$out" "$work/parts" "$pack/MANIFEST" "$grad_tol" "$ort_tol" "$bf16_why" "$stage2_why" "$backend" <<'PY'
+"$py" - "$mode" "$out" "$work/parts" "$pack/MANIFEST" "$grad_tol" "$ort_tol" "$bf16_why" "$stage2_why" "$backend" <<'PY' || failed=1
 import csv, json, os, sys
 mode, out, parts_f, manifest, grad_tol, ort_tol, bf16_why, stage2_why, backend = sys.argv[1:10]
 grad_tol, ort_tol = float(grad_tol), float(ort_tol)
@@ -429,8 +429,11 @@ if rows:
 if not a16:
     L.append("bf16 (artnet): not run — %s" % (bf16_why or status("artnet-bf16")))
     L.append("")
+bad = []
 if ort:
     ok = ort.get("max_abs_diff", 1e9) <= ort_tol
+    if not ok:
+        bad.append("ORT CPU vs GoMLX outputs differ by %.3g > %g" % (ort.get("max_abs_diff", float("nan")), ort_tol))
     L.append("**Export → ONNX Runtime (CPU, %s) vs GoMLX forward (%s)**, batch %d: largest output difference %.3g (%s tolerance %g); ORT CPU %.1f images/s (median batch %.4f s)."
              % (ort.get("backend"), ort.get("reference"), ort["batch"], ort.get("max_abs_diff", float("nan")),
                 "within" if ok else "OUTSIDE", ort_tol, ort["images_per_sec"], ort["median_seconds"]))
@@ -441,6 +444,9 @@ else:
     L.append("Stage 2 (ORT CUDA provider): see log.txt (ort-cuda-b1, ort-cuda-b32).")
 open(os.path.join(out, "summary.md"), "w").write("\n".join(L) + "\n")
 print("\n".join(L))
+if bad:
+    print("gpu-check: " + "; ".join(bad))
+    sys.exit(3)
 PY
 
 # What came back must fit the device's limits: at most 8 files.
