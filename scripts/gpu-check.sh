@@ -33,8 +33,9 @@
 #   d. export of that B4 checkpoint to ONNX; ONNX Runtime (CPU, all cores) vs the checkpoint's
 #      GoMLX forward on xla:cuda, largest output difference ≤ ORT_TOL (default 1e-3); the three
 #      paintings predicted with it (decode + ORT path);
-#   e. bf16: when this binary's `bench train` has --precision (the recipe's `precision: bf16`),
-#      B4 again with --precision bf16; then PyTorch with bf16 autocast. Otherwise a sentence why not.
+#   e. bf16: when this binary's `bench train` has --precision (the recipe's train.precision: bf16,
+#      XLA only), B4 again with --precision bf16; PyTorch with bf16 autocast always. Otherwise the
+#      summary says why artnet's bf16 did not run (no recipe bf16, or no bench flag for it).
 # Stage 2 — ONNX Runtime's CUDA provider: only when ORT_GPU_DIR (default gpu-pack/ort-gpu, then
 #   third_party/onnxruntime-gpu) holds libonnxruntime.so.1 and libonnxruntime_providers_cuda.so
 #   (--fetch-ort-gpu lays them out on a machine with npm). Left out by default, and the summary
@@ -234,13 +235,17 @@ else
 fi
 ort_tol=${ORT_TOL:-1e-3}
 
-# bf16: decided by what the binary can do; the configs say what the recipe asks for.
-bf16_cfg=$(grep -lE '^[[:space:]]*precision:[[:space:]]*"?bf16' "$pack"/configs/*.yaml 2>/dev/null | xargs -r -n1 basename | paste -sd' ' || true)
+# bf16: decided by what the binary can do (bench train --precision); the configs say whether the
+# recipe has it (train.precision, "bf16 on the XLA backend only").
+bf16_cfg=$(grep -lE '^[[:space:]]*precision:' "$pack"/configs/*.yaml 2>/dev/null | xargs -r -n1 basename | paste -sd' ' || true)
 if "$artnet" bench train --help 2>/dev/null | grep -q -- '--precision'; then
   bf16=yes; bf16_why=""
+elif [ -n "$bf16_cfg" ]; then
+  bf16=no
+  bf16_why="the recipe has train.precision (configs: $bf16_cfg) but this artnet's bench train has no --precision flag to time it with"
 else
   bf16=no
-  bf16_why="this artnet's bench train has no --precision flag (the recipe's bf16 has not landed${bf16_cfg:+; yet $bf16_cfg asks for it})"
+  bf16_why="this artnet has no bf16 (no train.precision in configs/*.yaml, no bench train --precision): the recipe's bf16 has not landed"
 fi
 echo "bf16: $bf16 ${bf16_why:+— $bf16_why}"
 has_torch=yes

@@ -121,7 +121,7 @@ cp testdata/paintings/*.jpg "$pack/images/"
 
 # bf16: the recipe's `precision: bf16` (configs/*.yaml) and whether this binary's bench train can
 # run it (--precision). gpu-check.sh decides from the binary; both go into the manifest.
-bf16_cfg=$(grep -lE '^[[:space:]]*precision:[[:space:]]*"?bf16' configs/*.yaml 2>/dev/null | paste -sd' ' || true)
+bf16_cfg=$(grep -HE '^[[:space:]]*precision:' configs/*.yaml 2>/dev/null | sed 's/[[:space:]]*#.*//; s/:[[:space:]]*/: /g' | paste -sd';' || true)
 if "$bin" bench train --help 2>/dev/null | grep -q -- '--precision'; then bf16_flag=yes; else bf16_flag=no; fi
 
 # What would travel: the working tree as the device tool sends it (tracked files that exist +
@@ -143,7 +143,7 @@ mib() { awk -v b="$1" 'BEGIN {printf "%.1f MiB", b/1048576}'; }
   echo "ort: $(basename "$ort_lib") ($(stat -c %s "$ort_lib") bytes, sha256 $(sha256sum "$ort_lib" | cut -d' ' -f1))"
   echo "needs: artnet glibc $bin_glibc; libonnxruntime glibc $ort_glibc, GLIBCXX $ort_glibcxx (device image: glibc $device_glibc, GLIBCXX $device_glibcxx)"
   echo "ldd artnet: $(awk '{print $1}' <<< "$ldd_out" | paste -sd' ')"
-  echo "bf16: bench train --precision: $bf16_flag; configs with precision: bf16: ${bf16_cfg:-none}"
+  echo "bf16: bench train --precision: $bf16_flag; precision in configs: ${bf16_cfg:-none}"
   echo "travels: tree $tree_bytes bytes ($(mib "$tree_bytes")) + shared/ $shared_bytes + pack $pack_bytes ($(mib "$pack_bytes")) = $((tree_bytes + shared_bytes + pack_bytes)) bytes ($(mib $((tree_bytes + shared_bytes + pack_bytes)))); limit $limit_mib MiB (device: 64 MiB)"
   echo "files: size sha256 path"
   for f in "${pack_files[@]}"; do
