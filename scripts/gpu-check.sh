@@ -53,8 +53,8 @@
 #                                        # steps on the packed binary without CUDA — `go` stands in
 #                                        # for xla:cuda (vs go:reference), a b0 at 64 px for B4,
 #                                        # PyTorch on the CPU when Debian's python3-torch is installed
-#   scripts/gpu-check.sh --cpu-only      # the same as --dry-run (kept for old callers); packs first
-#                                        # when there is no pack
+#   scripts/gpu-check.sh --cpu-only      # scripts/gpu-pack.sh, then --dry-run: the same as
+#                                        # scripts/gpu-pack.sh --dry-run (kept for old callers)
 #   scripts/gpu-check.sh --fetch-ort-gpu [DIR]  # with npm: ORT 1.29's GPU libraries (sha256-checked)
 #                                        # into DIR (default third_party/onnxruntime-gpu), for stage 2
 #
@@ -69,7 +69,7 @@ cd "$root"
 mode=gpu
 case "${1:-}" in
   --dry-run) mode=dry ;;
-  --cpu-only) mode=dry; [ -f "${ARTNET_PACK:-$root/gpu-pack}/MANIFEST" ] || "$root/scripts/gpu-pack.sh" ;;
+  --cpu-only) mode=dry; PACK=${ARTNET_PACK:-$root/gpu-pack} "$root/scripts/gpu-pack.sh" ;;
   --fetch-ort-gpu) mode=fetch ;;
   "") ;;
   -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
