@@ -115,9 +115,16 @@ outputs="log.txt summary.md compare.json artnet-fp32.json artnet-bf16.json torch
 for f in $outputs; do rm -f "$out/$f"; done
 work=$(mktemp -d "${TMPDIR:-/tmp}/artnet-gpu.XXXXXX")
 sampler=""
-cleanup() { [ -z "$sampler" ] || kill "$sampler" 2>/dev/null || true; rm -rf "$work"; }
+tee_pid=""
+cleanup() {
+  [ -z "$sampler" ] || kill "$sampler" 2>/dev/null || true
+  rm -rf "$work"
+  # Let tee write the last lines to log.txt before the command returns (the device collects $OUT then).
+  if [ -n "$tee_pid" ]; then exec >&- 2>&-; wait "$tee_pid" 2>/dev/null || true; fi
+}
 trap cleanup EXIT
 exec > >(tee -a "$out/log.txt") 2>&1
+tee_pid=$!
 budget=${BUDGET_S:-420}
 SECONDS=0
 step() { echo; echo "== $* (t=${SECONDS}s, $(date -u +%H:%M:%S), load $(cut -d' ' -f1-3 /proc/loadavg))"; }
