@@ -162,7 +162,7 @@ func (t *trainer) recipeGraph(final bool) func(ctx *gomlxcontext.Context, in []*
 		optimizers.LearningRateVarWithValue(ctx, dtypes.Float32, t.o.LR).SetValueGraph(lr)
 		opt := optimizers.Adam().LearningRate(t.o.LR).Betas(t.o.Beta1, t.o.Beta2).WeightDecay(t.o.WeightDecay).Done()
 		if t.o.ClipNorm > 0 {
-			grads = ClipGlobalNorm(grads, t.o.ClipNorm)
+			grads = clipTrainableGradients(ctx, g, grads, t.o.ClipNorm)
 		}
 		opt.(interface {
 			UpdateGraphWithGradients(*gomlxcontext.Context, []*graph.Node, dtypes.DType)

@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -536,7 +537,7 @@ func (t *trainer) stepGraph(ctx *gomlxcontext.Context, images, labels, lr *graph
 		grads := ctx.BuildTrainableVariablesGradientsGraph(total)
 		opt.(interface {
 			UpdateGraphWithGradients(*gomlxcontext.Context, []*graph.Node, dtypes.DType)
-		}).UpdateGraphWithGradients(ctx, ClipGlobalNorm(grads, t.o.ClipNorm), total.DType())
+		}).UpdateGraphWithGradients(ctx, clipTrainableGradients(ctx, g, grads, t.o.ClipNorm), total.DType())
 	} else {
 		opt.UpdateGraph(ctx, g, total)
 	}
@@ -689,8 +690,42 @@ func openMetrics(outDir string, startStep int, resume bool) (*os.File, error) {
 	return os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0o644)
 }
 
+// clipTrainableGradients is ClipGlobalNorm for grads as ctx.BuildTrainableVariablesGradientsGraph
+// returns them (in ctx's variable order, which UpdateGraphWithGradients expects back), with the
+// squares summed in the order of the variables' scoped names. A context's variable order is the
+// order the variables were created in: the model's build order in a fresh run, the checkpoint's
+// sorted order after models.LoadCheckpoint (a resumed run). float32 addition is not
+// associative, so a norm summed in ctx's order could differ in its last bit between a resumed
+// run and the uninterrupted one, and with it the clipping scale and every update after it.
+func clipTrainableGradients(ctx *gomlxcontext.Context, g *graph.Graph, grads []*graph.Node, maxNorm float64) []*graph.Node {
+	var names []string
+	ctx.EnumerateVariables(func(v *gomlxcontext.Variable) {
+		if v.Trainable && v.InUseByGraph(g) {
+			names = append(names, v.ScopeAndName())
+		}
+	})
+	if len(names) != len(grads) {
+		panic(fmt.Sprintf("gradient clipping: %d gradients for %d trainable variables", len(grads), len(names)))
+	}
+	order := make([]int, len(grads))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(names[a], names[b]) })
+	sorted := make([]*graph.Node, len(grads))
+	for i, j := range order {
+		sorted[i] = grads[j]
+	}
+	clipped := ClipGlobalNorm(sorted, maxNorm)
+	out := make([]*graph.Node, len(grads))
+	for i, j := range order {
+		out[j] = clipped[i]
+	}
+	return out
+}
+
 // ClipGlobalNorm scales grads by min(1, maxNorm/‖grads‖₂), the norm taken over all of them
-// (torch.nn.utils.clip_grad_norm_).
+// (torch.nn.utils.clip_grad_norm_), its squares summed in grads' order.
 func ClipGlobalNorm(grads []*graph.Node, maxNorm float64) []*graph.Node {
 	if len(grads) == 0 {
 		return grads
