@@ -227,7 +227,6 @@ func expected(t testing.TB, m predict.Predictor, data []byte, name string, k int
 // expectedWith is expected with the preprocessing options o.
 func expectedWith(t testing.TB, m predict.Predictor, data []byte, name string, k int, o preprocess.Options) *predict.Prediction {
 	t.Helper()
-	cfg := m.Config()
 	x, err := preprocess.Decode(bytes.NewReader(data), o)
 	if err != nil {
 		t.Fatal(err)
@@ -236,7 +235,15 @@ func expectedWith(t testing.TB, m predict.Predictor, data []byte, name string, k
 	if err != nil {
 		t.Fatal(err)
 	}
-	return predict.Postprocess(cfg, res, 0, name, k, false)
+	pl, err := predict.NewPipeline(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, err := pl.Postprocess(res, 0, name, k, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pr
 }
 
 // samePrediction compares labels and confidences (within tol).

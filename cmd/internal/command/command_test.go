@@ -121,15 +121,23 @@ func predictOne(t *testing.T, model, file string, k int) *predict.Prediction {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	x, err := preprocess.DecodeFile(file, preprocess.FromConfig(m.Config()))
+	pl, err := predict.NewPipeline(m)
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := m.Run(context.Background(), x, 1)
+	x, err := preprocess.DecodeFile(file, pl.Options())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return predict.Postprocess(m.Config(), res, 0, file, k, false)
+	res, err := pl.Run(context.Background(), x, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, err := pl.Postprocess(res, 0, file, k, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pr
 }
 
 func TestPredictCommand(t *testing.T) {
