@@ -138,23 +138,28 @@ type VariableEntry struct {
 }
 
 // saveHook, when set (tests only), is called at named stages of SaveCheckpoint; an error it
-// returns aborts the save there, simulating a failure mid-save.
+// returns aborts the save there, simulating a failure mid-save. Nil in normal use: the save
+// path reads no environment and sleeps nowhere.
 var saveHook func(stage string) error
+
+// testSaveDelay is set only by a test's linker flag (go build -ldflags
+// "-X github.com/artnet/artnet/models.testSaveDelay=150ms"): a binary built so pauses that long
+// at each stage of SaveCheckpoint, for tests that kill a process while it saves. Empty in every
+// other build.
+var testSaveDelay string
+
+func init() {
+	if d, err := time.ParseDuration(testSaveDelay); err == nil && d > 0 {
+		saveHook = func(string) error { time.Sleep(d); return nil }
+	}
+}
 
 func hook(stage string) error {
 	if saveHook != nil {
 		return saveHook(stage)
 	}
-	if d, err := time.ParseDuration(os.Getenv(SaveDelayEnv)); err == nil && d > 0 {
-		time.Sleep(d) // crash tests: widen the window in which a save is in progress
-	}
 	return nil
 }
-
-// SaveDelayEnv names an environment variable (a Go duration, e.g. "200ms") that makes
-// SaveCheckpoint pause that long at each of its stages, mid-write; for tests that kill a
-// process while it saves. Unset in normal use.
-const SaveDelayEnv = "ARTNET_TEST_SAVE_DELAY"
 
 var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
 

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
@@ -277,5 +278,22 @@ func editFile(t *testing.T, d, file string, fn func([]byte) []byte) {
 	}
 	if err := os.WriteFile(p, fn(b), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The save path reads no environment: the variable crash tests once set to slow every save
+// (ARTNET_TEST_SAVE_DELAY) has no effect on a normal build.
+func TestSaveCheckpointReadsNoEnvironment(t *testing.T) {
+	ctx, cfg, _ := trainedContext(t, 15)
+	t.Setenv("ARTNET_TEST_SAVE_DELAY", "1h")
+	done := make(chan error, 1)
+	go func() { done <- SaveCheckpoint(ctx, cfg, filepath.Join(t.TempDir(), "ckpt")) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatal("SaveCheckpoint still running after 2 minutes with ARTNET_TEST_SAVE_DELAY=1h: the save path reads the environment")
 	}
 }
