@@ -27,7 +27,8 @@
 // its pattern exactly (shapes, initializer dims, sole consumers) and otherwise leaves the nodes.
 //
 // ONNX node names keep the GoMLX scope of the most recent variable used when the op was
-// recorded (a heuristic: the backend does not see scopes), e.g. "/backbone/stem/conv/Conv_12".
+// recorded (a heuristic: the backend does not see scopes), e.g. "/backbone/features/0/0/Conv_21"
+// for the stem's convolution (torchvision's features.0.0; TestNodeNamesAsDocumented).
 package export
 
 import (
