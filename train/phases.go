@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/artnet/artnet/evaluate"
-	artgraph "github.com/artnet/artnet/graph"
 	"github.com/artnet/artnet/internal/atomicfile"
 	"github.com/artnet/artnet/internal/errtext"
 	"github.com/artnet/artnet/models"
@@ -523,20 +522,12 @@ func (r *phaseRun) finalEval(ctx context.Context, phaseDir string) (*PhasesResul
 			return nil, err
 		}
 	}
-	mctx, cfg, err := models.LoadCheckpoint(ck)
+	p, err := models.OpenPredictor(ck, r.fc.Train.Backend)
 	if err != nil {
-		return nil, err
-	}
-	backend, err := artgraph.NewBackend(r.fc.Train.Backend)
-	if err != nil {
-		return nil, err
-	}
-	p, err := NewPredictor(backend, mctx, cfg)
-	if err != nil {
-		backend.Finalize()
 		return nil, err
 	}
 	defer p.Close()
+	cfg := p.Config()
 	batch := r.fc.Train.EvalBatch
 	if batch <= 0 {
 		batch = 32
@@ -547,7 +538,7 @@ func (r *phaseRun) finalEval(ctx context.Context, phaseDir string) (*PhasesResul
 	}
 	sum.Model, sum.Runtime, sum.Data, sum.Split = ck, "gomlx", r.fc.Data.Root, "val"
 	res := &PhasesResult{Checkpoint: ck, Tasks: map[string]TaskResults{}, Seconds: sum.Seconds,
-		ValImages: r.valSet.Len(), TrainImages: r.trainSet.Len(), ModelConfig: cfg, ParametersByPt: models.ParamCounts(mctx), Summary: sum, Imported: r.imported}
+		ValImages: r.valSet.Len(), TrainImages: r.trainSet.Len(), ModelConfig: cfg, ParametersByPt: models.ParamCounts(p.Context()), Summary: sum, Imported: r.imported}
 	for _, tr := range sum.Tasks {
 		if tr.Samples == 0 {
 			continue

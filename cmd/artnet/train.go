@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -54,6 +56,9 @@ func trainCommand() *cli.Command {
 			&cli.StringFlag{Name: "backend", Usage: "GoMLX backend: go (CPU, default) or xla:cuda (needs -tags xla and a PJRT plugin); default $GOMLX_BACKEND"},
 		}, wikiartFlags()...),
 		Action: func(c *cli.Context) error {
+			if err := refuseOtherMode(c); err != nil {
+				return err
+			}
 			if !c.Bool("synthetic") {
 				return trainWikiArt(c)
 			}
@@ -111,6 +116,38 @@ func trainCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// syntheticOnly are the flags only --synthetic training reads, with the configuration field
+// (if any) that says the same for WikiArt training.
+var syntheticOnly = map[string]string{
+	"model-config": "model.<field>", "steps": "phases.<name>.epochs", "weight-decay": "train.weight_decay",
+	"warmup": "train.warmup_epochs", "checkpoint-every": "", "eval-every": "", "train-size": "",
+	"val-size": "", "classes": "", "samples": "",
+}
+
+// refuseOtherMode refuses, with one line naming it, a flag given on the command line that the
+// chosen mode (WikiArt with --config, or --synthetic) does not read: nothing is silently ignored.
+func refuseOtherMode(c *cli.Context) error {
+	synthetic := c.Bool("synthetic")
+	if synthetic {
+		for _, f := range wikiartFlags() {
+			if name := f.Names()[0]; c.IsSet(name) {
+				return fmt.Errorf("flag --%s: not read by --synthetic training (it configures WikiArt training)", name)
+			}
+		}
+		return nil
+	}
+	for _, name := range slices.Sorted(maps.Keys(syntheticOnly)) {
+		if !c.IsSet(name) {
+			continue
+		}
+		if field := syntheticOnly[name]; field != "" {
+			return fmt.Errorf("flag --%s: read by --synthetic training only; for WikiArt training set %s in the configuration (or --set %s=…)", name, field, field)
+		}
+		return fmt.Errorf("flag --%s: read by --synthetic training only, not by WikiArt training (--config)", name)
+	}
+	return nil
 }
 
 // writeSamples writes n labelled synthetic images into out/samples, named by their labels.
