@@ -334,20 +334,6 @@ func readJSON(path string, v any) error {
 	return nil
 }
 
-// ReadCheckpointOptions returns the PhaseOptions a checkpoint of RunPhases was trained with
-// (saved in the checkpoint itself; nil when it holds none, e.g. an imported one).
-func ReadCheckpointOptions(dir string) (*PhaseOptions, error) {
-	b, err := ReadCheckpointRecord(dir)
-	if err != nil || b == nil {
-		return nil, err
-	}
-	var po PhaseOptions
-	if err := json.Unmarshal(b, &po); err != nil {
-		return nil, fmt.Errorf("checkpoint %s: training options: %s", dir, errtext.OneLine(err))
-	}
-	return &po, nil
-}
-
 // LocateRun finds, for a checkpoint or phase folder dir (e.g. out/run/phase1/best), the output
 // folder holding it (the nearest ancestor with run.json) and the name of its phase ("" when
 // dir is not inside a phase folder).
@@ -477,7 +463,7 @@ func (r *phaseRun) runPhase(ctx context.Context, ph PhaseConfig, from string) (s
 	if err := atomicfile.WriteFile(filepath.Join(dir, OptionsFile), append(b, '\n'), 0o644); err != nil {
 		return dir, err
 	}
-	o.Record = b // and in every checkpoint of the phase (ReadCheckpointOptions)
+	o.Record = b // and in every checkpoint of the phase (its options.json: models.ReadCheckpointOptions)
 	if err := atomicfile.WriteFile(filepath.Join(r.o.Out, PhaseFile), []byte(ph.Name+"\n"), 0o644); err != nil {
 		return dir, err
 	}
