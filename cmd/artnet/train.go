@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"maps"
 	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -16,18 +15,6 @@ import (
 	"github.com/artnet/artnet/models/spec"
 	"github.com/artnet/artnet/train"
 )
-
-// syntheticConfig is the model trained by `artnet train --synthetic`: spec.Tiny() with class
-// names that say what the synthetic label is read from (palette, texture, layout).
-func syntheticConfig(styles, genres, artists int) spec.Config {
-	c := spec.Tiny()
-	c.Classes = map[string][]string{
-		"style":  spec.Numbered("palette", styles),
-		"genre":  spec.Numbered("texture", genres),
-		"artist": spec.Numbered("layout", artists),
-	}
-	return c
-}
 
 func trainCommand() *cli.Command {
 	return &cli.Command{
@@ -66,7 +53,7 @@ func trainCommand() *cli.Command {
 			if _, err := fmt.Sscanf(strings.ReplaceAll(c.String("classes"), " ", ""), "%d,%d,%d", &n[0], &n[1], &n[2]); err != nil {
 				return fmt.Errorf("flag --classes: want three counts like 27,10,23, got %q", c.String("classes"))
 			}
-			cfg := syntheticConfig(n[0], n[1], n[2])
+			cfg := train.SyntheticConfig(n[0], n[1], n[2])
 			if p := c.String("model-config"); p != "" {
 				b, err := os.ReadFile(p)
 				if err != nil {
@@ -86,7 +73,7 @@ func trainCommand() *cli.Command {
 			seed := c.Int64("seed")
 			trainSet := train.NewSynthetic(cfg, c.Int("train-size"), seed)
 			valSet := train.NewSynthetic(cfg, c.Int("val-size"), seed+1_000_003)
-			if err := writeSamples(out, cfg, c.Int("samples"), seed); err != nil {
+			if err := train.WriteSyntheticSamples(out, cfg, c.Int("samples"), seed); err != nil {
 				return err
 			}
 			res, err := train.Run(c.Context, train.Options{
@@ -146,27 +133,6 @@ func refuseOtherMode(c *cli.Context) error {
 			return fmt.Errorf("flag --%s: read by --synthetic training only; for WikiArt training set %s in the configuration (or --set %s=…)", name, field, field)
 		}
 		return fmt.Errorf("flag --%s: read by --synthetic training only, not by WikiArt training (--config)", name)
-	}
-	return nil
-}
-
-// writeSamples writes n labelled synthetic images into out/samples, named by their labels.
-func writeSamples(out string, cfg spec.Config, n int, seed int64) error {
-	if n <= 0 {
-		return nil
-	}
-	dir := filepath.Join(out, "samples")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	for i := 0; i < n; i++ {
-		s := (i * 7) % cfg.NumClasses("style")
-		g := (i * 3) % cfg.NumClasses("genre")
-		a := (i * 5) % cfg.NumClasses("artist")
-		name := fmt.Sprintf("%s_%s_%s.png", cfg.Classes["style"][s], cfg.Classes["genre"][g], cfg.Classes["artist"][a])
-		if err := train.SaveSyntheticPNG(filepath.Join(dir, name), cfg, s, g, a, seed+int64(i)); err != nil {
-			return err
-		}
 	}
 	return nil
 }

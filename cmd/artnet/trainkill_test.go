@@ -29,7 +29,7 @@ func TestTrainKilledDuringCheckpointResumes(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-ldflags", ldflags, "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	cfg := syntheticConfig(4, 3, 3)
+	cfg := train.SyntheticConfig(4, 3, 3)
 	cfg.ImageSize, cfg.ResizeSize, cfg.Stages, cfg.LSTMLayers = 32, 36, 2, 1
 	cfgFile := filepath.Join(dir, "model.json")
 	if err := os.WriteFile(cfgFile, cfg.JSON(), 0o644); err != nil {
