@@ -16,14 +16,10 @@ import (
 // after the scope of its weights, torchvision's features.0.0.
 func TestNodeNamesAsDocumented(t *testing.T) {
 	const documented = "/backbone/features/0/0/Conv_" // export.go's package doc
-	cfg := spec.Tiny()
-	ctx := newContext()
-	fn := func(ctx *context.Context, x *graph.Node) []*graph.Node {
-		o := models.Build(ctx, cfg, x)
-		return []*graph.Node{o.Probs["style"], o.Probs["genre"], o.Probs["artist"], o.Attention}
-	}
-	inShape := []int{3, cfg.ImageSize, cfg.ImageSize}
-	gomlxRun(t, ctx, fn, randInput(1, prod(inShape)), append([]int{1}, inShape...))
+	cfg, ctx := spec.Tiny(), newContext()
+	n := cfg.ImageSize
+	gomlxRun(t, ctx, func(ctx *context.Context, x *graph.Node) []*graph.Node { return models.Build(ctx, cfg, x).Ordered() },
+		randInput(1, 3*n*n), []int{1, 3, n, n}) // creates the variables
 	m, err := export.Model(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)

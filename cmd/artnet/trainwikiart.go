@@ -63,30 +63,14 @@ func trainWikiArt(c *cli.Context) error {
 		return fmt.Errorf("train: unexpected argument %q (a checkpoint goes last, after --resume; other flags before it)", args[0])
 	}
 	ov := &r.Overrides
-	if c.IsSet("seed") {
-		ov.Seed = ptr(c.Int64("seed"))
-	}
-	if c.IsSet("backend") {
-		ov.Backend = ptr(c.String("backend"))
-	}
-	if c.IsSet("pretrained") {
-		ov.Pretrained = ptr(c.String("pretrained"))
-	}
-	if c.IsSet("workers") {
-		ov.Workers = ptr(c.Int("workers"))
-	}
-	if c.IsSet("cache-mem") {
-		ov.CacheMem = ptr(c.String("cache-mem"))
-	}
-	if c.IsSet("epochs") {
-		ov.Epochs = ptr(c.Float64("epochs"))
-	}
-	if c.IsSet("lr") {
-		ov.LR = ptr(c.Float64("lr"))
-	}
-	if c.IsSet("batch") {
-		ov.Batch = ptr(c.Int("batch"))
-	}
+	ov.Seed = flagPtr(c, "seed", c.Int64)
+	ov.Backend = flagPtr(c, "backend", c.String)
+	ov.Pretrained = flagPtr(c, "pretrained", c.String)
+	ov.Workers = flagPtr(c, "workers", c.Int)
+	ov.CacheMem = flagPtr(c, "cache-mem", c.String)
+	ov.Epochs = flagPtr(c, "epochs", c.Float64)
+	ov.LR = flagPtr(c, "lr", c.Float64)
+	ov.Batch = flagPtr(c, "batch", c.Int)
 	ov.AllowPartial, ov.Strict = c.Bool("allow-partial"), c.Bool("strict")
 	if c.Bool("progress") {
 		r.Progress = progressBar
@@ -103,7 +87,14 @@ func trainWikiArt(c *cli.Context) error {
 	return nil
 }
 
-func ptr[T any](v T) *T { return &v }
+// flagPtr is the flag's value when the command line gives it, else nil (not overridden).
+func flagPtr[T any](c *cli.Context, name string, get func(string) T) *T {
+	if !c.IsSet(name) {
+		return nil
+	}
+	v := get(name)
+	return &v
+}
 
 // flagIfSet is the flag's value when the command line gives it, else "".
 func flagIfSet(c *cli.Context, name string) string {
