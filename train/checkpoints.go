@@ -179,7 +179,7 @@ func (t *trainer) keepBest(step int, acc map[string]float64) error {
 	if prev != nil && prev.Step != step && score <= prev.Score {
 		return nil
 	}
-	if err := models.SaveCheckpoint(t.mctx, t.cfg, filepath.Join(t.o.OutDir, BestDir)); err != nil {
+	if err := models.SaveCheckpointWithOptions(t.mctx, t.cfg, filepath.Join(t.o.OutDir, BestDir), t.o.Record); err != nil {
 		return fmt.Errorf("train: best checkpoint at step %d: %w", step, err)
 	}
 	b, _ := json.MarshalIndent(BestInfo{Step: step, Score: score, Accuracy: acc}, "", "  ")
