@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"image"
 	"image/color"
 	"image/png"
@@ -55,18 +54,7 @@ func TestPredictMatchesLowerPackages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := rt.Run(context.Background(), x, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pl, err := predict.NewPipeline(rt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, err := pl.Postprocess(res, 0, path, 3, true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	want := runtimetest.Expected(t, rt, x, path, 3, true)
 
 	ctx := context.Background()
 	fromFile, err := m.PredictFile(ctx, path)
@@ -290,44 +278,5 @@ func TestWrapClosesOnError(t *testing.T) {
 	p = &closeCounter{cfg: bad}
 	if _, err := Wrap(p, Options{}); err == nil || !strings.Contains(err.Error(), "ResizeSize") || p.closed != 1 {
 		t.Errorf("bad config: %v, closed %d", err, p.closed)
-	}
-}
-
-// shortPredictor answers without one task's output (a broken or foreign predictor).
-type shortPredictor struct {
-	closeCounter
-	drop string
-}
-
-func (s *shortPredictor) Run(_ context.Context, _ []float32, n int) (*predict.Result, error) {
-	res := &predict.Result{Batch: n, Probs: map[string][]float32{}, Attention: make([]float32, n*s.cfg.Tokens())}
-	for _, t := range spec.Tasks {
-		if t != s.drop {
-			res.Probs[t] = make([]float32, n*s.cfg.NumClasses(t))
-		}
-	}
-	return res, nil
-}
-
-// A predictor whose result lacks a task is a one-line error naming it, not a panic.
-func TestWrapResultMissingTask(t *testing.T) {
-	for _, task := range spec.Tasks {
-		m, err := Wrap(&shortPredictor{closeCounter: closeCounter{cfg: spec.Tiny()}, drop: task}, Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		img := image.NewRGBA(image.Rect(0, 0, 80, 80))
-		var r *Result
-		func() {
-			defer func() {
-				if p := recover(); p != nil {
-					err = fmt.Errorf("panic: %v", p)
-				}
-			}()
-			r, err = m.Predict(context.Background(), img)
-		}()
-		if err == nil || !strings.Contains(err.Error(), task) || strings.Contains(err.Error(), "panic") || r != nil {
-			t.Errorf("result without %s: want a one-line error naming it, got %v", task, err)
-		}
 	}
 }

@@ -1,10 +1,12 @@
 package export
 
 import (
+	"slices"
+
 	"github.com/artnet/artnet/onnxpb"
 )
 
-// The index of emitted ONNX nodes and the initializer readers the node passes share.
+// The index of emitted ONNX nodes and the pattern and initializer readers the node passes share.
 
 func (e *emitter) dropRemoved(g *nodeGraph) {
 	var kept []*onnxpb.NodeProto
@@ -51,6 +53,27 @@ func (g *nodeGraph) soleConsumer(v string) *onnxpb.NodeProto {
 		return nil
 	}
 	return g.consumer[v]
+}
+
+// soleProducer returns the node producing v when it is an op node whose only consumer is into
+// (nil otherwise).
+func (g *nodeGraph) soleProducer(v, op string, into *onnxpb.NodeProto) *onnxpb.NodeProto {
+	n := g.producer[v]
+	if n == nil || n.GetOpType() != op || g.soleConsumer(n.Output[0]) != into {
+		return nil
+	}
+	return n
+}
+
+// imageShape returns the recorded shape of x when it is an image batch [B,C,H,W] (the batch
+// dimension the only one that differs between the two recordings).
+func (e *emitter) imageShape(shapes map[string]valueShape, x string) (valueShape, bool) {
+	xs, ok := shapes[x]
+	if !ok || len(xs.a) != 4 || len(xs.b) != 4 || xs.a[0] != e.batchA || xs.b[0] != e.batchB ||
+		!slices.Equal(xs.a[1:], xs.b[1:]) {
+		return xs, false
+	}
+	return xs, true
 }
 
 // valueShape is a value's recorded dims at the two batch sizes.

@@ -16,19 +16,17 @@ func (e *emitter) fusePointwise(g *nodeGraph, shapes map[string]valueShape, r2 *
 	if len(r2.Input) != 2 || len(r2.Output) != 1 || attrOf(r2, "allowzero") != nil {
 		return
 	}
-	mm := g.producer[r2.Input[0]]
-	if mm == nil || mm.GetOpType() != "MatMul" || len(mm.Input) != 2 || g.soleConsumer(mm.Output[0]) != r2 {
+	mm := g.soleProducer(r2.Input[0], "MatMul", r2)
+	if mm == nil || len(mm.Input) != 2 {
 		return
 	}
-	r1 := g.producer[mm.Input[1]]
-	if r1 == nil || r1.GetOpType() != "Reshape" || len(r1.Input) != 2 || attrOf(r1, "allowzero") != nil ||
-		g.soleConsumer(r1.Output[0]) != mm {
+	r1 := g.soleProducer(mm.Input[1], "Reshape", mm)
+	if r1 == nil || len(r1.Input) != 2 || attrOf(r1, "allowzero") != nil {
 		return
 	}
 	x := r1.Input[0]
-	xs, ok := shapes[x]
-	if !ok || len(xs.a) != 4 || len(xs.b) != 4 || xs.a[0] != e.batchA || xs.b[0] != e.batchB ||
-		!slices.Equal(xs.a[1:], xs.b[1:]) {
+	xs, ok := e.imageShape(shapes, x)
+	if !ok {
 		return
 	}
 	c, h, w := int64(xs.a[1]), int64(xs.a[2]), int64(xs.a[3])

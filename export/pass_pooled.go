@@ -31,9 +31,8 @@ func (e *emitter) liftPooled(g *nodeGraph, nodes []*onnxpb.NodeProto, shapes map
 		return
 	}
 	x := rs.Input[0]
-	xs, ok := shapes[x]
-	if !ok || len(xs.a) != 4 || len(xs.b) != 4 || xs.a[0] != e.batchA || xs.b[0] != e.batchB ||
-		!slices.Equal(xs.a[1:], xs.b[1:]) {
+	xs, ok := e.imageShape(shapes, x)
+	if !ok {
 		return
 	}
 	hw := float64(xs.a[2] * xs.a[3])

@@ -19,22 +19,20 @@ func (e *emitter) fuseTokens(g *nodeGraph, shapes map[string]valueShape, mm *onn
 	if len(mm.Input) != 2 || len(mm.Output) != 1 || len(mm.Attribute) != 0 {
 		return
 	}
-	t := g.producer[mm.Input[0]]
-	if t == nil || t.GetOpType() != "Transpose" || len(t.Input) != 1 || g.soleConsumer(t.Output[0]) != mm {
+	t := g.soleProducer(mm.Input[0], "Transpose", mm)
+	if t == nil || len(t.Input) != 1 {
 		return
 	}
 	if p := attrOf(t, "perm"); p == nil || !slices.Equal(p.Ints, []int64{0, 2, 1}) {
 		return
 	}
-	r := g.producer[t.Input[0]]
-	if r == nil || r.GetOpType() != "Reshape" || len(r.Input) != 2 || attrOf(r, "allowzero") != nil ||
-		g.soleConsumer(r.Output[0]) != t {
+	r := g.soleProducer(t.Input[0], "Reshape", t)
+	if r == nil || len(r.Input) != 2 || attrOf(r, "allowzero") != nil {
 		return
 	}
 	x := r.Input[0]
-	xs, ok := shapes[x]
-	if !ok || len(xs.a) != 4 || len(xs.b) != 4 || xs.a[0] != e.batchA || xs.b[0] != e.batchB ||
-		!slices.Equal(xs.a[1:], xs.b[1:]) {
+	xs, ok := e.imageShape(shapes, x)
+	if !ok {
 		return
 	}
 	c, hw := int64(xs.a[1]), int64(xs.a[2]*xs.a[3])

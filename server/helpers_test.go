@@ -231,19 +231,7 @@ func expectedWith(t testing.TB, m predict.Predictor, data []byte, name string, k
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := m.Run(context.Background(), x, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pl, err := predict.NewPipeline(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pr, err := pl.Postprocess(res, 0, name, k, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pr
+	return runtimetest.Expected(t, m, x, name, k, false)
 }
 
 // samePrediction compares labels and confidences (within tol).

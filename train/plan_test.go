@@ -53,14 +53,13 @@ func TestSetOverrides(t *testing.T) {
 
 // A bad override is one line naming it, and leaves the configuration as it was.
 func TestSetRefusesBadOverrides(t *testing.T) {
-	for set, want := range map[string]string{
-		"train.weight_decayy=1": "train.weight_decayy",
-		"phases.9.lr=1":         "phases.9",
-		"train.seed=abc":        "train.seed",
-		"phases.*.lr=-1":        "lr",
-		"no-equals":             "no-equals",
-		"phases.1=3":            "phases.1",
-	} {
+	cases := [][2]string{ // override, what the error names
+		{"train.weight_decayy=1", "train.weight_decayy"}, {"phases.9.lr=1", "phases.9"},
+		{"train.seed=abc", "train.seed"}, {"phases.*.lr=-1", "lr"}, {"no-equals", "no-equals"},
+		{"phases.1=3", "phases.1"},
+	}
+	for _, c := range cases {
+		set, want := c[0], c[1]
 		fc := loadRepoConfig(t)
 		before := fc.Train
 		err := fc.Set(set)

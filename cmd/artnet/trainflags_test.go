@@ -12,7 +12,8 @@ import (
 func TestTrainRefusesFlagsOfTheOtherMode(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "out")
 	values := map[string]string{"model-config": "m.json", "classes": "3,3,3"}
-	for name := range syntheticOnly {
+	for _, f := range syntheticFlags() {
+		name := f.Names()[0]
 		v := values[name]
 		if v == "" {
 			v = "5"

@@ -121,23 +121,11 @@ func predictOne(t *testing.T, model, file string, k int) *predict.Prediction {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	pl, err := predict.NewPipeline(m)
+	x, err := preprocess.DecodeFile(file, preprocess.FromConfig(m.Config()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	x, err := preprocess.DecodeFile(file, pl.Options())
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := pl.Run(context.Background(), x, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pr, err := pl.Postprocess(res, 0, file, k, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pr
+	return runtimetest.Expected(t, m, x, file, k, false)
 }
 
 func TestPredictCommand(t *testing.T) {
