@@ -1,6 +1,8 @@
 // Package predict is the model-agnostic middle of inference: the Predictor interface that both
-// runtimes (ONNX Runtime, GoMLX) satisfy, and the postprocessing of their raw outputs into the
-// per-task labels, confidences and attention that `artnet predict --json` and the server answer.
+// runtimes (ONNX Runtime, GoMLX) satisfy, and Pipeline, the one inference path every caller
+// takes — decode, preprocess, run (the result checked against the model's configuration),
+// postprocess into the per-task labels, confidences and attention that `artnet predict --json`
+// and the server answer.
 // It has its own folder because the CLI and the server share it, and it must pull in neither
 // GoMLX nor ONNX Runtime: both runtimes import it, not the other way round.
 package predict
