@@ -46,7 +46,7 @@ type Options struct {
 
 // Model is an opened artnet model.
 type Model struct {
-	p    predict.Predictor
+	pl   *predict.Pipeline
 	cfg  spec.Config
 	pre  preprocess.Options
 	topK int
@@ -84,22 +84,21 @@ func Wrap(p predict.Predictor, o Options) (*Model, error) {
 		_ = p.Close()
 		return nil, fmt.Errorf("artnet: Options.TopK must be >= 0, got %d", o.TopK)
 	}
-	cfg := p.Config()
-	pre := preprocess.FromConfig(cfg)
-	if err := pre.Validate(); err != nil {
+	pl, err := predict.NewPipeline(p)
+	if err != nil {
 		_ = p.Close()
-		return nil, fmt.Errorf("artnet: model configuration: %w", err)
+		return nil, fmt.Errorf("artnet: %w", err)
 	}
 	k := o.TopK
 	if k == 0 {
 		k = DefaultTopK
 	}
-	return &Model{p: p, cfg: cfg, pre: pre, topK: k}, nil
+	return &Model{pl: pl, cfg: pl.Config(), pre: pl.Options(), topK: k}, nil
 }
 
 // Close releases the model (its ONNX Runtime session). The ONNX Runtime library stays loaded
 // for the process; runtime.Shutdown unloads it once every model is closed.
-func (m *Model) Close() error { return m.p.Close() }
+func (m *Model) Close() error { return m.pl.Predictor().Close() }
 
 // Config returns the model's configuration: classes, input size, preprocessing, token grid.
 func (m *Model) Config() spec.Config { return m.cfg }
@@ -150,7 +149,7 @@ func (m *Model) PredictImages(ctx context.Context, imgs []image.Image) ([]*Resul
 // PredictBytes decodes an image file held in memory (JPEG, PNG, GIF or WebP; EXIF orientation
 // applied; at most 50 megapixels, checked from the header) and predicts it.
 func (m *Model) PredictBytes(ctx context.Context, data []byte) (*Result, error) {
-	img, err := preprocess.DecodeImage(bytes.NewReader(data), m.pre)
+	img, err := m.pl.Decode(bytes.NewReader(data))
 	if err != nil {
 		return nil, fmt.Errorf("artnet: %w", err)
 	}
@@ -168,7 +167,7 @@ func (m *Model) PredictFile(ctx context.Context, path string) (*Result, error) {
 		return nil, fmt.Errorf("artnet: %w", err)
 	}
 	defer f.Close()
-	img, err := preprocess.DecodeImage(f, m.pre)
+	img, err := m.pl.Decode(f)
 	if err != nil {
 		return nil, fmt.Errorf("artnet: %s: %w", path, err)
 	}
@@ -187,15 +186,11 @@ func (m *Model) run(ctx context.Context, imgs []image.Image, names []string) ([]
 	n := m.pre.Len()
 	batch := make([]float32, len(imgs)*n)
 	for i, img := range imgs {
-		if img == nil {
-			return nil, fmt.Errorf("artnet: image %d is nil", i)
-		}
-		if err := m.pre.CheckBounds(img.Bounds()); err != nil {
+		if err := m.pl.Preprocess(batch[i*n:(i+1)*n], img); err != nil {
 			return nil, fmt.Errorf("artnet: image %d: %w", i, err)
 		}
-		preprocess.ToTensorInto(batch[i*n:(i+1)*n], img, m.pre)
 	}
-	res, err := m.p.Run(ctx, batch, len(imgs))
+	res, err := m.pl.Run(ctx, batch, len(imgs))
 	if err != nil {
 		return nil, fmt.Errorf("artnet: model run on %d images: %w", len(imgs), err)
 	}
@@ -205,9 +200,13 @@ func (m *Model) run(ctx context.Context, imgs []image.Image, names []string) ([]
 		if names != nil {
 			name = names[i]
 		}
+		pr, err := m.pl.Postprocess(res, i, name, m.topK, true)
+		if err != nil {
+			return nil, fmt.Errorf("artnet: %w", err)
+		}
 		b := img.Bounds()
 		out[i] = &Result{
-			Prediction: *predict.Postprocess(m.cfg, res, i, name, m.topK, true),
+			Prediction: *pr,
 			img:        img,
 			crop:       preprocess.CropBox(b.Dx(), b.Dy(), m.pre).Add(b.Min),
 		}

@@ -54,11 +54,7 @@ func TestPredictMatchesLowerPackages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := rt.Run(context.Background(), x, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := predict.Postprocess(cfg, res, 0, path, 3, true)
+	want := runtimetest.Expected(t, rt, x, path, 3, true)
 
 	ctx := context.Background()
 	fromFile, err := m.PredictFile(ctx, path)

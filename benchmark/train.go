@@ -4,13 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/artnet/artnet/internal/cpustat"
 	"io"
 	"log/slog"
 	"math/rand/v2"
 	"os"
 	"runtime/pprof"
 
+	artgraph "github.com/artnet/artnet/graph"
+	"github.com/artnet/artnet/internal/cpustat"
 	"github.com/artnet/artnet/models/spec"
 	"github.com/artnet/artnet/train"
 )
@@ -107,14 +108,7 @@ func Train(ctx context.Context, o TrainOptions, log *slog.Logger) (*Report, erro
 	return r, nil
 }
 
-func backendName(config string) string {
-	if config == "" {
-		if config = os.Getenv("GOMLX_BACKEND"); config == "" {
-			config = "go"
-		}
-	}
-	return config
-}
+func backendName(config string) string { return artgraph.BackendConfig(config) }
 
 // Noise is a train.Dataset of n fixed images of normalized Gaussian noise with random labels:
 // a benchmark's data, which costs one copy per example.

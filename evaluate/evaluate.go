@@ -12,7 +12,6 @@ import (
 	"github.com/artnet/artnet/internal/errtext"
 	"github.com/artnet/artnet/models/spec"
 	"github.com/artnet/artnet/predict"
-	"github.com/artnet/artnet/preprocess"
 	"github.com/artnet/artnet/wikiart"
 )
 
@@ -110,7 +109,11 @@ type accumulator struct {
 // only when the model fails, the context ends, or the class lists do not fit the model.
 func Run(ctx context.Context, p predict.Predictor, samples []wikiart.Sample, o Options) (*Summary, error) {
 	began := time.Now()
-	cfg := p.Config()
+	pl, err := predict.NewPipeline(p)
+	if err != nil {
+		return nil, fmt.Errorf("evaluate: %w", err)
+	}
+	cfg := pl.Config()
 	if o.Batch <= 0 {
 		o.Batch = 32
 	}
@@ -147,8 +150,7 @@ func Run(ctx context.Context, p predict.Predictor, samples []wikiart.Sample, o O
 		acc[t] = &accumulator{conf: NewConfusion(names), k: k, nClasses: len(names), className: task}
 	}
 
-	popt := preprocess.FromConfig(cfg)
-	per := 3 * cfg.ImageSize * cfg.ImageSize
+	per := pl.Options().Len()
 	batches := make(chan batch, 1)
 	pctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -159,12 +161,17 @@ func Run(ctx context.Context, p predict.Predictor, samples []wikiart.Sample, o O
 			b := batch{images: make([]float32, 0, o.Batch*per)}
 			for ; start < len(samples) && len(b.samples) < o.Batch; start++ {
 				s := samples[start]
-				x, err := preprocess.DecodeFile(s.File(o.Images), popt)
+				img, err := pl.DecodeFile(s.File(o.Images))
+				if err == nil {
+					b.images = append(b.images, make([]float32, per)...)
+					if err = pl.Preprocess(b.images[len(b.images)-per:], img); err != nil {
+						b.images = b.images[:len(b.images)-per]
+					}
+				}
 				if err != nil {
 					b.skipped = append(b.skipped, Skipped{Path: s.Path, Error: errtext.OneLine(err)})
 					continue
 				}
-				b.images = append(b.images, x...)
 				b.samples = append(b.samples, s)
 			}
 			select {
@@ -188,7 +195,7 @@ func Run(ctx context.Context, p predict.Predictor, samples []wikiart.Sample, o O
 		if len(b.samples) == 0 {
 			continue
 		}
-		res, err := p.Run(ctx, b.images, len(b.samples))
+		res, err := pl.Run(ctx, b.images, len(b.samples))
 		if err != nil {
 			return nil, fmt.Errorf("evaluate: model run on %d images (first %s): %w", len(b.samples), b.samples[0].Path, err)
 		}
@@ -199,10 +206,7 @@ func Run(ctx context.Context, p predict.Predictor, samples []wikiart.Sample, o O
 					continue
 				}
 				a := acc[t]
-				row := res.Row(task, i)
-				if len(row) != a.nClasses {
-					return nil, fmt.Errorf("evaluate: task %s: model output has %d probabilities, want %d", task, len(row), a.nClasses)
-				}
+				row := res.Row(task, i) // nClasses long: pl.Run checked the shapes
 				if truth < 0 || truth >= a.nClasses {
 					return nil, fmt.Errorf("evaluate: %s: %s label %d out of range 0..%d", s.Path, task, truth, a.nClasses-1)
 				}

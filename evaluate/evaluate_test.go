@@ -43,7 +43,7 @@ func (p *fakePredictor) Run(ctx context.Context, images []float32, batch int) (*
 		return nil, p.fail
 	}
 	per := len(images) / batch
-	res := &predict.Result{Batch: batch, Probs: map[string][]float32{}}
+	res := &predict.Result{Batch: batch, Probs: map[string][]float32{}, Attention: make([]float32, batch*p.cfg.Tokens())}
 	for i := 0; i < batch; i++ {
 		cls := classOf(images[i*per])
 		for _, task := range spec.Tasks {

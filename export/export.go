@@ -14,20 +14,21 @@
 //
 // Trivial constants are folded at export time: transposes and reshapes of weights, float32
 // elementwise ops on weights (batch-norm scale and shift), small constant broadcasts; dead nodes
-// and unused initializers are dropped. Model also replaces DeepArtNet's unrolled BiLSTM by one
-// ONNX LSTM node per layer.
+// and unused initializers are dropped.
 //
-// A last pass over the emitted nodes (fuse.go) writes each 1×1 convolution recorded as a batched
-// matrix product (Reshape → MatMul → Reshape) as one ONNX Conv, and folds per-channel constant
-// Mul/Add/Sub chains after any Conv (inference batch norms, biases) into its weight and bias, so
-// that ONNX Runtime runs the backbone as Convs as it would PyTorch's export, and writes
-// squeeze-excitation (a spatial mean, dense layers on [B,C], a Reshape to [B,C,1,1]) as
-// GlobalAveragePool and 1×1 Convs, the token projection as Conv → Reshape → Transpose and
-// Max(x, 0) as Relu. Each rewrite matches
+// Rewrites are an ordered list of passes (passes.go, one file per rewrite): on the recording,
+// Model replaces DeepArtNet's unrolled BiLSTM by one ONNX LSTM node per layer (lstm.go); on the
+// emitted nodes, each 1×1 convolution recorded as a batched matrix product (Reshape → MatMul →
+// Reshape) becomes one ONNX Conv, the token projection Conv → Reshape → Transpose,
+// squeeze-excitation (a spatial mean, dense layers on [B,C], a Reshape to [B,C,1,1])
+// GlobalAveragePool and 1×1 Convs, per-channel constant Mul/Add/Sub chains after any Conv
+// (inference batch norms, biases) fold into its weight and bias, and Max(x, 0) becomes Relu — so
+// that ONNX Runtime runs the backbone as Convs as it would PyTorch's export. Each rewrite matches
 // its pattern exactly (shapes, initializer dims, sole consumers) and otherwise leaves the nodes.
 //
 // ONNX node names keep the GoMLX scope of the most recent variable used when the op was
-// recorded (a heuristic: the backend does not see scopes), e.g. "/backbone/stem/conv/Conv_12".
+// recorded (a heuristic: the backend does not see scopes), e.g. "/backbone/features/0/0/Conv_21"
+// for the stem's convolution (torchvision's features.0.0; TestNodeNamesAsDocumented).
 package export
 
 import (
@@ -107,9 +108,11 @@ func exportGraph(ctx *context.Context, inputName string, inputShape []int,
 	if err != nil {
 		return nil, err
 	}
-	for _, f := range fusions {
-		if f.plan(ra.recs, ra.outputs) == nil {
-			e.fusions = append(e.fusions, f)
+	x := &exportRun{e: e, rec: ra, outputs: outputNames}
+	ps := passes(fusions)
+	for _, p := range ps {
+		if p.onRecording() {
+			p.run(x)
 		}
 	}
 	outVals := make([]string, len(outputNames))
@@ -167,7 +170,12 @@ func exportGraph(ctx *context.Context, inputName string, inputShape []int,
 	}
 	e.prune(outputNames)
 	e.renamed = renamed
-	e.fuseConvs(outputNames)
+	x.shapes = e.valueShapes()
+	for _, p := range ps {
+		if !p.onRecording() {
+			p.run(x)
+		}
+	}
 	e.prune(outputNames)
 	e.rawFloats()
 	g.Node, g.Initializer = e.nodes, e.inits

@@ -24,6 +24,17 @@ type lstmFusion struct {
 	ok          bool
 }
 
+func (f *lstmFusion) name() string      { return "lstm " + f.scope }
+func (f *lstmFusion) onRecording() bool { return true }
+
+// run plans the fusion on the recording; the emitter then writes the LSTM nodes in place of the
+// subgraph. A recording that does not match is left unfused.
+func (f *lstmFusion) run(x *exportRun) {
+	if f.plan(x.rec.recs, x.rec.outputs) == nil {
+		x.e.fusions = append(x.e.fusions, f)
+	}
+}
+
 // plan finds the subgraph in recording a; it reports why it cannot fuse.
 func (f *lstmFusion) plan(a []*rec, outputs []*rec) error {
 	inScope := func(r *rec) bool { return r.scope == f.scope }

@@ -23,12 +23,7 @@ func Model(ctx *context.Context, cfg spec.Config) (*onnxpb.ModelProto, error) {
 		return nil, fmt.Errorf("export: %s", errtext.OneLine(err))
 	}
 	fn := func(ctx *context.Context, x *graph.Node) []*graph.Node {
-		o := models.Build(ctx, cfg, x)
-		outs := make([]*graph.Node, 0, len(spec.Tasks)+1)
-		for _, t := range spec.Tasks {
-			outs = append(outs, o.Probs[t])
-		}
-		return append(outs, o.Attention)
+		return models.Build(ctx, cfg, x).Ordered()
 	}
 	// The unrolled BiLSTM (thousands of ops at 7×7 tokens) becomes one ONNX LSTM node per layer.
 	fuse := &lstmFusion{scope: "/" + models.ScopeEncoder + "/lstm", hidden: cfg.LSTMHidden, layers: cfg.LSTMLayers}

@@ -68,15 +68,28 @@ package graph
 
 import (
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/backends/simplego"
+
+	"github.com/artnet/artnet/internal/envvar"
 )
 
 // GoBackendName is the config name of the pure-Go backend (wrapped with artnet's fixes).
 const GoBackendName = "go"
+
+// BackendConfig is the backend configuration NewBackend uses for config: config itself, else
+// $GOMLX_BACKEND (envvar.Backend), else "go".
+func BackendConfig(config string) string {
+	if config == "" {
+		config = envvar.Backend.Get()
+	}
+	if config == "" {
+		config = GoBackendName
+	}
+	return config
+}
 
 // NewBackend returns the backend for config: "" means $GOMLX_BACKEND, and if that is unset "go".
 // "go" (or "go:<cfg>", <cfg> being comma-separated simplego options, e.g. "parallelism=2", plus
@@ -88,12 +101,7 @@ const GoBackendName = "go"
 // "xla" / "xla:cuda" / "xla:cpu" is GoMLX's XLA/PJRT backend: only compiled in with build tag
 // `xla`; without it NewBackend returns an error saying so.
 func NewBackend(config string) (backends.Backend, error) {
-	if config == "" {
-		config = os.Getenv(backends.ConfigEnvVar)
-	}
-	if config == "" {
-		config = GoBackendName
-	}
+	config = BackendConfig(config)
 	name, cfg, _ := strings.Cut(config, ":")
 	switch name {
 	case GoBackendName, "simplego":

@@ -37,6 +37,7 @@ const (
 	VariablesFile = "variables.json" // index of the variables (VariablesIndex)
 	DataFile      = "variables.bin"  // raw little-endian values, concatenated in index order
 	ChecksumsFile = "checksums.json" // size and SHA-256 of every other file (Checksums), written last
+	OptionsFile   = "options.json"   // optional: the run options it was trained with (SaveCheckpointWithOptions)
 
 	variablesFormat  = "artnet-variables"
 	variablesVersion = 1
@@ -44,8 +45,12 @@ const (
 	checksumsVersion = 1
 )
 
-// checkpointFiles are the files a checksums.json must cover, in the order they are checked.
-var checkpointFiles = []string{ConfigFile, VariablesFile, DataFile}
+// checkpointFiles are the files a checksums.json must cover, in the order they are checked;
+// optionalFiles those it covers when the checkpoint has them.
+var (
+	checkpointFiles = []string{ConfigFile, VariablesFile, DataFile}
+	optionalFiles   = []string{OptionsFile}
+)
 
 // Checksums is the content of checksums.json: the size and SHA-256 of every other file of the
 // checkpoint. SaveCheckpoint writes it after all of them; LoadCheckpoint checks each file against
@@ -97,7 +102,7 @@ func readChecksums(dir string) (*Checksums, error) {
 		return nil, fmt.Errorf("format %q version %d, want %q version %d", c.Format, c.Version, checksumsFormat, checksumsVersion)
 	}
 	for name, h := range c.Files {
-		if !slices.Contains(checkpointFiles, name) {
+		if !slices.Contains(checkpointFiles, name) && !slices.Contains(optionalFiles, name) {
 			return nil, fmt.Errorf("lists %q, which is not a checkpoint file", name)
 		}
 		if b, err := hex.DecodeString(h.SHA256); err != nil || len(b) != sha256.Size || h.Bytes < 0 {
@@ -138,23 +143,28 @@ type VariableEntry struct {
 }
 
 // saveHook, when set (tests only), is called at named stages of SaveCheckpoint; an error it
-// returns aborts the save there, simulating a failure mid-save.
+// returns aborts the save there, simulating a failure mid-save. Nil in normal use: the save
+// path reads no environment and sleeps nowhere.
 var saveHook func(stage string) error
+
+// testSaveDelay is set only by a test's linker flag (go build -ldflags
+// "-X github.com/artnet/artnet/models.testSaveDelay=150ms"): a binary built so pauses that long
+// at each stage of SaveCheckpoint, for tests that kill a process while it saves. Empty in every
+// other build.
+var testSaveDelay string
+
+func init() {
+	if d, err := time.ParseDuration(testSaveDelay); err == nil && d > 0 {
+		saveHook = func(string) error { time.Sleep(d); return nil }
+	}
+}
 
 func hook(stage string) error {
 	if saveHook != nil {
 		return saveHook(stage)
 	}
-	if d, err := time.ParseDuration(os.Getenv(SaveDelayEnv)); err == nil && d > 0 {
-		time.Sleep(d) // crash tests: widen the window in which a save is in progress
-	}
 	return nil
 }
-
-// SaveDelayEnv names an environment variable (a Go duration, e.g. "200ms") that makes
-// SaveCheckpoint pause that long at each of its stages, mid-write; for tests that kill a
-// process while it saves. Unset in normal use.
-const SaveDelayEnv = "ARTNET_TEST_SAVE_DELAY"
 
 var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
 
@@ -166,7 +176,21 @@ var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
 // variables.bin) last, which is fsynced and then swapped in; an existing checkpoint at dir is
 // replaced only once the new one is complete (on Linux with one atomic exchange). An existing
 // dir that is not an artnet checkpoint is never replaced.
-func SaveCheckpoint(ctx *context.Context, cfg spec.Config, dir string) (err error) {
+func SaveCheckpoint(ctx *context.Context, cfg spec.Config, dir string) error {
+	return saveCheckpoint(ctx, cfg, dir, nil)
+}
+
+// SaveCheckpointWithOptions is SaveCheckpoint with the options the model was trained with
+// (JSON, e.g. train's PhaseOptions) saved as options.json, covered by checksums.json like the
+// other files; ReadCheckpointOptions reads them back without loading the variables.
+func SaveCheckpointWithOptions(ctx *context.Context, cfg spec.Config, dir string, options []byte) error {
+	if options != nil && !json.Valid(options) {
+		return fmt.Errorf("save checkpoint %s: %s: not valid JSON", dir, OptionsFile)
+	}
+	return saveCheckpoint(ctx, cfg, dir, options)
+}
+
+func saveCheckpoint(ctx *context.Context, cfg spec.Config, dir string, options []byte) (err error) {
 	if !littleEndian {
 		return errors.New("save checkpoint: only little-endian machines are supported")
 	}
@@ -215,6 +239,12 @@ func SaveCheckpoint(ctx *context.Context, cfg spec.Config, dir string) (err erro
 	// Last: the checksums of every other file, as written.
 	sums := Checksums{Format: checksumsFormat, Version: checksumsVersion, Files: map[string]FileHash{
 		ConfigFile: hashOf(cfgJSON), VariablesFile: hashOf(indexJSON), DataFile: dataHash}}
+	if options != nil {
+		if err := os.WriteFile(filepath.Join(tmp, OptionsFile), options, 0o644); err != nil {
+			return fmt.Errorf("save checkpoint %s: %w", dir, err)
+		}
+		sums.Files[OptionsFile] = hashOf(options)
+	}
 	sumsJSON, err := json.MarshalIndent(sums, "", " ")
 	if err != nil {
 		return fmt.Errorf("save checkpoint %s: %s: %w", dir, ChecksumsFile, err)
@@ -250,7 +280,7 @@ func checkReplaceable(dir string) error {
 	}
 	for _, e := range entries {
 		switch e.Name() {
-		case ConfigFile, VariablesFile, DataFile, ChecksumsFile:
+		case ConfigFile, VariablesFile, DataFile, ChecksumsFile, OptionsFile:
 		default:
 			return fmt.Errorf("save checkpoint %s: refusing to replace a directory that is not an artnet checkpoint (it holds %q)", dir, e.Name())
 		}

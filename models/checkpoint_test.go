@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
@@ -277,5 +278,60 @@ func editFile(t *testing.T, d, file string, fn func([]byte) []byte) {
 	}
 	if err := os.WriteFile(p, fn(b), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The save path reads no environment: the variable crash tests once set to slow every save
+// (ARTNET_TEST_SAVE_DELAY) has no effect on a normal build.
+func TestSaveCheckpointReadsNoEnvironment(t *testing.T) {
+	ctx, cfg, _ := trainedContext(t, 15)
+	t.Setenv("ARTNET_TEST_SAVE_DELAY", "1h")
+	done := make(chan error, 1)
+	go func() { done <- SaveCheckpoint(ctx, cfg, filepath.Join(t.TempDir(), "ckpt")) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatal("SaveCheckpoint still running after 2 minutes with ARTNET_TEST_SAVE_DELAY=1h: the save path reads the environment")
+	}
+}
+
+// The options a checkpoint was trained with are its options.json, covered by checksums.json and
+// read without loading the variables; an edited one is refused naming it, and a checkpoint
+// saved without options has none.
+func TestCheckpointOptionsFile(t *testing.T) {
+	ctx, cfg, _ := trainedContext(t, 17)
+	dir := filepath.Join(t.TempDir(), "ckpt")
+	opts := []byte(`{"phase":{"name":"2","lr":0.0005}}`)
+	if err := SaveCheckpointWithOptions(ctx, cfg, dir, opts); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadCheckpointOptions(dir)
+	if err != nil || string(got) != string(opts) {
+		t.Fatalf("options %q, %v; want %q", got, err, opts)
+	}
+	if _, _, err := LoadCheckpoint(dir); err != nil {
+		t.Fatalf("a checkpoint with options does not load: %v", err)
+	}
+	if loaded, _, _ := LoadCheckpoint(dir); loaded.GetVariableByScopeAndName("/train", "options") != nil {
+		t.Error("the options are still a variable of the checkpoint")
+	}
+	if err := os.WriteFile(filepath.Join(dir, OptionsFile), []byte(`{"phase":{"name":"2","lr":0.5}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadCheckpointOptions(dir); err == nil || !strings.Contains(err.Error(), OptionsFile) {
+		t.Errorf("edited options.json: %v, want an error naming it", err)
+	}
+	plain := filepath.Join(t.TempDir(), "plain")
+	if err := SaveCheckpoint(ctx, cfg, plain); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ReadCheckpointOptions(plain); got != nil || err != nil {
+		t.Errorf("checkpoint without options: %q, %v", got, err)
+	}
+	if err := SaveCheckpointWithOptions(ctx, cfg, plain, []byte("{not json")); err == nil || !strings.Contains(err.Error(), OptionsFile) {
+		t.Errorf("invalid options JSON: %v", err)
 	}
 }

@@ -2,7 +2,6 @@ package predict
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"image"
@@ -12,20 +11,18 @@ import (
 
 	"github.com/artnet/artnet/heatmap"
 	"github.com/artnet/artnet/internal/atomicfile"
-	"github.com/artnet/artnet/internal/errtext"
 	"github.com/artnet/artnet/models/spec"
 	"github.com/artnet/artnet/preprocess"
 )
 
 // ErrImagesFailed is wrapped by Files' error when some images could not be predicted (each
-// already reported on stderr); the CLI maps it to exit status 1.
+// already handed to FilesOptions.Failed); the CLI maps it to exit status 1.
 var ErrImagesFailed = errors.New("predict")
 
 // FilesOptions configure Files.
 type FilesOptions struct {
 	TopK      int
-	JSON      bool
-	Attention bool // attention weights in the JSON
+	Attention bool // attention weights in each Prediction
 	// HeatmapDir, if set, gets one overlay per image: DIR/<name>.heatmap.png, where <name> is
 	// the file name without extension; inputs sharing a name (a/x.jpg, b/x.png) get <name>-2,
 	// <name>-3, … in input order. Each prediction names its overlay (Prediction.Heatmap).
@@ -33,54 +30,72 @@ type FilesOptions struct {
 	// HeatmapFile, with exactly one image, is the overlay's path instead (e.g. out.png).
 	HeatmapFile string
 	Batch       int
+	// Emit receives each prediction, in input order; its error stops Files. Required.
+	Emit func(*Prediction) error
+	// Failed is told of each image that could not be predicted, or whose overlay could not be
+	// written; the others are still predicted. Nil: ignored (Files' error still counts them).
+	Failed func(path string, err error)
 }
 
-// Files decodes the images at paths, runs them in batches of o.Batch and prints one
-// result per image on stdout. A bad image gets one line on stderr naming it and the others
-// are still predicted; the error then says how many failed.
-func Files(ctx context.Context, p Predictor, paths []string, o FilesOptions, stdout, stderr io.Writer) error {
+// Files decodes the images at paths, runs them through pl in batches of o.Batch and hands one
+// Prediction per image to o.Emit; printing them is the caller's. A bad image goes to o.Failed
+// and the others are still predicted; the error then says how many failed.
+func Files(ctx context.Context, pl *Pipeline, paths []string, o FilesOptions) error {
 	if o.HeatmapFile != "" && len(paths) != 1 {
 		return fmt.Errorf("predict: an attention overlay file (%s) takes exactly one image, got %d; give a folder instead", o.HeatmapFile, len(paths))
 	}
-	cfg := p.Config()
-	popt := preprocess.FromConfig(cfg)
+	if o.Emit == nil {
+		return errors.New("predict: FilesOptions.Emit is nil")
+	}
+	failedFn := o.Failed
+	if failedFn == nil {
+		failedFn = func(string, error) {}
+	}
+	cfg, popt := pl.Config(), pl.Options()
+	per := popt.Len()
 	o.Batch = max(o.Batch, 1)
 	failed := 0
-	enc := json.NewEncoder(stdout)
-	buf := make([]float32, 0, o.Batch*popt.Len())
+	buf := make([]float32, 0, o.Batch*per)
 	var heatmaps map[string]string
 	if o.HeatmapDir != "" {
 		heatmaps = heatmapNames(o.HeatmapDir, paths)
 	}
+	overlays := o.HeatmapDir != "" || o.HeatmapFile != ""
 	for start := 0; start < len(paths); {
 		buf = buf[:0]
 		var names []string
 		var imgs []image.Image
 		for ; start < len(paths) && len(names) < o.Batch; start++ {
-			img, err := preprocess.DecodeImageFile(paths[start], popt)
+			img, err := pl.DecodeFile(paths[start])
+			if err == nil {
+				buf = append(buf, make([]float32, per)...)
+				if err = pl.Preprocess(buf[len(buf)-per:], img); err != nil {
+					buf = buf[:len(buf)-per]
+				}
+			}
 			if err != nil {
 				failed++
-				fmt.Fprintf(stderr, "predict: %s\n", errtext.OneLine(err))
+				failedFn(paths[start], err)
 				continue
 			}
-			n := len(buf)
-			buf = append(buf, make([]float32, popt.Len())...)
-			preprocess.ToTensorInto(buf[n:], img, popt)
 			names = append(names, paths[start])
-			if o.HeatmapDir != "" || o.HeatmapFile != "" {
+			if overlays {
 				imgs = append(imgs, img)
 			}
 		}
 		if len(names) == 0 {
 			continue
 		}
-		res, err := p.Run(ctx, buf, len(names))
+		res, err := pl.Run(ctx, buf, len(names))
 		if err != nil {
 			return fmt.Errorf("predict: model run on %d images: %w", len(names), err)
 		}
 		for i, name := range names {
-			pr := Postprocess(cfg, res, i, name, o.TopK, o.Attention)
-			if o.HeatmapDir != "" || o.HeatmapFile != "" {
+			pr, err := pl.Postprocess(res, i, name, o.TopK, o.Attention)
+			if err != nil {
+				return fmt.Errorf("predict: %s: %w", name, err)
+			}
+			if overlays {
 				gh, gw := cfg.Grid()
 				out := o.HeatmapFile
 				if out == "" {
@@ -89,16 +104,12 @@ func Files(ctx context.Context, p Predictor, paths []string, o FilesOptions, std
 				pr.Heatmap = out
 				if err := writeHeatmap(out, imgs[i], res.Row(spec.OutputAttention, i), popt, gh, gw); err != nil {
 					failed++
-					fmt.Fprintf(stderr, "predict: %s: heatmap: %s\n", name, errtext.OneLine(err))
+					failedFn(name, fmt.Errorf("heatmap: %w", err))
 				}
 			}
-			if o.JSON {
-				if err := enc.Encode(pr); err != nil {
-					return err
-				}
-				continue
+			if err := o.Emit(pr); err != nil {
+				return err
 			}
-			fmt.Fprintln(stdout, textLine(pr))
 		}
 	}
 	if failed > 0 {
@@ -133,29 +144,4 @@ func writeHeatmap(out string, img image.Image, att []float32, popt preprocess.Op
 	return atomicfile.Write(out, 0o644, func(w io.Writer) error {
 		return heatmap.EncodePNG(w, heatmap.Overlay(img, att, gh, gw, crop))
 	})
-}
-
-// textLine is the human-readable line of a prediction.
-func textLine(p *Prediction) string {
-	var b strings.Builder
-	b.WriteString(p.Image)
-	b.WriteString(":")
-	for i, t := range []string{"style", "genre", "artist"} {
-		tp := *p.Task(t)
-		if i > 0 {
-			b.WriteString(";")
-		}
-		if len(tp.TopK) > 1 {
-			fmt.Fprintf(&b, " %s", t)
-			for j, s := range tp.TopK {
-				if j > 0 {
-					b.WriteString(",")
-				}
-				fmt.Fprintf(&b, " %s %.1f%%", s.Label, 100*s.Confidence)
-			}
-			continue
-		}
-		fmt.Fprintf(&b, " %s %s %.1f%%", t, tp.Label, 100*tp.Confidence)
-	}
-	return b.String()
 }

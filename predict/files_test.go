@@ -5,7 +5,6 @@ package predict
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"image"
 	"image/color"
 	"image/jpeg"
@@ -41,6 +40,15 @@ func (f fakePredictor) Run(_ context.Context, _ []float32, batch int) (*Result, 
 		res.Attention[i*tok+i%tok] = 1
 	}
 	return res, nil
+}
+
+func newPipeline(t *testing.T, p Predictor) *Pipeline {
+	t.Helper()
+	pl, err := NewPipeline(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pl
 }
 
 // writeImage writes a w×h picture of one colour as PNG or JPEG (by extension).
@@ -80,10 +88,13 @@ func TestFilesHeatmapsSameBaseName(t *testing.T) {
 	if err := os.Mkdir(out, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	var stdout, stderr bytes.Buffer
-	o := FilesOptions{TopK: 1, JSON: true, HeatmapDir: out, Batch: 2}
-	if err := Files(context.Background(), fakePredictor{spec.Tiny()}, []string{a, b}, o, &stdout, &stderr); err != nil {
-		t.Fatalf("Files: %v (stderr %q)", err, stderr.String())
+	var preds []*Prediction
+	var failed []string
+	o := FilesOptions{TopK: 1, HeatmapDir: out, Batch: 2,
+		Emit:   func(p *Prediction) error { preds = append(preds, p); return nil },
+		Failed: func(path string, err error) { failed = append(failed, path+": "+err.Error()) }}
+	if err := Files(context.Background(), newPipeline(t, fakePredictor{spec.Tiny()}), []string{a, b}, o); err != nil {
+		t.Fatalf("Files: %v (failed %q)", err, failed)
 	}
 	entries, err := os.ReadDir(out)
 	if err != nil {
@@ -97,12 +108,7 @@ func TestFilesHeatmapsSameBaseName(t *testing.T) {
 		t.Fatalf("heat-map folder holds %q, want one file per input (2)", names)
 	}
 	seen := map[string]string{}
-	dec := json.NewDecoder(&stdout)
-	for dec.More() {
-		var p Prediction
-		if err := dec.Decode(&p); err != nil {
-			t.Fatal(err)
-		}
+	for _, p := range preds {
 		if p.Heatmap == "" || filepath.Dir(p.Heatmap) != out {
 			t.Errorf("%s: heatmap %q, want a file in %s", p.Image, p.Heatmap, out)
 			continue

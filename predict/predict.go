@@ -1,6 +1,8 @@
 // Package predict is the model-agnostic middle of inference: the Predictor interface that both
-// runtimes (ONNX Runtime, GoMLX) satisfy, and the postprocessing of their raw outputs into the
-// per-task labels, confidences and attention that `artnet predict --json` and the server answer.
+// runtimes (ONNX Runtime, GoMLX) satisfy, and Pipeline, the one inference path every caller
+// takes — decode, preprocess, run (the result checked against the model's configuration),
+// postprocess into the per-task labels, confidences and attention that `artnet predict --json`
+// and the server answer.
 // It has its own folder because the CLI and the server share it, and it must pull in neither
 // GoMLX nor ONNX Runtime: both runtimes import it, not the other way round.
 package predict
@@ -64,15 +66,17 @@ type Prediction struct {
 	Heatmap   string          `json:"heatmap,omitempty"` // the attention overlay written for it, if any
 }
 
+// Task returns where the answer for task t (one of spec.Tasks) is held; nil for any other name.
 func (p *Prediction) Task(t string) **TaskPrediction {
 	switch t {
-	case "style":
+	case spec.TaskStyle:
 		return &p.Style
-	case "genre":
+	case spec.TaskGenre:
 		return &p.Genre
-	default:
+	case spec.TaskArtist:
 		return &p.Artist
 	}
+	return nil
 }
 
 // TopK returns the k most probable classes of probs, best first.
@@ -90,24 +94,4 @@ func TopK(probs []float32, names []string, k int) []Scored {
 		out[i] = Scored{Label: names[idx[i]], Confidence: float64(probs[idx[i]])}
 	}
 	return out
-}
-
-// Postprocess turns row i of a batch result into a Prediction.
-func Postprocess(cfg spec.Config, res *Result, i int, image string, k int, withAttention bool) *Prediction {
-	p := &Prediction{Image: image}
-	for _, t := range spec.Tasks {
-		top := TopK(res.Row(t, i), cfg.Classes[t], max(k, 1))
-		tp := &TaskPrediction{Label: top[0].Label, Confidence: top[0].Confidence}
-		if k > 1 {
-			tp.TopK = top
-		}
-		*p.Task(t) = tp
-	}
-	if withAttention {
-		n := cfg.Tokens()
-		p.Attention = append([]float32(nil), res.Attention[i*n:(i+1)*n]...)
-		h, w := cfg.Grid()
-		p.Grid = []int{h, w}
-	}
-	return p
 }

@@ -39,7 +39,10 @@ func TestPostprocessPicksRowOfBatch(t *testing.T) {
 	}
 	res.Attention = make([]float32, 2*cfg.Tokens())
 	res.Attention[cfg.Tokens()+2] = 1
-	pr := Postprocess(cfg, res, 1, "x.png", 2, true)
+	pr, err := postprocess(cfg, res, 1, "x.png", 2, true)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, task := range spec.Tasks {
 		tp := *pr.Task(task)
 		if tp.Label != cfg.Classes[task][1] || len(tp.TopK) != 2 {
@@ -53,7 +56,19 @@ func TestPostprocessPicksRowOfBatch(t *testing.T) {
 	if pr.Grid[0] != h || pr.Grid[1] != w {
 		t.Errorf("grid %v, want %dx%d", pr.Grid, h, w)
 	}
-	if p0 := Postprocess(cfg, res, 0, "y", 1, false); p0.Style.Label != cfg.Classes["style"][3] || p0.Style.TopK != nil || p0.Attention != nil {
-		t.Errorf("image 0: %+v", p0.Style)
+	if p0, err := postprocess(cfg, res, 0, "y", 1, false); err != nil || p0.Style.Label != cfg.Classes["style"][3] || p0.Style.TopK != nil || p0.Attention != nil {
+		t.Errorf("image 0: %+v, %v", p0, err)
+	}
+}
+
+func TestPredictionTaskUnknown(t *testing.T) {
+	var p Prediction
+	for _, task := range spec.Tasks {
+		if p.Task(task) == nil {
+			t.Errorf("Task(%q) is nil", task)
+		}
+	}
+	if got := p.Task("colour"); got != nil {
+		t.Errorf("Task(%q) = %p, want nil (it is no task)", "colour", got)
 	}
 }

@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"image"
 	"io"
-	"os"
 	"runtime"
 	"strings"
 	"sync"
 
+	"github.com/artnet/artnet/internal/envvar"
 	"github.com/artnet/artnet/internal/errtext"
 )
 
@@ -51,7 +51,7 @@ import (
 // TurboJPEG 2.x cannot convert to RGB, always take the image/jpeg path.
 
 // forceGoJPEG is set by tests to run the fallback path with the library present.
-var forceGoJPEG = os.Getenv("ARTNET_JPEG") == "go"
+var forceGoJPEG = envvar.JPEG.Get() == "go"
 
 // draftScale is Pillow's Image.draft("RGB", (rw, rh)) for a w×h JPEG whose shorter side is
 // resized to o.ResizeSize (rw×rh): the largest of 8, 4, 2 that both w/rw and h/rh reach, else 1.

@@ -101,10 +101,11 @@ import "C"
 
 import (
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"unsafe"
+
+	"github.com/artnet/artnet/internal/envvar"
 )
 
 // TurboJPEG constants (turbojpeg.h, 2.1).
@@ -130,7 +131,7 @@ var turboLibNames = []string{"libturbojpeg.so.0", "libturbojpeg.so"}
 func loadTurbo() (path, why string) {
 	turboOnce.Do(func() {
 		names := turboLibNames
-		if p := os.Getenv("ARTNET_TURBOJPEG_LIB"); p != "" {
+		if p := envvar.TurboJPEG.Get(); p != "" {
 			names = []string{p}
 		}
 		var msgs []string

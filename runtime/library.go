@@ -12,11 +12,12 @@ import (
 
 	ort "github.com/yalue/onnxruntime_go"
 
+	"github.com/artnet/artnet/internal/envvar"
 	"github.com/artnet/artnet/internal/errtext"
 )
 
 // EnvLibraryPath is the environment variable that names the ONNX Runtime shared library.
-const EnvLibraryPath = "ONNXRUNTIME_SHARED_LIBRARY_PATH"
+var EnvLibraryPath = envvar.ORTLibrary.Name
 
 // ModulePath is artnet's Go module path, used to recognize the project root.
 const ModulePath = "github.com/artnet/artnet"
@@ -45,10 +46,10 @@ type finder struct {
 // environment value that names a missing file is an error, not skipped. It returns the path
 // and a short description of where it was found.
 func FindLibrary(flagPath string) (path, source string, err error) {
-	return finder{getenv: os.Getenv, getwd: os.Getwd, exe: os.Executable, sysDir: SystemLibDirs}.find(flagPath)
+	return finder{getenv: envvar.Lookup, getwd: os.Getwd, exe: os.Executable, sysDir: SystemLibDirs}.find(flagPath)
 }
 
-const notFoundHelp = "run `scripts/setup-ort.sh` (or `make ort`) or set " + EnvLibraryPath
+var notFoundHelp = "run `scripts/setup-ort.sh` (or `make ort`) or set " + EnvLibraryPath
 
 func (f finder) find(flagPath string) (string, string, error) {
 	if flagPath != "" {

@@ -36,7 +36,7 @@ type jobResult struct {
 // model Run, at most Workers runs at a time. Admission (admit, at submit) bounds the jobs
 // queued — decoded and ready, not yet in a run — to `queue`.
 type batcher struct {
-	model    predict.Predictor
+	pl       *predict.Pipeline
 	batch    int
 	maxDelay time.Duration
 	imgLen   int
@@ -58,10 +58,10 @@ type batcher struct {
 	wg     sync.WaitGroup
 }
 
-func newBatcher(model predict.Predictor, cfg Config, imgLen int, met *metrics, log *slog.Logger) *batcher {
+func newBatcher(pl *predict.Pipeline, cfg Config, imgLen int, met *metrics, log *slog.Logger) *batcher {
 	base, abort := context.WithCancel(context.Background())
 	return &batcher{
-		model: model, batch: cfg.Batch, maxDelay: cfg.MaxDelay, imgLen: imgLen, queue: int64(cfg.Queue),
+		pl: pl, batch: cfg.Batch, maxDelay: cfg.MaxDelay, imgLen: imgLen, queue: int64(cfg.Queue),
 		base: base, abort: abort, met: met, log: log,
 		ch: make(chan *job, cfg.Queue), wake: make(chan struct{}, 1), stop: make(chan struct{}),
 	}
@@ -286,9 +286,7 @@ func (b *batcher) run(jobs []*job, buf []float32) []float32 {
 	res, err := b.safeRun(ctx, buf, total)
 	b.met.runSeconds.Observe(time.Since(start).Seconds())
 	b.met.batchSize.Observe(float64(total))
-	if err == nil {
-		err = checkResult(res, total)
-	} else if b.base.Err() != nil {
+	if err != nil && b.base.Err() != nil {
 		err = fmt.Errorf("%w: model run cancelled (%v)", ErrShuttingDown, err)
 	}
 	if err != nil {
@@ -312,30 +310,7 @@ func (b *batcher) safeRun(ctx context.Context, buf []float32, n int) (res *predi
 			res, err = nil, fmt.Errorf("model run panicked: %v", p)
 		}
 	}()
-	return b.model.Run(ctx, buf, n)
-}
-
-// checkResult guards against a predictor answering with the wrong shapes.
-func checkResult(res *predict.Result, n int) error {
-	if res == nil || res.Batch != n {
-		return fmt.Errorf("model run: result for a batch of %d, want %d", batchOf(res), n)
-	}
-	for t, v := range res.Probs {
-		if len(v)%n != 0 {
-			return fmt.Errorf("model run: output %s has %d values for a batch of %d", t, len(v), n)
-		}
-	}
-	if len(res.Attention)%n != 0 {
-		return fmt.Errorf("model run: output attention has %d values for a batch of %d", len(res.Attention), n)
-	}
-	return nil
-}
-
-func batchOf(res *predict.Result) int {
-	if res == nil {
-		return 0
-	}
-	return res.Batch
+	return b.pl.Run(ctx, buf, n) // checks the result's shapes against the model's config
 }
 
 // rows returns images off … off+n-1 of res as a result of its own (sharing res's memory).

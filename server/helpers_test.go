@@ -227,16 +227,11 @@ func expected(t testing.TB, m predict.Predictor, data []byte, name string, k int
 // expectedWith is expected with the preprocessing options o.
 func expectedWith(t testing.TB, m predict.Predictor, data []byte, name string, k int, o preprocess.Options) *predict.Prediction {
 	t.Helper()
-	cfg := m.Config()
 	x, err := preprocess.Decode(bytes.NewReader(data), o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := m.Run(context.Background(), x, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return predict.Postprocess(cfg, res, 0, name, k, false)
+	return runtimetest.Expected(t, m, x, name, k, false)
 }
 
 // samePrediction compares labels and confidences (within tol).

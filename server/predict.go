@@ -213,14 +213,17 @@ func (s *Server) predictOne(ctx context.Context, body *bodyRead, topk int, withA
 	if err := body.mem.grow(ctx, decode+overlay); err != nil {
 		return nil, nil, err
 	}
-	img, err := preprocess.DecodeImage(bytes.NewReader(data), s.popt)
+	img, err := s.pl.Decode(bytes.NewReader(data))
 	if err != nil {
 		return nil, nil, err
 	}
 	body.mem.shrink(int64(len(data)))
 	data = nil
 	tp := s.tensors.Get().(*[]float32)
-	preprocess.ToTensorInto(*tp, img, s.popt)
+	if err := s.pl.Preprocess(*tp, img); err != nil {
+		s.tensors.Put(tp)
+		return nil, nil, err
+	}
 	var base *overlayBase
 	if withAttention {
 		b := img.Bounds()
@@ -241,5 +244,9 @@ func (s *Server) predictOne(ctx context.Context, body *bodyRead, topk int, withA
 		return nil, nil, err // tp may still be read by the batcher: not reused
 	}
 	s.tensors.Put(tp)
-	return predict.Postprocess(s.mcfg, res, 0, name, topk, withAttention), base, nil
+	pred, err := s.pl.Postprocess(res, 0, name, topk, withAttention)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pred, base, nil
 }

@@ -72,6 +72,7 @@ import (
 type Server struct {
 	cfg    Config
 	model  predict.Predictor
+	pl     *predict.Pipeline // the inference steps (preprocess, checked run, postprocess)
 	mcfg   spec.Config
 	popt   preprocess.Options
 	log    *slog.Logger
@@ -103,19 +104,17 @@ func New(cfg Config, model predict.Predictor, log *slog.Logger) (*Server, error)
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	mcfg := model.Config()
-	if err := mcfg.Validate(); err != nil {
-		return nil, fmt.Errorf("server: model config: %w", err)
+	pl, err := predict.NewPipeline(model, func(o *preprocess.Options) {
+		o.MaxPixels = cfg.MaxPixels
+		o.Draft = cfg.JPEGDraft
+	})
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
 	}
-	popt := preprocess.FromConfig(mcfg)
-	popt.MaxPixels = cfg.MaxPixels
-	popt.Draft = cfg.JPEGDraft
-	if err := popt.Validate(); err != nil {
-		return nil, fmt.Errorf("server: model config: %w", err)
-	}
+	mcfg, popt := pl.Config(), pl.Options()
 	var idb [4]byte
 	_, _ = rand.Read(idb[:])
-	s := &Server{cfg: cfg, model: model, mcfg: mcfg, popt: popt, log: log, idPrefix: hex.EncodeToString(idb[:])}
+	s := &Server{cfg: cfg, model: model, pl: pl, mcfg: mcfg, popt: popt, log: log, idPrefix: hex.EncodeToString(idb[:])}
 	n := popt.Len()
 	if s.cfg.RunMem == 0 {
 		s.cfg.RunMem = int64(cfg.Workers) * int64(cfg.Batch) * 24 * int64(n) * 4
@@ -132,7 +131,7 @@ func New(cfg Config, model predict.Predictor, log *slog.Logger) (*Server, error)
 	s.bodySlots = make(chan struct{}, cfg.BodyReads)
 	s.tensors.New = func() any { v := make([]float32, n); return &v }
 	s.met = newMetrics(func() float64 { return float64(s.b.pending.Load()) }, s.memGauges())
-	s.b = newBatcher(model, cfg, n, s.met, log)
+	s.b = newBatcher(pl, cfg, n, s.met, log)
 	s.routes()
 	return s, nil
 }

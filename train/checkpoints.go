@@ -28,7 +28,7 @@ func (t *trainer) save(step int) error {
 	name := CheckpointName(step)
 	dir := filepath.Join(t.o.OutDir, name)
 	began := time.Now()
-	if err := models.SaveCheckpoint(t.mctx, t.cfg, dir); err != nil {
+	if err := models.SaveCheckpointWithOptions(t.mctx, t.cfg, dir, t.o.Record); err != nil {
 		return fmt.Errorf("train: checkpoint at step %d: %w", step, err)
 	}
 	if err := atomicfile.WriteFile(filepath.Join(t.o.OutDir, LatestFile), []byte(name+"\n"), 0o644); err != nil {
@@ -184,7 +184,7 @@ func (t *trainer) keepBest(step int, acc map[string]float64) error {
 	if prev != nil && prev.Step != step && score <= prev.Score {
 		return nil
 	}
-	if err := models.SaveCheckpoint(t.mctx, t.cfg, filepath.Join(t.o.OutDir, BestDir)); err != nil {
+	if err := models.SaveCheckpointWithOptions(t.mctx, t.cfg, filepath.Join(t.o.OutDir, BestDir), t.o.Record); err != nil {
 		return fmt.Errorf("train: best checkpoint at step %d: %w", step, err)
 	}
 	b, _ := json.MarshalIndent(BestInfo{Step: step, Score: score, Accuracy: acc}, "", "  ")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/artnet/artnet/evaluate"
 	"github.com/artnet/artnet/internal/errtext"
 	"github.com/artnet/artnet/models/spec"
 	"github.com/gomlx/gomlx/backends"
@@ -88,13 +89,7 @@ func (e *evaluator) run(ctx context.Context, ds Dataset) (map[string]float64, er
 					continue
 				}
 				total[k]++
-				row := lg[b*nc : (b+1)*nc]
-				rank := 0 // classes scoring above the true one (ties count for the lower index)
-				for c, v := range row {
-					if v > row[lb] || (v == row[lb] && c < int(lb)) {
-						rank++
-					}
-				}
+				rank := evaluate.Rank(lg[b*nc:(b+1)*nc], int(lb)) // logits rank as the probabilities do
 				if rank == 0 {
 					correct[k]++
 				}

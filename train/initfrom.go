@@ -7,7 +7,6 @@ import (
 
 	"github.com/artnet/artnet/models"
 	"github.com/artnet/artnet/models/spec"
-	"github.com/gomlx/gomlx/pkg/core/tensors"
 	gomlxcontext "github.com/gomlx/gomlx/pkg/ml/context"
 )
 
@@ -99,43 +98,4 @@ func copyModelVariables(mctx, src *gomlxcontext.Context, what string) error {
 		return fmt.Errorf("%s: no model variables", what)
 	}
 	return nil
-}
-
-// The variable that holds Options.Record in checkpoints.
-const (
-	recordScope = "/train"
-	recordName  = "options"
-)
-
-// setRecord sets (or replaces, on a resume) the record variable of mctx; it is never trained.
-func setRecord(mctx *gomlxcontext.Context, b []byte) error {
-	t := tensors.FromFlatDataAndDimensions(append([]uint8(nil), b...), len(b))
-	if v := mctx.GetVariableByScopeAndName(recordScope, recordName); v != nil {
-		v.SetTrainable(false)
-		return v.SetValue(t)
-	}
-	return catchPanic(func() {
-		mctx.Checked(false).InAbsPath(recordScope).VariableWithValue(recordName, t).SetTrainable(false)
-	})
-}
-
-// ReadCheckpointRecord returns the Options.Record saved in checkpoint dir (nil when it has none).
-func ReadCheckpointRecord(dir string) ([]byte, error) {
-	mctx, _, err := models.LoadCheckpoint(dir)
-	if err != nil {
-		return nil, err
-	}
-	v := mctx.GetVariableByScopeAndName(recordScope, recordName)
-	if v == nil {
-		return nil, nil
-	}
-	val, err := v.Value()
-	if err != nil {
-		return nil, fmt.Errorf("checkpoint %s: %s/%s: %w", dir, recordScope, recordName, err)
-	}
-	b, err := tensors.CopyFlatData[uint8](val)
-	if err != nil {
-		return nil, fmt.Errorf("checkpoint %s: %s/%s: %w", dir, recordScope, recordName, err)
-	}
-	return b, nil
 }

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/artnet/artnet/evaluate"
-	artgraph "github.com/artnet/artnet/graph"
 	"github.com/artnet/artnet/internal/atomicfile"
 	"github.com/artnet/artnet/internal/errtext"
 	"github.com/artnet/artnet/models"
@@ -339,20 +338,6 @@ func readJSON(path string, v any) error {
 	return nil
 }
 
-// ReadCheckpointOptions returns the PhaseOptions a checkpoint of RunPhases was trained with
-// (saved in the checkpoint itself; nil when it holds none, e.g. an imported one).
-func ReadCheckpointOptions(dir string) (*PhaseOptions, error) {
-	b, err := ReadCheckpointRecord(dir)
-	if err != nil || b == nil {
-		return nil, err
-	}
-	var po PhaseOptions
-	if err := json.Unmarshal(b, &po); err != nil {
-		return nil, fmt.Errorf("checkpoint %s: training options: %s", dir, errtext.OneLine(err))
-	}
-	return &po, nil
-}
-
 // LocateRun finds, for a checkpoint or phase folder dir (e.g. out/run/phase1/best), the output
 // folder holding it (the nearest ancestor with run.json) and the name of its phase ("" when
 // dir is not inside a phase folder).
@@ -484,7 +469,7 @@ func (r *phaseRun) runPhase(ctx context.Context, ph PhaseConfig, from string) (s
 	if err := atomicfile.WriteFile(filepath.Join(dir, OptionsFile), append(b, '\n'), 0o644); err != nil {
 		return dir, err
 	}
-	o.Record = b // and in every checkpoint of the phase (ReadCheckpointOptions)
+	o.Record = b // and in every checkpoint of the phase (its options.json: models.ReadCheckpointOptions)
 	if err := atomicfile.WriteFile(filepath.Join(r.o.Out, PhaseFile), []byte(ph.Name+"\n"), 0o644); err != nil {
 		return dir, err
 	}
@@ -529,20 +514,12 @@ func (r *phaseRun) finalEval(ctx context.Context, phaseDir string) (*PhasesResul
 			return nil, err
 		}
 	}
-	mctx, cfg, err := models.LoadCheckpoint(ck)
+	p, err := models.OpenPredictor(ck, r.fc.Train.Backend)
 	if err != nil {
-		return nil, err
-	}
-	backend, err := artgraph.NewBackend(r.fc.Train.Backend)
-	if err != nil {
-		return nil, err
-	}
-	p, err := NewPredictor(backend, mctx, cfg)
-	if err != nil {
-		backend.Finalize()
 		return nil, err
 	}
 	defer p.Close()
+	cfg := p.Config()
 	batch := r.fc.Train.EvalBatch
 	if batch <= 0 {
 		batch = 32
@@ -553,7 +530,7 @@ func (r *phaseRun) finalEval(ctx context.Context, phaseDir string) (*PhasesResul
 	}
 	sum.Model, sum.Runtime, sum.Data, sum.Split = ck, "gomlx", r.fc.Data.Root, "val"
 	res := &PhasesResult{Checkpoint: ck, Tasks: map[string]TaskResults{}, Seconds: sum.Seconds,
-		ValImages: r.valSet.Len(), TrainImages: r.trainSet.Len(), ModelConfig: cfg, ParametersByPt: models.ParamCounts(mctx), Summary: sum, Imported: r.imported}
+		ValImages: r.valSet.Len(), TrainImages: r.trainSet.Len(), ModelConfig: cfg, ParametersByPt: models.ParamCounts(p.Context()), Summary: sum, Imported: r.imported}
 	for _, tr := range sum.Tasks {
 		if tr.Samples == 0 {
 			continue

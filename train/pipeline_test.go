@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/artnet/artnet/models"
 )
 
 // slowSet wraps a data set whose examples take a while and that can fail at one index.
@@ -128,7 +130,7 @@ func TestRecordSavedWithEveryCheckpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	for step, want := range map[int]string{1: `{"lr":0.003}`, 2: `{"lr":0.003}`, 3: `{"lr":0.003,"resumed":true}`} {
-		got, err := ReadCheckpointRecord(filepath.Join(dir, CheckpointName(step)))
+		got, err := models.ReadCheckpointOptions(filepath.Join(dir, CheckpointName(step)))
 		if err != nil || string(got) != want {
 			t.Errorf("checkpoint %d: record %q, %v; want %q", step, got, err, want)
 		}

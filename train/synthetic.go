@@ -8,6 +8,8 @@ import (
 	"image/png"
 	"math"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 
 	"github.com/artnet/artnet/internal/atomicfile"
 	"github.com/artnet/artnet/models/spec"
@@ -268,4 +270,38 @@ func SaveSyntheticPNG(path string, cfg spec.Config, styleIdx, genreIdx, artistId
 		return fmt.Errorf("%s: encoding PNG: %w", path, err)
 	}
 	return atomicfile.WriteFile(path, b.Bytes(), 0o644)
+}
+
+// SyntheticConfig is the model `artnet train --synthetic` trains: spec.Tiny() with class names
+// that say what the synthetic label is read from (palette, texture, layout).
+func SyntheticConfig(styles, genres, artists int) spec.Config {
+	c := spec.Tiny()
+	c.Classes = map[string][]string{
+		spec.TaskStyle:  spec.Numbered("palette", styles),
+		spec.TaskGenre:  spec.Numbered("texture", genres),
+		spec.TaskArtist: spec.Numbered("layout", artists),
+	}
+	return c
+}
+
+// WriteSyntheticSamples writes n labelled synthetic images into out/samples, named by their
+// labels (for trying `artnet predict` on a synthetic model).
+func WriteSyntheticSamples(out string, cfg spec.Config, n int, seed int64) error {
+	if n <= 0 {
+		return nil
+	}
+	dir := filepath.Join(out, "samples")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for i := 0; i < n; i++ {
+		s := (i * 7) % cfg.NumClasses(spec.TaskStyle)
+		g := (i * 3) % cfg.NumClasses(spec.TaskGenre)
+		a := (i * 5) % cfg.NumClasses(spec.TaskArtist)
+		name := fmt.Sprintf("%s_%s_%s.png", cfg.Classes[spec.TaskStyle][s], cfg.Classes[spec.TaskGenre][g], cfg.Classes[spec.TaskArtist][a])
+		if err := SaveSyntheticPNG(filepath.Join(dir, name), cfg, s, g, a, seed+int64(i)); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -105,9 +105,10 @@ type Options struct {
 	KeepBest bool
 	// OnEval, when set, is called after every evaluation, in Run's goroutine.
 	OnEval func(EvalMetrics)
-	// Record, when set, is saved in every checkpoint of this Run (the uint8 variable
-	// /train/options, beside the optimizer state): RunPhases records the phase's PhaseOptions
-	// JSON there, and ReadCheckpointOptions reads it back from any of its checkpoints.
+	// Record, when set (JSON), is saved in every checkpoint of this Run as its options.json,
+	// covered by the checkpoint's checksums (models.SaveCheckpointWithOptions): RunPhases records
+	// the phase's PhaseOptions there, and models.ReadCheckpointOptions reads them back from any
+	// checkpoint without loading it.
 	Record []byte
 	// Workers load training examples (decode, augment) in parallel (0 → GOMAXPROCS).
 	Workers int
@@ -331,11 +332,6 @@ func Run(ctx context.Context, o Options, trainSet, valSet Dataset, log *slog.Log
 		}
 		if o.Resume {
 			log.Info("no checkpoint to resume from: starting fresh", "out", o.OutDir)
-		}
-	}
-	if len(o.Record) > 0 {
-		if err := setRecord(mctx, o.Record); err != nil {
-			return nil, fmt.Errorf("train: %w", err)
 		}
 	}
 	res = &Result{Step: startStep, CheckpointDir: resumedFrom, Imported: imported}

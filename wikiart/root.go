@@ -1,6 +1,6 @@
 package wikiart
 
-import "os"
+import "github.com/artnet/artnet/internal/envvar"
 
 // DefaultRoot is where the repository keeps the split CSVs and class lists (data/wikiart,
 // relative to the working directory: the repository root); `artnet data download --dest
@@ -8,7 +8,7 @@ import "os"
 const DefaultRoot = "data/wikiart"
 
 // EnvData names the environment variable that overrides the data root when no flag gives one.
-const EnvData = "ARTNET_DATA"
+var EnvData = envvar.Data.Name
 
 // ResolveRoot returns the data root a command uses: flag when set, else $ARTNET_DATA, else
 // configured (a training configuration's data.root), else DefaultRoot. It also says where the
@@ -17,8 +17,8 @@ func ResolveRoot(flag, configured string) (root, from string) {
 	switch {
 	case flag != "":
 		return flag, "--data"
-	case os.Getenv(EnvData) != "":
-		return os.Getenv(EnvData), EnvData
+	case envvar.Data.Get() != "":
+		return envvar.Data.Get(), EnvData
 	case configured != "":
 		return configured, "config"
 	}

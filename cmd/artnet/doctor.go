@@ -115,5 +115,6 @@ func doctor(w io.Writer, ortLib string, epLibs map[string]string) (problems int)
 		}
 		fmt.Fprintf(w, "  %-9s  ok\n", n+":")
 	}
+	doctorEnv(w)
 	return problems
 }

@@ -24,10 +24,12 @@ import (
 func TestTrainKilledDuringCheckpointResumes(t *testing.T) {
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "artnet")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+	// SaveCheckpoint pauses 150 ms at each stage in this binary only (models.testSaveDelay).
+	ldflags := "-X github.com/artnet/artnet/models.testSaveDelay=150ms"
+	if out, err := exec.Command("go", "build", "-ldflags", ldflags, "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	cfg := syntheticConfig(4, 3, 3)
+	cfg := train.SyntheticConfig(4, 3, 3)
 	cfg.ImageSize, cfg.ResizeSize, cfg.Stages, cfg.LSTMLayers = 32, 36, 2, 1
 	cfgFile := filepath.Join(dir, "model.json")
 	if err := os.WriteFile(cfgFile, cfg.JSON(), 0o644); err != nil {
@@ -45,7 +47,6 @@ func TestTrainKilledDuringCheckpointResumes(t *testing.T) {
 	prevNewest := ""
 	for round := range 5 {
 		cmd := exec.Command(bin, args(100000)...)
-		cmd.Env = append(os.Environ(), models.SaveDelayEnv+"=150ms")
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		if err := cmd.Start(); err != nil {

@@ -5,23 +5,23 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
 
 	"github.com/artnet/artnet/train"
-	"github.com/artnet/artnet/wikiart"
 )
 
 // wikiartFlags are the flags of `artnet train` that only WikiArt training reads.
 func wikiartFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "config", Value: "configs/train.yaml", Usage: "training configuration (YAML; see configs/base.yaml); with --resume, default: the run's own run.json"},
+		&cli.StringFlag{Name: "config", Value: train.DefaultConfigFile, Usage: "training configuration (YAML; see configs/base.yaml); with --resume, default: the run's own run.json"},
 		&cli.StringFlag{Name: "phase", Value: "all", Usage: "phase to train: a phase name from the config (1, 2, 3) or all"},
 		&cli.Float64Flag{Name: "epochs", Usage: "override the epochs of the selected phase(s)"},
-		&cli.StringFlag{Name: "data", Usage: "WikiArt folder (CSV splits, images/); default: $ARTNET_DATA, else the config's data.root (data/wikiart)"},
+		&cli.GenericFlag{Name: "data", Value: &repeated{}, Usage: "WikiArt folder (CSV splits, images/); default: $ARTNET_DATA, else the config's data.root (data/wikiart); again for more roots (data.extra)"},
+		&cli.GenericFlag{Name: "set", Value: &repeated{}, Usage: "override a field of the configuration, `path=value` (train.weight_decay=0.05, data.cache_mem=2GiB, phases.2.lr=1e-4, phases.*.batch=32); repeatable, applied after the other flags"},
 		&cli.BoolFlag{Name: "strict", Usage: "refuse CSV rows whose image is missing instead of skipping them"},
 		&cli.IntFlag{Name: "workers", Usage: "image decoding goroutines (0: the config's, or all cores)"},
 		&cli.StringFlag{Name: "cache-mem", Usage: "decoded-image cache budget, e.g. 2GiB (default: the config's data.cache_mem; 0: decode every image each time)"},
@@ -32,136 +32,52 @@ func wikiartFlags() []cli.Flag {
 	}
 }
 
-// trainWikiArt parses the flags of `artnet train` (WikiArt) into train.PhasesOptions and runs
-// train.RunPhases. `--resume [CHECKPOINT]` (the checkpoint last, as the seed's scripts write it)
-// takes the training options from the run the checkpoint belongs to.
+// repeated is a flag that may be given several times (--data, --set); unlike cli's string
+// slices it never splits a value at commas.
+type repeated struct{ v []string }
+
+func (r *repeated) Set(s string) error { r.v = append(r.v, s); return nil }
+func (r *repeated) String() string     { return strings.Join(r.v, " ") }
+
+func repeatedFlag(c *cli.Context, name string) []string {
+	if r, ok := c.Generic(name).(*repeated); ok {
+		return r.v
+	}
+	return nil
+}
+
+// trainWikiArt parses the flags of `artnet train` (WikiArt) into a train.Request; train.Plan
+// decides the rest. `--resume [CHECKPOINT]` takes the checkpoint last, as the seed's scripts
+// write it.
 func trainWikiArt(c *cli.Context) error {
-	o := train.PhasesOptions{Out: c.String("out"), Resume: c.Bool("resume"), MaxTime: c.Duration("max-time"),
-		From: c.String("from"), Prefetch: c.Int("prefetch"), Log: slog.Default()}
-	args := c.Args().Slice()
-	var resumeFrom string
-	switch {
-	case len(args) == 1 && o.Resume:
-		resumeFrom = args[0]
-	case len(args) > 1 && o.Resume:
+	r := train.Request{Out: flagIfSet(c, "out"), DefaultOut: c.String("out"), Phase: c.String("phase"),
+		Resume: c.Bool("resume"), From: c.String("from"), Data: repeatedFlag(c, "data"), Set: repeatedFlag(c, "set"),
+		MaxTime: c.Duration("max-time"), Prefetch: c.Int("prefetch"), Log: slog.Default()}
+	r.ConfigFile = flagIfSet(c, "config")
+	switch args := c.Args().Slice(); {
+	case len(args) == 1 && r.Resume:
+		r.ResumeFrom = args[0]
+	case len(args) > 1 && r.Resume:
 		return fmt.Errorf("train: %q after --resume %s is not read as a flag: put the checkpoint last", args[1], args[0])
 	case len(args) > 0:
 		return fmt.Errorf("train: unexpected argument %q (a checkpoint goes last, after --resume; other flags before it)", args[0])
 	}
-	if resumeFrom != "" && o.From != "" {
-		return fmt.Errorf("flags --resume %s and --from %s: give one", resumeFrom, o.From)
-	}
-
-	// The configuration: --config, else (resuming) the run's own run.json, else the default file.
-	phase := c.String("phase")
-	var runOut, ckPhase string
-	if resumeFrom != "" {
-		var ok bool
-		if runOut, ckPhase, ok = train.LocateRun(resumeFrom); !ok && !c.IsSet("config") {
-			return fmt.Errorf("flag --resume %s: not inside a training output folder (no %s above it): pass --config and --phase, or use --from", resumeFrom, train.RunConfigFile)
-		}
-		if !c.IsSet("out") && runOut != "" {
-			o.Out = runOut
-		}
-		if abs, _ := filepath.Abs(resumeFrom); runOut != "" && abs == runOut {
-			resumeFrom = "" // --resume RUN_FOLDER: continue that run
-		}
-	}
-	var fc *train.FileConfig
-	o.ConfigFile = c.String("config")
-	if !c.IsSet("config") && o.Resume {
-		src := o.Out
-		if runOut != "" {
-			src = runOut
-		}
-		if rc, err := train.ReadRunConfig(src); err == nil {
-			fc, o.ConfigFile = &rc.Config, rc.File
-			o.Log.Info("training options from the earlier run", "file", src+"/"+train.RunConfigFile)
-		} else if !os.IsNotExist(err) {
-			return err
-		}
-	}
-	if fc == nil {
-		var err error
-		if fc, err = train.LoadFileConfig(o.ConfigFile); err != nil {
-			return err
-		}
-	}
-
-	// Which phases, and where the first starts from.
-	switch {
-	case phase != "all":
-		o.Phases = []string{phase}
-		if resumeFrom != "" && phase != ckPhase {
-			o.From = resumeFrom // a new phase from another phase's checkpoint
-		}
-	case ckPhase != "":
-		for i, p := range fc.Phases { // continue the run from the checkpoint's phase on
-			if p.Name == ckPhase {
-				for _, q := range fc.Phases[i:] {
-					o.Phases = append(o.Phases, q.Name)
-				}
-			}
-		}
-	case resumeFrom != "":
-		return fmt.Errorf("flag --resume %s: not inside a phase folder of a run: say which --phase starts from it", resumeFrom)
-	}
-
-	// Command-line overrides.
-	if c.IsSet("seed") {
-		fc.Train.Seed = c.Int64("seed")
-	}
-	if c.IsSet("backend") {
-		fc.Train.Backend = c.String("backend")
-	}
-	if c.IsSet("workers") {
-		fc.Data.Workers = c.Int("workers")
-	}
-	if c.Bool("strict") {
-		fc.Data.Strict = true
-	}
-	if c.IsSet("pretrained") {
-		fc.Train.Pretrained = c.String("pretrained")
-	}
-	if c.Bool("allow-partial") {
-		fc.Train.AllowPartial = true
-	}
-	if p := fc.Train.Pretrained; p != "" {
-		if _, err := os.Stat(p); err != nil {
-			return fmt.Errorf("pretrained weights (--pretrained / train.pretrained): %w", err)
-		}
-	}
-	if c.IsSet("cache-mem") {
-		fc.Data.CacheMem = c.String("cache-mem")
-	}
-	if root, from := wikiart.ResolveRoot(c.String("data"), fc.Data.Root); from != "config" {
-		fc.Data.Root, fc.Data.Images = root, ""
-	}
-	var err error
-	if o.CacheMem, err = train.ParseBytes("--cache-mem / data.cache_mem", fc.Data.CacheMem); err != nil {
-		return fmt.Errorf("training config %s: %w", o.ConfigFile, err)
-	}
-	for i := range fc.Phases {
-		if len(o.Phases) > 0 && !contains(o.Phases, fc.Phases[i].Name) {
-			continue
-		}
-		ph := &fc.Phases[i]
-		if c.IsSet("epochs") {
-			ph.Epochs = c.Float64("epochs")
-		}
-		if c.IsSet("lr") {
-			ph.LR = c.Float64("lr")
-		}
-		if c.IsSet("batch") {
-			ph.Batch = c.Int("batch")
-		}
-		if !(ph.Epochs > 0) || ph.Batch <= 0 || !(ph.LR > 0) {
-			return fmt.Errorf("flags --epochs/--batch/--lr: must be > 0 (phase %s: %g epochs, batch %d, lr %g)", ph.Name, ph.Epochs, ph.Batch, ph.LR)
-		}
-	}
-	o.Config = fc
+	ov := &r.Overrides
+	ov.Seed = flagPtr(c, "seed", c.Int64)
+	ov.Backend = flagPtr(c, "backend", c.String)
+	ov.Pretrained = flagPtr(c, "pretrained", c.String)
+	ov.Workers = flagPtr(c, "workers", c.Int)
+	ov.CacheMem = flagPtr(c, "cache-mem", c.String)
+	ov.Epochs = flagPtr(c, "epochs", c.Float64)
+	ov.LR = flagPtr(c, "lr", c.Float64)
+	ov.Batch = flagPtr(c, "batch", c.Int)
+	ov.AllowPartial, ov.Strict = c.Bool("allow-partial"), c.Bool("strict")
 	if c.Bool("progress") {
-		o.Progress = progressBar
+		r.Progress = progressBar
+	}
+	o, err := train.Plan(r)
+	if err != nil {
+		return err
 	}
 	res, err := train.RunPhases(c.Context, o)
 	if err != nil {
@@ -171,13 +87,21 @@ func trainWikiArt(c *cli.Context) error {
 	return nil
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
+// flagPtr is the flag's value when the command line gives it, else nil (not overridden).
+func flagPtr[T any](c *cli.Context, name string, get func(string) T) *T {
+	if !c.IsSet(name) {
+		return nil
 	}
-	return false
+	v := get(name)
+	return &v
+}
+
+// flagIfSet is the flag's value when the command line gives it, else "".
+func flagIfSet(c *cli.Context, name string) string {
+	if c.IsSet(name) {
+		return c.String(name)
+	}
+	return ""
 }
 
 // printResults writes the final evaluation as a markdown table.

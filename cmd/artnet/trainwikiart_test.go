@@ -221,7 +221,7 @@ phases:
 	}
 	// Every checkpoint carries the options it was trained with.
 	for ph, want := range map[string]*train.PhaseOptions{"1": p1, "2": p2} {
-		got, err := train.ReadCheckpointOptions(filepath.Join(out, "phase"+ph, train.BestDir))
+		got, err := readCheckpointOptions(filepath.Join(out, "phase"+ph, train.BestDir))
 		if err != nil || got == nil || got.Phase.LR != want.Phase.LR || got.InitFrom != want.InitFrom || got.Steps != want.Steps || got.Train.Seed != 7 {
 			t.Errorf("phase %s best checkpoint's options: %+v, %v; want those of options.json %+v", ph, got, err, want)
 		}
@@ -315,4 +315,14 @@ func labelsOnlyCopy(t *testing.T, root string) string {
 		}
 	}
 	return dst
+}
+
+// readCheckpointOptions decodes the options.json a checkpoint of train.RunPhases carries.
+func readCheckpointOptions(dir string) (*train.PhaseOptions, error) {
+	b, err := models.ReadCheckpointOptions(dir)
+	if err != nil || b == nil {
+		return nil, err
+	}
+	var po train.PhaseOptions
+	return &po, json.Unmarshal(b, &po)
 }

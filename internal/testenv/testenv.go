@@ -18,10 +18,12 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"github.com/artnet/artnet/internal/envvar"
 )
 
 // EnvWikiArt names the WikiArt folder (split CSVs, class lists, images/) for integration tests.
-const EnvWikiArt = "ARTNET_WIKIART"
+var EnvWikiArt = envvar.WikiArt.Name
 
 // Paintings in testdata/paintings (public-domain works, downsized), relative to testdata/.
 const (
@@ -38,7 +40,7 @@ const EnvWikiArtExtra = "ARTNET_WIKIART_EXTRA"
 const SkipLineExtra = "integration test: set " + EnvWikiArtExtra + "=/path/to/wikiart-extra (the 10,700-image style-only root; style CSVs, images/) to run"
 
 // SkipLine is what WikiArt says when it skips.
-const SkipLine = "integration test: set " + EnvWikiArt + "=/path/to/wikiart (the 13,563-image set; CSVs, class lists, images/) to run"
+var SkipLine = "integration test: set " + EnvWikiArt + "=/path/to/wikiart (the 13,563-image set; CSVs, class lists, images/) to run"
 
 var (
 	rootOnce sync.Once
@@ -90,7 +92,7 @@ func Testdata(tb testing.TB, elem ...string) string {
 // names, else testdata's Starry Night (752×600 JPEG).
 func BenchImage(tb testing.TB) []byte {
 	tb.Helper()
-	p := os.Getenv("ARTNET_BENCH_IMAGE")
+	p := envvar.BenchImage.Get()
 	if p == "" {
 		p = Testdata(tb, StarryNight)
 	}
@@ -126,7 +128,7 @@ func Sample(tb testing.TB) string {
 // the repository root when it exists; otherwise it skips the test with SkipLine.
 func WikiArt(tb testing.TB) string {
 	tb.Helper()
-	p, err := locate(os.Getenv(EnvWikiArt), RepoRoot(tb))
+	p, err := locate(envvar.WikiArt.Get(), RepoRoot(tb))
 	if err != nil {
 		tb.Fatalf("testenv: %v", err)
 	}

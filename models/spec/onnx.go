@@ -292,18 +292,11 @@ func (mi *ModelInfo) Validate() (*Interface, error) {
 	if err != nil {
 		return nil, fmt.Errorf("not an artnet model: %s", errtext.OneLine(err))
 	}
-	it := &Interface{Config: cfg, Classes: map[string]int{}}
-	if _, err := fmt.Sscanf(mi.Metadata[MetaInputSize], "%dx%d", &it.Height, &it.Width); err != nil || it.Height <= 0 || it.Width <= 0 {
-		return nil, fmt.Errorf("metadata key %q: %q is not HxW", MetaInputSize, mi.Metadata[MetaInputSize])
-	}
-	grid, ok := mi.Metadata[MetaTokensGrid]
-	if !ok {
-		return nil, fmt.Errorf("metadata key %q missing", MetaTokensGrid)
-	}
-	if _, err := fmt.Sscanf(grid, "%dx%d", &it.GridH, &it.GridW); err != nil || it.GridH <= 0 || it.GridW <= 0 {
-		return nil, fmt.Errorf("metadata key %q: %q is not HxW", MetaTokensGrid, grid)
-	}
-	it.Tokens = it.GridH * it.GridW
+	// FromMetadata checked the readable keys against the config: sizes come from the config,
+	// the one source of truth (Postprocess slices attention rows by cfg.Tokens() too).
+	it := &Interface{Config: cfg, Classes: map[string]int{}, Height: cfg.ImageSize, Width: cfg.ImageSize}
+	it.GridH, it.GridW = cfg.Grid()
+	it.Tokens = cfg.Tokens()
 
 	if len(mi.Inputs) != 1 {
 		names := make([]string, len(mi.Inputs))

@@ -18,8 +18,15 @@ import (
 // Version is artnet's version, written into checkpoints and exported models.
 const Version = "0.1.0"
 
+// The three classification tasks.
+const (
+	TaskStyle  = "style"
+	TaskGenre  = "genre"
+	TaskArtist = "artist"
+)
+
 // Tasks are the three classification tasks, in the order of the model's outputs.
-var Tasks = []string{"style", "genre", "artist"}
+var Tasks = []string{TaskStyle, TaskGenre, TaskArtist}
 
 // Default class counts of the WikiArt/ArtGAN splits.
 const (
@@ -280,8 +287,11 @@ func floats(v [3]float32) string {
 	return strings.Join(s, ",")
 }
 
-// FromMetadata rebuilds a Config from ONNX metadata_props and checks that the readable keys
-// agree with the embedded config. The error names the missing or inconsistent key.
+// FromMetadata rebuilds a Config from ONNX metadata_props and checks every readable key
+// (variant, input size, mean, std, resize, tokens grid, class names) against the embedded
+// config, so that the values a reader of the file sees are the ones the model uses: a tools
+// that reads artnet.tokens_grid sizes the same attention as Config.Grid(). The error names the
+// missing or inconsistent key.
 func FromMetadata(m map[string]string) (Config, error) {
 	raw, ok := m[MetaConfig]
 	if !ok {
@@ -303,9 +313,21 @@ func FromMetadata(m map[string]string) (Config, error) {
 		if len(names) != len(c.Classes[t]) {
 			return c, fmt.Errorf("metadata key %q: %d classes, config says %d", key, len(names), len(c.Classes[t]))
 		}
+		for i, n := range names {
+			if n != c.Classes[t][i] {
+				return c, fmt.Errorf("metadata key %q: class %d is %q, config says %q", key, i, n, c.Classes[t][i])
+			}
+		}
 	}
-	if got, want := m[MetaInputSize], fmt.Sprintf("%dx%d", c.ImageSize, c.ImageSize); got != want {
-		return c, fmt.Errorf("metadata key %q: %q, config says %q", MetaInputSize, got, want)
+	want := c.Metadata()
+	for _, key := range []string{MetaVariant, MetaInputSize, MetaMean, MetaStd, MetaResize, MetaTokensGrid} {
+		got, ok := m[key]
+		if !ok {
+			return c, fmt.Errorf("metadata key %q missing", key)
+		}
+		if got != want[key] {
+			return c, fmt.Errorf("metadata key %q: %q, config says %q", key, got, want[key])
+		}
 	}
 	if got, want := m[MetaTemperature], c.TemperatureString(); got != want {
 		return c, fmt.Errorf("metadata key %q: %q, config says %q", MetaTemperature, got, want)

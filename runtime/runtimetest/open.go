@@ -1,11 +1,13 @@
 package runtimetest
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/artnet/artnet/models/spec"
+	"github.com/artnet/artnet/predict"
 	artrt "github.com/artnet/artnet/runtime"
 )
 
@@ -34,4 +36,24 @@ func WriteTiny(tb testing.TB) string {
 		tb.Fatal(err)
 	}
 	return p
+}
+
+// Expected is the prediction for one preprocessed image x computed step by step — p's run, the
+// result checked, then postprocessed (predict.Pipeline) — what the Go API, the CLI and the
+// server must answer for the same image; any error fails the test.
+func Expected(tb testing.TB, p predict.Predictor, x []float32, name string, k int, withAttention bool) *predict.Prediction {
+	tb.Helper()
+	pl, err := predict.NewPipeline(p)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	res, err := pl.Run(context.Background(), x, 1)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	pr, err := pl.Postprocess(res, 0, name, k, withAttention)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return pr
 }

@@ -125,11 +125,7 @@ func predictOne(t *testing.T, model, file string, k int) *predict.Prediction {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := m.Run(context.Background(), x, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return predict.Postprocess(m.Config(), res, 0, file, k, false)
+	return runtimetest.Expected(t, m, x, file, k, false)
 }
 
 func TestPredictCommand(t *testing.T) {

@@ -1,6 +1,7 @@
 package command
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -9,6 +10,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/artnet/artnet/internal/errtext"
+	"github.com/artnet/artnet/models/spec"
 	"github.com/artnet/artnet/predict"
 )
 
@@ -46,7 +49,18 @@ func Predict(o PredictOptions) *cli.Command {
 			if c.Int("topk") < 1 {
 				return fmt.Errorf("flag --topk: must be >= 1, got %d", c.Int("topk"))
 			}
-			fo := predict.FilesOptions{TopK: c.Int("topk"), JSON: c.Bool("json"), Attention: c.Bool("attention"), Batch: c.Int("batch")}
+			fo := predict.FilesOptions{TopK: c.Int("topk"), Attention: c.Bool("attention"), Batch: c.Int("batch")}
+			enc := json.NewEncoder(c.App.Writer)
+			fo.Emit = func(p *predict.Prediction) error {
+				if c.Bool("json") {
+					return enc.Encode(p)
+				}
+				_, err := fmt.Fprintln(c.App.Writer, textLine(p))
+				return err
+			}
+			fo.Failed = func(path string, err error) {
+				fmt.Fprintf(c.App.ErrWriter, "predict: %s\n", errtext.OneLine(err))
+			}
 			if v := c.String("visualize-attention"); v != "" {
 				if st, err := os.Stat(v); (err == nil && st.IsDir()) || c.NArg() > 1 || !strings.EqualFold(filepath.Ext(v), ".png") {
 					if err := os.MkdirAll(v, 0o755); err != nil {
@@ -61,7 +75,10 @@ func Predict(o PredictOptions) *cli.Command {
 			if err != nil {
 				return err
 			}
-			err = predict.Files(c.Context, p, c.Args().Slice(), fo, c.App.Writer, c.App.ErrWriter)
+			pl, err := predict.NewPipeline(p)
+			if err == nil {
+				err = predict.Files(c.Context, pl, c.Args().Slice(), fo)
+			}
 			if errors.Is(err, predict.ErrImagesFailed) {
 				err = &ExitError{Code: 1, Msg: err.Error()}
 			}
@@ -88,4 +105,29 @@ func openPredictor(c *cli.Context, o PredictOptions) (predict.Predictor, error) 
 	default:
 		return nil, fmt.Errorf("flag --runtime: %q is not onnx or gomlx", c.String("runtime"))
 	}
+}
+
+// textLine is the human-readable line of a prediction.
+func textLine(p *predict.Prediction) string {
+	var b strings.Builder
+	b.WriteString(p.Image)
+	b.WriteString(":")
+	for i, t := range spec.Tasks {
+		tp := *p.Task(t)
+		if i > 0 {
+			b.WriteString(";")
+		}
+		if len(tp.TopK) > 1 {
+			fmt.Fprintf(&b, " %s", t)
+			for j, s := range tp.TopK {
+				if j > 0 {
+					b.WriteString(",")
+				}
+				fmt.Fprintf(&b, " %s %.1f%%", s.Label, 100*s.Confidence)
+			}
+			continue
+		}
+		fmt.Fprintf(&b, " %s %s %.1f%%", t, tp.Label, 100*tp.Confidence)
+	}
+	return b.String()
 }

@@ -1,4 +1,4 @@
-package train
+package models
 
 import (
 	"context"
@@ -10,17 +10,14 @@ import (
 
 // TestPredictorFinalizesInput: Run frees its input tensor (and its outputs) before it returns,
 // instead of leaving them to the garbage collector, and gives probabilities per task and
-// attention per token. (Moved from cmd/artnet with the predictor.)
+// attention per token. (Moved from cmd/artnet, then train, with the predictor.)
 func TestPredictorFinalizesInput(t *testing.T) {
-	cfg := smallConfig()
-	cfg.Stages, cfg.LSTMLayers = 2, 1
-	o := Options{Config: cfg, OutDir: filepath.Join(t.TempDir(), "run"), Steps: 1, Batch: 2, LR: 1e-3, Seed: 1}
-	res, err := Run(context.Background(), o, NewSynthetic(cfg, 4, 1), nil, nil)
-	if err != nil {
+	ctx, cfg, _ := trainedContext(t, 16)
+	dir := filepath.Join(t.TempDir(), "ckpt")
+	if err := SaveCheckpoint(ctx, cfg, dir); err != nil {
 		t.Fatal(err)
 	}
-	mctx, ckCfg, backend := loadCheckpoint(t, res.CheckpointDir)
-	p, err := NewPredictor(backend, mctx, ckCfg)
+	p, err := OpenPredictor(dir, "go")
 	if err != nil {
 		t.Fatal(err)
 	}

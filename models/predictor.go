@@ -1,4 +1,4 @@
-package train
+package models
 
 import (
 	"context"
@@ -11,37 +11,67 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	gomlxcontext "github.com/gomlx/gomlx/pkg/ml/context"
 
-	"github.com/artnet/artnet/models"
+	artgraph "github.com/artnet/artnet/graph"
 	"github.com/artnet/artnet/models/spec"
 	"github.com/artnet/artnet/predict"
 )
 
 // Predictor runs a trained model in GoMLX as a predict.Predictor (probabilities and attention,
 // like the exported ONNX file), for `artnet predict --runtime gomlx`, `artnet evaluate` and the
-// final evaluation of RunPhases. Safe for concurrent use (runs are serialized).
+// final evaluation of train.RunPhases: GoMLX inference beside runtime's ONNX Runtime inference.
+// Safe for concurrent use (runs are serialized).
 type Predictor struct {
 	mu      sync.Mutex
 	cfg     spec.Config
 	backend backends.Backend
+	mctx    *gomlxcontext.Context
 	exec    *gomlxcontext.Exec
+}
+
+// OpenPredictor loads the checkpoint directory dir (LoadCheckpoint) and compiles it on the GoMLX
+// backend backendConfig ("" → $GOMLX_BACKEND, else "go"; graph.NewBackend).
+func OpenPredictor(dir, backendConfig string) (*Predictor, error) {
+	mctx, cfg, err := LoadCheckpoint(dir)
+	if err != nil {
+		return nil, err
+	}
+	backend, err := artgraph.NewBackend(backendConfig)
+	if err != nil {
+		return nil, err
+	}
+	p, err := NewPredictor(backend, mctx, cfg)
+	if err != nil {
+		backend.Finalize()
+		return nil, err
+	}
+	return p, nil
+}
+
+// Ordered returns the outputs in the order of the ONNX contract (spec.OutputNames): the tasks'
+// probabilities in spec.Tasks order, then the attention weights. The exporter and the
+// Predictor both build their graphs' outputs with it.
+func (o Outputs) Ordered() []*graph.Node {
+	outs := make([]*graph.Node, 0, len(spec.Tasks)+1)
+	for _, t := range spec.Tasks {
+		outs = append(outs, o.Probs[t])
+	}
+	return append(outs, o.Attention)
 }
 
 // NewPredictor compiles the inference graph of the model in mctx (e.g. from
 // models.LoadCheckpoint) on backend. Close finalizes both the graph and the backend.
 func NewPredictor(backend backends.Backend, mctx *gomlxcontext.Context, cfg spec.Config) (*Predictor, error) {
 	exec, err := gomlxcontext.NewExec(backend, mctx.Reuse(), func(ctx *gomlxcontext.Context, images *graph.Node) []*graph.Node {
-		out := models.Build(ctx, cfg, images)
-		outs := make([]*graph.Node, 0, len(spec.Tasks)+1) // spec.OutputNames order
-		for _, t := range spec.Tasks {
-			outs = append(outs, out.Probs[t])
-		}
-		return append(outs, out.Attention)
+		return Build(ctx, cfg, images).Ordered()
 	})
 	if err != nil {
 		return nil, fmt.Errorf("gomlx: %w", err)
 	}
-	return &Predictor{cfg: cfg, backend: backend, exec: exec}, nil
+	return &Predictor{cfg: cfg, backend: backend, mctx: mctx, exec: exec}, nil
 }
+
+// Context is the GoMLX context holding the model's variables (e.g. for ParamCounts).
+func (p *Predictor) Context() *gomlxcontext.Context { return p.mctx }
 
 // Config is the model's configuration.
 func (p *Predictor) Config() spec.Config { return p.cfg }
@@ -89,3 +119,13 @@ func (p *Predictor) Close() error {
 }
 
 var _ predict.Predictor = (*Predictor)(nil)
+
+// safeExec runs exec, turning a panic of GoMLX into an error.
+func safeExec(exec *gomlxcontext.Exec, args ...any) (out []*tensors.Tensor, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%v", r)
+		}
+	}()
+	return exec.Exec(args...)
+}
