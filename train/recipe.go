@@ -20,7 +20,6 @@ package train
 import (
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
@@ -284,12 +283,6 @@ func (t *trainer) newRecipeExecs() error {
 
 // backendName is the name part of a backend config ("" → $GOMLX_BACKEND → go).
 func backendName(config string) string {
-	if config == "" {
-		config = os.Getenv("GOMLX_BACKEND")
-	}
-	if config == "" {
-		config = artgraph.GoBackendName
-	}
-	name, _, _ := strings.Cut(config, ":")
+	name, _, _ := strings.Cut(artgraph.BackendConfig(config), ":")
 	return name
 }

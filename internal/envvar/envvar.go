@@ -40,6 +40,8 @@ var (
 		Doc: "path of the libjpeg-turbo library opened for JPEG decoding"})
 	WikiArt = register(Var{Name: "ARTNET_WIKIART", Default: "../shared/wikiart", ReadBy: "internal/testenv", Tests: true,
 		Doc: "full WikiArt image set for integration tests (skipped without it)"})
+	WikiArtExtra = register(Var{Name: "ARTNET_WIKIART_EXTRA", Default: "../shared/wikiart-extra", ReadBy: "internal/testenv", Tests: true,
+		Doc: "extra WikiArt root (style labels only) for integration tests (else wikiart-extra beside $ARTNET_WIKIART)"})
 	BenchImage = register(Var{Name: "ARTNET_BENCH_IMAGE", ReadBy: "internal/testenv", Tests: true,
 		Doc: "image file the decoding benchmarks read instead of the repository's painting"})
 )

@@ -34,10 +34,10 @@ const (
 
 // EnvWikiArtExtra names the extra WikiArt root (style labels only: style CSVs, style_class.txt,
 // images/) for integration tests of several data roots.
-const EnvWikiArtExtra = "ARTNET_WIKIART_EXTRA"
+var EnvWikiArtExtra = envvar.WikiArtExtra.Name
 
 // SkipLineExtra is what WikiArtExtra says when it skips.
-const SkipLineExtra = "integration test: set " + EnvWikiArtExtra + "=/path/to/wikiart-extra (the 10,700-image style-only root; style CSVs, images/) to run"
+var SkipLineExtra = "integration test: set " + EnvWikiArtExtra + "=/path/to/wikiart-extra (the 10,700-image style-only root; style CSVs, images/) to run"
 
 // SkipLine is what WikiArt says when it skips.
 var SkipLine = "integration test: set " + EnvWikiArt + "=/path/to/wikiart (the 13,563-image set; CSVs, class lists, images/) to run"
@@ -145,7 +145,7 @@ func WikiArt(tb testing.TB) string {
 // images/; otherwise it skips the test with SkipLineExtra.
 func WikiArtExtra(tb testing.TB) string {
 	tb.Helper()
-	p, err := locateExtra(os.Getenv(EnvWikiArtExtra), os.Getenv(EnvWikiArt), RepoRoot(tb))
+	p, err := locateExtra(envvar.WikiArtExtra.Get(), envvar.WikiArt.Get(), RepoRoot(tb))
 	if err != nil {
 		tb.Fatalf("testenv: %v", err)
 	}
