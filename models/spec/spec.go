@@ -233,6 +233,11 @@ const (
 	MetaTokensGrid  = "artnet.tokens_grid" // "7x7"
 	MetaClassPrefix = "artnet.classes."    // + task: JSON array of names
 	MetaConfig      = "artnet.config"      // the whole Config as JSON
+	// MetaQuantization is written by `artnet quantize` only: JSON with the method, the
+	// calibration and the op types quantized (absent in a float model).
+	MetaQuantization = "artnet.quantization"
+	// MetaPrecision is written by `artnet export --fp16` only: "fp16" (absent: float32).
+	MetaPrecision = "artnet.precision"
 )
 
 // Metadata returns the ONNX metadata_props of a model with this configuration.
