@@ -28,7 +28,7 @@ var DefaultOps = []string{"Conv", "Sigmoid", "Mul", "Add", "GlobalAveragePool"}
 // Defaults of Options (chosen by measurement, README).
 const (
 	DefaultMethod      = Percentile
-	DefaultPercentile  = 99.999
+	DefaultPercentile  = 99.99
 	DefaultActivations = Uint8
 	DefaultWeightBits  = 8
 )
@@ -133,17 +133,17 @@ func Model(ctx context.Context, onnx []byte, o Options) (*onnxpb.ModelProto, *Re
 	if err := proto.Unmarshal(onnx, &m); err != nil {
 		return nil, nil, fmt.Errorf("quantize: %v", err)
 	}
+	for _, p := range m.GetMetadataProps() {
+		if p.GetKey() == spec.MetaQuantization || p.GetKey() == spec.MetaPrecision {
+			return nil, nil, fmt.Errorf("quantize: the model is already converted (metadata key %q present)", p.GetKey())
+		}
+	}
 	images := 0
 	for i, b := range o.Batches {
 		if len(b) == 0 || len(b)%(3*o.size*o.size) != 0 {
 			return nil, nil, fmt.Errorf("quantize: calibration batch %d: %d floats is not a whole number of 3×%d×%d images", i, len(b), o.size, o.size)
 		}
 		images += len(b) / (3 * o.size * o.size)
-	}
-	for _, p := range m.GetMetadataProps() {
-		if p.GetKey() == spec.MetaQuantization || p.GetKey() == spec.MetaPrecision {
-			return nil, nil, fmt.Errorf("quantize: the model is already converted (metadata key %q present)", p.GetKey())
-		}
 	}
 	ops := map[string]bool{}
 	for _, op := range o.Ops {
