@@ -33,6 +33,9 @@ type Options struct {
 	Batch int
 	// Log receives progress lines (nil → slog.Default()).
 	Log *slog.Logger
+	// JPEGDraft decodes large JPEGs in libjpeg-turbo's draft mode, as `artnet serve
+	// --jpeg-draft` does (preprocess.Options.Draft), to measure what that costs in accuracy.
+	JPEGDraft bool
 }
 
 // TaskReport is one task's evaluation.
@@ -61,6 +64,8 @@ type Summary struct {
 	Runtime string `json:"runtime"` // "onnx" or "gomlx"
 	Data    string `json:"data"`
 	Split   string `json:"split"`
+	// JPEGDraft records Options.JPEGDraft.
+	JPEGDraft bool `json:"jpeg_draft,omitempty"`
 	// Samples is how many samples of the split were given (after --limit); Evaluated those
 	// whose image decoded; Undecodable the rest. MissingImages counts the split's CSV rows that
 	// had no image file on disk (wikiart.Load skipped them before evaluation).
@@ -141,6 +146,8 @@ func Run(ctx context.Context, p predict.Predictor, samples []wikiart.Sample, o O
 	}
 
 	popt := preprocess.FromConfig(cfg)
+	popt.Draft = o.JPEGDraft
+	sum.JPEGDraft = o.JPEGDraft
 	per := 3 * cfg.ImageSize * cfg.ImageSize
 	batches := make(chan batch, 1)
 	pctx, cancel := context.WithCancel(ctx)

@@ -31,6 +31,7 @@ func evaluateCommand() *cli.Command {
 			&cli.StringFlag{Name: "split", Value: "val", Usage: "train or val"},
 			&cli.StringFlag{Name: "out", Value: "eval", Usage: "output folder for summary.json and the confusion matrices"},
 			&cli.IntFlag{Name: "batch", Value: 32, Usage: "images per forward pass"},
+			&cli.BoolFlag{Name: "jpeg-draft", Usage: "decode large JPEGs in draft mode as `artnet serve --jpeg-draft` does (to measure its effect on accuracy)"},
 			&cli.IntFlag{Name: "limit", Usage: "evaluate only N samples, spread evenly over the split (deterministic; 0: all)"},
 		}, command.RuntimeFlags()...),
 		Action: func(c *cli.Context) error {
@@ -95,7 +96,7 @@ func evaluateCommand() *cli.Command {
 			if images == "" {
 				images = filepath.Join(data, "images")
 			}
-			sum, err := evaluate.Run(c.Context, p, samples, evaluate.Options{Images: images, Classes: classes, Batch: c.Int("batch")})
+			sum, err := evaluate.Run(c.Context, p, samples, evaluate.Options{Images: images, Classes: classes, Batch: c.Int("batch"), JPEGDraft: c.Bool("jpeg-draft")})
 			if err != nil {
 				return err
 			}
