@@ -64,6 +64,12 @@ func quantizeCommand() *cli.Command {
 			if err != nil {
 				return fmt.Errorf("quantize: %w", err)
 			}
+			// Calibration images are held in memory as float32 tensors: refuse sizes that would
+			// not fit comfortably (4 GiB).
+			if need := float64(len(files)) * float64(3*it.Height*it.Width*4); need > 4<<30 {
+				return fmt.Errorf("quantize: flag --images: %d images of 3×%d×%d float32 need %.1f GiB in memory; give fewer (a few hundred calibrate well)",
+					len(files), it.Height, it.Width, need/(1<<30))
+			}
 			batches, n, err := quantize.LoadImages(c.Context, files, preprocess.FromConfig(it.Config), c.Int("batch"))
 			if err != nil {
 				return fmt.Errorf("quantize: %w", err)
