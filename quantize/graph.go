@@ -53,9 +53,10 @@ func newPlan(g *onnxpb.GraphProto, ops map[string]bool) (*plan, error) {
 		p.outputs[o.GetName()] = true
 	}
 	seen := map[string]bool{}
+	notFloat := nonFloatTensors(g)
 	for i, n := range g.GetNode() {
 		op := n.GetOpType()
-		if n.GetDomain() != "" || !ops[op] {
+		if n.GetDomain() != "" || !ops[op] || slices.ContainsFunc(n.Input, func(s string) bool { return notFloat[s] }) {
 			continue
 		}
 		switch op {
@@ -94,6 +95,53 @@ func newPlan(g *onnxpb.GraphProto, ops map[string]bool) (*plan, error) {
 		return nil, fmt.Errorf("no node to quantize (op types %v with initializer weights)", sortedKeys(ops))
 	}
 	return p, nil
+}
+
+// nonFloatTensors returns the tensors of g known not to be float32: non-float graph inputs and
+// initializers, the outputs of ops that make integers or booleans (Shape, Size, ArgMax, ArgMin,
+// NonZero, comparisons, Cast to another type, Constant of another type), and what ops that keep
+// their first input's type (shape arithmetic: Add, Mul, Gather, Concat, Slice, …) compute from
+// those. Calibration declares every tensor it reads as float32, so these must stay out.
+func nonFloatTensors(g *onnxpb.GraphProto) map[string]bool {
+	nf := map[string]bool{}
+	const f32 = int32(onnxpb.TensorProto_FLOAT)
+	for _, t := range g.GetInitializer() {
+		if t.GetDataType() != f32 {
+			nf[t.GetName()] = true
+		}
+	}
+	for _, in := range g.GetInput() {
+		if in.GetType().GetTensorType().GetElemType() != f32 {
+			nf[in.GetName()] = true
+		}
+	}
+	for _, n := range g.GetNode() {
+		mark := false
+		switch n.GetOpType() {
+		case "Shape", "Size", "ArgMax", "ArgMin", "NonZero", "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "Not", "And", "Or":
+			mark = true
+		case "Cast":
+			for _, a := range n.GetAttribute() {
+				if a.GetName() == "to" && int32(a.GetI()) != f32 {
+					mark = true
+				}
+			}
+		case "Constant", "ConstantOfShape":
+			for _, a := range n.GetAttribute() {
+				if t := a.GetT(); t != nil && t.GetDataType() != f32 {
+					mark = true
+				}
+			}
+		default:
+			mark = len(n.Input) > 0 && nf[n.Input[0]]
+		}
+		if mark {
+			for _, o := range n.Output {
+				nf[o] = true
+			}
+		}
+	}
+	return nf
 }
 
 func (p *plan) isFloatInit(name string, rank int) bool {

@@ -308,3 +308,44 @@ func TestCalibrationFiles(t *testing.T) {
 		t.Fatalf("empty folder: %v", err)
 	}
 }
+
+func TestNonFloatTensors(t *testing.T) {
+	vi := func(name string, dt onnxpb.TensorProto_DataType) *onnxpb.ValueInfoProto {
+		return &onnxpb.ValueInfoProto{Name: ptr(name), Type: &onnxpb.TypeProto{Value: &onnxpb.TypeProto_TensorType{
+			TensorType: &onnxpb.TypeProto_Tensor{ElemType: ptr(int32(dt))}}}}
+	}
+	cast := node("Cast", "c", []string{"x"}, "c")
+	cast.Attribute = []*onnxpb.AttributeProto{{Name: ptr("to"), Type: ptr(onnxpb.AttributeProto_INT), I: ptr(int64(onnxpb.TensorProto_INT64))}}
+	g := &onnxpb.GraphProto{
+		Input:       []*onnxpb.ValueInfoProto{vi("x", onnxpb.TensorProto_FLOAT), vi("ids", onnxpb.TensorProto_INT64)},
+		Initializer: []*onnxpb.TensorProto{int32Tensor("one", nil, []int32{1}), floatTensor("half", nil, []float32{0.5})},
+		Node: []*onnxpb.NodeProto{
+			node("Shape", "s", []string{"x"}, "s"),
+			node("Gather", "g", []string{"s", "ids"}, "g"),
+			node("Add", "a", []string{"g", "one"}, "a"),
+			cast,
+			node("Mul", "m", []string{"x", "x"}, "m"),
+			node("Mul", "h", []string{"m", "half"}, "h"),
+			node("Add", "i", []string{"one", "one"}, "i"),
+		},
+	}
+	nf := nonFloatTensors(g)
+	for name, want := range map[string]bool{"s": true, "g": true, "a": true, "c": true, "ids": true, "one": true, "i": true,
+		"x": false, "m": false, "h": false, "half": false} {
+		if nf[name] != want {
+			t.Errorf("tensor %s: non-float %v, want %v", name, nf[name], want)
+		}
+	}
+	// The elementwise candidates skip the integer Add; the float Mul of activations stays.
+	p, err := newPlan(g, map[string]bool{"Add": true, "Mul": true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.nodes) != 1 || g.Node[p.nodes[0]].GetName() != "m" {
+		var names []string
+		for _, i := range p.nodes {
+			names = append(names, g.Node[i].GetName())
+		}
+		t.Errorf("candidates %v, want [m]", names)
+	}
+}
