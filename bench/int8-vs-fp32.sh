@@ -22,7 +22,7 @@ acts=("$@")
 work=${ARTNET_BENCH_DIR:-$(mktemp -d)}
 mkdir -p "$work"
 echo "files: $work"
-echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $(nproc) cores"
+echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $(grep -c ^processor /proc/cpuinfo) CPUs, $(nproc) usable by this process (affinity)"
 echo "instruction sets: $(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -x 'avx2\|fma\|avx512f\|avx512bw\|avx512_vnni\|avx_vnni\|amx_int8' | xargs)"
 echo "load: $(uptime)"
 go build -o "$work/artnet" ./cmd/artnet
