@@ -36,6 +36,6 @@ for act in "${acts[@]}"; do
   ARTNET_BENCH_ONNX="$work/b4-$act.onnx" ARTNET_BENCH_VS="$work/b4.onnx" \
     go test -run XXX -bench 'B4ORT/vs/batch=32$' -benchtime "${pairs}x" -timeout 60m ./export/ |
     tee "$work/vs-$act.log" | grep -E 'ms/image.*ratio|pairs:' || true
-  awk '/ratio$/ {for (i=1;i<=NF;i++) if ($(i+1)=="ratio") printf "%s activations: time ratio int8/fp32 %s → speed-up %.2f×\n", "'"$act"'", $i, 1/$i}' "$work/vs-$act.log"
+  awk '/^Benchmark.*ratio/ {for (i=1;i<=NF;i++) if ($(i+1)=="ratio") printf "%s activations: time ratio int8/fp32 %s → speed-up %.2f×\n", "'"$act"'", $i, 1/$i}' "$work/vs-$act.log"
 done
 echo "load after: $(uptime)"
