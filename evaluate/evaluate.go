@@ -33,6 +33,9 @@ type Options struct {
 	Batch int
 	// Log receives progress lines (nil → slog.Default()).
 	Log *slog.Logger
+	// JPEGDraft decodes large JPEGs in libjpeg-turbo's draft mode, as `artnet serve
+	// --jpeg-draft` does (preprocess.Options.Draft), to measure what that costs in accuracy.
+	JPEGDraft bool
 }
 
 // TaskReport is one task's evaluation.
@@ -66,6 +69,8 @@ type Summary struct {
 	Runtime string `json:"runtime"` // "onnx" or "gomlx"
 	Data    string `json:"data"`
 	Split   string `json:"split"`
+	// JPEGDraft records Options.JPEGDraft.
+	JPEGDraft bool `json:"jpeg_draft,omitempty"`
 	// Samples is how many samples of the split were given (after --limit); Evaluated those
 	// whose image decoded; Undecodable the rest. MissingImages counts the split's CSV rows that
 	// had no image file on disk (wikiart.Load skipped them before evaluation).
@@ -109,7 +114,7 @@ type accumulator struct {
 // only when the model fails, the context ends, or the class lists do not fit the model.
 func Run(ctx context.Context, p predict.Predictor, samples []wikiart.Sample, o Options) (*Summary, error) {
 	began := time.Now()
-	pl, err := predict.NewPipeline(p)
+	pl, err := predict.NewPipeline(p, func(po *preprocess.Options) { po.Draft = o.JPEGDraft })
 	if err != nil {
 		return nil, fmt.Errorf("evaluate: %w", err)
 	}
@@ -150,6 +155,7 @@ func Run(ctx context.Context, p predict.Predictor, samples []wikiart.Sample, o O
 		acc[t] = &accumulator{conf: NewConfusion(names), k: k, nClasses: len(names), className: task}
 	}
 
+	sum.JPEGDraft = o.JPEGDraft
 	per := pl.Options().Len()
 	batches := make(chan batch, 1)
 	pctx, cancel := context.WithCancel(ctx)

@@ -32,6 +32,7 @@ func evaluateCommand() *cli.Command {
 			&cli.StringFlag{Name: "split", Value: "val", Usage: "train or val"},
 			&cli.StringFlag{Name: "out", Value: "eval", Usage: "output folder for summary.json and the confusion matrices"},
 			&cli.IntFlag{Name: "batch", Value: 32, Usage: "images per forward pass"},
+			&cli.BoolFlag{Name: "jpeg-draft", Usage: "decode large JPEGs in draft mode as `artnet serve --jpeg-draft` does (to measure its effect on accuracy)"},
 			&cli.IntFlag{Name: "limit", Usage: "evaluate only N samples, spread evenly over the split (deterministic; 0: all)"},
 		}, command.RuntimeFlags()...),
 		Action: func(c *cli.Context) error {
@@ -92,7 +93,7 @@ func evaluateCommand() *cli.Command {
 			images := roots.Reports[0].Images
 			run := func(samples []wikiart.Sample, data, out string, missing int) error {
 				samples = evaluate.Subsample(samples, c.Int("limit"))
-				sum, err := evaluate.Run(c.Context, p, samples, evaluate.Options{Images: images, Classes: roots.Classes, Batch: c.Int("batch")})
+				sum, err := evaluate.Run(c.Context, p, samples, evaluate.Options{Images: images, Classes: roots.Classes, Batch: c.Int("batch"), JPEGDraft: c.Bool("jpeg-draft")})
 				if err != nil {
 					return err
 				}

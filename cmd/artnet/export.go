@@ -34,6 +34,7 @@ func exportCommand() *cli.Command {
 			&cli.IntFlag{Name: "triton-max-batch", Value: 32, Usage: "Triton max_batch_size"},
 			&cli.DurationFlag{Name: "triton-max-delay", Value: 5 * time.Millisecond, Usage: "Triton dynamic batching max queue delay"},
 			&cli.BoolFlag{Name: "triton-gpu", Usage: "Triton instance_group KIND_GPU (default KIND_CPU)"},
+			&cli.BoolFlag{Name: "fp16", Usage: "weights and activations in float16 (for TensorRT and the CUDA provider); the image input and the outputs stay float32"},
 		},
 		Action: func(c *cli.Context) error {
 			start := time.Now()
@@ -73,6 +74,11 @@ func exportCommand() *cli.Command {
 			m, err := export.Model(mctx, cfg)
 			if err != nil {
 				return err
+			}
+			if c.Bool("fp16") {
+				if m, err = export.Float16(m); err != nil {
+					return err
+				}
 			}
 			if p := c.String("onnx"); p != "" {
 				if err := export.WriteModel(p, m); err != nil {

@@ -35,6 +35,7 @@ func newApp() *cli.App {
 		Commands: []*cli.Command{
 			trainCommand(),
 			exportCommand(),
+			quantizeCommand(),
 			predictCommand(),
 			command.Serve(),
 			doctorCommand(),

@@ -254,6 +254,11 @@ const (
 	MetaClassPrefix = "artnet.classes."    // + task: JSON array of names
 	MetaConfig      = "artnet.config"      // the whole Config as JSON
 	MetaTemperature = "artnet.temperature" // "style=1.31;genre=1.12;artist=1.05" when calibrated (Config.Temperature)
+	// MetaQuantization is written by `artnet quantize` only: JSON with the method, the
+	// calibration and the op types quantized (absent in a float model).
+	MetaQuantization = "artnet.quantization"
+	// MetaPrecision is written by `artnet export --fp16` only: "fp16" (absent: float32).
+	MetaPrecision = "artnet.precision"
 )
 
 // Metadata returns the ONNX metadata_props of a model with this configuration.
