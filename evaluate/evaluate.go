@@ -12,6 +12,7 @@ import (
 	"github.com/artnet/artnet/internal/errtext"
 	"github.com/artnet/artnet/models/spec"
 	"github.com/artnet/artnet/predict"
+	"github.com/artnet/artnet/preprocess"
 	"github.com/artnet/artnet/wikiart"
 )
 
