@@ -28,15 +28,16 @@ type job struct {
 }
 
 type jobResult struct {
-	res *predict.Result // this job's rows only
-	err error
+	res     *predict.Result // this job's rows only
+	version string          // of the model that ran it
+	err     error
 }
 
 // batcher collects jobs into batches of at most `batch` images and runs each batch with one
 // model Run, at most Workers runs at a time. Admission (admit, at submit) bounds the jobs
 // queued — decoded and ready, not yet in a run — to `queue`.
 type batcher struct {
-	model    predict.Predictor
+	models   *modelSlot
 	batch    int
 	maxDelay time.Duration
 	imgLen   int
@@ -58,10 +59,10 @@ type batcher struct {
 	wg     sync.WaitGroup
 }
 
-func newBatcher(model predict.Predictor, cfg Config, imgLen int, met *metrics, log *slog.Logger) *batcher {
+func newBatcher(models *modelSlot, cfg Config, imgLen int, met *metrics, log *slog.Logger) *batcher {
 	base, abort := context.WithCancel(context.Background())
 	return &batcher{
-		model: model, batch: cfg.Batch, maxDelay: cfg.MaxDelay, imgLen: imgLen, queue: int64(cfg.Queue),
+		models: models, batch: cfg.Batch, maxDelay: cfg.MaxDelay, imgLen: imgLen, queue: int64(cfg.Queue),
 		base: base, abort: abort, met: met, log: log,
 		ch: make(chan *job, cfg.Queue), wake: make(chan struct{}, 1), stop: make(chan struct{}),
 	}
@@ -159,15 +160,21 @@ func (b *batcher) submit(j *job, a *arrival) error {
 // ctx error the job may still be referenced by the batcher (which will drop it), so the
 // caller must not reuse images.
 func (b *batcher) do(ctx context.Context, images []float32, n int, a *arrival) (*predict.Result, error) {
+	res, _, err := b.doVersion(ctx, images, n, a)
+	return res, err
+}
+
+// doVersion is do that also returns the version of the model that ran the job.
+func (b *batcher) doVersion(ctx context.Context, images []float32, n int, a *arrival) (*predict.Result, string, error) {
 	j := &job{ctx: ctx, n: n, images: images, done: make(chan jobResult, 1)}
 	if err := b.submit(j, a); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	select {
 	case r := <-j.done:
-		return r.res, r.err
+		return r.res, r.version, r.err
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, "", ctx.Err()
 	}
 }
 
@@ -282,16 +289,27 @@ func (b *batcher) run(jobs []*job, buf []float32) []float32 {
 		})
 		defer stopAfter()
 	}
-	start := time.Now()
-	res, err := b.safeRun(ctx, buf, total)
-	b.met.runSeconds.Observe(time.Since(start).Seconds())
-	b.met.batchSize.Observe(float64(total))
+	// The run holds a reference on the model it uses: a reload meanwhile lets it finish, and
+	// closes the old model after.
+	var version string
+	var res *predict.Result
+	m, err := b.models.acquire()
 	if err == nil {
+		version = m.version
+		start := time.Now()
+		res, err = b.safeRun(ctx, m.p, buf, total)
+		m.release()
+		b.met.runSeconds.Observe(time.Since(start).Seconds())
+		b.met.batchSize.Observe(float64(total))
+	}
+	switch {
+	case errors.Is(err, ErrModelUnloaded): // answered 503, not a failure
+	case err == nil:
 		err = checkResult(res, total)
-	} else if b.base.Err() != nil {
+	case b.base.Err() != nil:
 		err = fmt.Errorf("%w: model run cancelled (%v)", ErrShuttingDown, err)
 	}
-	if err != nil {
+	if err != nil && !errors.Is(err, ErrModelUnloaded) {
 		b.log.Error("model run failed", "batch", total, "err", err)
 	}
 	off := 0
@@ -299,20 +317,20 @@ func (b *batcher) run(jobs []*job, buf []float32) []float32 {
 		if err != nil {
 			j.done <- jobResult{err: err}
 		} else {
-			j.done <- jobResult{res: rows(res, off, j.n)}
+			j.done <- jobResult{res: rows(res, off, j.n), version: version}
 		}
 		off += j.n
 	}
 	return buf
 }
 
-func (b *batcher) safeRun(ctx context.Context, buf []float32, n int) (res *predict.Result, err error) {
+func (b *batcher) safeRun(ctx context.Context, model predict.Predictor, buf []float32, n int) (res *predict.Result, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			res, err = nil, fmt.Errorf("model run panicked: %v", p)
 		}
 	}()
-	return b.model.Run(ctx, buf, n)
+	return model.Run(ctx, buf, n)
 }
 
 // checkResult guards against a predictor answering with the wrong shapes.

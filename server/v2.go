@@ -61,13 +61,17 @@ type InferResponse struct {
 	Outputs      []InferOutput `json:"outputs"`
 }
 
-const modelVersion = "1"
-
 // Metadata returns the v2 metadata of the served model.
 func (s *Server) Metadata() ModelMetadata {
 	md := ModelMetadata{
-		Name: ModelName, Versions: []string{modelVersion}, Platform: "onnxruntime_onnx",
-		Inputs: []TensorMetadata{{Name: spec.InputName, Datatype: "FP32", Shape: []int{-1, 3, s.mcfg.ImageSize, s.mcfg.ImageSize}}},
+		Name: ModelName, Versions: []string{}, Platform: "onnxruntime_onnx",
+		Inputs: []TensorMetadata{
+			{Name: spec.InputName, Datatype: "FP32", Shape: []int{-1, 3, s.mcfg.ImageSize, s.mcfg.ImageSize}},
+			{Name: InputBytesName, Datatype: "BYTES", Shape: []int{-1}},
+		},
+	}
+	if v := s.Version(); v != "" {
+		md.Versions = []string{v}
 	}
 	for _, t := range spec.Tasks {
 		md.Outputs = append(md.Outputs, TensorMetadata{Name: t, Datatype: "FP32", Shape: []int{-1, s.mcfg.NumClasses(t)}})
@@ -78,7 +82,7 @@ func (s *Server) Metadata() ModelMetadata {
 
 func (s *Server) handleV2Server(w http.ResponseWriter, r *http.Request) {
 	if allow(w, r, http.MethodGet, http.MethodHead) {
-		writeJSON(w, http.StatusOK, map[string]any{"name": "artnet", "version": spec.Version, "extensions": []string{}})
+		writeJSON(w, http.StatusOK, map[string]any{"name": "artnet", "version": spec.Version, "extensions": serverExtensions})
 	}
 }
 
@@ -131,11 +135,11 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) (*InferResponse, 
 		return nil, err
 	}
 	n := req.Shape[0]
-	res, err := s.b.do(ctx, req.Data, n, arr)
+	res, version, err := s.b.doVersion(ctx, req.Data, n, arr)
 	if err != nil {
 		return nil, err
 	}
-	resp := &InferResponse{ModelName: ModelName, ModelVersion: modelVersion, ID: req.ID}
+	resp := &InferResponse{ModelName: ModelName, ModelVersion: version, ID: req.ID}
 	for _, name := range outs {
 		v := res.Attention
 		if name != spec.OutputAttention {
