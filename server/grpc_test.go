@@ -12,6 +12,7 @@ import (
 	"encoding/binary"
 	"encoding/pem"
 	"fmt"
+	"log/slog"
 	"math"
 	"math/big"
 	"net"
@@ -26,7 +27,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/artnet/artnet/models/spec"
@@ -47,9 +47,12 @@ type both struct {
 }
 
 // serveBoth starts ServeAll; with pool (the test CA) the clients speak TLS.
-func serveBoth(t testing.TB, cfg Config, p predict.Predictor, pool *x509.CertPool) *both {
+func serveBoth(t testing.TB, cfg Config, p predict.Predictor, pool *x509.CertPool, log *slog.Logger) *both {
 	t.Helper()
-	s, err := New(cfg, p, quiet())
+	if log == nil {
+		log = quiet()
+	}
+	s, err := New(cfg, p, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +156,7 @@ func TestGRPCMatchesHTTP(t *testing.T) {
 	m := tinyModel(t)
 	cfg := testConfig()
 	cfg.MaxBodyBytes = 4 << 20
-	b := serveBoth(t, cfg, m, nil)
+	b := serveBoth(t, cfg, m, nil, nil)
 	ctx := context.Background()
 	if r, err := b.client.ServerLive(ctx, &kservepb.ServerLiveRequest{}); err != nil || !r.GetLive() {
 		t.Fatalf("ServerLive: %v %v", r, err)
@@ -225,7 +228,7 @@ func TestGRPCMatchesHTTP(t *testing.T) {
 // /v1/predict's uploads.
 func TestGRPCImageBytes(t *testing.T) {
 	m := tinyModel(t)
-	b := serveBoth(t, testConfig(), m, nil)
+	b := serveBoth(t, testConfig(), m, nil, nil)
 	files := [][]byte{jpegBytes(t, picture(120, 90, 1)), pngBytes(t, picture(70, 100, 2))}
 	for _, raw := range []bool{false, true} {
 		in := &kservepb.ModelInferRequest_InferInputTensor{Name: InputBytesName, Datatype: "BYTES", Shape: []int64{2}}
@@ -274,7 +277,7 @@ func TestGRPCImageBytes(t *testing.T) {
 // Malformed and oversized requests get the right status; the server keeps serving.
 func TestGRPCBadRequests(t *testing.T) {
 	cfg := testConfig()
-	b := serveBoth(t, cfg, tinyModel(t), nil)
+	b := serveBoth(t, cfg, tinyModel(t), nil, nil)
 	size := spec.Tiny().ImageSize
 	good := func() *kservepb.ModelInferRequest { return tensorRequest(runtimetest.Images(1, size, 1), 1, size, false) }
 	cases := []struct {
@@ -361,4 +364,3 @@ func (rawCodec) Unmarshal(data []byte, v any) error {
 }
 func (rawCodec) Name() string { return "proto" }
 
-var _ = metadata.Pairs
