@@ -415,6 +415,8 @@ func (s *Server) notReady() string {
 	switch {
 	case !s.ready.Load():
 		return "not serving (starting or shutting down)"
+	case s.models.cur.Load() == nil:
+		return "model unloaded"
 	case s.b.pending.Load() >= s.b.queue:
 		return fmt.Sprintf("saturated: model queue full (%d requests)", s.b.queue)
 	case len(s.bodySlots) >= cap(s.bodySlots):
