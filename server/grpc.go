@@ -286,7 +286,7 @@ func (s *Server) inferGRPC(ctx context.Context, req *kservepb.ModelInferRequest)
 }
 
 // serverExtensions are the v2 protocol extensions served (both protocols).
-var serverExtensions = []string{"model_repository"}
+var serverExtensions = []string{"model_repository", "binary_tensor_data"}
 
 // grpcRunning is a gRPC server being served (a nil one stands for none).
 type grpcRunning struct {

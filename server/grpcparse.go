@@ -85,7 +85,7 @@ func parseGRPCInfer(req *kservepb.ModelInferRequest, size, maxBatch int, version
 		}
 		g.n = int(shape[0])
 		if raw {
-			files, err := splitRawBytes(req.GetRawInputContents()[0], g.n)
+			files, err := splitRawBytes(req.GetRawInputContents()[0], g.n, "raw_input_contents[0]")
 			if err != nil {
 				return nil, err
 			}
@@ -104,24 +104,24 @@ func parseGRPCInfer(req *kservepb.ModelInferRequest, size, maxBatch int, version
 
 // splitRawBytes splits the raw contents of a BYTES tensor — each element a 4-byte
 // little-endian length and that many bytes (Triton's serialization) — into n elements.
-func splitRawBytes(b []byte, n int) ([][]byte, error) {
+func splitRawBytes(b []byte, n int, field string) ([][]byte, error) {
 	out := make([][]byte, 0, n)
 	for len(b) > 0 {
 		if len(out) == n {
-			return nil, clientErr(http.StatusBadRequest, "raw_input_contents[0]: more than the %d BYTES elements the shape says", n)
+			return nil, clientErr(http.StatusBadRequest, "%s: more than the %d BYTES elements the shape says", field, n)
 		}
 		if len(b) < 4 {
-			return nil, clientErr(http.StatusBadRequest, "raw_input_contents[0]: element %d: %d bytes left, too few for its 4-byte length", len(out), len(b))
+			return nil, clientErr(http.StatusBadRequest, "%s: element %d: %d bytes left, too few for its 4-byte length", field, len(out), len(b))
 		}
 		l := binary.LittleEndian.Uint32(b)
 		if uint64(l) > uint64(len(b)-4) {
-			return nil, clientErr(http.StatusBadRequest, "raw_input_contents[0]: element %d: length %d, only %d bytes left", len(out), l, len(b)-4)
+			return nil, clientErr(http.StatusBadRequest, "%s: element %d: length %d, only %d bytes left", field, len(out), l, len(b)-4)
 		}
 		out = append(out, b[4:4+l:4+l])
 		b = b[4+l:]
 	}
 	if len(out) != n {
-		return nil, clientErr(http.StatusBadRequest, "raw_input_contents[0]: %d BYTES elements, the shape says %d", len(out), n)
+		return nil, clientErr(http.StatusBadRequest, "%s: %d BYTES elements, the shape says %d", field, len(out), n)
 	}
 	return out, nil
 }

@@ -108,6 +108,9 @@ func (s *Server) handleInfer(w http.ResponseWriter, r *http.Request) {
 // shape checked before any data is read), then runs it: the request takes a model-queue slot
 // only once its tensor is complete.
 func (s *Server) infer(w http.ResponseWriter, r *http.Request) (*InferResponse, error) {
+	if h := r.Header.Get("Inference-Header-Content-Length"); h != "" {
+		return s.inferBinary(w, r, h) // the binary data extension (v2binary.go)
+	}
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
 			return nil, clientErr(http.StatusUnsupportedMediaType, "content type %q: want application/json", ct)
