@@ -105,7 +105,10 @@ func parseGRPCInfer(req *kservepb.ModelInferRequest, size, maxBatch int, version
 // splitRawBytes splits the raw contents of a BYTES tensor — each element a 4-byte
 // little-endian length and that many bytes (Triton's serialization) — into n elements.
 func splitRawBytes(b []byte, n int, field string) ([][]byte, error) {
-	out := make([][]byte, 0, n)
+	if n < 1 {
+		return nil, clientErr(http.StatusBadRequest, "%s: %d BYTES elements: want at least 1", field, n)
+	}
+	out := make([][]byte, 0, min(n, len(b)/4+1))
 	for len(b) > 0 {
 		if len(out) == n {
 			return nil, clientErr(http.StatusBadRequest, "%s: more than the %d BYTES elements the shape says", field, n)
