@@ -9,6 +9,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/artnet/artnet/predict"
 )
 
@@ -22,6 +25,7 @@ var ErrShuttingDown = errors.New("server is shutting down")
 // job is one request's images waiting for a model run.
 type job struct {
 	ctx    context.Context
+	queued time.Time
 	n      int       // images
 	images []float32 // n × 3 × H × W
 	done   chan jobResult
@@ -46,6 +50,7 @@ type batcher struct {
 	abort    context.CancelFunc
 	met      *metrics
 	log      *slog.Logger
+	tracer   trace.Tracer // spans "queue wait" and "batch run" of each job (tracing.go)
 
 	ch       chan *job
 	wake     chan struct{}  // an arrival ended without a job (arrival.cancel)
@@ -166,7 +171,7 @@ func (b *batcher) do(ctx context.Context, images []float32, n int, a *arrival) (
 
 // doVersion is do that also returns the version of the model that ran the job.
 func (b *batcher) doVersion(ctx context.Context, images []float32, n int, a *arrival) (*predict.Result, string, error) {
-	j := &job{ctx: ctx, n: n, images: images, done: make(chan jobResult, 1)}
+	j := &job{ctx: ctx, queued: time.Now(), n: n, images: images, done: make(chan jobResult, 1)}
 	if err := b.submit(j, a); err != nil {
 		return nil, "", err
 	}
@@ -299,8 +304,16 @@ func (b *batcher) run(jobs []*job, buf []float32) []float32 {
 		start := time.Now()
 		res, err = b.safeRun(ctx, m.p, buf, total)
 		m.release()
-		b.met.runSeconds.Observe(time.Since(start).Seconds())
+		end := time.Now()
+		b.met.runSeconds.Observe(end.Sub(start).Seconds())
 		b.met.batchSize.Observe(float64(total))
+		if b.tracer != nil {
+			for _, j := range live {
+				stageAt(b.tracer, j.ctx, "queue wait", j.queued, start)
+				stageAt(b.tracer, j.ctx, "batch run", start, end, attribute.Int("batch.images", total),
+					attribute.Int("request.images", j.n), attribute.String("model.version", version))
+			}
+		}
 	}
 	switch {
 	case errors.Is(err, ErrModelUnloaded): // answered 503, not a failure

@@ -3,6 +3,8 @@ package server
 import (
 	"fmt"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Defaults of Config's zero fields.
@@ -103,6 +105,8 @@ type Config struct {
 	TLSKeyFile    string
 	AuthTokenFile string
 	MetricsPublic bool
+	// TracerProvider records OpenTelemetry spans per request (tracing.go); nil: none.
+	TracerProvider trace.TracerProvider
 }
 
 func (c Config) withDefaults() Config {

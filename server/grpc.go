@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	otelcodes "go.opentelemetry.io/otel/codes"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -101,8 +103,10 @@ func (s *Server) grpcTap(ctx context.Context, info *tap.Info) (context.Context, 
 		<-s.bodySlots
 	})
 	context.AfterFunc(ctx, func() { end(); cancel(nil) }) // the stream ended (maybe before its handler ran)
-	return context.WithValue(ctx, grpcSlotKey{}, end), nil
+	return context.WithValue(context.WithValue(ctx, grpcSlotKey{}, end), grpcOpenedKey{}, time.Now()), nil
 }
+
+type grpcOpenedKey struct{}
 
 // endGRPCRead gives back the body slot of a ModelInfer whose message has arrived, and stops
 // its read deadline.
@@ -122,8 +126,16 @@ func (s *Server) grpcIntercept(ctx context.Context, req any, info *grpc.UnarySer
 			id = v[0]
 		}
 	}
+	ctx, span := s.startGRPCSpan(ctx, info.FullMethod)
+	defer span.End()
+	if tid := traceID(span); id == "" && tid != "" && metadataCarrier(mdOf(ctx)).Get("traceparent") != "" {
+		id = tid
+	}
 	if id == "" {
 		id = s.idPrefix + "-" + strconv.FormatUint(s.idSeq.Add(1), 10)
+	}
+	if opened, ok := ctx.Value(grpcOpenedKey{}).(time.Time); ok {
+		stageAt(s.tracer, ctx, "receive body", opened, start)
 	}
 	_ = grpc.SetHeader(ctx, metadata.Pairs("x-request-id", id))
 	log := s.log.With("request_id", id)
@@ -135,6 +147,10 @@ func (s *Server) grpcIntercept(ctx context.Context, req any, info *grpc.UnarySer
 		}
 		code := status.Code(err)
 		dur := time.Since(start)
+		span.SetAttributes(attribute.String("rpc.grpc.status_code", code.String()), attribute.String("request_id", id))
+		if code == codes.Internal || code == codes.Unknown {
+			span.SetStatus(otelcodes.Error, code.String())
+		}
 		s.met.grpcRequests.WithLabelValues(info.FullMethod, code.String()).Inc()
 		s.met.grpcLatency.WithLabelValues(info.FullMethod).Observe(dur.Seconds())
 		lvl := slog.LevelInfo
@@ -268,6 +284,8 @@ func (s *Server) inferGRPC(ctx context.Context, req *kservepb.ModelInferRequest)
 	if err != nil {
 		return nil, err
 	}
+	_, sp := s.stage(ctx, "respond")
+	defer sp.End()
 	out := &kservepb.ModelInferResponse{ModelName: ModelName, ModelVersion: version, Id: req.GetId()}
 	for _, name := range outs {
 		v := r.Attention
@@ -331,4 +349,9 @@ func listenAddr(ln net.Listener) string {
 		return ""
 	}
 	return ln.Addr().String()
+}
+
+func mdOf(ctx context.Context) metadata.MD {
+	md, _ := metadata.FromIncomingContext(ctx)
+	return md
 }

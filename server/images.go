@@ -12,7 +12,9 @@ import (
 // into one B×3×S×S tensor with artnet's own preprocessing, the same as /v1/predict's. The
 // tensor and, one file at a time, the worst case of decoding it (from its header) are
 // reserved in res first; an error names the element.
-func (s *Server) decodeImages(ctx context.Context, res *reservation, files [][]byte) ([]float32, error) {
+func (s *Server) decodeImages(ctx context.Context, res *reservation, files [][]byte) (_ []float32, err error) {
+	_, sp := s.stage(ctx, "decode")
+	defer func() { endStage(sp, err) }()
 	n := s.popt.Len()
 	if err := res.grow(ctx, int64(len(files))*int64(n)*4); err != nil {
 		return nil, err

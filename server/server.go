@@ -61,6 +61,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+	otelcodes "go.opentelemetry.io/otel/codes"
 
 	"github.com/artnet/artnet/internal/errtext"
 	"github.com/artnet/artnet/models/spec"
@@ -91,6 +94,7 @@ type Server struct {
 
 	reloadState
 	certState
+	tracer trace.Tracer
 }
 
 // New checks cfg (zero fields take the defaults) and the model's configuration and builds a
@@ -143,7 +147,9 @@ func New(cfg Config, model predict.Predictor, log *slog.Logger) (*Server, error)
 	s.met = newMetrics(func() float64 { return float64(s.b.pending.Load()) }, s.memGauges())
 	s.models.cur.Store(newServed(model, cfg.ModelVersion, cfg.OwnModel, s.closedLog(cfg.ModelVersion)))
 	s.setVersionMetric(cfg.ModelVersion)
+	s.tracer = newTracer(cfg.TracerProvider)
 	s.b = newBatcher(&s.models, cfg, n, s.met, log)
+	s.b.tracer = s.tracer
 	s.routes()
 	return s, nil
 }
@@ -275,13 +281,17 @@ var validID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 func (s *Server) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		tctx, span := s.startHTTPSpan(r)
+		defer span.End()
 		id := r.Header.Get("X-Request-Id")
 		if !validID.MatchString(id) {
-			id = s.idPrefix + "-" + strconv.FormatUint(s.idSeq.Add(1), 10)
+			if id = traceID(span); id == "" || r.Header.Get("Traceparent") == "" {
+				id = s.idPrefix + "-" + strconv.FormatUint(s.idSeq.Add(1), 10)
+			}
 		}
 		w.Header().Set("X-Request-Id", id)
 		log := s.log.With("request_id", id)
-		r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, log))
+		r = r.WithContext(context.WithValue(tctx, ctxKey{}, log))
 		sw := &statusWriter{ResponseWriter: w}
 		defer func() {
 			if p := recover(); p != nil {
@@ -305,6 +315,11 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 				route = "unmatched"
 			}
 			dur := time.Since(start)
+			span.SetName(r.Method + " " + route)
+			span.SetAttributes(attribute.Int("http.response.status_code", code), attribute.String("request_id", id))
+			if code >= 500 {
+				span.SetStatus(otelcodes.Error, strconv.Itoa(code))
+			}
 			s.met.requests.WithLabelValues(route, strconv.Itoa(code)).Inc()
 			s.met.latency.WithLabelValues(route).Observe(dur.Seconds())
 			lvl := slog.LevelInfo

@@ -101,7 +101,9 @@ func (s *Server) handleInfer(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	_, sp := s.stage(r.Context(), "respond")
 	writeJSON(w, http.StatusOK, resp)
+	sp.End()
 }
 
 // infer parses the body as it arrives (parseV2: the memory of its data reserved first, the
@@ -127,9 +129,11 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) (*InferResponse, 
 	if err := body.mem.grow(ctx, maxPendingJSON+64<<10); err != nil { // the decoder's buffer
 		return nil, err
 	}
+	_, sp := s.stage(ctx, "receive body")
 	req, err := parseV2(body.body, s.mcfg.ImageSize, s.cfg.MaxInferBatch,
 		func(n int64) error { return body.mem.grow(ctx, n) }, s.bodyErr)
 	body.endRead()
+	endStage(sp, err)
 	if err != nil {
 		return nil, err
 	}

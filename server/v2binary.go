@@ -51,8 +51,10 @@ func (s *Server) inferBinary(w http.ResponseWriter, r *http.Request, hlen string
 	defer body.done()
 	arr := s.b.arriving()
 	defer arr.cancel()
+	_, sp := s.stage(ctx, "receive body")
 	data, err := body.readAll(ctx, body.body, r.ContentLength)
 	body.endRead()
+	endStage(sp, err)
 	if err != nil {
 		return nil, err
 	}

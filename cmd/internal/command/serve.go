@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/dustin/go-humanize"
 	"github.com/urfave/cli/v2"
@@ -142,6 +143,22 @@ func serve(ctx context.Context, c *cli.Context, cfg server.Config, log *slog.Log
 		}
 	}
 	cfg.OwnModel = true
+	tp, stopTracing, err := setupTracing(ctx)
+	if err != nil {
+		_ = ln.Close()
+		if gln != nil {
+			_ = gln.Close()
+		}
+		return closeJoin(err, m)
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := stopTracing(sctx); err != nil {
+			log.Warn("flushing OpenTelemetry spans", "err", err)
+		}
+	}()
+	cfg.TracerProvider = tp
 	srv, err := server.New(cfg, m, log)
 	if err != nil {
 		_ = ln.Close()
