@@ -55,6 +55,7 @@ func (s *Server) grpcServer() *grpc.Server {
 		grpc.MaxRecvMsgSize(int(min(s.cfg.MaxBodyBytes, math.MaxInt32))),
 		grpc.MaxSendMsgSize(math.MaxInt32),
 		grpc.MaxHeaderListSize(64 << 10),
+		grpc.MaxConcurrentStreams(256), // per connection; ModelInfer streams also need a body-read slot
 		grpc.InTapHandle(s.grpcTap),
 		grpc.ChainUnaryInterceptor(s.grpcIntercept),
 		grpc.ConnectionTimeout(s.cfg.ReadHeaderTimeout),

@@ -121,6 +121,9 @@ func (s *Server) Reload(ctx context.Context) (string, error) {
 	}
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
+	if s.stopped {
+		return "", errors.New("reload: the server has stopped")
+	}
 	p, version, err := s.cfg.Loader(ctx)
 	if err != nil {
 		s.met.reloads.WithLabelValues("refused").Inc()
@@ -205,4 +208,5 @@ func (s *Server) checkReplacement(ctx context.Context, p predict.Predictor) erro
 type reloadState struct {
 	reloadMu   sync.Mutex
 	versionSeq int
+	stopped    bool // Serve has returned: no more reloads
 }

@@ -96,6 +96,7 @@ func (s *Server) setVersionMetric(version string) {
 func (s *Server) releaseModel() {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
+	s.stopped = true
 	if old := s.models.swap(nil); old != nil {
 		<-old.closed
 	}
