@@ -2,7 +2,6 @@ package server
 
 import (
 	"bytes"
-	"sync"
 	"context"
 	"crypto/tls"
 	"log/slog"
@@ -10,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"google.golang.org/grpc/codes"

@@ -272,7 +272,9 @@ func TestGRPCBadRequests(t *testing.T) {
 	cfg := testConfig()
 	b := serveBoth(t, cfg, tinyModel(t), nil, nil)
 	size := spec.Tiny().ImageSize
-	good := func() *kservepb.ModelInferRequest { return tensorRequest(runtimetest.Images(1, size, 1), 1, size, false) }
+	good := func() *kservepb.ModelInferRequest {
+		return tensorRequest(runtimetest.Images(1, size, 1), 1, size, false)
+	}
 	cases := []struct {
 		name string
 		edit func(*kservepb.ModelInferRequest)
@@ -283,7 +285,9 @@ func TestGRPCBadRequests(t *testing.T) {
 		{"no input", func(r *kservepb.ModelInferRequest) { r.Inputs = nil }, codes.InvalidArgument},
 		{"wrong shape", func(r *kservepb.ModelInferRequest) { r.Inputs[0].Shape = []int64{1, 3, 8, 8} }, codes.InvalidArgument},
 		{"wrong datatype", func(r *kservepb.ModelInferRequest) { r.Inputs[0].Datatype = "FP16" }, codes.InvalidArgument},
-		{"short data", func(r *kservepb.ModelInferRequest) { r.Inputs[0].Contents.Fp32Contents = r.Inputs[0].Contents.Fp32Contents[1:] }, codes.InvalidArgument},
+		{"short data", func(r *kservepb.ModelInferRequest) {
+			r.Inputs[0].Contents.Fp32Contents = r.Inputs[0].Contents.Fp32Contents[1:]
+		}, codes.InvalidArgument},
 		{"batch too large", func(r *kservepb.ModelInferRequest) { r.Inputs[0].Shape[0] = 1000 }, codes.InvalidArgument},
 		{"unknown output", func(r *kservepb.ModelInferRequest) {
 			r.Outputs = []*kservepb.ModelInferRequest_InferRequestedOutputTensor{{Name: "logits"}}
@@ -325,4 +329,3 @@ func (rawCodec) Unmarshal(data []byte, v any) error {
 	return nil
 }
 func (rawCodec) Name() string { return "proto" }
-

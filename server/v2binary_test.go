@@ -89,7 +89,10 @@ func TestHTTPImageBytes(t *testing.T) {
 		status int
 	}{
 		{"size mismatch", func() []byte { b, _ := binaryBody(t, InputBytesName, "BYTES", []int{2}, data, 5); return b }(), hlen - len(fmt.Sprint(len(data))) + 1, 400},
-		{"count mismatch", func() []byte { b, _ := binaryBody(t, InputBytesName, "BYTES", []int{3}, data, int64(len(data))); return b }(), hlen, 400},
+		{"count mismatch", func() []byte {
+			b, _ := binaryBody(t, InputBytesName, "BYTES", []int{3}, data, int64(len(data)))
+			return b
+		}(), hlen, 400},
 		{"not an image", func() []byte {
 			d := lengthPrefixed([]byte("hello"))
 			b, _ := binaryBody(t, InputBytesName, "BYTES", []int{1}, d, int64(len(d)))
