@@ -1,11 +1,17 @@
-// Package server serves an exported artnet model over HTTP.
+// Package server serves an exported artnet model over HTTP and gRPC.
 //
 // A Server answers
 //
 //	POST /v1/predict                 an image (raw body, or multipart field "image") → predict.Prediction JSON;
 //	                                 ?topk=K, ?attention=1 (weights + base64 PNG overlay), ?attention=png (the PNG)
 //	GET  /v2/health/live, /v2/health/ready, /v2, /v2/models/artnet, /v2/models/artnet/ready
-//	POST /v2/models/artnet/infer     KServe/Triton v2 JSON tensors: image [B,3,H,W] FP32 → style, genre, artist, attention
+//	POST /v2/models/artnet/infer     KServe/Triton v2 JSON tensors: image [B,3,H,W] FP32 → style, genre, artist, attention;
+//	                                 or the binary data extension (v2binary.go): image, or image_bytes (encoded files)
+//	     /v2/models/artnet/versions/{v}[/infer], /v2/repository/index, /v2/repository/models/artnet/{load,unload}
+//	gRPC inference.GRPCInferenceService (ServeAll; grpc.go): the same v2 protocol, image or image_bytes
+//
+// with TLS and bearer tokens when configured (auth.go), model reload and versions (model.go)
+// and OpenTelemetry spans (tracing.go).
 //	GET  /metrics                    Prometheus (a registry per Server)
 //	GET  /                           a small web page (embedded) to try the model
 //
