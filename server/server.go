@@ -12,6 +12,7 @@
 //
 // with TLS and bearer tokens when configured (auth.go), model reload and versions (model.go)
 // and OpenTelemetry spans (tracing.go).
+//
 //	GET  /metrics                    Prometheus (a registry per Server)
 //	GET  /                           a small web page (embedded) to try the model
 //
