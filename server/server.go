@@ -9,12 +9,11 @@
 //	                                 or the binary data extension (v2binary.go): image, or image_bytes (encoded files)
 //	     /v2/models/artnet/versions/{v}[/infer], /v2/repository/index, /v2/repository/models/artnet/{load,unload}
 //	gRPC inference.GRPCInferenceService (ServeAll; grpc.go): the same v2 protocol, image or image_bytes
+//	GET  /metrics                    Prometheus (a registry per Server)
+//	GET  /                           a small web page (embedded) to try the model
 //
 // with TLS and bearer tokens when configured (auth.go), model reload and versions (model.go)
 // and OpenTelemetry spans (tracing.go).
-//
-//	GET  /metrics                    Prometheus (a registry per Server)
-//	GET  /                           a small web page (embedded) to try the model
 //
 // Requests are read, decoded and preprocessed in their own goroutines, then a dynamic batcher
 // gathers them (at most Config.Batch images, waiting at most Config.MaxDelay) into one model
