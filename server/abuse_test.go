@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"math"
@@ -16,8 +17,12 @@ import (
 	"testing"
 	"time"
 
+	grpccodes "google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/artnet/artnet/defaultmodel"
 	artrt "github.com/artnet/artnet/runtime"
+	"github.com/artnet/artnet/server/kservepb"
 )
 
 // abuseSize is one scale of TestAbuse.
@@ -69,7 +74,8 @@ func TestAbuse(t *testing.T) {
 	// WriteTimeout is raised from 60 s: on the shared 2-core machine a bomb's decode, starved
 	// of CPU by the attack and the other work, has taken longer.
 	cfg := Config{MemBudget: sz.budget, MaxPixels: sz.maxPixels, MinBodyRateGrace: 2 * time.Second, AdmitWait: time.Second, WriteTimeout: 5 * time.Minute}
-	r := serve(t, cfg, m, quiet())
+	bb := serveBoth(t, cfg, m, nil, quiet()) // HTTP and gRPC: the attack and the good clients use both
+	r := &running{s: bb.s, url: bb.url, stop: bb.stop}
 	t.Logf("budget %s: base RSS %s, RunMem %s, requests %s; one bomb (%d×%d, %d KB) reserves %s",
 		mib(sz.budget), mib(r.s.memBase), mib(r.s.cfg.RunMem), mib(r.s.mem.total), sz.bombSide, sz.bombSide, len(bomb)>>10,
 		mib(mustHeader(t, r.s, bomb)))
@@ -154,6 +160,36 @@ func TestAbuse(t *testing.T) {
 		}()
 	}
 
+	// The same bombs as image_bytes over gRPC, and gRPC messages over the size cap.
+	var grpcBombCodes, grpcBigCodes sync.Map
+	for i := 0; i < sz.bombs; i++ {
+		attackers.Add(1)
+		go func() {
+			defer attackers.Done()
+			_, err := bb.client.ModelInfer(context.Background(), bytesRequest(bomb))
+			count(&grpcBombCodes, int(status.Code(err)))
+		}()
+	}
+	for i := 0; i < sz.oversized; i++ {
+		attackers.Add(1)
+		go func() {
+			defer attackers.Done()
+			big := bytesRequest(make([]byte, r.s.cfg.MaxBodyBytes+1))
+			_, err := bb.client.ModelInfer(context.Background(), big)
+			count(&grpcBigCodes, int(status.Code(err)))
+		}()
+	}
+	// A well-behaved gRPC client beside the HTTP one: the painting as image_bytes.
+	grpcCodes := map[grpccodes.Code]int{}
+	grpcDone := make(chan struct{})
+	go func() {
+		defer close(grpcDone)
+		for i := 0; i < sz.normal/2; i++ {
+			_, err := bb.client.ModelInfer(context.Background(), bytesRequest(painting))
+			grpcCodes[status.Code(err)]++
+		}
+	}()
+
 	// The well-behaved client.
 	time.Sleep(200 * time.Millisecond) // let the attack start
 	start := time.Now()
@@ -184,11 +220,26 @@ func TestAbuse(t *testing.T) {
 	for deadline := time.Now().Add(30 * time.Second); codeCount(&slowCut, http.StatusRequestTimeout) == 0 && time.Now().Before(deadline); {
 		time.Sleep(50 * time.Millisecond)
 	}
+	<-grpcDone
 	close(stop)
 	attackers.Wait()
 	wg.Wait()
 	_, hwm := ProcessMemory()
 
+	t.Logf("gRPC: normal %v; bombs %v; oversized %v", grpcCodes, dumpGRPC(&grpcBombCodes), dumpGRPC(&grpcBigCodes))
+	if grpcCodes[grpccodes.OK]+grpcCodes[grpccodes.Unavailable] != sz.normal/2 || float64(grpcCodes[grpccodes.Unavailable]) >= 0.05*float64(sz.normal/2) {
+		t.Errorf("normal gRPC requests: %v, want OK (UNAVAILABLE for < 5%%)", grpcCodes)
+	}
+	for code := range dumpMap(&grpcBombCodes) {
+		if c := grpccodes.Code(code); c != grpccodes.OK && c != grpccodes.Unavailable {
+			t.Errorf("a gRPC bomb got %v, want OK (decoded within the budget) or UNAVAILABLE", c)
+		}
+	}
+	for code := range dumpMap(&grpcBigCodes) {
+		if c := grpccodes.Code(code); c != grpccodes.ResourceExhausted {
+			t.Errorf("an oversized gRPC message got %v, want RESOURCE_EXHAUSTED", c)
+		}
+	}
 	if n503 := codes[http.StatusServiceUnavailable]; float64(n503) >= 0.05*float64(sz.normal) {
 		t.Errorf("%d of %d normal requests got 503, want < 5%%", n503, sz.normal)
 	}
@@ -356,3 +407,17 @@ func dumpMap(m *sync.Map) map[int]int64 {
 }
 
 func dump(m *sync.Map) string { return fmt.Sprint(dumpMap(m)) }
+
+// bytesRequest is a ModelInfer request of one encoded image (image_bytes).
+func bytesRequest(file []byte) *kservepb.ModelInferRequest {
+	return &kservepb.ModelInferRequest{ModelName: ModelName, Inputs: []*kservepb.ModelInferRequest_InferInputTensor{{
+		Name: InputBytesName, Datatype: "BYTES", Shape: []int64{1}, Contents: &kservepb.InferTensorContents{BytesContents: [][]byte{file}}}}}
+}
+
+func dumpGRPC(m *sync.Map) map[string]int64 {
+	out := map[string]int64{}
+	for c, n := range dumpMap(m) {
+		out[grpccodes.Code(c).String()] = n
+	}
+	return out
+}

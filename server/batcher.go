@@ -9,6 +9,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/artnet/artnet/models/spec"
 	"github.com/artnet/artnet/predict"
 )
 
@@ -22,21 +26,24 @@ var ErrShuttingDown = errors.New("server is shutting down")
 // job is one request's images waiting for a model run.
 type job struct {
 	ctx    context.Context
+	queued time.Time
 	n      int       // images
 	images []float32 // n × 3 × H × W
 	done   chan jobResult
 }
 
 type jobResult struct {
-	res *predict.Result // this job's rows only
-	err error
+	res     *predict.Result // this job's rows only
+	version string          // of the model that ran it
+	err     error
 }
 
 // batcher collects jobs into batches of at most `batch` images and runs each batch with one
 // model Run, at most Workers runs at a time. Admission (admit, at submit) bounds the jobs
 // queued — decoded and ready, not yet in a run — to `queue`.
 type batcher struct {
-	pl       *predict.Pipeline
+	models   *modelSlot
+	mcfg     spec.Config // the served configuration (reload refuses another), to check each result against
 	batch    int
 	maxDelay time.Duration
 	imgLen   int
@@ -45,6 +52,7 @@ type batcher struct {
 	abort    context.CancelFunc
 	met      *metrics
 	log      *slog.Logger
+	tracer   trace.Tracer // spans "queue wait" and "batch run" of each job (tracing.go)
 
 	ch       chan *job
 	wake     chan struct{}  // an arrival ended without a job (arrival.cancel)
@@ -58,10 +66,10 @@ type batcher struct {
 	wg     sync.WaitGroup
 }
 
-func newBatcher(pl *predict.Pipeline, cfg Config, imgLen int, met *metrics, log *slog.Logger) *batcher {
+func newBatcher(models *modelSlot, mcfg spec.Config, cfg Config, imgLen int, met *metrics, log *slog.Logger) *batcher {
 	base, abort := context.WithCancel(context.Background())
 	return &batcher{
-		pl: pl, batch: cfg.Batch, maxDelay: cfg.MaxDelay, imgLen: imgLen, queue: int64(cfg.Queue),
+		models: models, mcfg: mcfg, batch: cfg.Batch, maxDelay: cfg.MaxDelay, imgLen: imgLen, queue: int64(cfg.Queue),
 		base: base, abort: abort, met: met, log: log,
 		ch: make(chan *job, cfg.Queue), wake: make(chan struct{}, 1), stop: make(chan struct{}),
 	}
@@ -159,15 +167,21 @@ func (b *batcher) submit(j *job, a *arrival) error {
 // ctx error the job may still be referenced by the batcher (which will drop it), so the
 // caller must not reuse images.
 func (b *batcher) do(ctx context.Context, images []float32, n int, a *arrival) (*predict.Result, error) {
-	j := &job{ctx: ctx, n: n, images: images, done: make(chan jobResult, 1)}
+	res, _, err := b.doVersion(ctx, images, n, a)
+	return res, err
+}
+
+// doVersion is do that also returns the version of the model that ran the job.
+func (b *batcher) doVersion(ctx context.Context, images []float32, n int, a *arrival) (*predict.Result, string, error) {
+	j := &job{ctx: ctx, queued: time.Now(), n: n, images: images, done: make(chan jobResult, 1)}
 	if err := b.submit(j, a); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	select {
 	case r := <-j.done:
-		return r.res, r.err
+		return r.res, r.version, r.err
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, "", ctx.Err()
 	}
 }
 
@@ -282,14 +296,35 @@ func (b *batcher) run(jobs []*job, buf []float32) []float32 {
 		})
 		defer stopAfter()
 	}
-	start := time.Now()
-	res, err := b.safeRun(ctx, buf, total)
-	b.met.runSeconds.Observe(time.Since(start).Seconds())
-	b.met.batchSize.Observe(float64(total))
-	if err != nil && b.base.Err() != nil {
+	// The run holds a reference on the model it uses: a reload meanwhile lets it finish, and
+	// closes the old model after.
+	var version string
+	var res *predict.Result
+	m, err := b.models.acquire()
+	if err == nil {
+		version = m.version
+		start := time.Now()
+		res, err = b.safeRun(ctx, m.p, buf, total)
+		m.release()
+		end := time.Now()
+		b.met.runSeconds.Observe(end.Sub(start).Seconds())
+		b.met.batchSize.Observe(float64(total))
+		if b.tracer != nil {
+			for _, j := range live {
+				stageAt(b.tracer, j.ctx, "queue wait", j.queued, start)
+				stageAt(b.tracer, j.ctx, "batch run", start, end, attribute.Int("batch.images", total),
+					attribute.Int("request.images", j.n), attribute.String("model.version", version))
+			}
+		}
+	}
+	switch {
+	case errors.Is(err, ErrModelUnloaded): // answered 503, not a failure
+	case err == nil:
+		err = predict.CheckResult(b.mcfg, res, total) // the result's shapes against the served config
+	case b.base.Err() != nil:
 		err = fmt.Errorf("%w: model run cancelled (%v)", ErrShuttingDown, err)
 	}
-	if err != nil {
+	if err != nil && !errors.Is(err, ErrModelUnloaded) {
 		b.log.Error("model run failed", "batch", total, "err", err)
 	}
 	off := 0
@@ -297,20 +332,20 @@ func (b *batcher) run(jobs []*job, buf []float32) []float32 {
 		if err != nil {
 			j.done <- jobResult{err: err}
 		} else {
-			j.done <- jobResult{res: rows(res, off, j.n)}
+			j.done <- jobResult{res: rows(res, off, j.n), version: version}
 		}
 		off += j.n
 	}
 	return buf
 }
 
-func (b *batcher) safeRun(ctx context.Context, buf []float32, n int) (res *predict.Result, err error) {
+func (b *batcher) safeRun(ctx context.Context, model predict.Predictor, buf []float32, n int) (res *predict.Result, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			res, err = nil, fmt.Errorf("model run panicked: %v", p)
 		}
 	}()
-	return b.pl.Run(ctx, buf, n) // checks the result's shapes against the model's config
+	return model.Run(ctx, buf, n)
 }
 
 // rows returns images off … off+n-1 of res as a result of its own (sharing res's memory).

@@ -3,6 +3,8 @@ package server
 import (
 	"fmt"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Defaults of Config's zero fields.
@@ -86,6 +88,25 @@ type Config struct {
 	TopK int
 	// MaxInferBatch caps the batch dimension of a /v2/models/artnet/infer request.
 	MaxInferBatch int
+
+	// Loader loads the model again for Reload (SIGHUP, POST /v2/repository/models/artnet/load);
+	// nil: no reload. ModelVersion is the version of the model given to New (default "1");
+	// models loaded without a version of their own are numbered on from it.
+	Loader       Loader
+	ModelVersion string
+	// OwnModel makes the Server close the model given to New once it is replaced (or unloaded)
+	// and idle, or when Serve returns; otherwise the caller closes it after Serve. Models that
+	// Reload loads are always the Server's.
+	OwnModel bool
+	// TLSCertFile and TLSKeyFile (PEM) serve HTTPS and gRPC over TLS; ReloadCredentials reads
+	// them again. AuthTokenFile (one token per line) requires a bearer token on everything
+	// but liveness and readiness, and on /metrics unless MetricsPublic.
+	TLSCertFile   string
+	TLSKeyFile    string
+	AuthTokenFile string
+	MetricsPublic bool
+	// TracerProvider records OpenTelemetry spans per request (tracing.go); nil: none.
+	TracerProvider trace.TracerProvider
 }
 
 func (c Config) withDefaults() Config {
@@ -114,6 +135,9 @@ func (c Config) withDefaults() Config {
 	defD(&c.ShutdownTimeout, DefaultShutdownTimeout)
 	def(&c.TopK, DefaultTopK)
 	def(&c.MaxInferBatch, DefaultMaxInferBatch)
+	if c.ModelVersion == "" {
+		c.ModelVersion = "1"
+	}
 	def(&c.BodyReads, DefaultBodyReads)
 	if c.MinBodyRate == 0 {
 		c.MinBodyRate = DefaultMinBodyRate
@@ -146,6 +170,10 @@ func (c Config) validate() error {
 		return fmt.Errorf("server config: MaxInferBatch must be >= 1, got %d", c.MaxInferBatch)
 	case c.BodyReads < 1:
 		return fmt.Errorf("server config: BodyReads must be >= 1, got %d", c.BodyReads)
+	case (c.TLSCertFile == "") != (c.TLSKeyFile == ""):
+		return fmt.Errorf("server config: TLSCertFile and TLSKeyFile go together, got %q and %q", c.TLSCertFile, c.TLSKeyFile)
+	case !validID.MatchString(c.ModelVersion):
+		return fmt.Errorf("server config: ModelVersion %q: want 1 to 64 of A-Z a-z 0-9 . _ -", c.ModelVersion)
 	case c.MemBudget < 0 || c.RunMem < 0:
 		return fmt.Errorf("server config: MemBudget and RunMem must be >= 0, got %d and %d", c.MemBudget, c.RunMem)
 	}

@@ -14,6 +14,11 @@ type metrics struct {
 	batchSize  prometheus.Histogram
 	runSeconds prometheus.Histogram
 	dropped    prometheus.Counter
+
+	grpcRequests *prometheus.CounterVec   // method, code
+	grpcLatency  *prometheus.HistogramVec // method
+	reloads      *prometheus.CounterVec   // result: ok, refused
+	version      *prometheus.GaugeVec     // version: 1 for the one served
 }
 
 func newMetrics(queueDepth func() float64, extra []prometheus.Collector) *metrics {
@@ -37,7 +42,21 @@ func newMetrics(queueDepth func() float64, extra []prometheus.Collector) *metric
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "artnet_requests_dropped_total", Help: "Queued requests dropped before a model run because their client went away.",
 		}),
+		grpcRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "artnet_grpc_requests_total", Help: "gRPC calls by method and status code.",
+		}, []string{"method", "code"}),
+		grpcLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "artnet_grpc_request_duration_seconds", Help: "gRPC call latency by method.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"method"}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "artnet_model_reloads_total", Help: "Model reloads by result (ok, refused).",
+		}, []string{"result"}),
+		version: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "artnet_model_version_info", Help: "1 for the model version being served (none while unloaded).",
+		}, []string{"version"}),
 	}
+	m.reg.MustRegister(m.grpcRequests, m.grpcLatency, m.reloads, m.version)
 	m.reg.MustRegister(m.requests, m.latency, m.batchSize, m.runSeconds, m.dropped,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "artnet_queue_depth", Help: "Requests decoded and ready, not yet in a model run.",

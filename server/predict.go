@@ -48,7 +48,7 @@ func statusOf(err error) int {
 	switch {
 	case errors.As(err, &he):
 		return he.code
-	case errors.Is(err, ErrQueueFull), errors.Is(err, ErrShuttingDown), errors.Is(err, ErrMemoryBudget), errors.Is(err, ErrBusy):
+	case errors.Is(err, ErrQueueFull), errors.Is(err, ErrShuttingDown), errors.Is(err, ErrMemoryBudget), errors.Is(err, ErrBusy), errors.Is(err, ErrModelUnloaded):
 		return http.StatusServiceUnavailable
 	case errors.As(err, &mbe), errors.Is(err, preprocess.ErrTooManyPixels):
 		return http.StatusRequestEntityTooLarge

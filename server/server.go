@@ -1,13 +1,19 @@
-// Package server serves an exported artnet model over HTTP.
+// Package server serves an exported artnet model over HTTP and gRPC.
 //
 // A Server answers
 //
 //	POST /v1/predict                 an image (raw body, or multipart field "image") → predict.Prediction JSON;
 //	                                 ?topk=K, ?attention=1 (weights + base64 PNG overlay), ?attention=png (the PNG)
 //	GET  /v2/health/live, /v2/health/ready, /v2, /v2/models/artnet, /v2/models/artnet/ready
-//	POST /v2/models/artnet/infer     KServe/Triton v2 JSON tensors: image [B,3,H,W] FP32 → style, genre, artist, attention
+//	POST /v2/models/artnet/infer     KServe/Triton v2 JSON tensors: image [B,3,H,W] FP32 → style, genre, artist, attention;
+//	                                 or the binary data extension (v2binary.go): image, or image_bytes (encoded files)
+//	     /v2/models/artnet/versions/{v}[/infer], /v2/repository/index, /v2/repository/models/artnet/{load,unload}
+//	gRPC inference.GRPCInferenceService (ServeAll; grpc.go): the same v2 protocol, image or image_bytes
 //	GET  /metrics                    Prometheus (a registry per Server)
 //	GET  /                           a small web page (embedded) to try the model
+//
+// with TLS and bearer tokens when configured (auth.go), model reload and versions (model.go)
+// and OpenTelemetry spans (tracing.go).
 //
 // Requests are read, decoded and preprocessed in their own goroutines, then a dynamic batcher
 // gathers them (at most Config.Batch images, waiting at most Config.MaxDelay) into one model
@@ -61,6 +67,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/attribute"
+	otelcodes "go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/artnet/artnet/internal/errtext"
 	"github.com/artnet/artnet/models/spec"
@@ -71,8 +80,8 @@ import (
 // Server serves one model. Create it with New, run it with Serve (once).
 type Server struct {
 	cfg    Config
-	model  predict.Predictor
-	pl     *predict.Pipeline // the inference steps (preprocess, checked run, postprocess)
+	pl     *predict.Pipeline // the inference steps (decode, preprocess, postprocess; the same for every version)
+	models modelSlot         // the model served now (Reload swaps it)
 	mcfg   spec.Config
 	popt   preprocess.Options
 	log    *slog.Logger
@@ -89,6 +98,10 @@ type Server struct {
 	tensors  sync.Pool // *[]float32 of one image
 	idPrefix string
 	idSeq    atomic.Uint64
+
+	reloadState
+	certState
+	tracer trace.Tracer
 }
 
 // New checks cfg (zero fields take the defaults) and the model's configuration and builds a
@@ -114,7 +127,13 @@ func New(cfg Config, model predict.Predictor, log *slog.Logger) (*Server, error)
 	mcfg, popt := pl.Config(), pl.Options()
 	var idb [4]byte
 	_, _ = rand.Read(idb[:])
-	s := &Server{cfg: cfg, model: model, pl: pl, mcfg: mcfg, popt: popt, log: log, idPrefix: hex.EncodeToString(idb[:])}
+	s := &Server{cfg: cfg, pl: pl, mcfg: mcfg, popt: popt, log: log, idPrefix: hex.EncodeToString(idb[:])}
+	if err := s.ReloadCredentials(); err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	if n, err := strconv.Atoi(cfg.ModelVersion); err == nil {
+		s.versionSeq = n
+	}
 	n := popt.Len()
 	if s.cfg.RunMem == 0 {
 		s.cfg.RunMem = int64(cfg.Workers) * int64(cfg.Batch) * 24 * int64(n) * 4
@@ -131,7 +150,11 @@ func New(cfg Config, model predict.Predictor, log *slog.Logger) (*Server, error)
 	s.bodySlots = make(chan struct{}, cfg.BodyReads)
 	s.tensors.New = func() any { v := make([]float32, n); return &v }
 	s.met = newMetrics(func() float64 { return float64(s.b.pending.Load()) }, s.memGauges())
-	s.b = newBatcher(pl, cfg, n, s.met, log)
+	s.models.cur.Store(newServed(model, cfg.ModelVersion, cfg.OwnModel, s.closedLog(cfg.ModelVersion)))
+	s.setVersionMetric(cfg.ModelVersion)
+	s.tracer = newTracer(cfg.TracerProvider)
+	s.b = newBatcher(&s.models, mcfg, cfg, n, s.met, log)
+	s.b.tracer = s.tracer
 	s.routes()
 	return s, nil
 }
@@ -147,11 +170,22 @@ func (s *Server) Handler() http.Handler { return s.h }
 // connections, waits up to Config.ShutdownTimeout for in-flight requests (their model runs
 // still happen), drains the batcher and returns nil. If they do not finish in time, the model
 // runs are cancelled, the connections closed, and the error says so. ln is closed when Serve
-// returns. Serve may be called once.
+// returns. Serve (or ServeAll) may be called once.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	return s.ServeAll(ctx, ln, nil)
+}
+
+// ServeAll is Serve with KServe v2 over gRPC on grpcLn too (nil: none); both share the
+// batcher, admission, memory budget and metrics, and stop together. With a certificate
+// (Config.TLSCertFile) both speak TLS.
+func (s *Server) ServeAll(ctx context.Context, ln, grpcLn net.Listener) error {
 	if !s.served.CompareAndSwap(false, true) {
+		if grpcLn != nil {
+			_ = grpcLn.Close()
+		}
 		return errors.New("server: Serve called twice")
 	}
+	defer s.releaseModel()
 	s.b.start(s.cfg.Workers)
 	hs := &http.Server{
 		Handler:           s.h,
@@ -166,22 +200,44 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	defer s.setGoMemLimit()()
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	if tc := s.tlsConfig("h2", "http/1.1"); tc != nil {
+		hs.TLSConfig = tc
+		go func() { errc <- hs.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { errc <- hs.Serve(ln) }()
+	}
+	var gs *grpcRunning
+	if grpcLn != nil {
+		gs = s.startGRPC(grpcLn)
+	}
 	s.ready.Store(true)
-	s.log.Info("serving", "addr", ln.Addr().String(), "batch", s.cfg.Batch, "max_delay", s.cfg.MaxDelay, "queue", s.cfg.Queue,
+	s.log.Info("serving", "addr", ln.Addr().String(), "grpc_addr", listenAddr(grpcLn), "tls", s.cert.Load() != nil, "auth", s.tokens.Load() != nil, "version", s.Version(), "batch", s.cfg.Batch, "max_delay", s.cfg.MaxDelay, "queue", s.cfg.Queue,
 		"mem_budget_mib", s.cfg.MemBudget>>20, "requests_mib", s.mem.total>>20, "base_rss_mib", s.memBase>>20, "run_mem_mib", s.cfg.RunMem>>20)
 	select {
 	case err := <-errc:
 		s.ready.Store(false)
+		gs.stop(context.Background(), true)
 		s.b.close()
 		return fmt.Errorf("server: %w", err)
+	case err := <-gs.errc():
+		s.ready.Store(false)
+		_ = hs.Close()
+		<-errc
+		s.b.close()
+		return fmt.Errorf("server: grpc: %w", err)
 	case <-ctx.Done():
 	}
 	s.ready.Store(false)
 	s.log.Info("shutting down", "timeout", s.cfg.ShutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
+	gdone := make(chan struct{})
+	go func() { defer close(gdone); gs.stop(sctx, false) }()
 	err := hs.Shutdown(sctx)
+	<-gdone
+	if err == nil && sctx.Err() != nil {
+		err = sctx.Err() // gRPC calls outlived the timeout
+	}
 	if err != nil {
 		err = fmt.Errorf("server: shutdown: in-flight requests did not finish within %v: %w", s.cfg.ShutdownTimeout, err)
 		_ = hs.Close()
@@ -202,9 +258,14 @@ func (s *Server) routes() {
 	mux.HandleFunc("/v2/models/"+ModelName, s.handleV2Metadata)
 	mux.HandleFunc("/v2/models/"+ModelName+"/ready", s.handleReady)
 	mux.HandleFunc("/v2/models/"+ModelName+"/infer", s.handleInfer)
+	mux.HandleFunc("/v2/models/"+ModelName+"/versions/{version}", s.handleV2MetadataVersion)
+	mux.HandleFunc("/v2/models/"+ModelName+"/versions/{version}/infer", s.handleInferVersion)
+	mux.HandleFunc("/v2/repository/index", s.handleRepoIndex)
+	mux.HandleFunc("/v2/repository/models/{name}/load", s.handleRepoLoad)
+	mux.HandleFunc("/v2/repository/models/{name}/unload", s.handleRepoUnload)
 	mux.Handle("/metrics", methods(promhttp.HandlerFor(s.met.reg, promhttp.HandlerOpts{}), http.MethodGet, http.MethodHead))
 	mux.HandleFunc("/", s.handleIndex)
-	s.h = s.middleware(mux)
+	s.h = s.middleware(s.requireToken(mux))
 }
 
 // clientClosed is the status logged (nginx's convention) when the client went away first.
@@ -222,16 +283,20 @@ func logger(ctx context.Context, def *slog.Logger) *slog.Logger {
 
 var validID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
-func (s *Server) middleware(next *http.ServeMux) http.Handler {
+func (s *Server) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		tctx, span := s.startHTTPSpan(r)
+		defer span.End()
 		id := r.Header.Get("X-Request-Id")
 		if !validID.MatchString(id) {
-			id = s.idPrefix + "-" + strconv.FormatUint(s.idSeq.Add(1), 10)
+			if id = traceID(span); id == "" || r.Header.Get("Traceparent") == "" {
+				id = s.idPrefix + "-" + strconv.FormatUint(s.idSeq.Add(1), 10)
+			}
 		}
 		w.Header().Set("X-Request-Id", id)
 		log := s.log.With("request_id", id)
-		r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, log))
+		r = r.WithContext(context.WithValue(tctx, ctxKey{}, log))
 		sw := &statusWriter{ResponseWriter: w}
 		defer func() {
 			if p := recover(); p != nil {
@@ -255,6 +320,11 @@ func (s *Server) middleware(next *http.ServeMux) http.Handler {
 				route = "unmatched"
 			}
 			dur := time.Since(start)
+			span.SetName(r.Method + " " + route)
+			span.SetAttributes(attribute.Int("http.response.status_code", code), attribute.String("request_id", id))
+			if code >= 500 {
+				span.SetStatus(otelcodes.Error, strconv.Itoa(code))
+			}
 			s.met.requests.WithLabelValues(route, strconv.Itoa(code)).Inc()
 			s.met.latency.WithLabelValues(route).Observe(dur.Seconds())
 			lvl := slog.LevelInfo
@@ -365,6 +435,8 @@ func (s *Server) notReady() string {
 	switch {
 	case !s.ready.Load():
 		return "not serving (starting or shutting down)"
+	case s.models.cur.Load() == nil:
+		return "model unloaded"
 	case s.b.pending.Load() >= s.b.queue:
 		return fmt.Sprintf("saturated: model queue full (%d requests)", s.b.queue)
 	case len(s.bodySlots) >= cap(s.bodySlots):

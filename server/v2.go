@@ -61,13 +61,17 @@ type InferResponse struct {
 	Outputs      []InferOutput `json:"outputs"`
 }
 
-const modelVersion = "1"
-
 // Metadata returns the v2 metadata of the served model.
 func (s *Server) Metadata() ModelMetadata {
 	md := ModelMetadata{
-		Name: ModelName, Versions: []string{modelVersion}, Platform: "onnxruntime_onnx",
-		Inputs: []TensorMetadata{{Name: spec.InputName, Datatype: "FP32", Shape: []int{-1, 3, s.mcfg.ImageSize, s.mcfg.ImageSize}}},
+		Name: ModelName, Versions: []string{}, Platform: "onnxruntime_onnx",
+		Inputs: []TensorMetadata{
+			{Name: spec.InputName, Datatype: "FP32", Shape: []int{-1, 3, s.mcfg.ImageSize, s.mcfg.ImageSize}},
+			{Name: InputBytesName, Datatype: "BYTES", Shape: []int{-1}},
+		},
+	}
+	if v := s.Version(); v != "" {
+		md.Versions = []string{v}
 	}
 	for _, t := range spec.Tasks {
 		md.Outputs = append(md.Outputs, TensorMetadata{Name: t, Datatype: "FP32", Shape: []int{-1, s.mcfg.NumClasses(t)}})
@@ -78,7 +82,7 @@ func (s *Server) Metadata() ModelMetadata {
 
 func (s *Server) handleV2Server(w http.ResponseWriter, r *http.Request) {
 	if allow(w, r, http.MethodGet, http.MethodHead) {
-		writeJSON(w, http.StatusOK, map[string]any{"name": "artnet", "version": spec.Version, "extensions": []string{}})
+		writeJSON(w, http.StatusOK, map[string]any{"name": "artnet", "version": spec.Version, "extensions": serverExtensions})
 	}
 }
 
@@ -97,13 +101,18 @@ func (s *Server) handleInfer(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	_, sp := s.stage(r.Context(), "respond")
 	writeJSON(w, http.StatusOK, resp)
+	sp.End()
 }
 
 // infer parses the body as it arrives (parseV2: the memory of its data reserved first, the
 // shape checked before any data is read), then runs it: the request takes a model-queue slot
 // only once its tensor is complete.
 func (s *Server) infer(w http.ResponseWriter, r *http.Request) (*InferResponse, error) {
+	if h := r.Header.Get("Inference-Header-Content-Length"); h != "" {
+		return s.inferBinary(w, r, h) // the binary data extension (v2binary.go)
+	}
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
 			return nil, clientErr(http.StatusUnsupportedMediaType, "content type %q: want application/json", ct)
@@ -120,9 +129,11 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) (*InferResponse, 
 	if err := body.mem.grow(ctx, maxPendingJSON+64<<10); err != nil { // the decoder's buffer
 		return nil, err
 	}
+	_, sp := s.stage(ctx, "receive body")
 	req, err := parseV2(body.body, s.mcfg.ImageSize, s.cfg.MaxInferBatch,
 		func(n int64) error { return body.mem.grow(ctx, n) }, s.bodyErr)
 	body.endRead()
+	endStage(sp, err)
 	if err != nil {
 		return nil, err
 	}
@@ -131,11 +142,11 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) (*InferResponse, 
 		return nil, err
 	}
 	n := req.Shape[0]
-	res, err := s.b.do(ctx, req.Data, n, arr)
+	res, version, err := s.b.doVersion(ctx, req.Data, n, arr)
 	if err != nil {
 		return nil, err
 	}
-	resp := &InferResponse{ModelName: ModelName, ModelVersion: modelVersion, ID: req.ID}
+	resp := &InferResponse{ModelName: ModelName, ModelVersion: version, ID: req.ID}
 	for _, name := range outs {
 		v := res.Attention
 		if name != spec.OutputAttention {

@@ -22,7 +22,7 @@ func TestV2Metadata(t *testing.T) {
 		t.Fatalf("%d %s", resp.StatusCode, body)
 	}
 	cfg := spec.Tiny()
-	want := fmt.Sprintf("image FP32 [-1 3 %d %d]|style FP32 [-1 27]|genre FP32 [-1 10]|artist FP32 [-1 23]|attention FP32 [-1 %d]", cfg.ImageSize, cfg.ImageSize, cfg.Tokens())
+	want := fmt.Sprintf("image FP32 [-1 3 %d %d]|image_bytes BYTES [-1]|style FP32 [-1 27]|genre FP32 [-1 10]|artist FP32 [-1 23]|attention FP32 [-1 %d]", cfg.ImageSize, cfg.ImageSize, cfg.Tokens())
 	var got []string
 	for _, x := range append(md.Inputs, md.Outputs...) {
 		got = append(got, fmt.Sprintf("%s %s %v", x.Name, x.Datatype, x.Shape))

@@ -111,8 +111,21 @@ func RuntimeFlags() []cli.Flag {
 // OpenModel opens the --model file (the built-in default model when --model is not given) in
 // ONNX Runtime with the runtime flags of RuntimeFlags.
 func OpenModel(c *cli.Context) (*ortrt.Model, error) {
+	o, err := ortOptions(c)
+	if err != nil {
+		return nil, err
+	}
+	if c.String("model") == "" {
+		slog.Debug("no --model: using the built-in default model", "model", defaultmodel.Name)
+		return ortrt.OpenBytes(defaultmodel.Name, defaultmodel.Bytes(), o)
+	}
+	return ortrt.Open(c.String("model"), o)
+}
+
+// ortOptions reads the runtime flags into ONNX Runtime options.
+func ortOptions(c *cli.Context) (ortrt.Options, error) {
 	if c.Int("threads") < 0 {
-		return nil, fmt.Errorf("flag --threads: must be >= 0, got %d", c.Int("threads"))
+		return ortrt.Options{}, fmt.Errorf("flag --threads: must be >= 0, got %d", c.Int("threads"))
 	}
 	var providers []string
 	for _, p := range strings.Split(c.String("provider"), ",") {
@@ -122,15 +135,10 @@ func OpenModel(c *cli.Context) (*ortrt.Model, error) {
 	}
 	libs, err := ProviderLibraries(c)
 	if err != nil {
-		return nil, err
+		return ortrt.Options{}, err
 	}
-	o := ortrt.Options{LibraryPath: c.String("ort-lib"), Providers: providers, IntraOpThreads: c.Int("threads"),
-		NoSpin: !c.Bool("ort-spin"), ProviderLibraries: libs}
-	if c.String("model") == "" {
-		slog.Debug("no --model: using the built-in default model", "model", defaultmodel.Name)
-		return ortrt.OpenBytes(defaultmodel.Name, defaultmodel.Bytes(), o)
-	}
-	return ortrt.Open(c.String("model"), o)
+	return ortrt.Options{LibraryPath: c.String("ort-lib"), Providers: providers, IntraOpThreads: c.Int("threads"),
+		NoSpin: !c.Bool("ort-spin"), ProviderLibraries: libs}, nil
 }
 
 // closeJoin closes c and joins its error to err: a failed Close is never dropped.

@@ -9,10 +9,12 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/dustin/go-humanize"
 	"github.com/urfave/cli/v2"
 
+	"github.com/artnet/artnet/predict"
 	ortrt "github.com/artnet/artnet/runtime"
 	"github.com/artnet/artnet/server"
 )
@@ -37,6 +39,12 @@ func Serve() *cli.Command {
 			&cli.IntFlag{Name: "body-reads", Value: server.DefaultBodyReads, Usage: "request bodies read at once; more wait up to --admit-wait, then 503"},
 			&cli.StringFlag{Name: "min-body-rate", Value: "4KiB", Usage: "slowest body transfer per second accepted after a 5 s head start (408 below; 0: no minimum)"},
 			&cli.DurationFlag{Name: "admit-wait", Value: server.DefaultAdmitWait, Usage: "longest a request waits for memory or a body-read slot before 503"},
+			&cli.StringFlag{Name: "grpc-addr", Usage: "also serve KServe v2 over gRPC (inference.GRPCInferenceService) on `HOST:PORT` (off when empty)"},
+			&cli.StringFlag{Name: "model-repo", Usage: "serve the newest version of a Triton-style repository `DIR`/artnet/<version>/model.onnx (instead of --model); SIGHUP or POST /v2/repository/models/artnet/load loads the newest again"},
+			&cli.StringFlag{Name: "tls-cert", Usage: "serve HTTPS and gRPC over TLS with this PEM certificate `FILE` (with --tls-key; read again on SIGHUP)"},
+			&cli.StringFlag{Name: "tls-key", Usage: "the PEM private key `FILE` of --tls-cert"},
+			&cli.StringFlag{Name: "auth-token-file", Usage: "require a bearer token from this `FILE` (one per line; read again on SIGHUP) on everything but /v2/health/* and gRPC ServerLive/ServerReady"},
+			&cli.BoolFlag{Name: "metrics-public", Usage: "serve /metrics without a token when --auth-token-file is set"},
 		),
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
@@ -74,6 +82,11 @@ func Serve() *cli.Command {
 			if cfg.MinBodyRate == 0 && c.IsSet("min-body-rate") {
 				cfg.MinBodyRate = -1 // no minimum
 			}
+			cfg.TLSCertFile, cfg.TLSKeyFile = c.String("tls-cert"), c.String("tls-key")
+			if (cfg.TLSCertFile == "") != (cfg.TLSKeyFile == "") {
+				return fmt.Errorf("flags --tls-cert and --tls-key: give both or neither")
+			}
+			cfg.AuthTokenFile, cfg.MetricsPublic = c.String("auth-token-file"), c.Bool("metrics-public")
 			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return serve(ctx, c, cfg, slog.Default())
@@ -94,21 +107,67 @@ func byteFlag(c *cli.Context, name string) (int64, error) {
 	return int64(n), nil
 }
 
-// serve opens the model named by the runtime flags in c, serves it on c's --addr until ctx
-// ends and closes the model.
+// serve opens the model named by the runtime flags in c (or the newest of --model-repo), serves
+// it on c's --addr (and --grpc-addr) until ctx ends, reloading it on SIGHUP; the server closes
+// the models.
 func serve(ctx context.Context, c *cli.Context, cfg server.Config, log *slog.Logger) error {
-	m, err := OpenModel(c)
+	loader, err := serveLoader(c)
 	if err != nil {
 		return err
 	}
-	log.Info("model loaded", "model", m.Name(), "providers", m.Providers(), "ort", ortrt.Version(), "variant", m.Config().Variant, "input", m.Config().ImageSize)
-	srv, err := server.New(cfg, m, log)
-	if err != nil {
-		return closeJoin(err, m)
+	var m predict.Predictor
+	if loader != nil {
+		var version string
+		if m, version, err = loader(ctx); err != nil {
+			return err
+		}
+		if version != "" {
+			cfg.ModelVersion = version
+		}
+		cfg.Loader = loader
+	} else if m, err = OpenModel(c); err != nil {
+		return err
+	}
+	if om, ok := m.(*ortrt.Model); ok {
+		log.Info("model loaded", "model", om.Name(), "providers", om.Providers(), "ort", ortrt.Version(), "variant", om.Config().Variant, "input", om.Config().ImageSize, "version", cfg.ModelVersion)
 	}
 	ln, err := net.Listen("tcp", c.String("addr"))
 	if err != nil {
 		return closeJoin(fmt.Errorf("serve: %w", err), m)
 	}
-	return closeJoin(srv.Serve(ctx, ln), m)
+	var gln net.Listener
+	if a := c.String("grpc-addr"); a != "" {
+		if gln, err = net.Listen("tcp", a); err != nil {
+			_ = ln.Close()
+			return closeJoin(fmt.Errorf("serve: --grpc-addr: %w", err), m)
+		}
+	}
+	cfg.OwnModel = true
+	tp, stopTracing, err := setupTracing(ctx)
+	if err != nil {
+		_ = ln.Close()
+		if gln != nil {
+			_ = gln.Close()
+		}
+		return closeJoin(err, m)
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := stopTracing(sctx); err != nil {
+			log.Warn("flushing OpenTelemetry spans", "err", err)
+		}
+	}()
+	cfg.TracerProvider = tp
+	srv, err := server.New(cfg, m, log)
+	if err != nil {
+		_ = ln.Close()
+		if gln != nil {
+			_ = gln.Close()
+		}
+		return closeJoin(err, m)
+	}
+	stopHUP := reloadOnHUP(ctx, srv, log)
+	defer stopHUP()
+	return srv.ServeAll(ctx, ln, gln) // closes the models
 }
