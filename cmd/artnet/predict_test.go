@@ -15,6 +15,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/artnet/artnet/cmd/internal/command"
+	artgraph "github.com/artnet/artnet/graph"
 	"github.com/artnet/artnet/internal/testenv"
 	"github.com/artnet/artnet/models/spec"
 	"github.com/artnet/artnet/preprocess"
@@ -179,6 +180,22 @@ func TestDoctorReportsLibraryAndBackends(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
 		}
+	}
+	// Every optional native library: found, or missing with how to add it, as this build has it.
+	blas, turbo := "OpenBLAS:      found", "libjpeg-turbo: found"
+	if artgraph.DotGeneralKernelError() != nil {
+		blas = "OpenBLAS:      missing — "
+	}
+	if !preprocess.TurboJPEG() {
+		turbo = "libjpeg-turbo: missing — "
+	}
+	for _, want := range []string{blas, turbo} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Count(out, "missing — ") != strings.Count(out, "; to add: ") {
+		t.Errorf("a missing library without a how-to:\n%s", out)
 	}
 	// A plugin library that fails to register is shown, with its cause, but is optional.
 	buf.Reset()
