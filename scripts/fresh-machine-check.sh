@@ -18,7 +18,9 @@
 # configuration (apt.conf.d, auth, keyrings), CA certificates, npm and Go configuration are
 # copied in; Go (/usr/local/go) and Node + npm are bound in read-only from this machine;
 # ../shared/wikiart is bound in read-only when present (the integration tests then run).
-# Downloaded .debs are cached between runs (debootstrap --cache-dir) — nothing else is.
+# Downloaded .debs are cached between runs (debootstrap --cache-dir, $ARTNET_FRESH_DEBS) — nothing
+# else is. Work folder: $ARTNET_FRESH_WORK (default /var/tmp/artnet-fresh); the root and the log are
+# named by mode and process id, so several checks can run at once.
 # Runs as root (debootstrap, chroot); everything runs in private mount and PID namespaces, so no
 # mount or process outlives the check. The log goes to stdout and to $WORK/fresh-<mode>.log;
 # exit status 0 only when both commands succeeded (and, online, nothing fell back).
@@ -51,9 +53,10 @@ shared=
 [ -d "$src/../shared/wikiart/images" ] && shared=$(cd "$src/../shared/wikiart" && pwd)
 [ -z "$shared" ] && [ -n "${ARTNET_WIKIART:-}" ] && [ -d "$ARTNET_WIKIART/images" ] && shared=$(cd "$ARTNET_WIKIART" && pwd)
 
-mkdir -p "$work/debs"
-log="$work/fresh-$mode.log"
-rootfs="$work/root-$mode"
+debs=${ARTNET_FRESH_DEBS:-$work/debs}
+mkdir -p "$debs"
+log="$work/fresh-$mode-$$.log"
+rootfs="$work/root-$mode-$$"
 exec > >(tee "$log") 2>&1
 stamp() { echo "[fresh $(date -u +%H:%M:%S)] $*"; }
 cleanup() {
@@ -75,8 +78,8 @@ mirror=${mirror:-http://deb.debian.org/debian}
 t0=$SECONDS
 stamp "debootstrap $suite from $mirror"
 debootstrap --variant=minbase --include=ca-certificates,gcc,libc6-dev,make,git,curl,python3 \
-  --cache-dir="$work/debs" "$suite" "$rootfs" "$mirror" >"$work/debootstrap-$mode.log" 2>&1 ||
-  { tail -n 20 "$work/debootstrap-$mode.log"; stamp "FAIL: debootstrap"; exit 1; }
+  --cache-dir="$debs" "$suite" "$rootfs" "$mirror" >"$work/debootstrap-$mode-$$.log" 2>&1 ||
+  { tail -n 20 "$work/debootstrap-$mode-$$.log"; stamp "FAIL: debootstrap"; exit 1; }
 stamp "root ready in $((SECONDS - t0)) s ($(du -sh --one-file-system "$rootfs" | cut -f1))"
 
 # 2. What a fresh machine of this kind carries: apt sources and registry configuration, CA
@@ -103,7 +106,7 @@ ln -sf ../lib/node_modules/npm/bin/npx-cli.js "$rootfs/usr/bin/npx"
 # 3. The clone.
 git clone -q --no-hardlinks "$src" "$rootfs/root/src/artnet"
 git -C "$rootfs/root/src/artnet" checkout -q "$commit"
-stamp "cloned $commit into /root/src/artnet${shared:+ (../shared/wikiart bound in from $shared)}"
+stamp "cloned $commit into $rootfs/root/src/artnet${shared:+ (../shared/wikiart bound in from $shared)}"
 
 # 4. The README's two commands, in private mount and PID namespaces.
 envs=(HOME=/root PATH="$goroot/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" LANG=C.UTF-8 TERM=dumb)
