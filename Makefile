@@ -33,7 +33,7 @@ deps-test:
 	@scripts/setup-deps.sh test
 
 build: deps-build
-	@tags=$$(GO=$(GO) $(GOTAGS)) && echo "$(GO) build $$tags -o $(BIN) ./cmd/artnet" && $(GO) build $$tags -o $(BIN) ./cmd/artnet
+	@tags=$$(GO=$(GO) $(GOTAGS)) && echo "$(GO) build$${tags:+ $$tags} -o $(BIN) ./cmd/artnet" && $(GO) build $$tags -o $(BIN) ./cmd/artnet
 
 # Main job on a default: set up ONNX Runtime, predict the repository's paintings with the built-in
 # default model (trained on WikiArt, embedded in the binary) and draw an attention heatmap; then
@@ -58,9 +58,9 @@ train-wikiart: ort build
 # Tests whose tool is missing (Chromium, python3-onnx, …) skip with one line naming it; the run
 # ends with the skipped tests grouped by reason (go test -json through tools/testreport).
 test: deps-test ort
-	@tags=$$(GO=$(GO) $(GOTAGS)) && echo "$(GO) vet $$tags ./..." && $(GO) vet $$tags ./... && \
+	@tags=$$(GO=$(GO) $(GOTAGS)) && echo "$(GO) vet$${tags:+ $$tags} ./..." && $(GO) vet $$tags ./... && \
 	if [ -z "$$ARTNET_WIKIART" ] && [ ! -d ../shared/wikiart/images ]; then echo "make test: integration tests skip: set ARTNET_WIKIART=/path/to/wikiart (the full WikiArt image set) to run them"; fi && \
-	echo "$(GO) test $$tags -count=1 -timeout 20m ./... (skips listed at the end: tools/testreport)" && \
+	echo "$(GO) test$${tags:+ $$tags} -count=1 -timeout 20m ./... (skips listed at the end: tools/testreport)" && \
 	$(GO) build -o bin/testreport ./tools/testreport && \
 	set -o pipefail && $(GO) test $$tags -count=1 -timeout 20m -json ./... | bin/testreport
 
