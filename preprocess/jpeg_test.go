@@ -356,6 +356,9 @@ func TestTurboSlots(t *testing.T) {
 // TestOptionsDraft: Options.Draft reaches the decoder through the public API — DecodeFile gives
 // Pillow-with-draft's tensor with it and Pillow's full-size one without it (libjpeg-turbo).
 func TestOptionsDraft(t *testing.T) {
+	if forceGoJPEG {
+		t.Skip("the image/jpeg pass (TestMain): image/jpeg cannot draft")
+	}
 	if !turboEnabled() {
 		testenv.Missing(t, "libjpeg-turbo (image/jpeg cannot draft)", "apt-get install libturbojpeg0")
 	}

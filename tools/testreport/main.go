@@ -80,6 +80,8 @@ func report(r io.Reader, w io.Writer) (failed bool, err error) {
 				}
 			}
 			delete(out, key)
+		case e.Action == "skip" && e.Test == "":
+			// a package without test files: go test prints its "?" line, passed on above
 		case e.Action == "skip":
 			reason := skipReason(out[key])
 			s := byReason[reason]

@@ -7,9 +7,10 @@ import (
 )
 
 // TestReport feeds the JSON of a real `go test -json` run of the package's own fixture test
-// (testdata/fixture: one pass, two skips with the same reason, one with another, one failure).
+// (testdata/fixture: one pass, two skips with the same reason, one with another, one failure;
+// testdata/notests: a package without tests).
 func TestReport(t *testing.T) {
-	cmd := exec.Command("go", "test", "-count=1", "-json", "./testdata/fixture")
+	cmd := exec.Command("go", "test", "-count=1", "-json", "./testdata/fixture", "./testdata/notests")
 	js, _ := cmd.Output() // the fixture fails on purpose
 	if len(js) == 0 {
 		t.Fatal("no output from go test -json ./testdata/fixture")
@@ -30,12 +31,13 @@ func TestReport(t *testing.T) {
 		"fixture.TestSkipA, ",
 		"  needs a widget — ",
 		"FAIL\t", // the package result
+		"?   \tgithub.com/artnet/artnet/tools/testreport/testdata/notests\t[no test files]",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
 		}
 	}
-	for _, not := range []string{"=== RUN", "--- PASS", "passing test output"} {
+	for _, not := range []string{"=== RUN", "--- PASS", "passing test output", "no reason given", "notests."} {
 		if strings.Contains(out, not) {
 			t.Errorf("report shows %q, which go test without -v does not:\n%s", not, out)
 		}
