@@ -102,9 +102,7 @@ func TestPredictBinaryExitStatus(t *testing.T) {
 		t.Skip("builds the binary")
 	}
 	bin := filepath.Join(t.TempDir(), "artnet")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	buildArtnet(t, bin)
 	model := runtimetest.WriteTiny(t)
 	for name := range badImages {
 		cmd := exec.Command(bin, "predict", "--model", model, filepath.Join("../../testdata/images", name))
@@ -239,5 +237,18 @@ func TestPredictVisualizeAttention(t *testing.T) {
 	checkPNG(filepath.Join(dir, "van-gogh_the-starry-night.heatmap.png"), 752, 600)
 	if _, err := os.Stat(filepath.Join(dir, "quad.heatmap.png")); err != nil {
 		t.Error(err)
+	}
+}
+
+// buildArtnet builds this command into bin as the test binary was built: with -tags=noblas
+// when OpenBLAS is not in it (the Makefile's fallback where cblas.h is missing).
+func buildArtnet(t *testing.T, bin string) {
+	t.Helper()
+	args := []string{"build"}
+	if errors.Is(artgraph.DotGeneralKernelError(), artgraph.ErrNoBLAS) {
+		args = append(args, "-tags=noblas")
+	}
+	if out, err := exec.Command("go", append(args, "-o", bin, ".")...).CombinedOutput(); err != nil {
+		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 }

@@ -24,9 +24,7 @@ import (
 func TestTrainKilledDuringCheckpointResumes(t *testing.T) {
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "artnet")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	buildArtnet(t, bin)
 	cfg := syntheticConfig(4, 3, 3)
 	cfg.ImageSize, cfg.ResizeSize, cfg.Stages, cfg.LSTMLayers = 32, 36, 2, 1
 	cfgFile := filepath.Join(dir, "model.json")
