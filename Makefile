@@ -21,7 +21,8 @@ GOTAGS = scripts/gotags.sh
 
 all: build
 
-$(ORT_LIB):
+# deps-build first: it adds npm where it is missing (setup-ort.sh takes ONNX Runtime from npm).
+$(ORT_LIB): | deps-build
 	./scripts/setup-ort.sh
 
 ort: $(ORT_LIB)
