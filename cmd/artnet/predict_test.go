@@ -241,14 +241,16 @@ func TestPredictVisualizeAttention(t *testing.T) {
 }
 
 // buildArtnet builds this command into bin as the test binary was built: with -tags=noblas
-// when OpenBLAS is not in it (the Makefile's fallback where cblas.h is missing).
-func buildArtnet(t *testing.T, bin string) {
+// when OpenBLAS is not in it (the Makefile's fallback where cblas.h is missing); extra go build
+// flags (e.g. -ldflags) come before -o.
+func buildArtnet(t *testing.T, bin string, extra ...string) {
 	t.Helper()
 	args := []string{"build"}
 	if errors.Is(artgraph.DotGeneralKernelError(), artgraph.ErrNoBLAS) {
 		args = append(args, "-tags=noblas")
 	}
-	if out, err := exec.Command("go", append(args, "-o", bin, ".")...).CombinedOutput(); err != nil {
+	args = append(append(args, extra...), "-o", bin, ".")
+	if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
 		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 }
