@@ -1,4 +1,5 @@
-# artnet — the two set-up commands are `make demo` (main job on a default) and `make test`.
+# artnet — the two set-up commands are `make demo` (main job on a default) and `make test`; both
+# install the Debian packages they need first (scripts/setup-deps.sh).
 SHELL := /bin/bash
 GO ?= go
 ORT_LIB := third_party/onnxruntime/libonnxruntime.so.1
@@ -10,17 +11,30 @@ PAINTINGS := $(wildcard testdata/paintings/*.jpg)
 WIKIART ?=
 DATA_FLAG := $(if $(WIKIART),--data $(WIKIART))
 
-.PHONY: all ort build demo test bench clean vet train-wikiart
+# Native libraries: scripts/setup-deps.sh installs the Debian packages that are missing (build needs
+# for build/demo, everything for test; silent when all is there); scripts/gotags.sh then picks the
+# build: OpenBLAS when its header compiles, else the pure-Go kernels (-tags=noblas), said in one line.
+# ARTNET_REQUIRE_DEPS=1 (CI) turns every fallback into an error.
+GOTAGS = scripts/gotags.sh
+
+.PHONY: all ort build demo test bench clean vet train-wikiart deps-build deps-test
 
 all: build
 
-$(ORT_LIB):
+# deps-build first: it adds npm where it is missing (setup-ort.sh takes ONNX Runtime from npm).
+$(ORT_LIB): | deps-build
 	./scripts/setup-ort.sh
 
 ort: $(ORT_LIB)
 
-build:
-	$(GO) build -o $(BIN) ./cmd/artnet
+deps-build:
+	@scripts/setup-deps.sh build
+
+deps-test:
+	@scripts/setup-deps.sh test
+
+build: deps-build
+	@tags=$$(GO=$(GO) $(GOTAGS)) && echo "$(GO) build$${tags:+ $$tags} -o $(BIN) ./cmd/artnet" && $(GO) build $$tags -o $(BIN) ./cmd/artnet
 
 # Main job on a default: set up ONNX Runtime, predict the repository's paintings with the built-in
 # default model (trained on WikiArt, embedded in the binary) and draw an attention heatmap; then
@@ -42,13 +56,17 @@ train-wikiart: ort build
 	$(BIN) evaluate --model out/wikiart/model.onnx $(DATA_FLAG) --split val --out out/wikiart/eval
 
 # Integration tests (internal/testenv.WikiArt) skip unless $ARTNET_WIKIART or ../shared/wikiart holds the full image set.
-test: ort
-	$(GO) vet ./...
-	@if [ -z "$$ARTNET_WIKIART" ] && [ ! -d ../shared/wikiart/images ]; then echo "make test: integration tests skip: set ARTNET_WIKIART=/path/to/wikiart (the full WikiArt image set) to run them"; fi
-	$(GO) test -count=1 -timeout 20m ./...
+# Tests whose tool is missing (Chromium, python3-onnx, …) skip with one line naming it; the run
+# ends with the skipped tests grouped by reason (go test -json through tools/testreport).
+test: deps-test ort
+	@tags=$$(GO=$(GO) $(GOTAGS)) && echo "$(GO) vet$${tags:+ $$tags} ./..." && $(GO) vet $$tags ./... && \
+	if [ -z "$$ARTNET_WIKIART" ] && [ ! -d ../shared/wikiart/images ]; then echo "make test: integration tests skip: set ARTNET_WIKIART=/path/to/wikiart (the full WikiArt image set) to run them"; fi && \
+	echo "$(GO) test$${tags:+ $$tags} -count=1 -timeout 20m ./... (skips listed at the end: tools/testreport)" && \
+	$(GO) build -o bin/testreport ./tools/testreport && \
+	set -o pipefail && $(GO) test $$tags -count=1 -timeout 20m -json ./... | bin/testreport
 
-bench: ort
-	$(GO) test -run '^$$' -bench . -benchtime 3x ./...
+bench: deps-test ort
+	@tags=$$(GO=$(GO) $(GOTAGS)) && $(GO) test $$tags -run '^$$' -bench . -benchtime 3x ./...
 
 clean:
 	rm -rf bin out

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	artgraph "github.com/artnet/artnet/graph"
+	"github.com/artnet/artnet/internal/testenv"
 
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph"
@@ -65,7 +66,7 @@ func TestDotGeneralGradient(t *testing.T) {
 // transposed, and through a permuted copy.
 func TestDotGeneralKernel(t *testing.T) {
 	if err := artgraph.DotGeneralKernelError(); errors.Is(err, artgraph.ErrNoBLAS) {
-		t.Skip(err) // a deliberate build without OpenBLAS (-tags noblas / CGO_ENABLED=0)
+		testenv.Missing(t, "OpenBLAS ("+err.Error()+")", "apt-get install libopenblas-dev, then rebuild") // a build without OpenBLAS (-tags noblas / CGO_ENABLED=0)
 	} else if err != nil {
 		t.Fatal(err)
 	}

@@ -78,6 +78,10 @@ func turboEnabled() bool {
 	return path != ""
 }
 
+// TurboJPEG reports whether JPEGs are decoded by libjpeg-turbo (false with ARTNET_JPEG=go, or
+// when libturbojpeg.so.0 cannot be opened; JPEGDecoder says why).
+func TurboJPEG() bool { return turboEnabled() }
+
 // JPEGDecoder describes the JPEG decoder in use, in one line: "libjpeg-turbo (PATH)" or
 // "Go image/jpeg (REASON)".
 func JPEGDecoder() string {

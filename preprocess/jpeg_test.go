@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/artnet/artnet/internal/testenv"
 )
 
 // TestMain runs every test twice where libjpeg-turbo is loaded: with it, then with the
@@ -42,7 +44,7 @@ func flagSet(name string) bool {
 func needTurbo(t testing.TB) {
 	t.Helper()
 	if path, why := loadTurbo(); path == "" {
-		t.Skipf("libjpeg-turbo not loaded (%s): install Debian libturbojpeg0 to run this test", why)
+		testenv.Missing(t, "libjpeg-turbo ("+why+")", "apt-get install libturbojpeg0")
 	}
 }
 
@@ -354,8 +356,11 @@ func TestTurboSlots(t *testing.T) {
 // TestOptionsDraft: Options.Draft reaches the decoder through the public API — DecodeFile gives
 // Pillow-with-draft's tensor with it and Pillow's full-size one without it (libjpeg-turbo).
 func TestOptionsDraft(t *testing.T) {
+	if forceGoJPEG {
+		t.Skip("the image/jpeg pass (TestMain): image/jpeg cannot draft")
+	}
 	if !turboEnabled() {
-		t.Skip("libjpeg-turbo not loaded (install libturbojpeg0); image/jpeg cannot draft")
+		testenv.Missing(t, "libjpeg-turbo (image/jpeg cannot draft)", "apt-get install libturbojpeg0")
 	}
 	for _, c := range []struct {
 		draft bool

@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/artnet/artnet/internal/testenv"
 	"github.com/artnet/artnet/predict"
 	"github.com/artnet/artnet/preprocess"
 )
@@ -674,8 +675,11 @@ func TestWakeWhenDecodingFails(t *testing.T) {
 // TestJPEGDraft: with Config.JPEGDraft a large JPEG is decoded at a DCT scale — the answer is
 // the model's on preprocess's drafted tensor, which differs from the full-size one.
 func TestJPEGDraft(t *testing.T) {
+	if os.Getenv("ARTNET_JPEG") == "go" {
+		t.Skip("ARTNET_JPEG=go: image/jpeg cannot draft")
+	}
 	if !strings.HasPrefix(preprocess.JPEGDecoder(), "libjpeg-turbo") {
-		t.Skip("libjpeg-turbo not loaded (install libturbojpeg0): image/jpeg cannot draft")
+		testenv.Missing(t, "libjpeg-turbo (image/jpeg cannot draft)", "apt-get install libturbojpeg0")
 	}
 	m := tinyModel(t)
 	cfg := testConfig()

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/artnet/artnet/internal/testenv"
 	"github.com/artnet/artnet/preprocess"
 )
 
@@ -24,7 +25,7 @@ import (
 func torchvisionCrops(t *testing.T, path string, boxes []image.Rectangle, size int) [][]byte {
 	t.Helper()
 	if err := exec.Command("/usr/bin/python3", "-c", "import PIL").Run(); err != nil {
-		t.Skip("needs /usr/bin/python3 with Pillow (apt-get install python3-pil) for the torchvision crop reference")
+		testenv.Missing(t, "/usr/bin/python3 with Pillow for the torchvision crop reference", "apt-get install python3-pil")
 	}
 	type box struct{ I, J, H, W int }
 	var bs []box

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/artnet/artnet/internal/testenv"
 	"github.com/artnet/artnet/internal/tfevents"
 )
 
@@ -25,7 +26,7 @@ type tbEvent struct {
 func readEventFiles(t *testing.T, dir string) [][]tbEvent {
 	t.Helper()
 	if _, err := os.Stat("/usr/bin/python3"); err != nil {
-		t.Skip("needs /usr/bin/python3 (standard library only) for the independent event-file reader")
+		testenv.Missing(t, "/usr/bin/python3 (standard library only) for the independent event-file reader", "apt-get install python3")
 	}
 	files, _ := filepath.Glob(filepath.Join(dir, tfevents.FilePrefix+"*"))
 	var out [][]tbEvent

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -98,6 +99,7 @@ func doctor(w io.Writer, ortLib string, epLibs map[string]string) (problems int)
 	}
 	fmt.Fprintln(w, "Image decoding (training and serving):")
 	fmt.Fprintf(w, "  jpeg:      %s\n", preprocess.JPEGDecoder())
+	nativeLibraries(w)
 	fmt.Fprintln(w, "GoMLX backends (training, GoMLX inference):")
 	avail := artgraph.Available()
 	names := make([]string, 0, len(avail))
@@ -117,4 +119,28 @@ func doctor(w io.Writer, ortLib string, epLibs map[string]string) (problems int)
 	}
 	doctorEnv(w)
 	return problems
+}
+
+// nativeLibraries lists every optional native library: found, or missing and how to add it.
+// None is counted as a problem: each has a pure-Go fallback or serves an optional provider.
+// ONNX Runtime (required) and its GPU providers are reported above; PJRT (GoMLX's xla backends)
+// with the backends below.
+func nativeLibraries(w io.Writer) {
+	fmt.Fprintln(w, "Optional native libraries:")
+	line := func(name string, err error, found, how string) {
+		if err == nil {
+			fmt.Fprintf(w, "  %-14s found — %s\n", name+":", found)
+			return
+		}
+		fmt.Fprintf(w, "  %-14s missing — %s; to add: %s\n", name+":", errtext.OneLine(err), how)
+	}
+	blas := artgraph.DotGeneralKernelError()
+	line("OpenBLAS", blas, "training's matrix products (graph/internal/kernels, cgo)",
+		"apt-get install libopenblas-dev, then make build (without it: the pure-Go loop, -tags=noblas)")
+	var turbo error
+	if !preprocess.TurboJPEG() {
+		turbo = errors.New(preprocess.JPEGDecoder())
+	}
+	line("libjpeg-turbo", turbo, preprocess.JPEGDecoder(),
+		"apt-get install libturbojpeg0 (no rebuild: opened with dlopen)")
 }

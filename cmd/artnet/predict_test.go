@@ -15,6 +15,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/artnet/artnet/cmd/internal/command"
+	artgraph "github.com/artnet/artnet/graph"
 	"github.com/artnet/artnet/internal/testenv"
 	"github.com/artnet/artnet/models/spec"
 	"github.com/artnet/artnet/preprocess"
@@ -101,9 +102,7 @@ func TestPredictBinaryExitStatus(t *testing.T) {
 		t.Skip("builds the binary")
 	}
 	bin := filepath.Join(t.TempDir(), "artnet")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	buildArtnet(t, bin)
 	model := runtimetest.WriteTiny(t)
 	for name := range badImages {
 		cmd := exec.Command(bin, "predict", "--model", model, filepath.Join("../../testdata/images", name))
@@ -180,6 +179,22 @@ func TestDoctorReportsLibraryAndBackends(t *testing.T) {
 			t.Errorf("report lacks %q:\n%s", want, out)
 		}
 	}
+	// Every optional native library: found, or missing with how to add it, as this build has it.
+	blas, turbo := "OpenBLAS:      found", "libjpeg-turbo: found"
+	if artgraph.DotGeneralKernelError() != nil {
+		blas = "OpenBLAS:      missing — "
+	}
+	if !preprocess.TurboJPEG() {
+		turbo = "libjpeg-turbo: missing — "
+	}
+	for _, want := range []string{blas, turbo} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Count(out, "missing — ") != strings.Count(out, "; to add: ") {
+		t.Errorf("a missing library without a how-to:\n%s", out)
+	}
 	// A plugin library that fails to register is shown, with its cause, but is optional.
 	buf.Reset()
 	bad := filepath.Join(t.TempDir(), "libonnxruntime_providers_cuda.so")
@@ -222,5 +237,20 @@ func TestPredictVisualizeAttention(t *testing.T) {
 	checkPNG(filepath.Join(dir, "van-gogh_the-starry-night.heatmap.png"), 752, 600)
 	if _, err := os.Stat(filepath.Join(dir, "quad.heatmap.png")); err != nil {
 		t.Error(err)
+	}
+}
+
+// buildArtnet builds this command into bin as the test binary was built: with -tags=noblas
+// when OpenBLAS is not in it (the Makefile's fallback where cblas.h is missing); extra go build
+// flags (e.g. -ldflags) come before -o.
+func buildArtnet(t *testing.T, bin string, extra ...string) {
+	t.Helper()
+	args := []string{"build"}
+	if errors.Is(artgraph.DotGeneralKernelError(), artgraph.ErrNoBLAS) {
+		args = append(args, "-tags=noblas")
+	}
+	args = append(append(args, extra...), "-o", bin, ".")
+	if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
+		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 }

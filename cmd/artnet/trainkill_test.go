@@ -25,10 +25,7 @@ func TestTrainKilledDuringCheckpointResumes(t *testing.T) {
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "artnet")
 	// SaveCheckpoint pauses 150 ms at each stage in this binary only (models.testSaveDelay).
-	ldflags := "-X github.com/artnet/artnet/models.testSaveDelay=150ms"
-	if out, err := exec.Command("go", "build", "-ldflags", ldflags, "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	buildArtnet(t, bin, "-ldflags", "-X github.com/artnet/artnet/models.testSaveDelay=150ms")
 	cfg := train.SyntheticConfig(4, 3, 3)
 	cfg.ImageSize, cfg.ResizeSize, cfg.Stages, cfg.LSTMLayers = 32, 36, 2, 1
 	cfgFile := filepath.Join(dir, "model.json")

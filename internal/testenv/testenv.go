@@ -197,3 +197,26 @@ func locate(env, root string) (string, error) {
 	}
 	return "", nil
 }
+
+// EnvRequireDeps, when "1", makes every optional dependency required: a test whose tool or
+// native library is missing fails instead of skipping (the fresh-machine check and CI set it,
+// so that a set-up step that stopped installing something is caught); scripts/setup-deps.sh
+// and the Makefile read the same variable.
+const EnvRequireDeps = "ARTNET_REQUIRE_DEPS"
+
+// Missing reports a test tool or native library this machine lacks: what names it, how says how
+// to get it (one line each). The test is skipped with one line, or fails with it when
+// $ARTNET_REQUIRE_DEPS=1. `make test` installs them all (scripts/setup-deps.sh) where it can.
+func Missing(tb testing.TB, what, how string) {
+	tb.Helper()
+	line := MissingLine(what, how)
+	if os.Getenv(EnvRequireDeps) == "1" {
+		tb.Fatal(line + " (" + EnvRequireDeps + "=1: required)")
+	}
+	tb.Skip(line)
+}
+
+// MissingLine is the one line Missing reports.
+func MissingLine(what, how string) string {
+	return "needs " + what + ": " + how + " (make test installs it: scripts/setup-deps.sh test)"
+}

@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -106,4 +107,38 @@ func TestLocateExtra(t *testing.T) {
 	if strings.Contains(SkipLineExtra, "\n") || !strings.Contains(SkipLineExtra, EnvWikiArtExtra+"=") {
 		t.Errorf("SkipLineExtra %q must be one line naming %s", SkipLineExtra, EnvWikiArtExtra)
 	}
+}
+
+// TestMissing runs TestMissingChild in a child process, without and with ARTNET_REQUIRE_DEPS=1:
+// the first skips with Missing's one line, the second fails with it.
+func TestMissing(t *testing.T) {
+	for _, tc := range []struct {
+		require string
+		want    string // in the child's -test.v output
+		fails   bool
+	}{
+		{"", "--- SKIP: TestMissingChild", false},
+		{"1", "--- FAIL: TestMissingChild", true},
+	} {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestMissingChild$", "-test.v")
+		cmd.Env = append(os.Environ(), "ARTNET_TESTENV_CHILD=1", EnvRequireDeps+"="+tc.require)
+		out, err := cmd.CombinedOutput()
+		if (err != nil) != tc.fails {
+			t.Errorf("%s=%q: child error %v, want failure %v\n%s", EnvRequireDeps, tc.require, err, tc.fails, out)
+		}
+		if !strings.Contains(string(out), tc.want) || !strings.Contains(string(out), MissingLine("a frob", "apt-get install frob")) {
+			t.Errorf("%s=%q: child output lacks %q or the missing line:\n%s", EnvRequireDeps, tc.require, tc.want, out)
+		}
+	}
+	if l := MissingLine("a frob", "apt-get install frob"); strings.Contains(l, "\n") || !strings.Contains(l, "apt-get install frob") {
+		t.Errorf("MissingLine = %q: want one line with the how-to", l)
+	}
+}
+
+func TestMissingChild(t *testing.T) {
+	if os.Getenv("ARTNET_TESTENV_CHILD") != "1" {
+		t.Skip("run by TestMissing in a child process")
+	}
+	Missing(t, "a frob", "apt-get install frob")
+	t.Error("Missing returned")
 }

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/artnet/artnet/internal/testenv"
 )
 
 // event is one line of testdata/read_events.py's output.
@@ -27,7 +29,7 @@ type event struct {
 func readIndependently(t *testing.T, path string) ([]event, error) {
 	t.Helper()
 	if _, err := os.Stat("/usr/bin/python3"); err != nil {
-		t.Skip("needs /usr/bin/python3 (standard library only) for the independent event-file reader")
+		testenv.Missing(t, "/usr/bin/python3 (standard library only) for the independent event-file reader", "apt-get install python3")
 	}
 	var stderr bytes.Buffer
 	cmd := exec.Command("/usr/bin/python3", "testdata/read_events.py", path)

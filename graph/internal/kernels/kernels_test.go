@@ -4,6 +4,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/artnet/artnet/internal/testenv"
 )
 
 // naiveGemm is the textbook triple loop (float64 accumulation).
@@ -41,7 +43,7 @@ func randSlice(r *rand.Rand, n int) []float32 {
 
 func TestGemm(t *testing.T) {
 	if !HasBLAS {
-		t.Skip("built without OpenBLAS (cgo off or -tags noblas): Gemm is not used")
+		testenv.Missing(t, "OpenBLAS (built with cgo off or -tags noblas: Gemm is not used)", "apt-get install libopenblas-dev, then rebuild")
 	}
 	r := rand.New(rand.NewPCG(1, 1))
 	for _, sz := range [][4]int{{1, 1, 1, 1}, {2, 3, 5, 7}, {3, 17, 1, 9}, {1, 64, 33, 130}, {1, 301, 67, 40}, {1, 37, 290, 41}, {3, 70, 80, 90}} {
@@ -107,7 +109,7 @@ func BenchmarkGemm512(b *testing.B) {
 // (OpenBLAS's own threading did not; a resumed training run drifted).
 func TestGemmReproducible(t *testing.T) {
 	if !HasBLAS {
-		t.Skip("built without OpenBLAS (cgo off or -tags noblas): Gemm is not used")
+		testenv.Missing(t, "OpenBLAS (built with cgo off or -tags noblas: Gemm is not used)", "apt-get install libopenblas-dev, then rebuild")
 	}
 	r := rand.New(rand.NewPCG(2, 2))
 	for _, sz := range [][4]int{{1, 300, 200, 150}, {1, 8, 1000, 64}, {4, 96, 64, 80}} {
