@@ -7,7 +7,8 @@
 #          path, opened with dlopen; without it JPEGs are decoded by Go's image/jpeg), and npm when
 #          ONNX Runtime is not yet in third_party/ (scripts/setup-ort.sh fetches it from npm).
 #   test:  the above, and python3-onnx (the ONNX checker test), python3-pil (the crop reference
-#          test), chromium (the web page test); without them those tests skip with one line.
+#          test), chromium (the web page test), python3-grpcio + python3-grpc-tools (the independent
+#          KServe gRPC client test); without them those tests skip with one line.
 #
 # Idempotent and silent when everything is there. As root it runs `apt-get update` once and
 # `apt-get install --no-install-recommends`; otherwise `sudo -n` when that works; otherwise it
@@ -20,7 +21,7 @@ set -euo pipefail
 what=${1:-test}
 case "$what" in
 build) pkgs=(libopenblas-dev libturbojpeg0) ;;
-test) pkgs=(libopenblas-dev libturbojpeg0 python3-onnx python3-pil chromium) ;;
+test) pkgs=(libopenblas-dev libturbojpeg0 python3-onnx python3-pil chromium python3-grpcio python3-grpc-tools) ;;
 *) echo "setup-deps: unknown argument '$what' (build or test)" >&2; exit 2 ;;
 esac
 root=$(cd "$(dirname "$0")/.." && pwd)

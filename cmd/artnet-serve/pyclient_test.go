@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/artnet/artnet/internal/testenv"
 	"github.com/artnet/artnet/runtime/runtimetest"
 )
 
@@ -16,8 +17,8 @@ import (
 // without the token, HTTP 401 while /v2/health/live answers.
 func TestPythonGRPCClient(t *testing.T) {
 	py := "/usr/bin/python3"
-	if out, err := exec.Command(py, "-c", "import grpc, grpc_tools.protoc").CombinedOutput(); err != nil {
-		t.Skipf("python3-grpcio / python3-grpc-tools not installed (apt-get install python3-grpcio python3-grpc-tools): %s", strings.TrimSpace(string(out)))
+	if _, err := exec.Command(py, "-c", "import grpc, grpc_tools.protoc").CombinedOutput(); err != nil {
+		testenv.Missing(t, "python3-grpcio and python3-grpc-tools", "apt-get install python3-grpcio python3-grpc-tools")
 	}
 	s := startTLSServe(t, runtimetest.WriteTiny(t))
 	tokFile := filepath.Join(t.TempDir(), "token")

@@ -42,6 +42,18 @@ var (
 		Doc: "full WikiArt image set for integration tests (skipped without it)"})
 	WikiArtExtra = register(Var{Name: "ARTNET_WIKIART_EXTRA", Default: "../shared/wikiart-extra", ReadBy: "internal/testenv", Tests: true,
 		Doc: "extra WikiArt root (style labels only) for integration tests (else wikiart-extra beside $ARTNET_WIKIART)"})
+	RequireDeps = register(Var{Name: "ARTNET_REQUIRE_DEPS", ReadBy: "internal/testenv", Tests: true,
+		Doc: `"1": a test whose optional tool or native library is missing fails instead of skipping (CI, scripts/fresh-machine-check.sh)`})
+	OTLPEndpoint = register(Var{Name: "OTEL_EXPORTER_OTLP_ENDPOINT", ReadBy: "cmd/internal/command",
+		Doc: "OpenTelemetry: where `serve` exports its request spans over OTLP (unset: no tracing; the SDK reads the other OTEL_* variables)"})
+	OTLPTracesEndpoint = register(Var{Name: "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", ReadBy: "cmd/internal/command",
+		Doc: "OpenTelemetry: the traces endpoint, instead of OTEL_EXPORTER_OTLP_ENDPOINT"})
+	OTelDisabled = register(Var{Name: "OTEL_SDK_DISABLED", ReadBy: "cmd/internal/command",
+		Doc: `OpenTelemetry: "true" turns tracing off`})
+	OTLPProtocol = register(Var{Name: "OTEL_EXPORTER_OTLP_PROTOCOL", Default: "http/protobuf", ReadBy: "cmd/internal/command",
+		Doc: "OpenTelemetry: http/protobuf or grpc"})
+	OTLPTracesProtocol = register(Var{Name: "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", ReadBy: "cmd/internal/command",
+		Doc: "OpenTelemetry: the traces protocol, instead of OTEL_EXPORTER_OTLP_PROTOCOL"})
 	BenchImage = register(Var{Name: "ARTNET_BENCH_IMAGE", ReadBy: "internal/testenv", Tests: true,
 		Doc: "image file the decoding benchmarks read instead of the repository's painting"})
 )

@@ -202,7 +202,7 @@ func locate(env, root string) (string, error) {
 // native library is missing fails instead of skipping (the fresh-machine check and CI set it,
 // so that a set-up step that stopped installing something is caught); scripts/setup-deps.sh
 // and the Makefile read the same variable.
-const EnvRequireDeps = "ARTNET_REQUIRE_DEPS"
+var EnvRequireDeps = envvar.RequireDeps.Name
 
 // Missing reports a test tool or native library this machine lacks: what names it, how says how
 // to get it (one line each). The test is skipped with one line, or fails with it when
@@ -210,7 +210,7 @@ const EnvRequireDeps = "ARTNET_REQUIRE_DEPS"
 func Missing(tb testing.TB, what, how string) {
 	tb.Helper()
 	line := MissingLine(what, how)
-	if os.Getenv(EnvRequireDeps) == "1" {
+	if envvar.RequireDeps.Get() == "1" {
 		tb.Fatal(line + " (" + EnvRequireDeps + "=1: required)")
 	}
 	tb.Skip(line)

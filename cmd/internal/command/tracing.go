@@ -3,7 +3,7 @@ package command
 import (
 	"context"
 	"fmt"
-	"os"
+	"github.com/artnet/artnet/internal/envvar"
 	"strings"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -23,15 +23,15 @@ import (
 // itself. shutdown flushes the spans still batched.
 func setupTracing(ctx context.Context) (tp trace.TracerProvider, shutdown func(context.Context) error, err error) {
 	none := func(context.Context) error { return nil }
-	if os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") == "" && os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") == "" {
+	if envvar.OTLPEndpoint.Get() == "" && envvar.OTLPTracesEndpoint.Get() == "" {
 		return nil, none, nil
 	}
-	if strings.EqualFold(os.Getenv("OTEL_SDK_DISABLED"), "true") {
+	if strings.EqualFold(envvar.OTelDisabled.Get(), "true") {
 		return nil, none, nil
 	}
-	proto := os.Getenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+	proto := envvar.OTLPTracesProtocol.Get()
 	if proto == "" {
-		proto = os.Getenv("OTEL_EXPORTER_OTLP_PROTOCOL")
+		proto = envvar.OTLPProtocol.Get()
 	}
 	var exp sdktrace.SpanExporter
 	switch proto {
