@@ -27,9 +27,9 @@ import (
 	"github.com/artnet/artnet/defaultmodel"
 	"github.com/artnet/artnet/heatmap"
 	"github.com/artnet/artnet/models/spec"
+	"github.com/artnet/artnet/onnxrt"
 	"github.com/artnet/artnet/predict"
 	"github.com/artnet/artnet/preprocess"
-	"github.com/artnet/artnet/runtime"
 )
 
 // DefaultTopK is the number of classes per task in a Result's TopK when Options.TopK is 0.
@@ -41,7 +41,7 @@ type Options struct {
 	// 1: none, only the top label).
 	TopK int
 	// Runtime configures ONNX Runtime: library path, providers (cpu, cuda, tensorrt), threads.
-	Runtime runtime.Options
+	Runtime onnxrt.Options
 }
 
 // Model is an opened artnet model.
@@ -55,7 +55,7 @@ type Model struct {
 // Open opens an exported artnet ONNX file in ONNX Runtime. A file that is not an artnet model is
 // refused with a one-line reason naming it.
 func Open(path string, o Options) (*Model, error) {
-	m, err := runtime.Open(path, o.Runtime)
+	m, err := onnxrt.Open(path, o.Runtime)
 	if err != nil {
 		return nil, fmt.Errorf("artnet: %w", err)
 	}
@@ -64,7 +64,7 @@ func Open(path string, o Options) (*Model, error) {
 
 // OpenBytes opens an artnet ONNX model held in memory; name is used in errors.
 func OpenBytes(name string, onnx []byte, o Options) (*Model, error) {
-	m, err := runtime.OpenBytes(name, onnx, o.Runtime)
+	m, err := onnxrt.OpenBytes(name, onnx, o.Runtime)
 	if err != nil {
 		return nil, fmt.Errorf("artnet: %w", err)
 	}
@@ -97,7 +97,7 @@ func Wrap(p predict.Predictor, o Options) (*Model, error) {
 }
 
 // Close releases the model (its ONNX Runtime session). The ONNX Runtime library stays loaded
-// for the process; runtime.Shutdown unloads it once every model is closed.
+// for the process; onnxrt.Shutdown unloads it once every model is closed.
 func (m *Model) Close() error { return m.pl.Predictor().Close() }
 
 // Config returns the model's configuration: classes, input size, preprocessing, token grid.

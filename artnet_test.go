@@ -16,10 +16,10 @@ import (
 	"github.com/artnet/artnet/defaultmodel"
 	"github.com/artnet/artnet/internal/testenv"
 	"github.com/artnet/artnet/models/spec"
+	"github.com/artnet/artnet/onnxrt"
+	"github.com/artnet/artnet/onnxrt/runtimetest"
 	"github.com/artnet/artnet/predict"
 	"github.com/artnet/artnet/preprocess"
-	"github.com/artnet/artnet/runtime"
-	"github.com/artnet/artnet/runtime/runtimetest"
 )
 
 func openDefault(t *testing.T, o Options) *Model {
@@ -44,7 +44,7 @@ func TestPredictMatchesLowerPackages(t *testing.T) {
 	m := openDefault(t, Options{TopK: 3})
 	path := testenv.Testdata(t, testenv.StarryNight)
 
-	rt, err := runtime.OpenBytes(defaultmodel.Name, defaultmodel.Bytes(), runtime.Options{IntraOpThreads: 1})
+	rt, err := onnxrt.OpenBytes(defaultmodel.Name, defaultmodel.Bytes(), onnxrt.Options{IntraOpThreads: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	gomlxcontext "github.com/gomlx/gomlx/pkg/ml/context"
 
-	artgraph "github.com/artnet/artnet/graph"
+	"github.com/artnet/artnet/engine"
 	"github.com/artnet/artnet/models"
 	"github.com/artnet/artnet/models/spec"
 	"github.com/artnet/artnet/train"
@@ -144,7 +144,7 @@ func stepOn(config string, cfg spec.Config, from *string, seed int64, images []f
 			return nil, err
 		}
 	}
-	backend, err := artgraph.NewBackend(config)
+	backend, err := engine.NewBackend(config)
 	if err != nil {
 		return nil, err
 	}

@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	artgraph "github.com/artnet/artnet/graph"
+	"github.com/artnet/artnet/engine"
 	"github.com/artnet/artnet/models/spec"
 	"github.com/artnet/artnet/train"
 	"github.com/artnet/artnet/wikiart"
@@ -21,7 +21,7 @@ func referenceBackend(t *testing.T) string {
 	if c == "" {
 		c = "go:reference"
 	}
-	b, err := artgraph.NewBackend(c)
+	b, err := engine.NewBackend(c)
 	if err != nil {
 		t.Fatalf("reference backend: %v", err)
 	}

@@ -16,10 +16,10 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	gomlxcontext "github.com/gomlx/gomlx/pkg/ml/context"
 
-	artgraph "github.com/artnet/artnet/graph"
+	"github.com/artnet/artnet/engine"
 	"github.com/artnet/artnet/models"
 	"github.com/artnet/artnet/models/spec"
-	ortrt "github.com/artnet/artnet/runtime"
+	"github.com/artnet/artnet/onnxrt"
 )
 
 // InferOptions configure Infer. The model is, in this order: the exported ONNX file (run in ONNX
@@ -34,7 +34,7 @@ type InferOptions struct {
 	// Backend is the GoMLX backend config ("" → $GOMLX_BACKEND or "go").
 	Backend string
 	// ORT configures ONNX Runtime (providers, threads, library) for ONNX.
-	ORT ortrt.Options
+	ORT onnxrt.Options
 	// Reference, for ONNX, is a second provider list (e.g. ["cpu"]) that runs the same input once;
 	// the report then holds the largest difference of any output.
 	Reference []string
@@ -60,8 +60,8 @@ func Infer(ctx context.Context, o InferOptions) (*Report, error) {
 	)
 	switch {
 	case o.ONNX != "":
-		var m *ortrt.Model
-		if m, err = ortrt.Open(o.ONNX, o.ORT); err != nil {
+		var m *onnxrt.Model
+		if m, err = onnxrt.Open(o.ONNX, o.ORT); err != nil {
 			return nil, err
 		}
 		defer m.Close()
@@ -128,7 +128,7 @@ func Infer(ctx context.Context, o InferOptions) (*Report, error) {
 	if o.ONNX != "" && len(o.Reference) > 0 {
 		ro := o.ORT
 		ro.Providers = o.Reference
-		ref, err := ortrt.Open(o.ONNX, ro)
+		ref, err := onnxrt.Open(o.ONNX, ro)
 		if err != nil {
 			return nil, fmt.Errorf("reference providers %v: %w", o.Reference, err)
 		}
@@ -181,7 +181,7 @@ func RandomImages(batch, size int, seed int64) []float32 {
 	return v
 }
 
-func ortRunner(ctx context.Context, m *ortrt.Model, batch int) func([]float32) ([][]float32, error) {
+func ortRunner(ctx context.Context, m *onnxrt.Model, batch int) func([]float32) ([][]float32, error) {
 	return func(images []float32) ([][]float32, error) {
 		res, err := m.Run(ctx, images, batch)
 		if err != nil {
@@ -241,7 +241,7 @@ func newGoMLXRunner(o InferOptions, cfg spec.Config) (*gomlxRunner, error) {
 			return nil, fmt.Errorf("benchmark: random state: %w", err)
 		}
 	}
-	backend, err := artgraph.NewBackend(o.Backend)
+	backend, err := engine.NewBackend(o.Backend)
 	if err != nil {
 		return nil, err
 	}

@@ -10,7 +10,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 	gomlxcontext "github.com/gomlx/gomlx/pkg/ml/context"
 
-	artgraph "github.com/artnet/artnet/graph"
+	"github.com/artnet/artnet/engine"
 	"github.com/artnet/artnet/models"
 	"github.com/artnet/artnet/models/spec"
 )
@@ -43,7 +43,7 @@ func CountMACs(cfg spec.Config, batch int) (m MACs, err error) {
 	if err := cfg.Validate(); err != nil {
 		return m, fmt.Errorf("benchmark: model config: %w", err)
 	}
-	inner, err := artgraph.NewBackend(artgraph.GoBackendName)
+	inner, err := engine.NewBackend(engine.GoBackendName)
 	if err != nil {
 		return m, err
 	}

@@ -20,7 +20,7 @@ type OpShare struct {
 // Package prefixes whose functions OpBreakdown attributes to ops.
 const (
 	simplegoPkg = "github.com/gomlx/gomlx/backends/simplego."
-	artgraphPkg = "github.com/artnet/artnet/graph."
+	enginePkg = "github.com/artnet/artnet/engine."
 )
 
 // OpBreakdown reads a CPU profile (runtime/pprof's format) and splits its CPU time by GoMLX op
@@ -101,7 +101,7 @@ func sampleOp(s *profile.Sample) string {
 // FunctionOp maps a profiled function name to the op it executes: the backend op type for
 // simplego's exec<Op>… functions and DotGeneral's kernel helpers ("exec<Name>" for dispatchers
 // that name no op type); "<Op> (artnet)" for artnet's executors and kernels in graph/ and
-// graph/internal/kernels (the broadcasting binary ops share one executor, so they are one row);
+// engine/internal/kernels (the broadcasting binary ops share one executor, so they are one row);
 // "" otherwise (artnet's other graph functions included: they are looked through).
 func FunctionOp(name string) string {
 	op, _ := functionOp(name)
@@ -140,7 +140,7 @@ var simplegoHelpers = []struct{ prefix, op string }{
 
 // functionOp is FunctionOp that also says whether op is an op (known) or only a fallback name.
 func functionOp(name string) (op string, known bool) {
-	for _, pkg := range []string{artgraphPkg, artgraphPkg[:len(artgraphPkg)-1] + "/internal/kernels."} {
+	for _, pkg := range []string{enginePkg, enginePkg[:len(enginePkg)-1] + "/internal/kernels."} {
 		rest, ok := strings.CutPrefix(name, pkg)
 		if !ok {
 			continue

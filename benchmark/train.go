@@ -10,7 +10,7 @@ import (
 	"os"
 	"runtime/pprof"
 
-	artgraph "github.com/artnet/artnet/graph"
+	"github.com/artnet/artnet/engine"
 	"github.com/artnet/artnet/internal/cpustat"
 	"github.com/artnet/artnet/models/spec"
 	"github.com/artnet/artnet/train"
@@ -108,7 +108,7 @@ func Train(ctx context.Context, o TrainOptions, log *slog.Logger) (*Report, erro
 	return r, nil
 }
 
-func backendName(config string) string { return artgraph.BackendConfig(config) }
+func backendName(config string) string { return engine.BackendConfig(config) }
 
 // Noise is a train.Dataset of n fixed images of normalized Gaussian noise with random labels:
 // a benchmark's data, which costs one copy per example.

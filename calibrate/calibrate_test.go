@@ -8,8 +8,8 @@ import (
 
 	"github.com/artnet/artnet/calibrate"
 	"github.com/artnet/artnet/models/spec"
-	artrt "github.com/artnet/artnet/runtime"
-	"github.com/artnet/artnet/runtime/runtimetest"
+	"github.com/artnet/artnet/onnxrt"
+	"github.com/artnet/artnet/onnxrt/runtimetest"
 )
 
 // overconfident draws n rows of k classes whose labels follow softmax(z) while the rows report
@@ -136,8 +136,8 @@ func TestApplyInONNXRuntime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	open := func(name string, b []byte) *artrt.Model {
-		m, err := artrt.OpenBytes(name, b, artrt.Options{})
+	open := func(name string, b []byte) *onnxrt.Model {
+		m, err := onnxrt.OpenBytes(name, b, onnxrt.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -158,7 +158,7 @@ func TestApplyInONNXRuntime(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, c := range []struct {
-		m     *artrt.Model
+		m     *onnxrt.Model
 		temps map[string]float64
 	}{{m1, temps}, {m2, map[string]float64{"style": 3, "artist": 0.5}}} {
 		r, err := c.m.Run(context.Background(), images, batch)

@@ -6,8 +6,8 @@ import (
 
 	"github.com/artnet/artnet/internal/testenv"
 	"github.com/artnet/artnet/models/spec"
+	"github.com/artnet/artnet/onnxrt"
 	"github.com/artnet/artnet/preprocess"
-	artrt "github.com/artnet/artnet/runtime"
 )
 
 // TestEmbeddedModelValidates: the embedded file is an artnet model (metadata, inputs, outputs)
@@ -35,7 +35,7 @@ func TestEmbeddedModelValidates(t *testing.T) {
 // probabilities per task sum to 1, and the predicted style is one of the 11 styles that had
 // training images (the other 16 never occur as labels, so training pushes them down).
 func TestEmbeddedModelPredictsPainting(t *testing.T) {
-	m, err := artrt.OpenBytes(Name, Bytes(), artrt.Options{IntraOpThreads: 1})
+	m, err := onnxrt.OpenBytes(Name, Bytes(), onnxrt.Options{IntraOpThreads: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,7 +24,7 @@ import (
 	"github.com/artnet/artnet/models"
 	"github.com/artnet/artnet/models/spec"
 	"github.com/artnet/artnet/onnxpb"
-	"github.com/artnet/artnet/runtime"
+	"github.com/artnet/artnet/onnxrt"
 )
 
 // Environment of BenchmarkB4ORT.
@@ -53,9 +53,9 @@ const (
 // random weights) exported by artnet and run in ONNX Runtime on the CPU with 2 intra-op threads:
 //
 //	export    export.Model + proto.Marshal (metric s/export)
-//	open      runtime.OpenBytes + Close (metric ms/open); the file's MB, its size over
+//	open      onnxrt.OpenBytes + Close (metric ms/open); the file's MB, its size over
 //	          4 bytes × parameter count (x4params), node count, and op counts in the log
-//	batch=N   runtime.Model.Run at N = 1, 8, 32 after one warm-up run (ms/image, images/s, and
+//	batch=N   onnxrt.Model.Run at N = 1, 8, 32 after one warm-up run (ms/image, images/s, and
 //	          cpu-ms/image: the process's CPU time, which includes ORT's spinning threads)
 //
 // With ARTNET_BENCH_ONNX=path the same harness measures that artnet ONNX file instead (no export).
@@ -73,7 +73,7 @@ func BenchmarkB4ORT(b *testing.B) {
 		}
 		threads = n
 	}
-	if err := runtime.Init(""); err != nil {
+	if err := onnxrt.Init(""); err != nil {
 		b.Fatalf("ONNX Runtime: %v", err)
 	}
 	var (
@@ -138,11 +138,11 @@ func BenchmarkB4ORT(b *testing.B) {
 	if err := proto.Unmarshal(data, &mp); err != nil {
 		b.Fatalf("%s: %v", name, err)
 	}
-	opts := runtime.Options{IntraOpThreads: threads}
+	opts := onnxrt.Options{IntraOpThreads: threads}
 
 	b.Run("open", func(b *testing.B) {
 		for i := 0; i < b.N; i++ {
-			m, err := runtime.OpenBytes(name, data, opts)
+			m, err := onnxrt.OpenBytes(name, data, opts)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -159,7 +159,7 @@ func BenchmarkB4ORT(b *testing.B) {
 			len(mp.GetGraph().GetInitializer()), sortedOpCounts(&mp))
 	})
 
-	m, err := runtime.OpenBytes(name, data, opts)
+	m, err := onnxrt.OpenBytes(name, data, opts)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -203,8 +203,8 @@ func BenchmarkB4ORT(b *testing.B) {
 }
 
 // racePaired alternates runs of m and of the model in file other at batch 1, 8, 32.
-func racePaired(b *testing.B, m *runtime.Model, other string, opts runtime.Options) {
-	r, err := runtime.Open(other, opts)
+func racePaired(b *testing.B, m *onnxrt.Model, other string, opts onnxrt.Options) {
+	r, err := onnxrt.Open(other, opts)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -214,7 +214,7 @@ func racePaired(b *testing.B, m *runtime.Model, other string, opts runtime.Optio
 		x := randInput(uint64(batch), batch*3*it.Height*it.Width)
 		b.Run(fmt.Sprintf("vs/batch=%d", batch), func(b *testing.B) {
 			ctx := gocontext.Background()
-			timed := func(mod *runtime.Model) float64 {
+			timed := func(mod *onnxrt.Model) float64 {
 				t0 := time.Now()
 				if _, err := mod.Run(ctx, x, batch); err != nil {
 					b.Fatal(err)
@@ -275,8 +275,8 @@ func maxOf(v []float64) float64 {
 
 // compareORT runs m and the model in file ref on the same batch of 2 and logs the largest
 // absolute difference per output.
-func compareORT(b *testing.B, m *runtime.Model, ref string, opts runtime.Options) {
-	r, err := runtime.Open(ref, opts)
+func compareORT(b *testing.B, m *onnxrt.Model, ref string, opts onnxrt.Options) {
+	r, err := onnxrt.Open(ref, opts)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -17,11 +17,11 @@ import (
 	ort "github.com/yalue/onnxruntime_go"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/artnet/artnet/engine"
 	"github.com/artnet/artnet/export"
-	artgraph "github.com/artnet/artnet/graph"
 	"github.com/artnet/artnet/internal/testenv"
 	"github.com/artnet/artnet/onnxpb"
-	"github.com/artnet/artnet/runtime"
+	"github.com/artnet/artnet/onnxrt"
 )
 
 // goBackend evaluates the reference outputs. ops_sequential: simplego v0.26 can deadlock when
@@ -31,7 +31,7 @@ var goBackend backends.Backend
 func backend(t testing.TB) backends.Backend {
 	t.Helper()
 	if goBackend == nil {
-		b, err := artgraph.NewBackend("go:ops_sequential")
+		b, err := engine.NewBackend("go:ops_sequential")
 		if err != nil {
 			t.Fatalf("GoMLX backend: %v", err)
 		}
@@ -78,7 +78,7 @@ func gomlxRun(t testing.TB, ctx *context.Context, fn func(*context.Context, *gra
 // ortRun runs the model in ONNX Runtime on one float32 input; it returns outputs and their shapes.
 func ortRun(t testing.TB, m *onnxpb.ModelProto, x []float32, dims []int) ([][]float32, [][]int64) {
 	t.Helper()
-	if err := runtime.Init(""); err != nil {
+	if err := onnxrt.Init(""); err != nil {
 		t.Fatalf("ONNX Runtime: %v", err)
 	}
 	data, err := proto.Marshal(m)

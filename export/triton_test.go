@@ -11,8 +11,8 @@ import (
 
 	"github.com/artnet/artnet/models/spec"
 	"github.com/artnet/artnet/onnxpb"
-	artrt "github.com/artnet/artnet/runtime"
-	"github.com/artnet/artnet/runtime/runtimetest"
+	"github.com/artnet/artnet/onnxrt"
+	"github.com/artnet/artnet/onnxrt/runtimetest"
 )
 
 func TestWriteTritonRepository(t *testing.T) {
@@ -54,7 +54,7 @@ func TestWriteTritonRepository(t *testing.T) {
 			t.Errorf("%s labels: %d lines, want %d in class order", task, len(lines), cfg.NumClasses(task))
 		}
 	}
-	mod, err := artrt.Open(filepath.Join(dir, "artnet", "1", "model.onnx"), artrt.Options{})
+	mod, err := onnxrt.Open(filepath.Join(dir, "artnet", "1", "model.onnx"), onnxrt.Options{})
 	if err != nil {
 		t.Fatalf("repository model does not load: %v", err)
 	}

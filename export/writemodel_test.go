@@ -11,7 +11,7 @@ import (
 	"github.com/artnet/artnet/export"
 	"github.com/artnet/artnet/models/spec"
 	"github.com/artnet/artnet/onnxpb"
-	"github.com/artnet/artnet/runtime/runtimetest"
+	"github.com/artnet/artnet/onnxrt/runtimetest"
 )
 
 // TestWriteModelValidates: WriteModel installs an artnet model the runtime accepts, and refuses

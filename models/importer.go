@@ -21,7 +21,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 
-	artgraph "github.com/artnet/artnet/graph"
+	"github.com/artnet/artnet/engine"
 	"github.com/artnet/artnet/internal/errtext"
 	"github.com/artnet/artnet/models/spec"
 	"github.com/artnet/artnet/safetensors"
@@ -241,7 +241,7 @@ func importFile(f *safetensors.File, path string, cfg spec.Config, o ImportOptio
 	if o.Seed != 0 {
 		ctx.SetParam(context.ParamInitialSeed, o.Seed)
 	}
-	backend, err := artgraph.NewBackend(artgraph.GoBackendName)
+	backend, err := engine.NewBackend(engine.GoBackendName)
 	if err != nil {
 		return nil, nil, fmt.Errorf("GoMLX backend: %w", err)
 	}

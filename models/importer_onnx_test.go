@@ -15,7 +15,7 @@ import (
 	"github.com/artnet/artnet/export"
 	"github.com/artnet/artnet/models"
 	"github.com/artnet/artnet/models/spec"
-	"github.com/artnet/artnet/runtime"
+	"github.com/artnet/artnet/onnxrt"
 	"github.com/artnet/artnet/safetensors"
 )
 
@@ -43,7 +43,7 @@ func TestImportedModelInONNXRuntime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt, err := runtime.OpenBytes("imported-tiny.onnx", onnx, runtime.Options{})
+	rt, err := onnxrt.OpenBytes("imported-tiny.onnx", onnx, onnxrt.Options{})
 	if err != nil {
 		t.Fatalf("%v (ONNX Runtime: run scripts/setup-ort.sh)", err)
 	}

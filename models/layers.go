@@ -11,7 +11,7 @@ import (
 	timage "github.com/gomlx/gomlx/pkg/core/tensors/images"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 
-	artgraph "github.com/artnet/artnet/graph"
+	"github.com/artnet/artnet/engine"
 )
 
 // Node is a GoMLX graph node.
@@ -193,7 +193,7 @@ func useShiftedDepthwise(ctx *context.Context, g *graph.Graph) bool {
 		return true
 	case DepthwiseAuto, "":
 		switch b := g.Backend().(type) {
-		case *artgraph.Backend:
+		case *engine.Backend:
 			// artnet's fast "go" backend runs the grouped convolution and both its gradients
 			// as single kernels; "go:reference" (GoMLX's own executors) keeps the shifted form.
 			return !b.FastDepthwise()

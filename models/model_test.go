@@ -14,7 +14,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 
-	artgraph "github.com/artnet/artnet/graph"
+	"github.com/artnet/artnet/engine"
 	"github.com/artnet/artnet/models/spec"
 )
 
@@ -26,7 +26,7 @@ var (
 // backend returns artnet's pure-Go backend (simplego with the gradient gap fixes).
 func backend(t testing.TB) backends.Backend {
 	backendOnce.Do(func() {
-		b, err := artgraph.NewBackend(artgraph.GoBackendName)
+		b, err := engine.NewBackend(engine.GoBackendName)
 		if err != nil {
 			t.Fatalf("graph.NewBackend: %v", err)
 		}

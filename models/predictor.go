@@ -11,7 +11,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	gomlxcontext "github.com/gomlx/gomlx/pkg/ml/context"
 
-	artgraph "github.com/artnet/artnet/graph"
+	"github.com/artnet/artnet/engine"
 	"github.com/artnet/artnet/models/spec"
 	"github.com/artnet/artnet/predict"
 )
@@ -35,7 +35,7 @@ func OpenPredictor(dir, backendConfig string) (*Predictor, error) {
 	if err != nil {
 		return nil, err
 	}
-	backend, err := artgraph.NewBackend(backendConfig)
+	backend, err := engine.NewBackend(backendConfig)
 	if err != nil {
 		return nil, err
 	}

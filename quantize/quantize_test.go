@@ -14,13 +14,13 @@ import (
 	"github.com/artnet/artnet/internal/testenv"
 	"github.com/artnet/artnet/models/spec"
 	"github.com/artnet/artnet/onnxpb"
+	"github.com/artnet/artnet/onnxrt"
 	"github.com/artnet/artnet/preprocess"
-	"github.com/artnet/artnet/runtime"
 )
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if err := runtime.Shutdown(); err != nil && code == 0 {
+	if err := onnxrt.Shutdown(); err != nil && code == 0 {
 		code = 1
 	}
 	os.Exit(code)
@@ -91,7 +91,7 @@ func TestPerChannel(t *testing.T) {
 // the file (QDQ structure, metadata, interface) and that ONNX Runtime's outputs stay close to the
 // float model's on the calibration images.
 func TestModelDefault(t *testing.T) {
-	if err := runtime.Init(""); err != nil {
+	if err := onnxrt.Init(""); err != nil {
 		t.Fatalf("ONNX Runtime: %v", err)
 	}
 	fp := defaultmodel.Bytes()
@@ -183,13 +183,13 @@ func checkStructure(t *testing.T, m *onnxpb.ModelProto, act string) {
 // each task must agree on most images and the probabilities stay close.
 func compareORT(t *testing.T, fp, q []byte, batches [][]float32) {
 	t.Helper()
-	opts := runtime.Options{IntraOpThreads: 2}
-	a, err := runtime.OpenBytes("fp32", fp, opts)
+	opts := onnxrt.Options{IntraOpThreads: 2}
+	a, err := onnxrt.OpenBytes("fp32", fp, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	b, err := runtime.OpenBytes("int8", q, opts)
+	b, err := onnxrt.OpenBytes("int8", q, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

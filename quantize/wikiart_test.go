@@ -12,8 +12,8 @@ import (
 	"github.com/artnet/artnet/evaluate"
 	"github.com/artnet/artnet/internal/testenv"
 	"github.com/artnet/artnet/models/spec"
+	"github.com/artnet/artnet/onnxrt"
 	"github.com/artnet/artnet/preprocess"
-	"github.com/artnet/artnet/runtime"
 	"github.com/artnet/artnet/wikiart"
 )
 
@@ -26,7 +26,7 @@ func TestDefaultModelWikiArt(t *testing.T) {
 	if testing.Short() {
 		t.Skip("quantizes and evaluates the built-in model on WikiArt (about a minute): not with -short")
 	}
-	if err := runtime.Init(""); err != nil {
+	if err := onnxrt.Init(""); err != nil {
 		t.Fatalf("ONNX Runtime: %v", err)
 	}
 	fp := defaultmodel.Bytes()
@@ -55,7 +55,7 @@ func TestDefaultModelWikiArt(t *testing.T) {
 		t.Fatal(err)
 	}
 	top1 := func(name string, data []byte) map[string]float64 {
-		p, err := runtime.OpenBytes(name, data, runtime.Options{IntraOpThreads: 2})
+		p, err := onnxrt.OpenBytes(name, data, onnxrt.Options{IntraOpThreads: 2})
 		if err != nil {
 			t.Fatal(err)
 		}

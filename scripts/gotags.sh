@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # gotags.sh — prints the go build flag for this machine's native libraries: nothing when
 # OpenBLAS's header (cblas.h, Debian libopenblas-dev) compiles with cgo's C compiler, else
-# `-tags=noblas` (graph/'s pure-Go matrix-product loop instead of OpenBLAS) plus one line on
+# `-tags=noblas` (engine/'s pure-Go matrix-product loop instead of OpenBLAS) plus one line on
 # stderr saying so. With ARTNET_REQUIRE_DEPS=1 a missing OpenBLAS is an error (exit 1).
 # The Makefile calls it for every build, vet and test; `artnet doctor` reports the result.
 set -uo pipefail

@@ -21,7 +21,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/artnet/artnet/defaultmodel"
-	artrt "github.com/artnet/artnet/runtime"
+	"github.com/artnet/artnet/onnxrt"
 	"github.com/artnet/artnet/server/kservepb"
 )
 
@@ -64,7 +64,7 @@ func TestAbuse(t *testing.T) {
 		t.Fatal(err)
 	}
 	bomb := bombPNG(t, sz.bombSide, sz.bombSide)
-	m, err := artrt.OpenBytes(defaultmodel.Name, defaultmodel.Bytes(), artrt.Options{})
+	m, err := onnxrt.OpenBytes(defaultmodel.Name, defaultmodel.Bytes(), onnxrt.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

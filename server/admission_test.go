@@ -19,8 +19,8 @@ import (
 	"time"
 
 	"github.com/artnet/artnet/models/spec"
+	"github.com/artnet/artnet/onnxrt/runtimetest"
 	"github.com/artnet/artnet/preprocess"
-	"github.com/artnet/artnet/runtime/runtimetest"
 )
 
 // bombPNG is a w×h 16-bit RGBA PNG of zeros: a few hundred KB that decode to w·h·8 bytes.

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/artnet/artnet/internal/cpustat"
-	"github.com/artnet/artnet/runtime/runtimetest"
+	"github.com/artnet/artnet/onnxrt/runtimetest"
 )
 
 // BenchmarkProtocols compares KServe v2 over gRPC with v2 over HTTP on one Server (same model,

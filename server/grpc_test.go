@@ -23,9 +23,9 @@ import (
 
 	"github.com/artnet/artnet/internal/testcert"
 	"github.com/artnet/artnet/models/spec"
+	"github.com/artnet/artnet/onnxrt/runtimetest"
 	"github.com/artnet/artnet/predict"
 	"github.com/artnet/artnet/preprocess"
-	"github.com/artnet/artnet/runtime/runtimetest"
 	"github.com/artnet/artnet/server/kservepb"
 )
 

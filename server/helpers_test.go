@@ -21,19 +21,19 @@ import (
 	"time"
 
 	"github.com/artnet/artnet/models/spec"
+	"github.com/artnet/artnet/onnxrt"
+	"github.com/artnet/artnet/onnxrt/runtimetest"
 	"github.com/artnet/artnet/predict"
 	"github.com/artnet/artnet/preprocess"
-	artrt "github.com/artnet/artnet/runtime"
-	"github.com/artnet/artnet/runtime/runtimetest"
 )
 
 func TestMain(m *testing.M) {
-	if err := artrt.Init(""); err != nil {
+	if err := onnxrt.Init(""); err != nil {
 		fmt.Fprintln(os.Stderr, "server tests need ONNX Runtime (scripts/setup-ort.sh):", err)
 		os.Exit(1)
 	}
 	code := m.Run()
-	if err := artrt.Shutdown(); err != nil {
+	if err := onnxrt.Shutdown(); err != nil {
 		fmt.Fprintln(os.Stderr, "server tests:", err)
 		code = 1
 	}
@@ -41,9 +41,9 @@ func TestMain(m *testing.M) {
 }
 
 // tinyModel opens runtimetest's artnet-shaped model for spec.Tiny() (64×64 input, 4×4 tokens).
-func tinyModel(t testing.TB) *artrt.Model {
+func tinyModel(t testing.TB) *onnxrt.Model {
 	t.Helper()
-	return runtimetest.Open(t, runtimetest.Model{Config: spec.Tiny()}, artrt.Options{IntraOpThreads: 1})
+	return runtimetest.Open(t, runtimetest.Model{Config: spec.Tiny()}, onnxrt.Options{IntraOpThreads: 1})
 }
 
 // gated wraps a predictor: it counts runs and, while release is open, blocks every Run until

@@ -19,10 +19,10 @@ import (
 	"github.com/artnet/artnet/internal/cpustat"
 	"github.com/artnet/artnet/internal/testenv"
 	"github.com/artnet/artnet/models/spec"
+	"github.com/artnet/artnet/onnxrt"
+	"github.com/artnet/artnet/onnxrt/runtimetest"
 	"github.com/artnet/artnet/predict"
 	"github.com/artnet/artnet/preprocess"
-	artrt "github.com/artnet/artnet/runtime"
-	"github.com/artnet/artnet/runtime/runtimetest"
 )
 
 // Load benchmarks: a Go load generator on loopback against a real Server.
@@ -43,7 +43,7 @@ func benchModel(b *testing.B) predict.Predictor {
 	b.Helper()
 	threads, _ := strconv.Atoi(os.Getenv("ARTNET_BENCH_THREADS"))
 	if p := os.Getenv("ARTNET_BENCH_MODEL"); p != "" {
-		m, err := artrt.Open(p, artrt.Options{IntraOpThreads: threads, NoSpin: os.Getenv("ARTNET_BENCH_NOSPIN") == "1"})
+		m, err := onnxrt.Open(p, onnxrt.Options{IntraOpThreads: threads, NoSpin: os.Getenv("ARTNET_BENCH_NOSPIN") == "1"})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -51,7 +51,7 @@ func benchModel(b *testing.B) predict.Predictor {
 		return m
 	}
 	if slow, _ := strconv.Atoi(os.Getenv("ARTNET_BENCH_SLOW")); slow > 0 {
-		m, err := artrt.OpenBytes("slow.onnx", runtimetest.Model{Config: spec.Tiny(), SlowMatMuls: slow}.Bytes(), artrt.Options{IntraOpThreads: threads})
+		m, err := onnxrt.OpenBytes("slow.onnx", runtimetest.Model{Config: spec.Tiny(), SlowMatMuls: slow}.Bytes(), onnxrt.Options{IntraOpThreads: threads})
 		if err != nil {
 			b.Fatal(err)
 		}

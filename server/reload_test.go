@@ -13,9 +13,9 @@ import (
 	"testing"
 
 	"github.com/artnet/artnet/models/spec"
+	"github.com/artnet/artnet/onnxrt"
+	"github.com/artnet/artnet/onnxrt/runtimetest"
 	"github.com/artnet/artnet/predict"
-	artrt "github.com/artnet/artnet/runtime"
-	"github.com/artnet/artnet/runtime/runtimetest"
 )
 
 // counted records its Close.
@@ -31,7 +31,7 @@ func (c *counted) Close() error {
 
 func openTiny(t testing.TB, m runtimetest.Model) predict.Predictor {
 	t.Helper()
-	p, err := artrt.OpenBytes("tiny.onnx", m.Bytes(), artrt.Options{IntraOpThreads: 1})
+	p, err := onnxrt.OpenBytes("tiny.onnx", m.Bytes(), onnxrt.Options{IntraOpThreads: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

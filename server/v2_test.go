@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/artnet/artnet/models/spec"
-	"github.com/artnet/artnet/runtime/runtimetest"
+	"github.com/artnet/artnet/onnxrt/runtimetest"
 )
 
 func TestV2Metadata(t *testing.T) {

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/artnet/artnet/engine"
 	"github.com/artnet/artnet/export"
-	artgraph "github.com/artnet/artnet/graph"
 	"github.com/artnet/artnet/models"
 	"github.com/artnet/artnet/models/spec"
 )
@@ -80,7 +80,7 @@ func TestEMA(t *testing.T) {
 	if n != len(prev) {
 		t.Errorf("ema checkpoint holds %d variables, want %d", n, len(prev))
 	}
-	backend, err := artgraph.NewBackend("go")
+	backend, err := engine.NewBackend("go")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	gomlxcontext "github.com/gomlx/gomlx/pkg/ml/context"
 
-	artgraph "github.com/artnet/artnet/graph"
+	"github.com/artnet/artnet/engine"
 	"github.com/artnet/artnet/models"
 	"github.com/artnet/artnet/models/spec"
 	"github.com/artnet/artnet/safetensors"
@@ -28,7 +28,7 @@ func backboneFeatures(t *testing.T, mctx *gomlxcontext.Context, cfg spec.Config,
 	if err != nil {
 		t.Fatal(err)
 	}
-	backend, err := artgraph.NewBackend(artgraph.GoBackendName)
+	backend, err := engine.NewBackend(engine.GoBackendName)
 	if err != nil {
 		t.Fatal(err)
 	}

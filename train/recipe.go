@@ -28,7 +28,7 @@ import (
 	gomlxcontext "github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/gomlx/gomlx/pkg/ml/train/optimizers"
 
-	artgraph "github.com/artnet/artnet/graph"
+	"github.com/artnet/artnet/engine"
 	"github.com/artnet/artnet/models/spec"
 )
 
@@ -283,6 +283,6 @@ func (t *trainer) newRecipeExecs() error {
 
 // backendName is the name part of a backend config ("" → $GOMLX_BACKEND → go).
 func backendName(config string) string {
-	name, _, _ := strings.Cut(artgraph.BackendConfig(config), ":")
+	name, _, _ := strings.Cut(engine.BackendConfig(config), ":")
 	return name
 }

@@ -20,7 +20,7 @@ import (
 	gomlxcontext "github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/gomlx/gomlx/pkg/ml/train/optimizers"
 
-	artgraph "github.com/artnet/artnet/graph"
+	"github.com/artnet/artnet/engine"
 	"github.com/artnet/artnet/internal/atomicfile"
 	"github.com/artnet/artnet/internal/errtext"
 	"github.com/artnet/artnet/internal/tfevents"
@@ -359,7 +359,7 @@ func Run(ctx context.Context, o Options, trainSet, valSet Dataset, log *slog.Log
 		}
 	}()
 
-	backend, err := artgraph.NewBackend(o.Backend)
+	backend, err := engine.NewBackend(o.Backend)
 	if err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}

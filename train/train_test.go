@@ -20,7 +20,7 @@ import (
 	gomlxcontext "github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/gomlx/gomlx/pkg/ml/layers"
 
-	artgraph "github.com/artnet/artnet/graph"
+	"github.com/artnet/artnet/engine"
 	"github.com/artnet/artnet/models"
 	"github.com/artnet/artnet/models/spec"
 )
@@ -493,7 +493,7 @@ func loadCheckpoint(t *testing.T, dir string) (*gomlxcontext.Context, spec.Confi
 	if err != nil {
 		t.Fatal(err)
 	}
-	backend, err := artgraph.NewBackend("")
+	backend, err := engine.NewBackend("")
 	if err != nil {
 		t.Fatal(err)
 	}

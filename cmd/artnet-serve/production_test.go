@@ -20,7 +20,7 @@ import (
 	"github.com/artnet/artnet/internal/atomicfile"
 	"github.com/artnet/artnet/internal/testcert"
 	"github.com/artnet/artnet/models/spec"
-	"github.com/artnet/artnet/runtime/runtimetest"
+	"github.com/artnet/artnet/onnxrt/runtimetest"
 )
 
 // servedBinary is a running artnet-serve, over HTTPS with a token.

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/artnet/artnet/internal/testenv"
-	"github.com/artnet/artnet/runtime/runtimetest"
+	"github.com/artnet/artnet/onnxrt/runtimetest"
 )
 
 // The independent client: Debian's python3-grpcio compiling KServe's published proto

@@ -17,7 +17,7 @@ import (
 	"github.com/artnet/artnet/internal/atomicfile"
 	"github.com/artnet/artnet/internal/errtext"
 	"github.com/artnet/artnet/models/spec"
-	ortrt "github.com/artnet/artnet/runtime"
+	"github.com/artnet/artnet/onnxrt"
 	"github.com/artnet/artnet/train"
 )
 
@@ -82,7 +82,7 @@ func benchCommand() *cli.Command {
 					}
 					o := benchmark.InferOptions{Checkpoint: c.String("checkpoint"), ONNX: c.String("onnx"),
 						Steps: c.Int("steps"), Warmup: c.Int("warmup"), Backend: c.String("backend"), Seed: c.Int64("seed"),
-						ORT: ortrt.Options{LibraryPath: c.String("ort-lib"), Providers: splitList(c.String("provider")),
+						ORT: onnxrt.Options{LibraryPath: c.String("ort-lib"), Providers: splitList(c.String("provider")),
 							IntraOpThreads: c.Int("threads"), TensorRTCacheDir: c.String("trt-cache"), ProviderLibraries: libs},
 						Reference: splitList(c.String("reference-provider")), ReferenceCheckpoint: c.String("reference-checkpoint")}
 					if o.Config, o.Batch, err = benchConfig(c); err != nil {

@@ -13,7 +13,7 @@ import (
 
 	"github.com/artnet/artnet/benchmark"
 	"github.com/artnet/artnet/models/spec"
-	"github.com/artnet/artnet/runtime/runtimetest"
+	"github.com/artnet/artnet/onnxrt/runtimetest"
 )
 
 func runBenchCmd(t *testing.T, args ...string) (string, error) {

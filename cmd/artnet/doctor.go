@@ -11,10 +11,10 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/artnet/artnet/cmd/internal/command"
-	artgraph "github.com/artnet/artnet/graph"
+	"github.com/artnet/artnet/engine"
 	"github.com/artnet/artnet/internal/errtext"
+	"github.com/artnet/artnet/onnxrt"
 	"github.com/artnet/artnet/preprocess"
-	ortrt "github.com/artnet/artnet/runtime"
 )
 
 func doctorCommand() *cli.Command {
@@ -43,7 +43,7 @@ func doctorCommand() *cli.Command {
 // not counted; so is a plugin library (--ep-lib) that fails to register, which is shown.
 func doctor(w io.Writer, ortLib string, epLibs map[string]string) (problems int) {
 	fmt.Fprintln(w, "ONNX Runtime (serving, export parity):")
-	path, source, err := ortrt.FindLibrary(ortLib)
+	path, source, err := onnxrt.FindLibrary(ortLib)
 	switch {
 	case err != nil:
 		problems++
@@ -51,35 +51,35 @@ func doctor(w io.Writer, ortLib string, epLibs map[string]string) (problems int)
 		fmt.Fprintln(w, "  fix:       make ort   (scripts/setup-ort.sh: ONNX Runtime 1.30.0 from npm onnxruntime-node)")
 	default:
 		fmt.Fprintf(w, "  library:   %s (found via %s)\n", path, source)
-		if err := ortrt.Init(path); err != nil {
+		if err := onnxrt.Init(path); err != nil {
 			problems++
 			fmt.Fprintf(w, "  load:      FAILED — %v\n", err)
 			break
 		}
-		fmt.Fprintf(w, "  version:   %s\n", ortrt.Version())
+		fmt.Fprintf(w, "  version:   %s\n", onnxrt.Version())
 		for _, p := range slices.Sorted(maps.Keys(epLibs)) {
-			if err := ortrt.RegisterProviderLibrary(p, epLibs[p]); err != nil {
+			if err := onnxrt.RegisterProviderLibrary(p, epLibs[p]); err != nil {
 				fmt.Fprintf(w, "  ep-lib:    FAILED — %s\n", errtext.OneLine(err))
 			}
 		}
-		probe, err := ortrt.ProbeProviders()
+		probe, err := onnxrt.ProbeProviders()
 		if err != nil {
 			problems++
 			fmt.Fprintf(w, "  providers: FAILED — %v\n", err)
 			break
 		}
 		var provs []string
-		for _, p := range ortrt.KnownProviders {
+		for _, p := range onnxrt.KnownProviders {
 			if probe[p] == nil {
 				provs = append(provs, p)
 			}
 		}
 		fmt.Fprintf(w, "  providers: %v\n", provs)
-		libs := ortrt.ProviderLibraries()
+		libs := onnxrt.ProviderLibraries()
 		for _, p := range slices.Sorted(maps.Keys(libs)) {
 			fmt.Fprintf(w, "  ep-lib:    %s = %s (registered plugin library)\n", p, libs[p])
 		}
-		if devs, err := ortrt.EPDevices(); err != nil {
+		if devs, err := onnxrt.EPDevices(); err != nil {
 			fmt.Fprintf(w, "  ep devices: FAILED — %s\n", errtext.OneLine(err))
 		} else {
 			for _, d := range devs {
@@ -87,10 +87,10 @@ func doctor(w io.Writer, ortLib string, epLibs map[string]string) (problems int)
 			}
 		}
 		needs := map[string]string{
-			ortrt.CUDA:     "needs an NVIDIA GPU, CUDA 13 + cuDNN 9 and ONNX Runtime's CUDA provider library (libonnxruntime_providers_cuda.so, e.g. npm com.github.asus4.onnxruntime.linux-x64-gpu, beside the ORT library or given with --ep-lib cuda=PATH)",
-			ortrt.TensorRT: "needs TensorRT 10 and libonnxruntime_providers_tensorrt.so beside the ORT library (or --ep-lib tensorrt=PATH)",
+			onnxrt.CUDA:     "needs an NVIDIA GPU, CUDA 13 + cuDNN 9 and ONNX Runtime's CUDA provider library (libonnxruntime_providers_cuda.so, e.g. npm com.github.asus4.onnxruntime.linux-x64-gpu, beside the ORT library or given with --ep-lib cuda=PATH)",
+			onnxrt.TensorRT: "needs TensorRT 10 and libonnxruntime_providers_tensorrt.so beside the ORT library (or --ep-lib tensorrt=PATH)",
 		}
-		for _, p := range []string{ortrt.CUDA, ortrt.TensorRT} {
+		for _, p := range []string{onnxrt.CUDA, onnxrt.TensorRT} {
 			if err := probe[p]; err != nil {
 				fmt.Fprintf(w, "  %-9s  not available (optional) — %s; see README 'GPU'\n", p+":", needs[p])
 				fmt.Fprintf(w, "             why: %s\n", errtext.OneLine(err))
@@ -101,7 +101,7 @@ func doctor(w io.Writer, ortLib string, epLibs map[string]string) (problems int)
 	fmt.Fprintf(w, "  jpeg:      %s\n", preprocess.JPEGDecoder())
 	nativeLibraries(w)
 	fmt.Fprintln(w, "GoMLX backends (training, GoMLX inference):")
-	avail := artgraph.Available()
+	avail := engine.Available()
 	names := make([]string, 0, len(avail))
 	for n := range avail {
 		names = append(names, n)
@@ -109,7 +109,7 @@ func doctor(w io.Writer, ortLib string, epLibs map[string]string) (problems int)
 	sort.Strings(names)
 	for _, n := range names {
 		if err := avail[n]; err != nil {
-			if n == artgraph.GoBackendName {
+			if n == engine.GoBackendName {
 				problems++
 			}
 			fmt.Fprintf(w, "  %-9s  not available — %s\n", n+":", errtext.OneLine(err))
@@ -134,8 +134,8 @@ func nativeLibraries(w io.Writer) {
 		}
 		fmt.Fprintf(w, "  %-14s missing — %s; to add: %s\n", name+":", errtext.OneLine(err), how)
 	}
-	blas := artgraph.DotGeneralKernelError()
-	line("OpenBLAS", blas, "training's matrix products (graph/internal/kernels, cgo)",
+	blas := engine.DotGeneralKernelError()
+	line("OpenBLAS", blas, "training's matrix products (engine/internal/kernels, cgo)",
 		"apt-get install libopenblas-dev, then make build (without it: the pure-Go loop, -tags=noblas)")
 	var turbo error
 	if !preprocess.TurboJPEG() {

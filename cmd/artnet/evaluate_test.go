@@ -24,9 +24,9 @@ import (
 	"github.com/artnet/artnet/internal/testenv"
 	"github.com/artnet/artnet/models"
 	"github.com/artnet/artnet/models/spec"
+	"github.com/artnet/artnet/onnxrt"
 	"github.com/artnet/artnet/predict"
 	"github.com/artnet/artnet/preprocess"
-	ortrt "github.com/artnet/artnet/runtime"
 	"github.com/artnet/artnet/wikiart"
 )
 
@@ -214,7 +214,7 @@ func sameNumbers(t *testing.T, dirA, dirB string) {
 // those numbers are what the model's own predictions say, image by image.
 func TestEvaluateSyntheticBothRuntimes(t *testing.T) {
 	ckpt, onnx := evalTinyModels(t)
-	m, err := ortrt.Open(onnx, ortrt.Options{})
+	m, err := onnxrt.Open(onnx, onnxrt.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	ortrt "github.com/artnet/artnet/runtime"
+	"github.com/artnet/artnet/onnxrt"
 )
 
 // Export straight from PyTorch weights (no training run) gives a model ORT loads and validates,
@@ -17,7 +17,7 @@ func TestExportFromWeightsAndErrors(t *testing.T) {
 		"--weights", "../../testdata/torchref/tiny.safetensors", "--onnx", out); err != nil {
 		t.Fatalf("export: %v", err)
 	}
-	m, err := ortrt.Open(out, ortrt.Options{})
+	m, err := onnxrt.Open(out, onnxrt.Options{})
 	if err != nil {
 		t.Fatalf("exported model does not open: %v", err)
 	}
@@ -59,7 +59,7 @@ func TestExportCheckpointImageSize(t *testing.T) {
 	if _, _, err := runApp(t, "export", "--checkpoint", ckpt, "--image-size", "96", "--onnx", out); err != nil {
 		t.Fatalf("export: %v", err)
 	}
-	m, err := ortrt.Open(out, ortrt.Options{})
+	m, err := onnxrt.Open(out, onnxrt.Options{})
 	if err != nil {
 		t.Fatalf("exported model does not open: %v", err)
 	}

@@ -15,11 +15,11 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/artnet/artnet/cmd/internal/command"
-	artgraph "github.com/artnet/artnet/graph"
+	"github.com/artnet/artnet/engine"
 	"github.com/artnet/artnet/internal/testenv"
 	"github.com/artnet/artnet/models/spec"
+	"github.com/artnet/artnet/onnxrt/runtimetest"
 	"github.com/artnet/artnet/preprocess"
-	"github.com/artnet/artnet/runtime/runtimetest"
 )
 
 var badImages = map[string]string{
@@ -181,7 +181,7 @@ func TestDoctorReportsLibraryAndBackends(t *testing.T) {
 	}
 	// Every optional native library: found, or missing with how to add it, as this build has it.
 	blas, turbo := "OpenBLAS:      found", "libjpeg-turbo: found"
-	if artgraph.DotGeneralKernelError() != nil {
+	if engine.DotGeneralKernelError() != nil {
 		blas = "OpenBLAS:      missing — "
 	}
 	if !preprocess.TurboJPEG() {
@@ -246,7 +246,7 @@ func TestPredictVisualizeAttention(t *testing.T) {
 func buildArtnet(t *testing.T, bin string, extra ...string) {
 	t.Helper()
 	args := []string{"build"}
-	if errors.Is(artgraph.DotGeneralKernelError(), artgraph.ErrNoBLAS) {
+	if errors.Is(engine.DotGeneralKernelError(), engine.ErrNoBLAS) {
 		args = append(args, "-tags=noblas")
 	}
 	args = append(append(args, extra...), "-o", bin, ".")

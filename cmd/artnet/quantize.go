@@ -12,9 +12,9 @@ import (
 
 	"github.com/artnet/artnet/export"
 	"github.com/artnet/artnet/models/spec"
+	"github.com/artnet/artnet/onnxrt"
 	"github.com/artnet/artnet/preprocess"
 	"github.com/artnet/artnet/quantize"
-	"github.com/artnet/artnet/runtime"
 )
 
 func quantizeCommand() *cli.Command {
@@ -74,7 +74,7 @@ func quantizeCommand() *cli.Command {
 			if err != nil {
 				return fmt.Errorf("quantize: %w", err)
 			}
-			if err := runtime.Init(c.String("ort-lib")); err != nil {
+			if err := onnxrt.Init(c.String("ort-lib")); err != nil {
 				return err
 			}
 			var ops []string

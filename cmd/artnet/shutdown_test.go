@@ -7,12 +7,12 @@ import (
 	"testing"
 
 	"github.com/artnet/artnet/cmd/internal/command"
-	ortrt "github.com/artnet/artnet/runtime"
-	"github.com/artnet/artnet/runtime/runtimetest"
+	"github.com/artnet/artnet/onnxrt"
+	"github.com/artnet/artnet/onnxrt/runtimetest"
 )
 
 // TestMainShutsDownORT: the binary's app run through command.Main (what main does) leaves no
-// ONNX Runtime environment behind: the model is closed, then runtime.Shutdown destroys it.
+// ONNX Runtime environment behind: the model is closed, then onnxrt.Shutdown destroys it.
 func TestMainShutsDownORT(t *testing.T) {
 	app := newApp()
 	app.Writer = io.Discard
@@ -20,7 +20,7 @@ func TestMainShutsDownORT(t *testing.T) {
 	if code := command.Main(context.Background(), app, []string{"artnet", "predict", "--model", runtimetest.WriteTiny(t), "../../testdata/images/quad.png"}, &errw); code != 0 {
 		t.Fatalf("exit %d, stderr %q", code, errw.String())
 	}
-	if p := ortrt.LibraryPath(); p != "" {
+	if p := onnxrt.LibraryPath(); p != "" {
 		t.Errorf("after Main the ONNX Runtime environment is still up (library %s)", p)
 	}
 }

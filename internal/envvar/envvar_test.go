@@ -13,11 +13,11 @@ import (
 
 // Every environment read outside tests goes through the registry: no os.Getenv, os.LookupEnv or
 // os.Environ in the repository's non-test Go files except in internal/envvar (and the
-// go:generate tool runtime/internal/ortapigen, which reads $CC at generation time only).
+// go:generate tool onnxrt/internal/ortapigen, which reads $CC at generation time only).
 func TestNoEnvironmentReadOutsideRegistry(t *testing.T) {
 	read := regexp.MustCompile(`\bos\.(Getenv|LookupEnv|Environ)\b`)
 	testenv.GoFiles(t, func(rel string, src []byte) {
-		if strings.HasSuffix(rel, "_test.go") || strings.HasPrefix(rel, "internal/envvar/") || strings.HasPrefix(rel, "runtime/internal/ortapigen/") {
+		if strings.HasSuffix(rel, "_test.go") || strings.HasPrefix(rel, "internal/envvar/") || strings.HasPrefix(rel, "onnxrt/internal/ortapigen/") {
 			return
 		}
 		for i, line := range strings.Split(string(src), "\n") {

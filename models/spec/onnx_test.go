@@ -8,7 +8,7 @@ import (
 
 	"github.com/artnet/artnet/models/spec"
 	"github.com/artnet/artnet/onnxpb"
-	"github.com/artnet/artnet/runtime/runtimetest"
+	"github.com/artnet/artnet/onnxrt/runtimetest"
 )
 
 func TestInspectTiny(t *testing.T) {

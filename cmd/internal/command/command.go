@@ -21,7 +21,7 @@ import (
 
 	"github.com/artnet/artnet/defaultmodel"
 	"github.com/artnet/artnet/internal/errtext"
-	ortrt "github.com/artnet/artnet/runtime"
+	"github.com/artnet/artnet/onnxrt"
 )
 
 // ExitError is an error with the exit status Main gives it (1 for any other error).
@@ -38,7 +38,7 @@ func (e *ExitError) Error() string { return e.Msg }
 func Main(ctx context.Context, app *cli.App, args []string, stderr io.Writer) int {
 	app.ExitErrHandler = func(*cli.Context, error) {} // Main prints and exits
 	err := app.RunContext(ctx, args)
-	if serr := ortrt.Shutdown(); serr != nil {
+	if serr := onnxrt.Shutdown(); serr != nil {
 		err = errors.Join(err, serr)
 	}
 	if err == nil {
@@ -76,11 +76,11 @@ func EPLibFlag() cli.Flag {
 	return &cli.StringSliceFlag{Name: "ep-lib", Usage: "ONNX Runtime plugin execution provider library `NAME=PATH` for --provider NAME (cuda, tensorrt; repeatable), e.g. cuda=third_party/onnxruntime-gpu/libonnxruntime_providers_cuda.so; default: libonnxruntime_providers_NAME.so beside the ORT library when the library lacks NAME"}
 }
 
-// ProviderLibraries reads --ep-lib into runtime.Options.ProviderLibraries (nil when not given).
+// ProviderLibraries reads --ep-lib into onnxrt.Options.ProviderLibraries (nil when not given).
 func ProviderLibraries(c *cli.Context) (map[string]string, error) {
 	var libs map[string]string
 	for _, v := range c.StringSlice("ep-lib") {
-		p, path, err := ortrt.ParseProviderLibrary(v)
+		p, path, err := onnxrt.ParseProviderLibrary(v)
 		if err != nil {
 			return nil, fmt.Errorf("flag --ep-lib: %w", err)
 		}
@@ -110,22 +110,22 @@ func RuntimeFlags() []cli.Flag {
 
 // OpenModel opens the --model file (the built-in default model when --model is not given) in
 // ONNX Runtime with the runtime flags of RuntimeFlags.
-func OpenModel(c *cli.Context) (*ortrt.Model, error) {
+func OpenModel(c *cli.Context) (*onnxrt.Model, error) {
 	o, err := ortOptions(c)
 	if err != nil {
 		return nil, err
 	}
 	if c.String("model") == "" {
 		slog.Debug("no --model: using the built-in default model", "model", defaultmodel.Name)
-		return ortrt.OpenBytes(defaultmodel.Name, defaultmodel.Bytes(), o)
+		return onnxrt.OpenBytes(defaultmodel.Name, defaultmodel.Bytes(), o)
 	}
-	return ortrt.Open(c.String("model"), o)
+	return onnxrt.Open(c.String("model"), o)
 }
 
 // ortOptions reads the runtime flags into ONNX Runtime options.
-func ortOptions(c *cli.Context) (ortrt.Options, error) {
+func ortOptions(c *cli.Context) (onnxrt.Options, error) {
 	if c.Int("threads") < 0 {
-		return ortrt.Options{}, fmt.Errorf("flag --threads: must be >= 0, got %d", c.Int("threads"))
+		return onnxrt.Options{}, fmt.Errorf("flag --threads: must be >= 0, got %d", c.Int("threads"))
 	}
 	var providers []string
 	for _, p := range strings.Split(c.String("provider"), ",") {
@@ -135,9 +135,9 @@ func ortOptions(c *cli.Context) (ortrt.Options, error) {
 	}
 	libs, err := ProviderLibraries(c)
 	if err != nil {
-		return ortrt.Options{}, err
+		return onnxrt.Options{}, err
 	}
-	return ortrt.Options{LibraryPath: c.String("ort-lib"), Providers: providers, IntraOpThreads: c.Int("threads"),
+	return onnxrt.Options{LibraryPath: c.String("ort-lib"), Providers: providers, IntraOpThreads: c.Int("threads"),
 		NoSpin: !c.Bool("ort-spin"), ProviderLibraries: libs}, nil
 }
 

@@ -18,10 +18,10 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/artnet/artnet/models/spec"
+	"github.com/artnet/artnet/onnxrt"
+	"github.com/artnet/artnet/onnxrt/runtimetest"
 	"github.com/artnet/artnet/predict"
 	"github.com/artnet/artnet/preprocess"
-	ortrt "github.com/artnet/artnet/runtime"
-	"github.com/artnet/artnet/runtime/runtimetest"
 )
 
 const fixtures = "../../../testdata/images"
@@ -116,7 +116,7 @@ func TestServeCommand(t *testing.T) {
 // predictOne runs the model directly on a file, as the predict command should.
 func predictOne(t *testing.T, model, file string, k int) *predict.Prediction {
 	t.Helper()
-	m, err := ortrt.Open(model, ortrt.Options{IntraOpThreads: 1})
+	m, err := onnxrt.Open(model, onnxrt.Options{IntraOpThreads: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,8 +13,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/artnet/artnet/internal/errtext"
+	"github.com/artnet/artnet/onnxrt"
 	"github.com/artnet/artnet/predict"
-	ortrt "github.com/artnet/artnet/runtime"
 	"github.com/artnet/artnet/server"
 )
 
@@ -67,7 +67,7 @@ func serveLoader(c *cli.Context) (server.Loader, error) {
 				return nil, "", err
 			}
 		}
-		m, err := ortrt.Open(path, o)
+		m, err := onnxrt.Open(path, o)
 		if err != nil {
 			return nil, "", err
 		}

@@ -14,8 +14,8 @@ import (
 	"github.com/dustin/go-humanize"
 	"github.com/urfave/cli/v2"
 
+	"github.com/artnet/artnet/onnxrt"
 	"github.com/artnet/artnet/predict"
-	ortrt "github.com/artnet/artnet/runtime"
 	"github.com/artnet/artnet/server"
 )
 
@@ -128,8 +128,8 @@ func serve(ctx context.Context, c *cli.Context, cfg server.Config, log *slog.Log
 	} else if m, err = OpenModel(c); err != nil {
 		return err
 	}
-	if om, ok := m.(*ortrt.Model); ok {
-		log.Info("model loaded", "model", om.Name(), "providers", om.Providers(), "ort", ortrt.Version(), "variant", om.Config().Variant, "input", om.Config().ImageSize, "version", cfg.ModelVersion)
+	if om, ok := m.(*onnxrt.Model); ok {
+		log.Info("model loaded", "model", om.Name(), "providers", om.Providers(), "ort", onnxrt.Version(), "variant", om.Config().Variant, "input", om.Config().ImageSize, "version", cfg.ModelVersion)
 	}
 	ln, err := net.Listen("tcp", c.String("addr"))
 	if err != nil {

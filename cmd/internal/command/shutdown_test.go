@@ -9,12 +9,12 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	ortrt "github.com/artnet/artnet/runtime"
-	"github.com/artnet/artnet/runtime/runtimetest"
+	"github.com/artnet/artnet/onnxrt"
+	"github.com/artnet/artnet/onnxrt/runtimetest"
 )
 
 // TestMainShutsDownORT: after a command that opened (and closed) a model, Main destroys the ONNX
-// Runtime environment (runtime.Shutdown, which refuses while a model is open); a command that
+// Runtime environment (onnxrt.Shutdown, which refuses while a model is open); a command that
 // leaves a model open gets Shutdown's refusal reported, not dropped.
 func TestMainShutsDownORT(t *testing.T) {
 	model := runtimetest.WriteTiny(t)
@@ -23,13 +23,13 @@ func TestMainShutsDownORT(t *testing.T) {
 	if code := Main(context.Background(), app, []string{"t", "predict", "--model", model, filepath.Join(fixtures, "quad.png")}, &errw); code != 0 {
 		t.Fatalf("Main: exit %d, stderr %q", code, errw.String())
 	}
-	if p := ortrt.LibraryPath(); p != "" {
+	if p := onnxrt.LibraryPath(); p != "" {
 		t.Errorf("after Main the ONNX Runtime environment is still up (library %s)", p)
 	}
 
-	var leaked *ortrt.Model
+	var leaked *onnxrt.Model
 	app.Commands = append(app.Commands, &cli.Command{Name: "leak", Action: func(c *cli.Context) (err error) {
-		leaked, err = ortrt.Open(model, ortrt.Options{})
+		leaked, err = onnxrt.Open(model, onnxrt.Options{})
 		return err
 	}})
 	errw.Reset()
@@ -42,7 +42,7 @@ func TestMainShutsDownORT(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	if err := ortrt.Shutdown(); err != nil {
+	if err := onnxrt.Shutdown(); err != nil {
 		t.Error(err)
 	}
 }
