@@ -2,7 +2,7 @@
 
 package onnxrt
 
-// ortAPIVersion is the header's ORT_API_VERSION: the OrtApi version runtime/ asks the library for.
+// ortAPIVersion is the header's ORT_API_VERSION: the OrtApi version onnxrt/ asks the library for.
 const ortAPIVersion = 24
 
 // Indexes of the functions of ortapi.h in ORT's tables of function pointers.
