@@ -63,39 +63,20 @@ func LoadRoots(roots []Options) (*Roots, error) {
 		for _, s := range out.Val.Samples {
 			inVal[s.File(images[0])] = true
 		}
+		// Filter in place, root by root, so each root's range is known as it is rebuilt.
 		keep := out.Train.Samples[:0]
-		for _, s := range out.Train.Samples {
-			if inVal[s.File(images[0])] {
-				out.CrossRoot++
-				continue
-			}
-			keep = append(keep, s)
-		}
-		if out.CrossRoot > 0 { // recompute the ranges
-			out.Train.Samples = keep
-			n := 0
-			for k := range out.TrainFrom {
-				start := n
-				for n < len(keep) && rootOf(keep[n], images) == k {
-					n++
+		for k, r := range out.TrainFrom {
+			start := len(keep)
+			for _, s := range out.Train.Samples[r[0]:r[1]] {
+				if inVal[s.File(images[0])] {
+					out.CrossRoot++
+					continue
 				}
-				out.TrainFrom[k] = [2]int{start, n}
+				keep = append(keep, s)
 			}
+			out.TrainFrom[k] = [2]int{start, len(keep)}
 		}
+		out.Train.Samples = keep
 	}
 	return out, nil
-}
-
-// rootOf is the index of the root whose image folder a sample is from (samples of the first root
-// carry no Images).
-func rootOf(s Sample, images []string) int {
-	if s.Images == "" {
-		return 0
-	}
-	for k := 1; k < len(images); k++ {
-		if images[k] == s.Images {
-			return k
-		}
-	}
-	return 0
 }
