@@ -23,21 +23,28 @@ const DefaultBins = 15
 // Scale returns softmax(log(p)/t) of one row of probabilities (a new slice). t = 1 returns a
 // copy of p, renormalized.
 func Scale(p []float32, t float64) []float32 {
+	z, logZ := scaled(p, t)
 	out := make([]float32, len(p))
-	mx := math.Inf(-1)
-	for _, v := range p {
-		mx = math.Max(mx, logp(v)/t)
-	}
-	var sum float64
-	tmp := make([]float64, len(p))
-	for i, v := range p {
-		tmp[i] = math.Exp(logp(v)/t - mx)
-		sum += tmp[i]
-	}
-	for i := range out {
-		out[i] = float32(tmp[i] / sum)
+	for i, v := range z {
+		out[i] = float32(math.Exp(v - logZ))
 	}
 	return out
+}
+
+// scaled returns log(p)/t per class and the log of the sum of their exponentials (computed
+// from the row's maximum), so that softmax(log(p)/t)_i = exp(z_i − logZ).
+func scaled(p []float32, t float64) (z []float64, logZ float64) {
+	z = make([]float64, len(p))
+	mx := math.Inf(-1)
+	for i, v := range p {
+		z[i] = logp(v) / t
+		mx = math.Max(mx, z[i])
+	}
+	var sum float64
+	for _, v := range z {
+		sum += math.Exp(v - mx)
+	}
+	return z, mx + math.Log(sum)
 }
 
 // logp is log(v), with v ≤ 0 (an underflowed probability) as the log of the smallest float32.
@@ -84,16 +91,8 @@ func (s *Set) NLL(t float64) float64 {
 	}
 	var sum float64
 	for i, y := range s.Labels {
-		r := s.row(i)
-		mx := math.Inf(-1)
-		for _, v := range r {
-			mx = math.Max(mx, logp(v)/t)
-		}
-		var z float64
-		for _, v := range r {
-			z += math.Exp(logp(v)/t - mx)
-		}
-		sum += -(logp(r[y])/t - mx - math.Log(z))
+		z, logZ := scaled(s.row(i), t)
+		sum += logZ - z[y]
 	}
 	return sum / float64(s.Len())
 }

@@ -101,7 +101,7 @@ func Apply(name string, model []byte, temps map[string]float64) ([]byte, error) 
 		}
 	}
 	m.MetadataProps = kept
-	for _, k := range sortedKeys(want) {
+	for _, k := range slices.Sorted(maps.Keys(want)) {
 		m.MetadataProps = append(m.MetadataProps, &onnxpb.StringStringEntryProto{Key: proto.String(k), Value: proto.String(want[k])})
 	}
 	out, err := proto.Marshal(&m)
@@ -121,13 +121,4 @@ func initializer(g *onnxpb.GraphProto, name string) *onnxpb.TensorProto {
 		}
 	}
 	return nil
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
