@@ -13,14 +13,15 @@ type Conv2DParams struct {
 	IDY, IDX       int
 }
 
+// colRange is, for kernel column j, the outputs it reaches, as (first, step, end) over ox, and
+// the input offset: input column (ox·SX + off)/IDX.
+type colRange struct{ first, step, end, off int }
+
 // DepthwiseConv2D computes out[b,c,oy,ox] = Σ_{i,j} w[c,i,j]·x̃[b,c, oy·SY+i·DY-PY, ox·SX+j·DX-PX]
 // with x [B,C,H,W], w [C,KH,KW] (a [C,1,KH,KW] kernel), out [B,C,OH,OW], x̃ the input dilated
 // by ID and zero outside. Planes run in parallel; each output sums its taps in row-major order.
 func DepthwiseConv2D[T Float](out, x, w []T, p Conv2DParams) {
 	hd, wd := (p.H-1)*p.IDY+1, (p.W-1)*p.IDX+1
-	// Per kernel column j: the outputs it reaches, as (first, step, end) over ox, and the input
-	// offset: input column (ox·SX + off)/IDX.
-	type colRange struct{ first, step, end, off int }
 	cols := make([]colRange, p.KW)
 	for j := range p.KW {
 		off := j*p.DX - p.PX
@@ -37,6 +38,9 @@ func DepthwiseConv2D[T Float](out, x, w []T, p Conv2DParams) {
 	}
 	planes := p.B * p.C
 	parallelFor(planes, planes*p.OH*p.OW*p.KH*p.KW, func(lo, hi int) {
+		if cDepthwiseForward(out, x, w, p, cols, lo, hi) {
+			return
+		}
 		for plane := lo; plane < hi; plane++ {
 			c := plane % p.C
 			o := out[plane*p.OH*p.OW : (plane+1)*p.OH*p.OW]
@@ -61,15 +65,15 @@ func DepthwiseConv2D[T Float](out, x, w []T, p Conv2DParams) {
 							src := xrow[cr.first+cr.off : cr.end+cr.off]
 							dst := orow[cr.first:cr.end]
 							for k := range dst {
-								dst[k] += wv * src[k]
+								dst[k] += T(wv * src[k])
 							}
 						case p.IDX == 1:
 							for ox := cr.first; ox < cr.end; ox++ {
-								orow[ox] += wv * xrow[ox*p.SX+cr.off]
+								orow[ox] += T(wv * xrow[ox*p.SX+cr.off])
 							}
 						default:
 							for ox := cr.first; ox < cr.end; ox += cr.step {
-								orow[ox] += wv * xrow[(ox*p.SX+cr.off)/p.IDX]
+								orow[ox] += T(wv * xrow[(ox*p.SX+cr.off)/p.IDX])
 							}
 						}
 					}
@@ -104,15 +108,19 @@ func validRange(n, off, s, wd int) (int, int) {
 // DepthwiseFilterGrad computes the kernel gradient of DepthwiseConv2D (input dilation 1):
 // dw[c,i,j] = Σ_b Σ_{oy,ox} g[b,c,oy,ox]·x[b,c, oy·SY+i·DY-PY, ox·SX+j·DX-PX] (zero outside),
 // with g [B,C,OH,OW] the output gradient, dw [C,KH,KW]. Channels run in parallel; each sum
-// accumulates over b, oy, ox in that order.
+// accumulates over b, oy, ox in that order, in 16 lanes (element k of a row segment into lane
+// k mod 16, as simd.h's vectorized loop does), the lanes added up pairwise at the end.
 func DepthwiseFilterGrad[T Float](dw, x, g []T, p Conv2DParams) {
 	parallelFor(p.C, p.B*p.C*p.OH*p.OW*p.KH*p.KW, func(lo, hi int) {
+		if cDepthwiseFilterGrad(dw, x, g, p, lo, hi) {
+			return
+		}
 		for c := lo; c < hi; c++ {
 			for i := range p.KH {
 				for j := range p.KW {
 					off := j*p.DX - p.PX
 					ox0, ox1 := validRange(p.OW, off, p.SX, p.W)
-					var acc T
+					var acc [16]T
 					for b := range p.B {
 						plane := b*p.C + c
 						xp := x[plane*p.H*p.W : (plane+1)*p.H*p.W]
@@ -124,19 +132,17 @@ func DepthwiseFilterGrad[T Float](dw, x, g []T, p Conv2DParams) {
 							}
 							xrow := xp[u*p.W : (u+1)*p.W]
 							grow := gp[oy*p.OW : (oy+1)*p.OW]
-							if p.SX == 1 {
-								src := xrow[ox0+off : ox1+off]
-								for k, gv := range grow[ox0:ox1] {
-									acc += gv * src[k]
-								}
-							} else {
-								for ox := ox0; ox < ox1; ox++ {
-									acc += grow[ox] * xrow[ox*p.SX+off]
-								}
+							for ox := ox0; ox < ox1; ox++ {
+								acc[(ox-ox0)%16] += T(grow[ox] * xrow[ox*p.SX+off])
 							}
 						}
 					}
-					dw[(c*p.KH+i)*p.KW+j] = acc
+					for w := 8; w >= 1; w /= 2 {
+						for l := range w {
+							acc[l] += acc[l+w]
+						}
+					}
+					dw[(c*p.KH+i)*p.KW+j] = acc[0]
 				}
 			}
 		}

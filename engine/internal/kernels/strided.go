@@ -15,6 +15,10 @@ import (
 // Float is the element type the kernels are written for.
 type Float interface{ ~float32 | ~float64 }
 
+// forceGo makes every kernel run its Go loop even where simd.h's C loop is built in (tests
+// compare the two; never set outside tests).
+var forceGo bool
+
 // minParallel is the number of elements below which a kernel runs on the calling goroutine only.
 const minParallel = 1 << 15
 

@@ -1,0 +1,216 @@
+// simd.h — artnet's float32 kernels in C, for the cgo build (simd_cgo.go includes it; the pure-Go
+// build uses the Go loops of the same names instead).
+//
+// Why C: Go's compiler does not vectorize, so an elementwise loop in Go handles one float per
+// instruction; GCC's auto-vectorizer handles 8 (AVX2) or 16 (AVX-512). Each function is compiled
+// three times (target_clones: AVX-512F, AVX2, baseline x86-64) and the loader picks the one this
+// CPU runs, so the binary stays portable.
+//
+// Numbers do not depend on the clone: floating-point contraction is off (no FMA, every product
+// rounded as in Go), and sums that are split over lanes use 16 lanes in a fixed order whatever
+// the vector width. So a run on an AVX2 machine gives the same bits as on an AVX-512 one, and as
+// the Go fallback (which mirrors every loop below).
+#pragma GCC optimize("O3", "fp-contract=off")
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__x86_64__) && !defined(__clang__)
+#define ARTNET_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define ARTNET_CLONES
+#endif
+
+// Binary op codes: kernels.Add, Sub, Mul, Div.
+enum { ARTNET_ADD = 0, ARTNET_SUB = 1, ARTNET_MUL = 2, ARTNET_DIV = 3 };
+
+// o = x op y. o may be x or y (the same pointer), never a partial overlap: ivdep says so.
+ARTNET_CLONES static void artnet_vv(int op, float *o, const float *x, const float *y, int64_t n) {
+	switch (op) {
+	case ARTNET_ADD:
+#pragma GCC ivdep
+		for (int64_t i = 0; i < n; i++) o[i] = x[i] + y[i];
+		break;
+	case ARTNET_SUB:
+#pragma GCC ivdep
+		for (int64_t i = 0; i < n; i++) o[i] = x[i] - y[i];
+		break;
+	case ARTNET_MUL:
+#pragma GCC ivdep
+		for (int64_t i = 0; i < n; i++) o[i] = x[i] * y[i];
+		break;
+	case ARTNET_DIV:
+#pragma GCC ivdep
+		for (int64_t i = 0; i < n; i++) o[i] = x[i] / y[i];
+		break;
+	}
+}
+
+// o = x op c.
+ARTNET_CLONES static void artnet_vs(int op, float *o, const float *x, float c, int64_t n) {
+	switch (op) {
+	case ARTNET_ADD:
+#pragma GCC ivdep
+		for (int64_t i = 0; i < n; i++) o[i] = x[i] + c;
+		break;
+	case ARTNET_SUB:
+#pragma GCC ivdep
+		for (int64_t i = 0; i < n; i++) o[i] = x[i] - c;
+		break;
+	case ARTNET_MUL:
+#pragma GCC ivdep
+		for (int64_t i = 0; i < n; i++) o[i] = x[i] * c;
+		break;
+	case ARTNET_DIV:
+#pragma GCC ivdep
+		for (int64_t i = 0; i < n; i++) o[i] = x[i] / c;
+		break;
+	}
+}
+
+// o = c op y.
+ARTNET_CLONES static void artnet_sv(int op, float *o, float c, const float *y, int64_t n) {
+	switch (op) {
+	case ARTNET_ADD:
+#pragma GCC ivdep
+		for (int64_t i = 0; i < n; i++) o[i] = c + y[i];
+		break;
+	case ARTNET_SUB:
+#pragma GCC ivdep
+		for (int64_t i = 0; i < n; i++) o[i] = c - y[i];
+		break;
+	case ARTNET_MUL:
+#pragma GCC ivdep
+		for (int64_t i = 0; i < n; i++) o[i] = c * y[i];
+		break;
+	case ARTNET_DIV:
+#pragma GCC ivdep
+		for (int64_t i = 0; i < n; i++) o[i] = c / y[i];
+		break;
+	}
+}
+
+// artnet_exp_neg returns e^a for a <= 0 (a NaN gives NaN; a < -87.3 is taken as -87.3, e^-87.3 ≈
+// 1.2e-38, the smallest normal float's order). Cephes' expf: a = n·ln2 + r, |r| <= ln2/2, e^r by a
+// degree-6 polynomial (max error ≈ 1 ulp), 2^n by building the exponent bits.
+static inline float artnet_exp_neg(float a) {
+	a = a < -87.3f ? -87.3f : a;
+	float fn = (a * 1.44269504088896341f + 12582912.0f) - 12582912.0f; // round(a/ln2), |a/ln2| < 2^22
+	float r = a - fn * 0.693359375f;
+	r = r - fn * -2.12194440e-4f;
+	float p = 1.9875691500e-4f;
+	p = p * r + 1.3981999507e-3f;
+	p = p * r + 8.3334519073e-3f;
+	p = p * r + 4.1665795894e-2f;
+	p = p * r + 1.6666665459e-1f;
+	p = p * r + 5.0000001201e-1f;
+	float y = p * (r * r) + r + 1.0f;
+	int32_t bits = ((int32_t)fn + 127) << 23;
+	float s;
+	memcpy(&s, &bits, sizeof s);
+	return y * s;
+}
+
+// o = 1/(1+e^-x), from e = e^-|x|: 1/(1+e) for x >= 0, e/(1+e) otherwise (no overflow).
+ARTNET_CLONES static void artnet_logistic(float *o, const float *x, int64_t n) {
+#pragma GCC ivdep
+	for (int64_t i = 0; i < n; i++) {
+		float v = x[i];
+		float e = artnet_exp_neg(v < 0 ? v : -v);
+		float d = 1.0f + e;
+		o[i] = v >= 0 ? 1.0f / d : e / d;
+	}
+}
+
+// The geometry of a depthwise convolution (kernels.Conv2DParams, as int64s in its field order),
+// and per kernel column the outputs it reaches (kernels.colRange).
+typedef struct {
+	int64_t B, C, H, W, KH, KW, OH, OW, SY, SX, PY, PX, DY, DX, IDY, IDX;
+} artnet_conv2d;
+typedef struct {
+	int64_t first, step, end, off;
+} artnet_colrange;
+
+// Depthwise convolution forward for planes [lo, hi): kernels.DepthwiseConv2D's loop, same order.
+ARTNET_CLONES static void artnet_dw_forward(float *out, const float *x, const float *w, const artnet_conv2d *p,
+                                            const artnet_colrange *cols, int64_t lo, int64_t hi) {
+	const int64_t hd = (p->H - 1) * p->IDY + 1;
+	for (int64_t plane = lo; plane < hi; plane++) {
+		const int64_t c = plane % p->C;
+		float *o = out + plane * p->OH * p->OW;
+		memset(o, 0, sizeof(float) * p->OH * p->OW);
+		const float *xp = x + plane * p->H * p->W;
+		const float *wp = w + c * p->KH * p->KW;
+		for (int64_t i = 0; i < p->KH; i++) {
+			for (int64_t oy = 0; oy < p->OH; oy++) {
+				const int64_t u = oy * p->SY + i * p->DY - p->PY;
+				if (u < 0 || u >= hd || u % p->IDY != 0) continue;
+				const float *xrow = xp + (u / p->IDY) * p->W;
+				float *orow = o + oy * p->OW;
+				for (int64_t j = 0; j < p->KW; j++) {
+					const artnet_colrange cr = cols[j];
+					if (cr.first >= cr.end) continue;
+					const float wv = wp[i * p->KW + j];
+					if (p->IDX == 1 && p->SX == 1) {
+						const float *src = xrow + cr.off;
+						for (int64_t k = cr.first; k < cr.end; k++) orow[k] += wv * src[k];
+					} else if (p->IDX == 1) {
+						const int64_t sx = p->SX;
+						for (int64_t k = cr.first; k < cr.end; k++) orow[k] += wv * xrow[k * sx + cr.off];
+					} else {
+						for (int64_t k = cr.first; k < cr.end; k += cr.step) orow[k] += wv * xrow[(k * p->SX + cr.off) / p->IDX];
+					}
+				}
+			}
+		}
+	}
+}
+
+// The depthwise kernel gradient for channels [lo, hi): kernels.DepthwiseFilterGrad's sums over b,
+// oy, ox, each in 16 lanes (element k of a row segment into lane k mod 16), added up pairwise at
+// the end.
+ARTNET_CLONES static void artnet_dw_filter_grad(float *dw, const float *x, const float *g, const artnet_conv2d *p,
+                                                int64_t lo, int64_t hi) {
+	for (int64_t c = lo; c < hi; c++) {
+		for (int64_t i = 0; i < p->KH; i++) {
+			for (int64_t j = 0; j < p->KW; j++) {
+				const int64_t off = j * p->DX - p->PX;
+				// validRange(OW, off, SX, W)
+				int64_t ox0 = off < 0 ? (-off + p->SX - 1) / p->SX : 0;
+				int64_t ox1 = p->OW;
+				const int64_t last = p->W - 1 - off;
+				if (last < 0) ox1 = 0;
+				else if (last / p->SX + 1 < ox1) ox1 = last / p->SX + 1;
+				float acc[16] = {0};
+				for (int64_t b = 0; b < p->B; b++) {
+					const int64_t plane = b * p->C + c;
+					const float *xp = x + plane * p->H * p->W;
+					const float *gp = g + plane * p->OH * p->OW;
+					for (int64_t oy = 0; oy < p->OH; oy++) {
+						const int64_t u = oy * p->SY + i * p->DY - p->PY;
+						if (u < 0 || u >= p->H || ox0 >= ox1) continue;
+						const float *grow = gp + oy * p->OW + ox0;
+						const int64_t n = ox1 - ox0;
+						int64_t k = 0;
+						if (p->SX == 1) {
+							const float *src = xp + u * p->W + ox0 + off;
+							for (; k + 16 <= n; k += 16)
+								for (int l = 0; l < 16; l++) acc[l] += grow[k + l] * src[k + l];
+							for (int l = 0; k + l < n; l++) acc[l] += grow[k + l] * src[k + l];
+						} else {
+							const int64_t sx = p->SX;
+							const float *src = xp + u * p->W + ox0 * sx + off;
+							for (; k + 16 <= n; k += 16)
+								for (int l = 0; l < 16; l++) acc[l] += grow[k + l] * src[(k + l) * sx];
+							for (int l = 0; k + l < n; l++) acc[l] += grow[k + l] * src[(k + l) * sx];
+						}
+					}
+				}
+				for (int w = 8; w >= 1; w /= 2)
+					for (int l = 0; l < w; l++) acc[l] += acc[l + w];
+				dw[(c * p->KH + i) * p->KW + j] = acc[0];
+			}
+		}
+	}
+}

@@ -1,0 +1,17 @@
+//go:build !cgo
+
+package kernels
+
+// HasSIMD reports whether the float32 kernels of simd.h (C, vectorized by GCC) are built in: not
+// without cgo; the Go loops, which compute the same bits, run instead.
+const HasSIMD = false
+
+func cBinary[T Float](op BinaryOp, o, x, y []T, cx, cy T) bool { return false }
+
+func cLogistic[T Float](o, x []T) bool { return false }
+
+func cDepthwiseForward[T Float](out, x, w []T, p Conv2DParams, cols []colRange, lo, hi int) bool {
+	return false
+}
+
+func cDepthwiseFilterGrad[T Float](dw, x, g []T, p Conv2DParams, lo, hi int) bool { return false }
