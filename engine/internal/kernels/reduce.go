@@ -15,7 +15,9 @@ const (
 // Reduce reduces operand (dims) over axes into out (the kept axes in order, row-major). Every
 // output starts at init (0 for sums; the caller's lowest/highest value for max/min) and is
 // accumulated from its operand elements in their row-major order: the same order as simplego's
-// generic reduction, so results are bit-identical to it.
+// generic reduction, so results are bit-identical to it — except float32 sums, which add each
+// contiguous run of the innermost reduced axes in 16 lanes first (sum32: vectorized in C, ≈16×
+// faster than one running sum, and closer to the exact sum), then add the run's sum to the output.
 func Reduce[T Float](op ReduceOp, out, operand []T, dims, axes []int, init T) {
 	// Groups of adjacent axes of the same kind (reduced or kept), size-1 axes dropped.
 	type group struct {
@@ -154,6 +156,12 @@ func next(idx, dims []int) bool {
 func reduceRun[T Float](op ReduceOp, acc T, x []T) T {
 	switch op {
 	case ReduceSum:
+		if s, ok := cSum(x); ok {
+			return acc + s
+		}
+		if xf, ok := any(x).([]float32); ok {
+			return acc + T(sum32(xf))
+		}
 		for _, v := range x {
 			acc += v
 		}
@@ -173,6 +181,9 @@ func reduceRows[T Float](op ReduceOp, dst, x []T) {
 	x = x[:len(dst)]
 	switch op {
 	case ReduceSum:
+		if cBinary(Add, dst, dst, x, 0, 0) {
+			return
+		}
 		for i := range dst {
 			dst[i] += x[i]
 		}
@@ -185,4 +196,19 @@ func reduceRows[T Float](op ReduceOp, dst, x []T) {
 			dst[i] = min(dst[i], x[i])
 		}
 	}
+}
+
+// sum32 is simd.h's artnet_sum in Go: x summed in 16 lanes (element k into lane k mod 16), the
+// lanes added up pairwise.
+func sum32(x []float32) float32 {
+	var acc [16]float32
+	for k, v := range x {
+		acc[k%16] += v
+	}
+	for w := 8; w >= 1; w /= 2 {
+		for l := range w {
+			acc[l] += acc[l+w]
+		}
+	}
+	return acc[0]
 }

@@ -132,10 +132,52 @@ typedef struct {
 	int64_t first, step, end, off;
 } artnet_colrange;
 
-// Depthwise convolution forward for planes [lo, hi): kernels.DepthwiseConv2D's loop, same order.
+// Depthwise convolution forward for planes [lo, hi), kernels.DepthwiseConv2D's sums in its order
+// (taps row-major). With strides 1 (the stride-1 convolutions and every input gradient, whose
+// input dilation is the forward stride) each plane is first copied into a zero-padded, dilated
+// scratch plane xpad [Hp×Wp], so every tap becomes one long shifted multiply-add over the flat
+// plane (output rows Wp wide, cropped at the end) instead of OH short rows; a padding or hole
+// tap adds w·0, which leaves every sum's bits as they were. Strided forwards keep the row loop.
+// scratch holds Hp·Wp + OH·Wp floats (Hp = OH + (KH-1)·DY, Wp = OW + (KW-1)·DX) when SY = SX = 1.
 ARTNET_CLONES static void artnet_dw_forward(float *out, const float *x, const float *w, const artnet_conv2d *p,
-                                            const artnet_colrange *cols, int64_t lo, int64_t hi) {
+                                            const artnet_colrange *cols, int64_t lo, int64_t hi, float *scratch) {
 	const int64_t hd = (p->H - 1) * p->IDY + 1;
+	if (p->SY == 1 && p->SX == 1) {
+		const int64_t Hp = p->OH + (p->KH - 1) * p->DY, Wp = p->OW + (p->KW - 1) * p->DX;
+		const int64_t wd = (p->W - 1) * p->IDX + 1;
+		float *xpad = scratch, *opad = scratch + Hp * Wp;
+		const int64_t L = (p->OH - 1) * Wp + p->OW;
+		for (int64_t plane = lo; plane < hi; plane++) {
+			const int64_t c = plane % p->C;
+			const float *xp = x + plane * p->H * p->W;
+			const float *wp = w + c * p->KH * p->KW;
+			memset(xpad, 0, sizeof(float) * Hp * Wp);
+			for (int64_t r = 0; r < Hp; r++) {
+				const int64_t u = r - p->PY; // row of the dilated input
+				if (u < 0 || u >= hd || u % p->IDY != 0) continue;
+				const float *xrow = xp + (u / p->IDY) * p->W;
+				float *prow = xpad + r * Wp;
+				// columns s with s - PX = v·IDX, 0 <= v < W
+				int64_t s0 = p->PX, v0 = 0;
+				if (s0 < 0) {
+					v0 = (-s0 + p->IDX - 1) / p->IDX;
+					s0 += v0 * p->IDX;
+				}
+				for (int64_t s = s0, v = v0; s < Wp && v < p->W && s - p->PX < wd; s += p->IDX, v++) prow[s] = xrow[v];
+			}
+			memset(opad, 0, sizeof(float) * L);
+			for (int64_t i = 0; i < p->KH; i++) {
+				for (int64_t j = 0; j < p->KW; j++) {
+					const float wv = wp[i * p->KW + j];
+					const float *src = xpad + i * p->DY * Wp + j * p->DX;
+					for (int64_t q = 0; q < L; q++) opad[q] += wv * src[q];
+				}
+			}
+			float *o = out + plane * p->OH * p->OW;
+			for (int64_t oy = 0; oy < p->OH; oy++) memcpy(o + oy * p->OW, opad + oy * Wp, sizeof(float) * p->OW);
+		}
+		return;
+	}
 	for (int64_t plane = lo; plane < hi; plane++) {
 		const int64_t c = plane % p->C;
 		float *o = out + plane * p->OH * p->OW;
@@ -152,10 +194,7 @@ ARTNET_CLONES static void artnet_dw_forward(float *out, const float *x, const fl
 					const artnet_colrange cr = cols[j];
 					if (cr.first >= cr.end) continue;
 					const float wv = wp[i * p->KW + j];
-					if (p->IDX == 1 && p->SX == 1) {
-						const float *src = xrow + cr.off;
-						for (int64_t k = cr.first; k < cr.end; k++) orow[k] += wv * src[k];
-					} else if (p->IDX == 1) {
+					if (p->IDX == 1) {
 						const int64_t sx = p->SX;
 						for (int64_t k = cr.first; k < cr.end; k++) orow[k] += wv * xrow[k * sx + cr.off];
 					} else {
@@ -213,4 +252,17 @@ ARTNET_CLONES static void artnet_dw_filter_grad(float *dw, const float *x, const
 			}
 		}
 	}
+}
+
+// The sum of x[0..n) in 16 lanes (element k into lane k mod 16), the lanes added up pairwise:
+// kernels.sum32.
+ARTNET_CLONES static float artnet_sum(const float *x, int64_t n) {
+	float acc[16] = {0};
+	int64_t k = 0;
+	for (; k + 16 <= n; k += 16)
+		for (int l = 0; l < 16; l++) acc[l] += x[k + l];
+	for (int l = 0; k + l < n; l++) acc[l] += x[k + l];
+	for (int w = 8; w >= 1; w /= 2)
+		for (int l = 0; l < w; l++) acc[l] += acc[l + w];
+	return acc[0];
 }

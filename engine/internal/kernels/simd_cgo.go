@@ -70,7 +70,12 @@ func cDepthwiseForward[T Float](out, x, w []T, p Conv2DParams, cols []colRange, 
 	for j, cr := range cols {
 		cc[j] = C.artnet_colrange{first: C.int64_t(cr.first), step: C.int64_t(cr.step), end: C.int64_t(cr.end), off: C.int64_t(cr.off)}
 	}
-	C.artnet_dw_forward(f32ptr(of), f32ptr(any(x).([]float32)), f32ptr(any(w).([]float32)), &cp, unsafe.SliceData(cc), C.int64_t(lo), C.int64_t(hi))
+	var scratch []float32
+	if p.SY == 1 && p.SX == 1 {
+		hp, wp := p.OH+(p.KH-1)*p.DY, p.OW+(p.KW-1)*p.DX
+		scratch = make([]float32, hp*wp+p.OH*wp)
+	}
+	C.artnet_dw_forward(f32ptr(of), f32ptr(any(x).([]float32)), f32ptr(any(w).([]float32)), &cp, unsafe.SliceData(cc), C.int64_t(lo), C.int64_t(hi), f32ptr(scratch))
 	return true
 }
 
@@ -83,4 +88,13 @@ func cDepthwiseFilterGrad[T Float](dw, x, g []T, p Conv2DParams, lo, hi int) boo
 	cp := cConv2D(p)
 	C.artnet_dw_filter_grad(f32ptr(of), f32ptr(any(x).([]float32)), f32ptr(any(g).([]float32)), &cp, C.int64_t(lo), C.int64_t(hi))
 	return true
+}
+
+// cSum returns sum32(x) computed in C, when T is float32 and x long enough.
+func cSum[T Float](x []T) (T, bool) {
+	xf, ok := any(x).([]float32)
+	if !ok || forceGo || len(x) < simdMin {
+		return 0, false
+	}
+	return T(C.artnet_sum(f32ptr(xf), C.int64_t(len(xf)))), true
 }

@@ -56,12 +56,16 @@ func TestSIMDMatchesGo(t *testing.T) {
 				sameBits(t, fmt.Sprintf("%s form %d n %d", op, form, n), c, g)
 			}
 		}
+		cs, _ := cSum(y)
+		if n >= simdMin && math.Float32bits(cs) != math.Float32bits(sum32(y)) {
+			t.Fatalf("sum of %d: %g (C), %g (Go)", n, cs, sum32(y))
+		}
 		c, g := make([]float32, n), make([]float32, n)
 		Unary(Logistic, c, x)
 		withGo(func() { Unary(Logistic, g, x) })
 		sameBits(t, fmt.Sprintf("Logistic n %d", n), c, g)
 	}
-	for trial := range 40 {
+	for trial := range 300 {
 		k := 1 + r.IntN(5)
 		p := Conv2DParams{B: 1 + r.IntN(3), C: 1 + r.IntN(5), H: 1 + r.IntN(40), W: 1 + r.IntN(40), KH: k, KW: 1 + r.IntN(5),
 			SY: 1 + r.IntN(2), SX: 1 + r.IntN(2), PY: r.IntN(3) - 1, PX: r.IntN(3) - 1, DY: 1 + r.IntN(2), DX: 1 + r.IntN(2), IDY: 1, IDX: 1}
