@@ -60,8 +60,9 @@
 // Buffers come from and go back to simplego's pool, so intermediate buffers are reused between
 // steps as before; an op reuses an input's buffer when it is that buffer's last use.
 //
-// The wrapped backend also runs ops sequentially by default (simplego's parallel op execution
-// deadlocks when every worker slot holds an op that itself waits for a worker).
+// The wrapped backend runs independent ops concurrently, with simplego's worker pool unlimited
+// (opsparallel.go: the bounded pool deadlocks when every worker slot holds an op that itself
+// waits for a worker).
 //
 // "xla" configurations are only available when built with the `xla` build tag (see xla.go).
 package engine
@@ -95,9 +96,9 @@ func BackendConfig(config string) string {
 // "go" (or "go:<cfg>", <cfg> being comma-separated simplego options, e.g. "parallelism=2", plus
 // artnet's "direct_conv": simplego's own convolution loop instead of im2col, and "reference":
 // none of artnet's kernels or gradient rewrites, GoMLX's own executors) is the pure-Go
-// backend wrapped with artnet's gap fixes. It executes ops sequentially (each op still
-// parallel inside) unless <cfg> says "ops_parallel": simplego's parallel op execution can
-// deadlock (see TestNoDeadlock).
+// backend wrapped with artnet's gap fixes. It executes independent ops concurrently with an
+// unlimited worker pool (opsparallel.go; simplego's bounded pool can deadlock, see
+// TestNoDeadlock) unless <cfg> names "ops_sequential" or "ops_parallel" (simplego's own modes).
 // "xla" / "xla:cuda" / "xla:cpu" is GoMLX's XLA/PJRT backend: only compiled in with build tag
 // `xla`; without it NewBackend returns an error saying so.
 func NewBackend(config string) (backends.Backend, error) {
@@ -119,10 +120,14 @@ func NewBackend(config string) (backends.Backend, error) {
 				opts = append(opts, opt)
 			}
 		}
-		if !opsMode {
-			// simplego's parallel op execution deadlocks when all worker slots hold ops that
-			// wait for a worker themselves (e.g. several batched DotGenerals at once).
+		// Parallel op execution, with an unlimited worker pool (opsparallel.go): simplego's
+		// bounded pool deadlocks when all its slots hold ops that wait for a slot themselves.
+		parallelOps := !opsMode && unlimitedWorkersErr == nil
+		if !opsMode && !parallelOps {
 			opts = append(opts, "ops_sequential")
+		}
+		if parallelOps {
+			opts = append(opts, "ops_parallel")
 		}
 		inner, err := simplego.New(strings.Join(opts, ","))
 		if err != nil {
@@ -131,6 +136,9 @@ func NewBackend(config string) (backends.Backend, error) {
 		sg, ok := inner.(*simplego.Backend)
 		if !ok {
 			return nil, fmt.Errorf("graph.NewBackend(%q): simplego.New returned %T, not *simplego.Backend", config, inner)
+		}
+		if parallelOps {
+			setUnlimitedWorkers(sg)
 		}
 		if !reference {
 			enableFastKernels(sg)
