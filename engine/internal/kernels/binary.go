@@ -52,10 +52,7 @@ func BinaryBroadcast[T Float](op BinaryOp, out, a, b []T, outDims, aDims, bDims 
 		case ib == 1:
 			sv(op, dst, a[aOff], b[bOff:bOff+n])
 		default:
-			v := scalarOp(op, a[aOff], b[bOff])
-			for i := range dst {
-				dst[i] = v
-			}
+			fill(dst, scalarOp(op, a[aOff], b[bOff]))
 		}
 	}
 	if l.rows == 1 {

@@ -107,12 +107,18 @@ func validRange(n, off, s, wd int) (int, int) {
 
 // DepthwiseFilterGrad computes the kernel gradient of DepthwiseConv2D (input dilation 1):
 // dw[c,i,j] = Σ_b Σ_{oy,ox} g[b,c,oy,ox]·x[b,c, oy·SY+i·DY-PY, ox·SX+j·DX-PX] (zero outside),
-// with g [B,C,OH,OW] the output gradient, dw [C,KH,KW]. Channels run in parallel; each sum
-// accumulates over b, oy, ox in that order, in 16 lanes (element k of a row segment into lane
-// k mod 16, as simd.h's vectorized loop does), the lanes added up pairwise at the end.
+// with g [B,C,OH,OW] the output gradient, dw [C,KH,KW]. Channels run in parallel. Each sum runs
+// over b, then over one plane's positions, in 16 lanes (as simd.h's vectorized loop, which this
+// mirrors bit for bit): with strides 1 over the planes laid out Wp wide (filterGradPadded),
+// otherwise over each output row's valid run (lane: position in the run mod 16); the lanes are
+// added up pairwise at the end.
 func DepthwiseFilterGrad[T Float](dw, x, g []T, p Conv2DParams) {
 	parallelFor(p.C, p.B*p.C*p.OH*p.OW*p.KH*p.KW, func(lo, hi int) {
 		if cDepthwiseFilterGrad(dw, x, g, p, lo, hi) {
+			return
+		}
+		if p.SY == 1 && p.SX == 1 {
+			filterGradPadded(dw, x, g, p, lo, hi)
 			return
 		}
 		for c := lo; c < hi; c++ {
@@ -137,14 +143,65 @@ func DepthwiseFilterGrad[T Float](dw, x, g []T, p Conv2DParams) {
 							}
 						}
 					}
-					for w := 8; w >= 1; w /= 2 {
-						for l := range w {
-							acc[l] += acc[l+w]
-						}
-					}
-					dw[(c*p.KH+i)*p.KW+j] = acc[0]
+					dw[(c*p.KH+i)*p.KW+j] = sumLanes(&acc)
 				}
 			}
 		}
 	})
+}
+
+func sumLanes[T Float](acc *[16]T) T {
+	for w := 8; w >= 1; w /= 2 {
+		for l := range w {
+			acc[l] += acc[l+w]
+		}
+	}
+	return acc[0]
+}
+
+// filterGradScratch is the scratch DepthwiseFilterGrad's stride-1 path needs: per batch element
+// a padded plane (Hp·Wp) and a gradient plane Wp wide (L).
+func filterGradScratch(p Conv2DParams) int {
+	hp, wp := p.OH+(p.KH-1)*p.DY, p.OW+(p.KW-1)*p.DX
+	return p.B * (hp*wp + (p.OH-1)*wp + p.OW)
+}
+
+// filterGradPadded is DepthwiseFilterGrad with strides 1 for channels [lo, hi): x zero-padded
+// into planes [Hp×Wp], g laid out Wp wide (zero columns from OW), each tap's sum one dot product
+// of the flat planes, g against x shifted by the tap (simd.h's artnet_dw_filter_grad).
+func filterGradPadded[T Float](dw, x, g []T, p Conv2DParams, lo, hi int) {
+	hp, wp := p.OH+(p.KH-1)*p.DY, p.OW+(p.KW-1)*p.DX
+	l := (p.OH-1)*wp + p.OW
+	plane := hp*wp + l
+	scratch := make([]T, filterGradScratch(p))
+	for c := lo; c < hi; c++ {
+		for b := range p.B {
+			xpad, gpad := scratch[b*plane:b*plane+hp*wp], scratch[b*plane+hp*wp:(b+1)*plane]
+			clear(scratch[b*plane : (b+1)*plane])
+			xp := x[(b*p.C+c)*p.H*p.W:]
+			for r := max(p.PY, 0); r < hp && r-p.PY < p.H; r++ {
+				v0, v1 := max(-p.PX, 0), min(p.W, wp-p.PX)
+				if v0 < v1 {
+					copy(xpad[r*wp+p.PX+v0:r*wp+p.PX+v1], xp[(r-p.PY)*p.W+v0:])
+				}
+			}
+			gp := g[(b*p.C+c)*p.OH*p.OW:]
+			for oy := range p.OH {
+				copy(gpad[oy*wp:oy*wp+p.OW], gp[oy*p.OW:(oy+1)*p.OW])
+			}
+		}
+		for i := range p.KH {
+			for j := range p.KW {
+				var acc [16]T
+				for b := range p.B {
+					gpad := scratch[b*plane+hp*wp : (b+1)*plane]
+					src := scratch[b*plane+i*p.DY*wp+j*p.DX:]
+					for q, gv := range gpad {
+						acc[q%16] += T(gv * src[q])
+					}
+				}
+				dw[(c*p.KH+i)*p.KW+j] = sumLanes(&acc)
+			}
+		}
+	}
 }

@@ -206,11 +206,55 @@ ARTNET_CLONES static void artnet_dw_forward(float *out, const float *x, const fl
 	}
 }
 
-// The depthwise kernel gradient for channels [lo, hi): kernels.DepthwiseFilterGrad's sums over b,
-// oy, ox, each in 16 lanes (element k of a row segment into lane k mod 16), added up pairwise at
-// the end.
+// artnet_pad_plane writes plane x [H×W] into xpad [Hp×Wp] at offset (PY, PX) (negative: cropped),
+// zero elsewhere.
+static inline void artnet_pad_plane(float *xpad, const float *x, int64_t H, int64_t W, int64_t Hp, int64_t Wp,
+                                    int64_t PY, int64_t PX) {
+	memset(xpad, 0, sizeof(float) * Hp * Wp);
+	const int64_t v0 = PX < 0 ? -PX : 0, v1 = W < Wp - PX ? W : Wp - PX;
+	if (v0 >= v1) return;
+	for (int64_t r = PY < 0 ? 0 : PY; r < Hp && r - PY < H; r++) memcpy(xpad + r * Wp + PX + v0, x + (r - PY) * W + v0, sizeof(float) * (v1 - v0));
+}
+
+// The depthwise kernel gradient for channels [lo, hi): kernels.DepthwiseFilterGrad. Each dw[c,i,j]
+// sums g·x over b, then the flat positions q of one plane, in 16 lanes (q mod 16), the lanes
+// added up pairwise at the end. With strides 1 the planes are first laid out Wp wide (x padded
+// and zero outside into xpad [Hp×Wp], g into gpad with zero columns from OW to Wp): a tap's sum
+// is then one long dot product of gpad with xpad shifted by the tap (scratch holds
+// B·(Hp·Wp + L) floats, L = (OH-1)·Wp + OW). Strided convolutions go row by row over each
+// row's valid outputs (lane: the position in that run mod 16).
 ARTNET_CLONES static void artnet_dw_filter_grad(float *dw, const float *x, const float *g, const artnet_conv2d *p,
-                                                int64_t lo, int64_t hi) {
+                                                int64_t lo, int64_t hi, float *scratch) {
+	if (p->SY == 1 && p->SX == 1) {
+		const int64_t Hp = p->OH + (p->KH - 1) * p->DY, Wp = p->OW + (p->KW - 1) * p->DX;
+		const int64_t L = (p->OH - 1) * Wp + p->OW, plane = Hp * Wp + L;
+		for (int64_t c = lo; c < hi; c++) {
+			for (int64_t b = 0; b < p->B; b++) {
+				float *xpad = scratch + b * plane, *gpad = xpad + Hp * Wp;
+				artnet_pad_plane(xpad, x + (b * p->C + c) * p->H * p->W, p->H, p->W, Hp, Wp, p->PY, p->PX);
+				memset(gpad, 0, sizeof(float) * L);
+				const float *gp = g + (b * p->C + c) * p->OH * p->OW;
+				for (int64_t oy = 0; oy < p->OH; oy++) memcpy(gpad + oy * Wp, gp + oy * p->OW, sizeof(float) * p->OW);
+			}
+			for (int64_t i = 0; i < p->KH; i++) {
+				for (int64_t j = 0; j < p->KW; j++) {
+					float acc[16] = {0};
+					for (int64_t b = 0; b < p->B; b++) {
+						const float *gpad = scratch + b * plane + Hp * Wp;
+						const float *src = scratch + b * plane + i * p->DY * Wp + j * p->DX;
+						int64_t k = 0;
+						for (; k + 16 <= L; k += 16)
+							for (int l = 0; l < 16; l++) acc[l] += gpad[k + l] * src[k + l];
+						for (int l = 0; k + l < L; l++) acc[l] += gpad[k + l] * src[k + l];
+					}
+					for (int w = 8; w >= 1; w /= 2)
+						for (int l = 0; l < w; l++) acc[l] += acc[l + w];
+					dw[(c * p->KH + i) * p->KW + j] = acc[0];
+				}
+			}
+		}
+		return;
+	}
 	for (int64_t c = lo; c < hi; c++) {
 		for (int64_t i = 0; i < p->KH; i++) {
 			for (int64_t j = 0; j < p->KW; j++) {
@@ -230,20 +274,12 @@ ARTNET_CLONES static void artnet_dw_filter_grad(float *dw, const float *x, const
 						const int64_t u = oy * p->SY + i * p->DY - p->PY;
 						if (u < 0 || u >= p->H || ox0 >= ox1) continue;
 						const float *grow = gp + oy * p->OW + ox0;
-						const int64_t n = ox1 - ox0;
+						const int64_t n = ox1 - ox0, sx = p->SX;
+						const float *src = xp + u * p->W + ox0 * sx + off;
 						int64_t k = 0;
-						if (p->SX == 1) {
-							const float *src = xp + u * p->W + ox0 + off;
-							for (; k + 16 <= n; k += 16)
-								for (int l = 0; l < 16; l++) acc[l] += grow[k + l] * src[k + l];
-							for (int l = 0; k + l < n; l++) acc[l] += grow[k + l] * src[k + l];
-						} else {
-							const int64_t sx = p->SX;
-							const float *src = xp + u * p->W + ox0 * sx + off;
-							for (; k + 16 <= n; k += 16)
-								for (int l = 0; l < 16; l++) acc[l] += grow[k + l] * src[(k + l) * sx];
-							for (int l = 0; k + l < n; l++) acc[l] += grow[k + l] * src[(k + l) * sx];
-						}
+						for (; k + 16 <= n; k += 16)
+							for (int l = 0; l < 16; l++) acc[l] += grow[k + l] * src[(k + l) * sx];
+						for (int l = 0; k + l < n; l++) acc[l] += grow[k + l] * src[(k + l) * sx];
 					}
 				}
 				for (int w = 8; w >= 1; w /= 2)

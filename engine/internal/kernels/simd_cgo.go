@@ -86,7 +86,11 @@ func cDepthwiseFilterGrad[T Float](dw, x, g []T, p Conv2DParams, lo, hi int) boo
 		return false
 	}
 	cp := cConv2D(p)
-	C.artnet_dw_filter_grad(f32ptr(of), f32ptr(any(x).([]float32)), f32ptr(any(g).([]float32)), &cp, C.int64_t(lo), C.int64_t(hi))
+	var scratch []float32
+	if p.SY == 1 && p.SX == 1 {
+		scratch = make([]float32, filterGradScratch(p))
+	}
+	C.artnet_dw_filter_grad(f32ptr(of), f32ptr(any(x).([]float32)), f32ptr(any(g).([]float32)), &cp, C.int64_t(lo), C.int64_t(hi), f32ptr(scratch))
 	return true
 }
 

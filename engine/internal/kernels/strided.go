@@ -174,14 +174,23 @@ func BroadcastCopy[T any](out, operand []T, outDims, dims []int) {
 	l.run(func(o int, off []int) {
 		dst := out[o : o+n]
 		if inc == 0 {
-			v := operand[off[0]]
-			for i := range dst {
-				dst[i] = v
-			}
+			fill(dst, operand[off[0]])
 			return
 		}
 		copy(dst, operand[off[0]:off[0]+n])
 	})
+}
+
+// fill sets every element of dst to v: a few stores, then copies doubling in length (copy is
+// the runtime's vectorized memmove; a store loop in Go writes one element per instruction).
+func fill[T any](dst []T, v T) {
+	k := min(len(dst), 16)
+	for i := range k {
+		dst[i] = v
+	}
+	for ; k < len(dst); k *= 2 {
+		copy(dst[k:], dst[:k])
+	}
 }
 
 // Transpose writes operand (dims) with its axes permuted into out: out's axis i is operand's
