@@ -6,6 +6,9 @@ package kernels
 // without cgo; the Go loops, which compute the same bits, run instead.
 const HasSIMD = false
 
+// simdMin is simd_cgo.go's threshold (unused here: nothing runs in C).
+const simdMin = 64
+
 func cBinary[T Float](op BinaryOp, o, x, y []T, cx, cy T) bool { return false }
 
 func cLogistic[T Float](o, x []T) bool { return false }

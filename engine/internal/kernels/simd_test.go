@@ -5,6 +5,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/artnet/artnet/internal/testenv"
 )
 
 // withGo runs fn with every kernel on its Go loop (forceGo), then restores the C loops.
@@ -32,7 +34,7 @@ var specials = []float32{0, float32(math.Copysign(0, -1)), 1e-40, -1e-40, 1, -1,
 // input dilation, paddings) and kernel gradient — so a cgo and a pure-Go build train alike.
 func TestSIMDMatchesGo(t *testing.T) {
 	if !HasSIMD {
-		t.Skip("built without cgo: only the Go loops exist (go test with CGO_ENABLED=1 compares them with simd.h)")
+		testenv.Missing(t, "cgo (built with CGO_ENABLED=0: simd.h's C kernels are not in this build)", "install gcc and build with CGO_ENABLED=1")
 	}
 	r := rand.New(rand.NewPCG(21, 22))
 	for _, n := range []int{1, 63, 64, 65, 100, 1031} {
