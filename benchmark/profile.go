@@ -20,7 +20,7 @@ type OpShare struct {
 // Package prefixes whose functions OpBreakdown attributes to ops.
 const (
 	simplegoPkg = "github.com/gomlx/gomlx/backends/simplego."
-	enginePkg = "github.com/artnet/artnet/engine."
+	enginePkg   = "github.com/artnet/artnet/engine."
 )
 
 // OpBreakdown reads a CPU profile (runtime/pprof's format) and splits its CPU time by GoMLX op
@@ -128,6 +128,11 @@ var artnetOps = []struct{ prefix, op string }{
 	{"BroadcastCopy", "BroadcastInDim (artnet)"},
 	{"Depthwise", "ConvGeneral (artnet)"},
 	{"Transpose", "Transpose (artnet)"},
+	{"execFused", "fused elementwise (artnet)"},
+	{"Fused", "fused elementwise (artnet)"},
+	{"fusedGo", "fused elementwise (artnet)"},
+	{"logistic32", "Logistic/Tanh/Exp/… (artnet)"},
+	{"filterGradPadded", "ConvGeneral (artnet)"},
 	{"Gemm", "DotGeneral (artnet)"},
 	{"gemm", "DotGeneral (artnet)"},
 }

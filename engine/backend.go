@@ -102,8 +102,9 @@ func BackendConfig(config string) string {
 
 // NewBackend returns the backend for config: "" means $GOMLX_BACKEND, and if that is unset "go".
 // "go" (or "go:<cfg>", <cfg> being comma-separated simplego options, e.g. "parallelism=2", plus
-// artnet's "direct_conv": simplego's own convolution loop instead of im2col, and "reference":
-// none of artnet's kernels or gradient rewrites, GoMLX's own executors) is the pure-Go
+// artnet's "direct_conv": simplego's own convolution loop instead of im2col, "nofuse": no
+// elementwise fusion, and "reference": none of artnet's kernels or gradient rewrites, GoMLX's
+// own executors) is the pure-Go
 // backend wrapped with artnet's gap fixes. It executes independent ops concurrently with an
 // unlimited worker pool (opsparallel.go; simplego's bounded pool can deadlock, see
 // TestNoDeadlock) unless <cfg> names "ops_sequential" or "ops_parallel" (simplego's own modes).
@@ -115,13 +116,15 @@ func NewBackend(config string) (backends.Backend, error) {
 	switch name {
 	case GoBackendName, "simplego":
 		var opts []string
-		directConv, opsMode, reference := false, false, false
+		directConv, opsMode, reference, noFuse := false, false, false, false
 		for _, opt := range strings.Split(cfg, ",") {
 			switch opt {
 			case "direct_conv":
 				directConv = true
 			case "reference":
 				reference = true
+			case "nofuse":
+				noFuse = true
 			case "":
 			default:
 				opsMode = opsMode || opt == "ops_sequential" || opt == "ops_parallel"
@@ -151,7 +154,7 @@ func NewBackend(config string) (backends.Backend, error) {
 		if !reference {
 			enableFastKernels(sg)
 		}
-		return &Backend{Backend: sg, directConv: directConv, reference: reference}, nil
+		return &Backend{Backend: sg, directConv: directConv, reference: reference, noFuse: noFuse}, nil
 	case "xla", "stablehlo", "shlo", "hlo":
 		return newXLABackend(config, cfg)
 	default:
@@ -179,6 +182,7 @@ func Available() map[string]error {
 type Backend struct {
 	*simplego.Backend
 	directConv bool // use simplego's ConvGeneral loop instead of im2col + DotGeneral
+	noFuse     bool // "go:nofuse": no elementwise fusion (fusion.go), for comparisons
 	reference  bool // "go:reference": GoMLX's own executors, without artnet's kernels
 }
 
@@ -206,7 +210,8 @@ func (b *Backend) Capabilities() backends.Capabilities {
 
 // Builder creates a new builder for a computation named name.
 func (b *Backend) Builder(name string) backends.Builder {
-	return &Builder{Builder: b.Backend.Builder(name).(*simplego.Builder), directConv: b.directConv, fast: b.FastDepthwise()}
+	return &Builder{Builder: b.Backend.Builder(name).(*simplego.Builder), directConv: b.directConv, fast: b.FastDepthwise(),
+		fuse: b.FastDepthwise() && !b.noFuse}
 }
 
 // Builder embeds simplego's Builder and overrides the ops it lacks or gets wrong.
@@ -214,6 +219,7 @@ type Builder struct {
 	*simplego.Builder
 	directConv bool
 	fast       bool // artnet's kernels run this builder's graphs (not "go:reference")
+	fuse       bool // elementwise chains become fused nodes when compiled (fusion.go)
 }
 
 var _ backends.Builder = (*Builder)(nil)

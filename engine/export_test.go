@@ -22,3 +22,9 @@ func DotGeneralAxes(node *Node) (lc, lb, rc, rb []int, err error) {
 	p, err := dotGeneralParamsOf(node)
 	return p.lhsContracting, p.lhsBatch, p.rhsContracting, p.rhsBatch, err
 }
+
+// FusedRuns is the number of fused elementwise nodes executed so far.
+func FusedRuns() int64 { return kernelRuns[fusedOpType].Load() }
+
+// FusedError is why elementwise fusion is off (nil when on).
+func FusedError() error { return fusedKernelErr }

@@ -191,6 +191,7 @@ func init() {
 			sgNodeExecutors[op] = exec
 		}
 	}
+	installFused()
 }
 
 // enableFastKernels makes b run artnet's kernels (when they are installed).

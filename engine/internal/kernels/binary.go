@@ -82,10 +82,14 @@ func scalarOp[T Float](op BinaryOp, x, y T) T {
 }
 
 func vv[T Float](op BinaryOp, o, x, y []T) {
-	x, y = x[:len(o)], y[:len(o)]
-	if cBinary(op, o, x, y, 0, 0) {
-		return
+	if !cBinary(op, o, x[:len(o)], y[:len(o)], 0, 0) {
+		vvGo(op, o, x, y)
 	}
+}
+
+// vvGo, vsGo and svGo are vv, vs and sv in Go (simd.h's artnet_vv, _vs, _sv compute the same).
+func vvGo[T Float](op BinaryOp, o, x, y []T) {
+	x, y = x[:len(o)], y[:len(o)]
 	switch op {
 	case Add:
 		for i := range o {
@@ -117,10 +121,13 @@ func vv[T Float](op BinaryOp, o, x, y []T) {
 }
 
 func vs[T Float](op BinaryOp, o, x []T, c T) {
-	x = x[:len(o)]
-	if cBinary(op, o, x, nil, 0, c) {
-		return
+	if !cBinary(op, o, x[:len(o)], nil, 0, c) {
+		vsGo(op, o, x, c)
 	}
+}
+
+func vsGo[T Float](op BinaryOp, o, x []T, c T) {
+	x = x[:len(o)]
 	switch op {
 	case Add:
 		for i := range o {
@@ -152,10 +159,13 @@ func vs[T Float](op BinaryOp, o, x []T, c T) {
 }
 
 func sv[T Float](op BinaryOp, o []T, c T, y []T) {
-	y = y[:len(o)]
-	if cBinary(op, o, nil, y, c, 0) {
-		return
+	if !cBinary(op, o, nil, y[:len(o)], c, 0) {
+		svGo(op, o, c, y)
 	}
+}
+
+func svGo[T Float](op BinaryOp, o []T, c T, y []T) {
+	y = y[:len(o)]
 	switch op {
 	case Add:
 		for i := range o {

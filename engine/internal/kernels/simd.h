@@ -302,3 +302,58 @@ ARTNET_CLONES static float artnet_sum(const float *x, int64_t n) {
 		for (int l = 0; l < w; l++) acc[l] += acc[l + w];
 	return acc[0];
 }
+
+// Fused elementwise expressions (kernels.Fused): code is a list of float32 ops over registers —
+// registers [0, nleaves) are the leaves (a leaf with scalar[i] != 0 is one value, broadcast),
+// register nleaves + k the result of instruction k — evaluated block by block (ARTNET_BLOCK
+// elements, in tmp: ninstr·ARTNET_BLOCK floats), the last instruction writing out. Each op rounds
+// to float32 as the unfused op does: the same bits, one pass over memory instead of one per op.
+#define ARTNET_BLOCK 512
+enum { ARTNET_F_ADD = 0, ARTNET_F_SUB = 1, ARTNET_F_MUL = 2, ARTNET_F_DIV = 3, ARTNET_F_NEG = 4, ARTNET_F_SQRT = 5, ARTNET_F_LOGISTIC = 6 };
+typedef struct {
+	int32_t op, a, b;
+} artnet_instr;
+
+#pragma GCC push_options
+#pragma GCC optimize("no-math-errno")
+ARTNET_CLONES static void artnet_fused(float *out, const uintptr_t *leafAddr, const int64_t *scalar, int64_t nleaves,
+                                       const artnet_instr *code, int64_t ninstr, int64_t lo, int64_t hi, float *tmp) {
+	const float *const *leaves = (const float *const *)leafAddr;
+	for (int64_t s = lo; s < hi; s += ARTNET_BLOCK) {
+		const int64_t m = hi - s < ARTNET_BLOCK ? hi - s : ARTNET_BLOCK;
+		for (int64_t k = 0; k < ninstr; k++) {
+			const artnet_instr in = code[k];
+			float *o = k == ninstr - 1 ? out + s : tmp + k * ARTNET_BLOCK;
+			const float *pa = 0, *pb = 0;
+			float va = 0, vb = 0;
+			if (in.a < nleaves) {
+				if (scalar[in.a]) va = leaves[in.a][0];
+				else pa = leaves[in.a] + s;
+			} else pa = tmp + (in.a - nleaves) * ARTNET_BLOCK;
+			if (in.op <= ARTNET_F_DIV) {
+				if (in.b < nleaves) {
+					if (scalar[in.b]) vb = leaves[in.b][0];
+					else pb = leaves[in.b] + s;
+				} else pb = tmp + (in.b - nleaves) * ARTNET_BLOCK;
+				if (pa && pb) artnet_vv(in.op, o, pa, pb, m);
+				else if (pa) artnet_vs(in.op, o, pa, vb, m);
+				else artnet_sv(in.op, o, va, pb, m);
+				continue;
+			}
+			switch (in.op) {
+			case ARTNET_F_NEG:
+#pragma GCC ivdep
+				for (int64_t i = 0; i < m; i++) o[i] = -pa[i];
+				break;
+			case ARTNET_F_SQRT:
+#pragma GCC ivdep
+				for (int64_t i = 0; i < m; i++) o[i] = __builtin_sqrtf(pa[i]);
+				break;
+			case ARTNET_F_LOGISTIC:
+				artnet_logistic(o, pa, m);
+				break;
+			}
+		}
+	}
+}
+#pragma GCC pop_options

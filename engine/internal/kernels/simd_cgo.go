@@ -4,11 +4,15 @@ package kernels
 
 /*
 #cgo CFLAGS: -O3
+#cgo LDFLAGS: -lm
 #include "simd.h"
 */
 import "C"
 
-import "unsafe"
+import (
+	"runtime"
+	"unsafe"
+)
 
 // HasSIMD reports whether the float32 kernels of simd.h (C, vectorized by GCC) are built in.
 const HasSIMD = true
@@ -101,4 +105,29 @@ func cSum[T Float](x []T) (T, bool) {
 		return 0, false
 	}
 	return T(C.artnet_sum(f32ptr(xf), C.int64_t(len(xf)))), true
+}
+
+// cFused evaluates a fused expression over out[lo:hi] in C (simd.h's artnet_fused).
+func cFused(out []float32, leaves [][]float32, code []Instr, lo, hi int) bool {
+	if forceGo {
+		return false
+	}
+	// The leaves' addresses as integers: cgo lets Go pass memory holding no Go pointers (Go's heap
+	// does not move; KeepAlive below keeps the leaves alive through the call).
+	ptrs := make([]C.uintptr_t, len(leaves))
+	scalar := make([]C.int64_t, len(leaves))
+	for i, l := range leaves {
+		ptrs[i] = C.uintptr_t(uintptr(unsafe.Pointer(unsafe.SliceData(l))))
+		if len(l) == 1 && len(out) != 1 {
+			scalar[i] = 1
+		}
+	}
+	cc := make([]C.artnet_instr, len(code))
+	for k, in := range code {
+		cc[k] = C.artnet_instr{op: C.int32_t(in.Op), a: C.int32_t(in.A), b: C.int32_t(in.B)}
+	}
+	tmp := make([]float32, len(code)*FusedBlock)
+	C.artnet_fused(f32ptr(out), &ptrs[0], &scalar[0], C.int64_t(len(leaves)), &cc[0], C.int64_t(len(code)), C.int64_t(lo), C.int64_t(hi), f32ptr(tmp))
+	runtime.KeepAlive(leaves)
+	return true
 }

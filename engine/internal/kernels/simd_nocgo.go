@@ -20,3 +20,5 @@ func cDepthwiseForward[T Float](out, x, w []T, p Conv2DParams, cols []colRange, 
 func cDepthwiseFilterGrad[T Float](dw, x, g []T, p Conv2DParams, lo, hi int) bool { return false }
 
 func cSum[T Float](x []T) (T, bool) { return 0, false }
+
+func cFused(out []float32, leaves [][]float32, code []Instr, lo, hi int) bool { return false }

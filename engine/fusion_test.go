@@ -1,0 +1,84 @@
+package engine_test
+
+import (
+	"math"
+	"slices"
+	"testing"
+
+	"github.com/artnet/artnet/engine"
+	. "github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+)
+
+// TestFusionSameBits: a graph of elementwise chains — SiLU and its gradient, an Adam-like
+// update, a chain shared by two consumers, a broadcast operand that must stay unfused, a
+// reduction in the middle — runs fused nodes on "go" and gives the same bits as "go:nofuse".
+func TestFusionSameBits(t *testing.T) {
+	if err := engine.FusedError(); err != nil {
+		t.Fatal(err)
+	}
+	graphFn := func(x, m, v, row *Node) []*Node {
+		silu := Mul(x, Sigmoid(x))
+		grad := Gradient(ReduceAllSum(Mul(silu, silu)), x)[0]
+		m2 := Add(MulScalar(m, 0.9), MulScalar(grad, 0.1))
+		v2 := Add(MulScalar(Abs(v), 0.999), MulScalar(Square(grad), 0.001))
+		step := Div(MulScalar(m2, 0.01), AddScalar(Sqrt(v2), 1e-8))
+		shared := Sub(x, MulScalar(v, 2)) // used twice: materialized once
+		a := Mul(shared, Neg(m))
+		c := Add(shared, row) // row [1, 64] broadcast: not fused into c
+		mean := ReduceSum(Mul(a, a), 1)
+		return []*Node{Sub(x, step), m2, v2, a, c, mean, grad, silu}
+	}
+	run := func(config string) [][]float32 {
+		in := []*tensors.Tensor{shapedF32(1, 32, 64), shapedF32(2, 32, 64), shapedF32(3, 32, 64), shapedF32(4, 1, 64)}
+		b, err := engine.NewBackend(config)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Finalize()
+		exec, err := NewExec(b, graphFn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var outs [][]float32
+		for _, o := range exec.MustExec(in[0], in[1], in[2], in[3]) {
+			v, err := tensors.CopyFlatData[float32](o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			outs = append(outs, v)
+		}
+		return outs
+	}
+	before := engine.FusedRuns()
+	fused := run("go")
+	if engine.FusedRuns() == before {
+		t.Fatal(`no fused node ran on "go"`)
+	}
+	before = engine.FusedRuns()
+	plain := run("go:nofuse")
+	if engine.FusedRuns() != before {
+		t.Fatal(`fused nodes ran on "go:nofuse"`)
+	}
+	for i := range plain {
+		if !slices.Equal(fused[i], plain[i]) {
+			for j := range fused[i] {
+				if a, b := fused[i][j], plain[i][j]; math.Float32bits(a) != math.Float32bits(b) && !(a != a && b != b) {
+					t.Errorf("output #%d differs between fused and unfused runs: value #%d %g vs %g", i, j, fused[i][j], plain[i][j])
+					break
+				}
+			}
+		}
+	}
+}
+
+// shapedF32 is a [rows, cols] float32 tensor of varied values (seeded by k), NaN-free.
+func shapedF32(k, rows, cols int) *tensors.Tensor {
+	x := tensors.FromShape(shapesF32(rows, cols))
+	tensors.MutableFlatData(x, func(v []float32) {
+		for i := range v {
+			v[i] = float32((i*7+k*13)%101)/50 - 1
+		}
+	})
+	return x
+}
