@@ -28,3 +28,6 @@ func FusedRuns() int64 { return kernelRuns[fusedOpType].Load() }
 
 // FusedError is why elementwise fusion is off (nil when on).
 func FusedError() error { return fusedKernelErr }
+
+// FusedBroadcastRuns is the number of broadcast leaves fused nodes have read so far.
+func FusedBroadcastRuns() int64 { return fusedBroadcastRuns.Load() }

@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/backends/notimplemented"
 	"github.com/gomlx/gomlx/backends/simplego"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	"github.com/gomlx/gomlx/pkg/core/shapes"
 
 	"github.com/artnet/artnet/engine/internal/kernels"
 	"github.com/artnet/artnet/internal/layout"
@@ -42,9 +44,11 @@ const (
 	minFusedSize = 1024
 )
 
-// fusedExpr is a fused node's data.
+// fusedExpr is a fused node's data: the code, and how each leaf (the node's inputs, in order)
+// spreads over the output.
 type fusedExpr struct {
-	code []kernels.Instr
+	code   []kernels.Instr
+	leaves []leafShape
 }
 
 // fusibleOps are the elementwise op types an expression is made of, with their kernels.FusedOp.
@@ -114,63 +118,204 @@ func (b *Builder) fuseElementwise(outputs []backends.Op) error {
 		if !needed[i] || !ok || node.shape.DType != dtypes.Float32 || node.shape.Size() < minFusedSize {
 			continue
 		}
-		var leaves []*simplego.Node
-		var code []kernels.Instr // registers: leaves, then codeBase+k for instruction k
-		leaf := func(x *simplego.Node) int32 {
-			if j := slices.Index(leaves, x); j >= 0 {
-				return int32(j)
-			}
-			leaves = append(leaves, x)
-			return int32(len(leaves) - 1)
-		}
-		var regs []int32
+		out := node.shape
+		e := fusion{}
+		regs := make([]int32, 0, len(node.inputs))
 		for _, in := range node.inputs {
 			x := nodeOf(in)
 			fe, fused := x.data.(*fusedExpr)
+			var r int32 = -1
 			switch {
-			case x.opType == fusedOpType && fused && uses[x.builderIdx] == 1 && x.shape.Equal(node.shape) &&
-				len(code)+len(fe.code) < maxFusedInstrs && len(leaves)+len(x.inputs) <= maxFusedLeaves:
+			case x.opType == fusedOpType && fused && uses[x.builderIdx] == 1 && x.shape.Equal(out) &&
+				len(e.code)+len(fe.code) < maxFusedInstrs:
 				// Absorb the operand's expression: its registers [0, len(inputs)) are its leaves.
-				sub := make([]int32, 0, len(x.inputs)+len(fe.code))
-				for _, l := range x.inputs {
-					sub = append(sub, leaf(l))
-				}
-				for _, c := range fe.code {
-					code = append(code, kernels.Instr{Op: c.Op, A: sub[c.A], B: sub[c.B]})
-					sub = append(sub, int32(codeBase+len(code)-1))
-				}
-				regs = append(regs, sub[len(sub)-1])
-			case isFusible(x) && uses[x.builderIdx] == 1 &&
-				x.shape.Equal(node.shape) && len(code) < maxFusedInstrs && len(leaves)+len(x.inputs) <= maxFusedLeaves:
+				r = e.absorb(x.inputs, fe.code, fe.leaves)
+			case isFusible(x) && uses[x.builderIdx] == 1 && x.shape.Equal(out) && len(e.code) < maxFusedInstrs:
 				// A single-op operand not fused itself (fewer than two ops): absorb it.
-				a := leaf(x.inputs[0])
-				bb := leaf(x.inputs[len(x.inputs)-1])
-				code = append(code, kernels.Instr{Op: fusibleOps[x.opType], A: a, B: bb})
-				regs = append(regs, int32(codeBase+len(code)-1))
-			default:
-				if x.shape.Equal(node.shape) || x.shape.Size() == 1 {
-					regs = append(regs, leaf(in))
-				} else {
-					regs = nil // broadcast operand: not expressible
+				var ls []leafShape
+				for _, xi := range x.inputs {
+					l, ok := leafOf(xi, out)
+					if !ok {
+						ls = nil
+						break
+					}
+					ls = append(ls, l)
+				}
+				if ls != nil {
+					code := []kernels.Instr{{Op: fusibleOps[x.opType], A: 0, B: int32(len(x.inputs) - 1)}}
+					r = e.absorb(nil, code, ls)
 				}
 			}
-			if regs == nil || len(leaves) > maxFusedLeaves {
+			if r < 0 {
+				l, ok := leafOf(in, out)
+				if !ok {
+					break
+				}
+				e.bypass = e.bypass || l.node != in
+				r = e.leaf(l)
+			}
+			if r < 0 {
 				break
 			}
+			regs = append(regs, r)
 		}
-		if regs == nil || len(regs) != len(node.inputs) || len(code) == 0 || len(leaves) > maxFusedLeaves {
-			continue // nothing absorbed: the node stays as it is
+		if len(regs) != len(node.inputs) || (len(e.code) == 0 && !e.bypass) {
+			continue // not expressible, or nothing gained: the node stays as it is
 		}
-		code = append(code, kernels.Instr{Op: fop, A: regs[0], B: regs[len(regs)-1]})
-		for k := range code {
-			code[k].A, code[k].B = renumber(code[k].A, len(leaves)), renumber(code[k].B, len(leaves))
+		e.code = append(e.code, kernels.Instr{Op: fop, A: regs[0], B: regs[len(regs)-1]})
+		for k := range e.code {
+			e.code[k].A, e.code[k].B = renumber(e.code[k].A, len(e.leaves)), renumber(e.code[k].B, len(e.leaves))
 		}
-		if err := kernels.CheckFused(len(leaves), code); err != nil {
+		if err := kernels.CheckFused(len(e.leaves), e.code); err != nil {
 			return fmt.Errorf("engine: fusing %s node #%d: %w", node.opType, i, err)
 		}
-		node.opType, node.inputs, node.data = fusedOpType, leaves, &fusedExpr{code: code}
+		inputs := make([]*simplego.Node, len(e.leaves))
+		for j, l := range e.leaves {
+			inputs[j] = l.node
+		}
+		node.opType, node.inputs, node.data = fusedOpType, inputs, &fusedExpr{code: e.code, leaves: e.leaves}
 	}
 	return nil
+}
+
+// leafShape is a leaf of a fused expression: a node and how it spreads over the output
+// (kernels.Leaf's Run and Period).
+type leafShape struct {
+	node        *simplego.Node
+	run, period int
+}
+
+// fusion is an expression being built: leaves and code (registers: leaves, then codeBase+k for
+// instruction k, renumbered at the end).
+type fusion struct {
+	leaves []leafShape
+	code   []kernels.Instr
+	bypass bool // a leaf is a BroadcastInDim's operand: its full-size copy is not needed
+}
+
+// leaf returns the register of l, adding it if new; -1 when there are too many leaves.
+func (e *fusion) leaf(l leafShape) int32 {
+	for j, x := range e.leaves {
+		if x.node == l.node {
+			return int32(j)
+		}
+	}
+	if len(e.leaves) == maxFusedLeaves {
+		return -1
+	}
+	e.leaves = append(e.leaves, l)
+	return int32(len(e.leaves) - 1)
+}
+
+// absorb appends code, whose registers [0, len(ls)) are the leaves ls, and returns the register
+// of its result; -1 (e unchanged) when the leaves do not fit.
+func (e *fusion) absorb(_ []*simplego.Node, code []kernels.Instr, ls []leafShape) int32 {
+	nLeaves, nCode := len(e.leaves), len(e.code)
+	sub := make([]int32, 0, len(ls)+len(code))
+	for _, l := range ls {
+		r := e.leaf(l)
+		if r < 0 {
+			e.leaves, e.code = e.leaves[:nLeaves], e.code[:nCode]
+			return -1
+		}
+		sub = append(sub, r)
+	}
+	for _, c := range code {
+		e.code = append(e.code, kernels.Instr{Op: c.Op, A: sub[c.A], B: sub[c.B]})
+		sub = append(sub, int32(codeBase+len(e.code)-1))
+	}
+	return sub[len(sub)-1]
+}
+
+// leafOf returns how x enters an expression whose output has shape out: as itself (out's shape,
+// or one value), broadcast (same rank, size-1 axes), or — x being a BroadcastInDim — as that
+// broadcast's operand, which then need not be expanded to out's size. ok is false when x's
+// values do not follow kernels.Leaf's pattern (the axes x varies along are not adjacent).
+func leafOf(x *simplego.Node, out shapes.Shape) (l leafShape, ok bool) {
+	xs := nodeOf(x).shape
+	if xs.DType != out.DType {
+		return l, false
+	}
+	switch {
+	case xs.Equal(out):
+		return leafShape{node: x}, true
+	case xs.Size() == 1:
+		return leafShape{node: x, run: -1, period: 1}, true
+	case xs.Rank() == out.Rank():
+		return broadcastLeaf(x, xs.Dimensions, out)
+	}
+	return l, false
+}
+
+// broadcastLeaf describes x, whose dims (out's rank, each 1 or out's) are dims, broadcast to out;
+// a BroadcastInDim node is looked through first.
+func broadcastLeaf(x *simplego.Node, dims []int, out shapes.Shape) (leafShape, bool) {
+	if bn := nodeOf(x); bn.opType == backends.OpTypeBroadcastInDim && len(bn.inputs) == 1 {
+		axes, ok := bn.data.([]int)
+		in := nodeOf(bn.inputs[0]).shape
+		if ok && len(axes) == in.Rank() && slices.IsSorted(axes) {
+			aligned := make([]int, out.Rank())
+			for i := range aligned {
+				aligned[i] = 1
+			}
+			good := true
+			for i, a := range axes {
+				if a < 0 || a >= out.Rank() || (in.Dimensions[i] != out.Dimensions[a] && in.Dimensions[i] != 1) {
+					good = false
+					break
+				}
+				aligned[a] = in.Dimensions[i]
+			}
+			if good {
+				if l, ok := broadcastLeaf(bn.inputs[0], aligned, out); ok {
+					if in.Size() == 1 {
+						l.run, l.period = -1, 1
+					}
+					return l, true
+				}
+			}
+		}
+	}
+	if len(dims) != out.Rank() {
+		return leafShape{}, false
+	}
+	first, last := -1, -1 // the axes x varies along must be adjacent (size-1 axes of out aside)
+	for k, d := range dims {
+		if out.Dimensions[k] == 1 {
+			continue
+		}
+		switch {
+		case d == out.Dimensions[k]:
+			if first < 0 {
+				first = k
+			} else if last != k-1 && !allOnes(out.Dimensions[last+1:k]) {
+				return leafShape{}, false
+			}
+			last = k
+		case d != 1:
+			return leafShape{}, false
+		}
+	}
+	if first < 0 {
+		return leafShape{node: x, run: -1, period: 1}, true
+	}
+	run, period := 1, 1
+	for k := last + 1; k < len(dims); k++ {
+		run *= out.Dimensions[k]
+	}
+	for k := first; k <= last; k++ {
+		period *= dims[k]
+	}
+	return leafShape{node: x, run: run, period: period}, true
+}
+
+func allOnes(d []int) bool {
+	for _, v := range d {
+		if v != 1 {
+			return false
+		}
+	}
+	return true
 }
 
 // codeBase marks the registers of instructions while an expression is built (the number of
@@ -199,6 +344,9 @@ func isFusible(x *sgNode) bool {
 
 // fusedKernelErr is why fused nodes are not built (nil when they are): artnet's kernels are not
 // installed, or simplego has an executor of its own for fusedOpType.
+// fusedBroadcastRuns counts the broadcast leaves fused nodes have read (tests check they occur).
+var fusedBroadcastRuns atomic.Int64
+
 var fusedKernelErr = errors.New("elementwise fusion disabled: artnet's kernels are not installed")
 
 // installFused puts execFused in simplego's executor table (called by installFastKernels).
@@ -227,12 +375,19 @@ func execFused(b *simplego.Backend, n *simplego.Node, inputs []*simplego.Buffer,
 	if !ok || node.shape.DType != dtypes.Float32 {
 		return nil, fmt.Errorf("engine: %s node without an artnet fused expression (simplego has no %s)", node.opType, node.opType)
 	}
-	leaves := make([][]float32, len(inputs))
+	if len(fe.leaves) != len(inputs) {
+		return nil, fmt.Errorf("engine: fused node with %d inputs, %d leaves", len(inputs), len(fe.leaves))
+	}
+	leaves := make([]kernels.Leaf, len(inputs))
 	var full []int
 	for i, in := range inputs {
-		leaves[i] = bufferOf(in).flat.([]float32)
-		if bufferOf(in).shape.Equal(node.shape) {
+		l := fe.leaves[i]
+		leaves[i] = kernels.Leaf{Data: bufferOf(in).flat.([]float32), Run: l.run, Period: l.period}
+		if l.run == 0 {
 			full = append(full, i)
+		}
+		if l.run > 0 {
+			fusedBroadcastRuns.Add(1)
 		}
 	}
 	out := newOutput(b, node, inputs, owned, full...)

@@ -59,13 +59,22 @@ func CheckFused(nLeaves int, code []Instr) error {
 	return nil
 }
 
-// Fused evaluates code (checked by CheckFused) into out: leaves[i] is leaf i, either len(out)
-// values or one value broadcast (a unary op never takes a one-value leaf, and a binary op never
-// two). Each op rounds to float32 exactly as the op alone does (kernels' vv/vs/sv, Logistic's
-// float32 formula, a correctly rounded Sqrt like simplego's float64 math.Sqrt), so the output
-// has the bits of the unfused ops', after one pass over memory instead of one per op. Blocks of
-// FusedBlock elements are split over the cores. out may be one of the full-length leaves.
-func Fused(out []float32, leaves [][]float32, code []Instr) {
+// Leaf is an input of a fused expression: Data is either as long as the output (Run 0), one value
+// (Run < 0), or broadcast (Run > 0): output element e takes Data[(e/Run) % Period], as a
+// [1,C,1,1] vector does against a [B,C,H,W] output (Run H·W, Period C) or a [B,C,1,1] one (Run
+// H·W, Period B·C).
+type Leaf struct {
+	Data        []float32
+	Run, Period int
+}
+
+// Fused evaluates code (checked by CheckFused) into out (a unary op never takes a one-value leaf,
+// and a binary op never two). Each op rounds to float32 exactly as the op alone does (kernels'
+// vv/vs/sv, Logistic's float32 formula, a correctly rounded Sqrt like simplego's float64
+// math.Sqrt), so the output has the bits of the unfused ops', after one pass over memory instead
+// of one per op. Blocks of FusedBlock elements are split over the cores. out may be the Data of
+// a full-length leaf.
+func Fused(out []float32, leaves []Leaf, code []Instr) {
 	n := len(out)
 	blocks := (n + FusedBlock - 1) / FusedBlock
 	parallelFor(blocks, n*len(code), func(lo, hi int) {
@@ -78,20 +87,35 @@ func Fused(out []float32, leaves [][]float32, code []Instr) {
 }
 
 // fusedGo is simd.h's artnet_fused in Go.
-func fusedGo(out []float32, leaves [][]float32, code []Instr, lo, hi int) {
-	tmp := make([]float32, len(code)*FusedBlock)
+func fusedGo(out []float32, leaves []Leaf, code []Instr, lo, hi int) {
+	tmp := make([]float32, (len(code)+len(leaves))*FusedBlock)
+	expanded := tmp[len(code)*FusedBlock:]
 	nl := int32(len(leaves))
 	for s := lo; s < hi; s += FusedBlock {
 		m := min(FusedBlock, hi-s)
-		reg := func(r int32) (v []float32, c float32) {
-			if r < nl {
-				if len(leaves[r]) == 1 && len(out) != 1 {
-					return nil, leaves[r][0]
-				}
-				return leaves[r][s : s+m], 0
+		for l, leaf := range leaves {
+			if leaf.Run <= 0 {
+				continue
 			}
-			k := int(r - nl)
-			return tmp[k*FusedBlock : k*FusedBlock+m], 0
+			x := expanded[l*FusedBlock:]
+			for e := s; e < s+m; {
+				q := e / leaf.Run
+				end := min((q+1)*leaf.Run, s+m)
+				fill(x[e-s:end-s], leaf.Data[q%leaf.Period])
+				e = end
+			}
+		}
+		reg := func(r int32) (v []float32, c float32) {
+			switch {
+			case r >= nl:
+				k := int(r - nl)
+				return tmp[k*FusedBlock : k*FusedBlock+m], 0
+			case leaves[r].Run < 0:
+				return nil, leaves[r].Data[0]
+			case leaves[r].Run > 0:
+				return expanded[int(r)*FusedBlock : int(r)*FusedBlock+m], 0
+			}
+			return leaves[r].Data[s : s+m], 0
 		}
 		for k, in := range code {
 			o := tmp[k*FusedBlock : k*FusedBlock+m]

@@ -7,10 +7,21 @@ import (
 	"testing"
 )
 
-// unfused evaluates code one op at a time over whole arrays with the kernels the ops run alone.
-func unfused(n int, leaves [][]float32, code []Instr) []float32 {
+// unfused evaluates code one op at a time over whole arrays with the kernels the ops run alone
+// (broadcast leaves expanded first, as a BroadcastInDim would).
+func unfused(n int, leaves []Leaf, code []Instr) []float32 {
 	regs := make([][]float32, 0, len(leaves)+len(code))
-	regs = append(regs, leaves...)
+	for _, l := range leaves {
+		if l.Run <= 0 {
+			regs = append(regs, l.Data)
+			continue
+		}
+		x := make([]float32, n)
+		for e := range x {
+			x[e] = l.Data[(e/l.Run)%l.Period]
+		}
+		regs = append(regs, x)
+	}
 	for _, in := range code {
 		o := make([]float32, n)
 		a := regs[in.A]
@@ -42,19 +53,25 @@ func unfused(n int, leaves [][]float32, code []Instr) []float32 {
 	return regs[len(regs)-1]
 }
 
-// randExpr returns random leaves (some one-value) and a valid random expression over them.
-func randExpr(r *rand.Rand, n int) ([][]float32, []Instr) {
-	nl := 1 + r.IntN(4)
-	leaves := make([][]float32, nl)
+// randExpr returns random leaves (some one-value, some broadcast) and a valid random expression
+// over them.
+func randExpr(r *rand.Rand, n int) ([]Leaf, []Instr) {
+	nl := 1 + r.IntN(5)
+	leaves := make([]Leaf, nl)
 	full := []int32{}
 	for i := range leaves {
-		if i > 0 && r.IntN(3) == 0 {
-			leaves[i] = []float32{float32(r.NormFloat64())}
+		switch {
+		case i > 0 && r.IntN(3) == 0:
+			leaves[i] = Leaf{Data: []float32{float32(r.NormFloat64())}, Run: -1}
 			continue
-		}
-		leaves[i] = randSlice(r, n)
-		if i == 0 {
-			copy(leaves[i], specials)
+		case i > 0 && r.IntN(2) == 0:
+			run, period := 1+r.IntN(700), 1+r.IntN(9)
+			leaves[i] = Leaf{Data: randSlice(r, period), Run: run, Period: period}
+		default:
+			leaves[i] = Leaf{Data: randSlice(r, n)}
+			if i == 0 {
+				copy(leaves[i].Data, specials)
+			}
 		}
 		full = append(full, int32(i))
 	}

@@ -304,10 +304,13 @@ ARTNET_CLONES static float artnet_sum(const float *x, int64_t n) {
 }
 
 // Fused elementwise expressions (kernels.Fused): code is a list of float32 ops over registers —
-// registers [0, nleaves) are the leaves (a leaf with scalar[i] != 0 is one value, broadcast),
-// register nleaves + k the result of instruction k — evaluated block by block (ARTNET_BLOCK
-// elements, in tmp: ninstr·ARTNET_BLOCK floats), the last instruction writing out. Each op rounds
-// to float32 as the unfused op does: the same bits, one pass over memory instead of one per op.
+// registers [0, nleaves) are the leaves, register nleaves + k the result of instruction k —
+// evaluated block by block (ARTNET_BLOCK elements), the last instruction writing out. Leaf i is
+// out's length when run[i] == 0, one value when run[i] < 0, and otherwise broadcast: element e
+// of the output takes leaf[(e / run[i]) % period[i]] (e.g. a [1,C,1,1] vector against
+// [B,C,H,W]: run H·W, period C), expanded for each block into tmp. tmp holds (ninstr + nleaves)
+// · ARTNET_BLOCK floats. Each op rounds to float32 as the unfused op does: the same bits, one
+// pass over memory instead of one per op.
 #define ARTNET_BLOCK 512
 enum { ARTNET_F_ADD = 0, ARTNET_F_SUB = 1, ARTNET_F_MUL = 2, ARTNET_F_DIV = 3, ARTNET_F_NEG = 4, ARTNET_F_SQRT = 5, ARTNET_F_LOGISTIC = 6 };
 typedef struct {
@@ -316,25 +319,37 @@ typedef struct {
 
 #pragma GCC push_options
 #pragma GCC optimize("no-math-errno")
-ARTNET_CLONES static void artnet_fused(float *out, const uintptr_t *leafAddr, const int64_t *scalar, int64_t nleaves,
-                                       const artnet_instr *code, int64_t ninstr, int64_t lo, int64_t hi, float *tmp) {
+ARTNET_CLONES static void artnet_fused(float *out, const uintptr_t *leafAddr, const int64_t *run, const int64_t *period,
+                                       int64_t nleaves, const artnet_instr *code, int64_t ninstr, int64_t lo, int64_t hi,
+                                       float *tmp) {
 	const float *const *leaves = (const float *const *)leafAddr;
+	float *expanded = tmp + ninstr * ARTNET_BLOCK;
 	for (int64_t s = lo; s < hi; s += ARTNET_BLOCK) {
 		const int64_t m = hi - s < ARTNET_BLOCK ? hi - s : ARTNET_BLOCK;
+		for (int64_t l = 0; l < nleaves; l++) {
+			if (run[l] <= 0) continue;
+			float *x = expanded + l * ARTNET_BLOCK;
+			for (int64_t e = s; e < s + m;) {
+				const int64_t q = e / run[l], end = (q + 1) * run[l] < s + m ? (q + 1) * run[l] : s + m;
+				const float v = leaves[l][q % period[l]];
+				for (int64_t i = e; i < end; i++) x[i - s] = v;
+				e = end;
+			}
+		}
 		for (int64_t k = 0; k < ninstr; k++) {
 			const artnet_instr in = code[k];
 			float *o = k == ninstr - 1 ? out + s : tmp + k * ARTNET_BLOCK;
 			const float *pa = 0, *pb = 0;
 			float va = 0, vb = 0;
-			if (in.a < nleaves) {
-				if (scalar[in.a]) va = leaves[in.a][0];
-				else pa = leaves[in.a] + s;
-			} else pa = tmp + (in.a - nleaves) * ARTNET_BLOCK;
+			if (in.a >= nleaves) pa = tmp + (in.a - nleaves) * ARTNET_BLOCK;
+			else if (run[in.a] < 0) va = leaves[in.a][0];
+			else if (run[in.a] > 0) pa = expanded + in.a * ARTNET_BLOCK;
+			else pa = leaves[in.a] + s;
 			if (in.op <= ARTNET_F_DIV) {
-				if (in.b < nleaves) {
-					if (scalar[in.b]) vb = leaves[in.b][0];
-					else pb = leaves[in.b] + s;
-				} else pb = tmp + (in.b - nleaves) * ARTNET_BLOCK;
+				if (in.b >= nleaves) pb = tmp + (in.b - nleaves) * ARTNET_BLOCK;
+				else if (run[in.b] < 0) vb = leaves[in.b][0];
+				else if (run[in.b] > 0) pb = expanded + in.b * ARTNET_BLOCK;
+				else pb = leaves[in.b] + s;
 				if (pa && pb) artnet_vv(in.op, o, pa, pb, m);
 				else if (pa) artnet_vs(in.op, o, pa, vb, m);
 				else artnet_sv(in.op, o, va, pb, m);

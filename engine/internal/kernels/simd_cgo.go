@@ -108,26 +108,26 @@ func cSum[T Float](x []T) (T, bool) {
 }
 
 // cFused evaluates a fused expression over out[lo:hi] in C (simd.h's artnet_fused).
-func cFused(out []float32, leaves [][]float32, code []Instr, lo, hi int) bool {
+func cFused(out []float32, leaves []Leaf, code []Instr, lo, hi int) bool {
 	if forceGo {
 		return false
 	}
 	// The leaves' addresses as integers: cgo lets Go pass memory holding no Go pointers (Go's heap
 	// does not move; KeepAlive below keeps the leaves alive through the call).
 	ptrs := make([]C.uintptr_t, len(leaves))
-	scalar := make([]C.int64_t, len(leaves))
+	run := make([]C.int64_t, len(leaves))
+	period := make([]C.int64_t, len(leaves))
 	for i, l := range leaves {
-		ptrs[i] = C.uintptr_t(uintptr(unsafe.Pointer(unsafe.SliceData(l))))
-		if len(l) == 1 && len(out) != 1 {
-			scalar[i] = 1
-		}
+		ptrs[i] = C.uintptr_t(uintptr(unsafe.Pointer(unsafe.SliceData(l.Data))))
+		run[i], period[i] = C.int64_t(l.Run), C.int64_t(max(l.Period, 1))
 	}
 	cc := make([]C.artnet_instr, len(code))
 	for k, in := range code {
 		cc[k] = C.artnet_instr{op: C.int32_t(in.Op), a: C.int32_t(in.A), b: C.int32_t(in.B)}
 	}
-	tmp := make([]float32, len(code)*FusedBlock)
-	C.artnet_fused(f32ptr(out), &ptrs[0], &scalar[0], C.int64_t(len(leaves)), &cc[0], C.int64_t(len(code)), C.int64_t(lo), C.int64_t(hi), f32ptr(tmp))
+	tmp := make([]float32, (len(code)+len(leaves))*FusedBlock)
+	C.artnet_fused(f32ptr(out), &ptrs[0], &run[0], &period[0], C.int64_t(len(leaves)), &cc[0], C.int64_t(len(code)),
+		C.int64_t(lo), C.int64_t(hi), f32ptr(tmp))
 	runtime.KeepAlive(leaves)
 	return true
 }

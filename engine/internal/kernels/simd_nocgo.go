@@ -21,4 +21,4 @@ func cDepthwiseFilterGrad[T Float](dw, x, g []T, p Conv2DParams, lo, hi int) boo
 
 func cSum[T Float](x []T) (T, bool) { return 0, false }
 
-func cFused(out []float32, leaves [][]float32, code []Instr, lo, hi int) bool { return false }
+func cFused(out []float32, leaves []Leaf, code []Instr, lo, hi int) bool { return false }
