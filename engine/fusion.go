@@ -236,6 +236,11 @@ func leafOf(x *simplego.Node, out shapes.Shape) (l leafShape, ok bool) {
 	if xs.DType != out.DType {
 		return l, false
 	}
+	if nodeOf(x).opType == backends.OpTypeBroadcastInDim && xs.Rank() == out.Rank() {
+		if l, ok := broadcastLeaf(x, xs.Dimensions, out); ok && l.node != x {
+			return l, true // its operand, if it follows the pattern
+		}
+	}
 	switch {
 	case xs.Equal(out):
 		return leafShape{node: x}, true
