@@ -104,10 +104,10 @@ func BackendConfig(config string) string {
 // "go" (or "go:<cfg>", <cfg> being comma-separated simplego options, e.g. "parallelism=2", plus
 // artnet's "direct_conv": simplego's own convolution loop instead of im2col, "nofuse": no
 // elementwise fusion, and "reference": none of artnet's kernels or gradient rewrites, GoMLX's
-// own executors) is the pure-Go
-// backend wrapped with artnet's gap fixes. It executes independent ops concurrently with an
+// own executors) is the pure-Go backend wrapped with artnet's gap fixes. It executes independent ops concurrently with an
 // unlimited worker pool (opsparallel.go; simplego's bounded pool can deadlock, see
-// TestNoDeadlock) unless <cfg> names "ops_sequential" or "ops_parallel" (simplego's own modes).
+// TestNoDeadlock) unless <cfg> names "ops_sequential" (one op after another) or
+// "parallelism=N" (simplego's bounded pool).
 // "xla" / "xla:cuda" / "xla:cpu" is GoMLX's XLA/PJRT backend: only compiled in with build tag
 // `xla`; without it NewBackend returns an error saying so.
 func NewBackend(config string) (backends.Backend, error) {
@@ -116,7 +116,8 @@ func NewBackend(config string) (backends.Backend, error) {
 	switch name {
 	case GoBackendName, "simplego":
 		var opts []string
-		directConv, opsMode, reference, noFuse := false, false, false, false
+		directConv, reference, noFuse := false, false, false
+		sequential, parallel, poolSet := false, false, false
 		for _, opt := range strings.Split(cfg, ",") {
 			switch opt {
 			case "direct_conv":
@@ -127,18 +128,22 @@ func NewBackend(config string) (backends.Backend, error) {
 				noFuse = true
 			case "":
 			default:
-				opsMode = opsMode || opt == "ops_sequential" || opt == "ops_parallel"
+				sequential = sequential || opt == "ops_sequential"
+				parallel = parallel || opt == "ops_parallel"
+				poolSet = poolSet || strings.HasPrefix(opt, "parallelism=")
 				opts = append(opts, opt)
 			}
 		}
-		// Parallel op execution, with an unlimited worker pool (opsparallel.go): simplego's
-		// bounded pool deadlocks when all its slots hold ops that wait for a slot themselves.
-		parallelOps := !opsMode && unlimitedWorkersErr == nil
-		if !opsMode && !parallelOps {
-			opts = append(opts, "ops_sequential")
-		}
-		if parallelOps {
+		// Independent ops run concurrently with simplego's worker pool unlimited (opsparallel.go):
+		// its bounded pool deadlocks when all its slots hold ops that wait for a slot
+		// themselves. "ops_sequential" runs them one after another; "parallelism=N" keeps
+		// simplego's bounded pool (with its deadlock), for experiments.
+		parallelOps := !sequential && !poolSet && unlimitedWorkersErr == nil
+		switch {
+		case parallelOps && !parallel:
 			opts = append(opts, "ops_parallel")
+		case !parallelOps && !sequential && !parallel:
+			opts = append(opts, "ops_sequential")
 		}
 		inner, err := simplego.New(strings.Join(opts, ","))
 		if err != nil {
