@@ -17,11 +17,9 @@ type Conv2DParams struct {
 // the input offset: input column (ox·SX + off)/IDX.
 type colRange struct{ first, step, end, off int }
 
-// DepthwiseConv2D computes out[b,c,oy,ox] = Σ_{i,j} w[c,i,j]·x̃[b,c, oy·SY+i·DY-PY, ox·SX+j·DX-PX]
-// with x [B,C,H,W], w [C,KH,KW] (a [C,1,KH,KW] kernel), out [B,C,OH,OW], x̃ the input dilated
-// by ID and zero outside. Planes run in parallel; each output sums its taps in row-major order.
-func DepthwiseConv2D[T Float](out, x, w []T, p Conv2DParams) {
-	hd, wd := (p.H-1)*p.IDY+1, (p.W-1)*p.IDX+1
+// depthwiseCols returns, per kernel column, the outputs it reaches and its input offset.
+func depthwiseCols(p Conv2DParams) []colRange {
+	wd := (p.W-1)*p.IDX + 1
 	cols := make([]colRange, p.KW)
 	for j := range p.KW {
 		off := j*p.DX - p.PX
@@ -36,6 +34,25 @@ func DepthwiseConv2D[T Float](out, x, w []T, p Conv2DParams) {
 		}
 		cols[j] = colRange{ox0, step, ox1, off}
 	}
+	return cols
+}
+
+// DepthwiseCols returns, per kernel column j of p, the outputs it reaches as (first, step, end)
+// over ox and its input offset (simd.h's artnet_colrange; for clonecheck's test).
+func DepthwiseCols(p Conv2DParams) [][4]int {
+	var out [][4]int
+	for _, c := range depthwiseCols(p) {
+		out = append(out, [4]int{c.first, c.step, c.end, c.off})
+	}
+	return out
+}
+
+// DepthwiseConv2D computes out[b,c,oy,ox] = Σ_{i,j} w[c,i,j]·x̃[b,c, oy·SY+i·DY-PY, ox·SX+j·DX-PX]
+// with x [B,C,H,W], w [C,KH,KW] (a [C,1,KH,KW] kernel), out [B,C,OH,OW], x̃ the input dilated
+// by ID and zero outside. Planes run in parallel; each output sums its taps in row-major order.
+func DepthwiseConv2D[T Float](out, x, w []T, p Conv2DParams) {
+	hd := (p.H-1)*p.IDY + 1
+	cols := depthwiseCols(p)
 	planes := p.B * p.C
 	parallelFor(planes, planes*p.OH*p.OW*p.KH*p.KW, func(lo, hi int) {
 		if cDepthwiseForward(out, x, w, p, cols, lo, hi) {

@@ -16,10 +16,12 @@
 #include <stdint.h>
 #include <string.h>
 
+#ifndef ARTNET_CLONES // clonecheck/ compiles this file for one target only
 #if defined(__x86_64__) && !defined(__clang__)
 #define ARTNET_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define ARTNET_CLONES
+#endif
 #endif
 
 // Binary op codes: kernels.Add, Sub, Mul, Div.

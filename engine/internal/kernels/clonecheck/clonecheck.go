@@ -1,0 +1,127 @@
+//go:build cgo && amd64
+
+package clonecheck
+
+/*
+#cgo CFLAGS: -O3
+#cgo LDFLAGS: -lm
+#define ARTNET_CLONES __attribute__((target("avx2")))
+#include "../simd.h"
+
+static int cpu_has_avx2(void) {
+	__builtin_cpu_init();
+	return __builtin_cpu_supports("avx2");
+}
+
+// The same kernels for the baseline: simd.h's functions are static, so its second compilation is
+// its own translation unit (base.c), with these wrappers.
+void base_fused(float *out, const uintptr_t *leafAddr, const int64_t *run, const int64_t *period, int64_t nleaves,
+                const artnet_instr *code, int64_t ninstr, int64_t lo, int64_t hi, float *tmp);
+float base_sum(const float *x, int64_t n);
+void base_dw_forward(float *out, const float *x, const float *w, const artnet_conv2d *p, const artnet_colrange *cols,
+                     int64_t lo, int64_t hi, float *scratch);
+void base_dw_filter_grad(float *dw, const float *x, const float *g, const artnet_conv2d *p, int64_t lo, int64_t hi,
+                         float *scratch);
+*/
+import "C"
+
+import (
+	"runtime"
+	"unsafe"
+)
+
+// Target is a compilation of simd.h: AVX2 or the x86-64 baseline.
+type Target int
+
+// The targets.
+const (
+	AVX2 Target = iota
+	Baseline
+)
+
+func (t Target) String() string { return [...]string{"AVX2", "baseline x86-64"}[t] }
+
+// Usable reports whether this CPU runs t's code (the baseline always).
+func (t Target) Usable() bool { return t == Baseline || C.cpu_has_avx2() != 0 }
+
+func fp(s []float32) *C.float { return (*C.float)(unsafe.Pointer(unsafe.SliceData(s))) }
+
+// Leaf mirrors kernels.Leaf.
+type Leaf struct {
+	Data        []float32
+	Run, Period int
+}
+
+// Instr mirrors kernels.Instr.
+type Instr struct{ Op, A, B int32 }
+
+// Fused evaluates code over out (all of it, one block loop) with t's simd.h.
+func Fused(t Target, out []float32, leaves []Leaf, code []Instr) {
+	ptrs := make([]C.uintptr_t, len(leaves))
+	run := make([]C.int64_t, len(leaves))
+	period := make([]C.int64_t, len(leaves))
+	for i, l := range leaves {
+		ptrs[i] = C.uintptr_t(uintptr(unsafe.Pointer(unsafe.SliceData(l.Data))))
+		run[i], period[i] = C.int64_t(l.Run), C.int64_t(max(l.Period, 1))
+	}
+	cc := make([]C.artnet_instr, len(code))
+	for k, in := range code {
+		cc[k] = C.artnet_instr{op: C.int32_t(in.Op), a: C.int32_t(in.A), b: C.int32_t(in.B)}
+	}
+	tmp := make([]float32, (len(code)+len(leaves))*C.ARTNET_BLOCK)
+	n := C.int64_t(len(out))
+	if t == AVX2 {
+		C.artnet_fused(fp(out), &ptrs[0], &run[0], &period[0], C.int64_t(len(leaves)), &cc[0], C.int64_t(len(code)), 0, n, fp(tmp))
+	} else {
+		C.base_fused(fp(out), &ptrs[0], &run[0], &period[0], C.int64_t(len(leaves)), &cc[0], C.int64_t(len(code)), 0, n, fp(tmp))
+	}
+	runtime.KeepAlive(leaves)
+}
+
+// Sum is simd.h's 16-lane sum of x with t's code.
+func Sum(t Target, x []float32) float32 {
+	if t == AVX2 {
+		return float32(C.artnet_sum(fp(x), C.int64_t(len(x))))
+	}
+	return float32(C.base_sum(fp(x), C.int64_t(len(x))))
+}
+
+// Conv2D mirrors kernels.Conv2DParams.
+type Conv2D struct{ B, C, H, W, KH, KW, OH, OW, SY, SX, PY, PX, DY, DX, IDY, IDX int }
+
+// ColRange mirrors the kernels package's per-column output ranges of a depthwise forward.
+type ColRange struct{ First, Step, End, Off int }
+
+func cParams(p Conv2D) C.artnet_conv2d {
+	return C.artnet_conv2d{B: C.int64_t(p.B), C: C.int64_t(p.C), H: C.int64_t(p.H), W: C.int64_t(p.W), KH: C.int64_t(p.KH),
+		KW: C.int64_t(p.KW), OH: C.int64_t(p.OH), OW: C.int64_t(p.OW), SY: C.int64_t(p.SY), SX: C.int64_t(p.SX),
+		PY: C.int64_t(p.PY), PX: C.int64_t(p.PX), DY: C.int64_t(p.DY), DX: C.int64_t(p.DX), IDY: C.int64_t(p.IDY), IDX: C.int64_t(p.IDX)}
+}
+
+// DepthwiseForward is simd.h's depthwise forward over all planes with t's code.
+func DepthwiseForward(t Target, out, x, w []float32, p Conv2D, cols []ColRange) {
+	cp := cParams(p)
+	cc := make([]C.artnet_colrange, len(cols))
+	for j, c := range cols {
+		cc[j] = C.artnet_colrange{first: C.int64_t(c.First), step: C.int64_t(c.Step), end: C.int64_t(c.End), off: C.int64_t(c.Off)}
+	}
+	hp, wp := p.OH+(p.KH-1)*p.DY, p.OW+(p.KW-1)*p.DX
+	scratch := make([]float32, hp*wp+p.OH*wp+1)
+	if t == AVX2 {
+		C.artnet_dw_forward(fp(out), fp(x), fp(w), &cp, unsafe.SliceData(cc), 0, C.int64_t(p.B*p.C), fp(scratch))
+	} else {
+		C.base_dw_forward(fp(out), fp(x), fp(w), &cp, unsafe.SliceData(cc), 0, C.int64_t(p.B*p.C), fp(scratch))
+	}
+}
+
+// DepthwiseFilterGrad is simd.h's depthwise kernel gradient over all channels with t's code.
+func DepthwiseFilterGrad(t Target, dw, x, g []float32, p Conv2D) {
+	cp := cParams(p)
+	hp, wp := p.OH+(p.KH-1)*p.DY, p.OW+(p.KW-1)*p.DX
+	scratch := make([]float32, p.B*(hp*wp+(p.OH-1)*wp+p.OW)+1)
+	if t == AVX2 {
+		C.artnet_dw_filter_grad(fp(dw), fp(x), fp(g), &cp, 0, C.int64_t(p.C), fp(scratch))
+	} else {
+		C.base_dw_filter_grad(fp(dw), fp(x), fp(g), &cp, 0, C.int64_t(p.C), fp(scratch))
+	}
+}
