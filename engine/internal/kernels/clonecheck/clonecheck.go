@@ -92,11 +92,11 @@ type Conv2D struct{ B, C, H, W, KH, KW, OH, OW, SY, SX, PY, PX, DY, DX, IDY, IDX
 // ColRange mirrors the kernels package's per-column output ranges of a depthwise forward.
 type ColRange struct{ First, Step, End, Off int }
 
-func cParams(p Conv2D) C.artnet_conv2d {
-	return C.artnet_conv2d{B: C.int64_t(p.B), C: C.int64_t(p.C), H: C.int64_t(p.H), W: C.int64_t(p.W), KH: C.int64_t(p.KH),
-		KW: C.int64_t(p.KW), OH: C.int64_t(p.OH), OW: C.int64_t(p.OW), SY: C.int64_t(p.SY), SX: C.int64_t(p.SX),
-		PY: C.int64_t(p.PY), PX: C.int64_t(p.PX), DY: C.int64_t(p.DY), DX: C.int64_t(p.DX), IDY: C.int64_t(p.IDY), IDX: C.int64_t(p.IDX)}
-}
+// cParams is p as simd.h's artnet_conv2d: the same sixteen 64-bit integers in the same order
+// (amd64's int; the size is checked at compile time below).
+func cParams(p Conv2D) C.artnet_conv2d { return *(*C.artnet_conv2d)(unsafe.Pointer(&p)) }
+
+var _ = [1]struct{}{}[unsafe.Sizeof(Conv2D{})-unsafe.Sizeof(C.artnet_conv2d{})]
 
 // DepthwiseForward is simd.h's depthwise forward over all planes with t's code.
 func DepthwiseForward(t Target, out, x, w []float32, p Conv2D, cols []ColRange) {
