@@ -3,6 +3,7 @@ package kernels
 import (
 	"fmt"
 	"math"
+	"unsafe"
 )
 
 // FusedOp is one float32 operation of a fused elementwise expression.
@@ -66,6 +67,18 @@ func CheckFused(nLeaves int, code []Instr) error {
 type Leaf struct {
 	Data        []float32
 	Run, Period int
+}
+
+// FusedCArgs returns leaves as simd.h's artnet_fused takes them: their addresses (integers: cgo
+// lets Go pass memory holding no Go pointers; the caller keeps leaves alive through the call),
+// runs and periods. The code goes as it is: an Instr has artnet_instr's layout (three int32s).
+func FusedCArgs(leaves []Leaf) (addrs []uintptr, run, period []int64) {
+	addrs, run, period = make([]uintptr, len(leaves)), make([]int64, len(leaves)), make([]int64, len(leaves))
+	for i, l := range leaves {
+		addrs[i] = uintptr(unsafe.Pointer(unsafe.SliceData(l.Data)))
+		run[i], period[i] = int64(l.Run), int64(max(l.Period, 1))
+	}
+	return
 }
 
 // Fused evaluates code (checked by CheckFused) into out (a unary op never takes a one-value leaf,

@@ -112,22 +112,13 @@ func cFused(out []float32, leaves []Leaf, code []Instr, lo, hi int) bool {
 	if forceGo {
 		return false
 	}
-	// The leaves' addresses as integers: cgo lets Go pass memory holding no Go pointers (Go's heap
-	// does not move; KeepAlive below keeps the leaves alive through the call).
-	ptrs := make([]C.uintptr_t, len(leaves))
-	run := make([]C.int64_t, len(leaves))
-	period := make([]C.int64_t, len(leaves))
-	for i, l := range leaves {
-		ptrs[i] = C.uintptr_t(uintptr(unsafe.Pointer(unsafe.SliceData(l.Data))))
-		run[i], period[i] = C.int64_t(l.Run), C.int64_t(max(l.Period, 1))
-	}
-	cc := make([]C.artnet_instr, len(code))
-	for k, in := range code {
-		cc[k] = C.artnet_instr{op: C.int32_t(in.Op), a: C.int32_t(in.A), b: C.int32_t(in.B)}
-	}
+	addrs, run, period := FusedCArgs(leaves)
 	tmp := make([]float32, (len(code)+len(leaves))*FusedBlock)
-	C.artnet_fused(f32ptr(out), &ptrs[0], &run[0], &period[0], C.int64_t(len(leaves)), &cc[0], C.int64_t(len(code)),
-		C.int64_t(lo), C.int64_t(hi), f32ptr(tmp))
+	C.artnet_fused(f32ptr(out), (*C.uintptr_t)(unsafe.Pointer(&addrs[0])), (*C.int64_t)(&run[0]), (*C.int64_t)(&period[0]),
+		C.int64_t(len(leaves)), (*C.artnet_instr)(unsafe.Pointer(&code[0])), C.int64_t(len(code)), C.int64_t(lo), C.int64_t(hi), f32ptr(tmp))
 	runtime.KeepAlive(leaves)
 	return true
 }
+
+// An Instr is passed to C as an artnet_instr.
+var _ = [1]struct{}{}[unsafe.Sizeof(Instr{})-unsafe.Sizeof(C.artnet_instr{})]

@@ -28,6 +28,8 @@ import "C"
 import (
 	"runtime"
 	"unsafe"
+
+	"github.com/artnet/artnet/engine/internal/kernels"
 )
 
 // Target is a compilation of simd.h: AVX2 or the x86-64 baseline.
@@ -46,34 +48,16 @@ func (t Target) Usable() bool { return t == Baseline || C.cpu_has_avx2() != 0 }
 
 func fp(s []float32) *C.float { return (*C.float)(unsafe.Pointer(unsafe.SliceData(s))) }
 
-// Leaf mirrors kernels.Leaf.
-type Leaf struct {
-	Data        []float32
-	Run, Period int
-}
-
-// Instr mirrors kernels.Instr.
-type Instr struct{ Op, A, B int32 }
-
 // Fused evaluates code over out (all of it, one block loop) with t's simd.h.
-func Fused(t Target, out []float32, leaves []Leaf, code []Instr) {
-	ptrs := make([]C.uintptr_t, len(leaves))
-	run := make([]C.int64_t, len(leaves))
-	period := make([]C.int64_t, len(leaves))
-	for i, l := range leaves {
-		ptrs[i] = C.uintptr_t(uintptr(unsafe.Pointer(unsafe.SliceData(l.Data))))
-		run[i], period[i] = C.int64_t(l.Run), C.int64_t(max(l.Period, 1))
-	}
-	cc := make([]C.artnet_instr, len(code))
-	for k, in := range code {
-		cc[k] = C.artnet_instr{op: C.int32_t(in.Op), a: C.int32_t(in.A), b: C.int32_t(in.B)}
-	}
+func Fused(t Target, out []float32, leaves []kernels.Leaf, code []kernels.Instr) {
+	addrs, run, period := kernels.FusedCArgs(leaves)
 	tmp := make([]float32, (len(code)+len(leaves))*C.ARTNET_BLOCK)
-	n := C.int64_t(len(out))
+	a, r, p := (*C.uintptr_t)(unsafe.Pointer(&addrs[0])), (*C.int64_t)(&run[0]), (*C.int64_t)(&period[0])
+	nl, c, nc, n := C.int64_t(len(leaves)), (*C.artnet_instr)(unsafe.Pointer(&code[0])), C.int64_t(len(code)), C.int64_t(len(out))
 	if t == AVX2 {
-		C.artnet_fused(fp(out), &ptrs[0], &run[0], &period[0], C.int64_t(len(leaves)), &cc[0], C.int64_t(len(code)), 0, n, fp(tmp))
+		C.artnet_fused(fp(out), a, r, p, nl, c, nc, 0, n, fp(tmp))
 	} else {
-		C.base_fused(fp(out), &ptrs[0], &run[0], &period[0], C.int64_t(len(leaves)), &cc[0], C.int64_t(len(code)), 0, n, fp(tmp))
+		C.base_fused(fp(out), a, r, p, nl, c, nc, 0, n, fp(tmp))
 	}
 	runtime.KeepAlive(leaves)
 }

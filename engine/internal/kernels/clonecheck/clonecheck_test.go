@@ -47,7 +47,6 @@ func TestClonesComputeTheSameBits(t *testing.T) {
 			n := []int{7, 511, 512, 513, 3000, 20000}[trial%6]
 			nl := 1 + r.IntN(4)
 			var leaves []kernels.Leaf
-			var cl []clonecheck.Leaf
 			var full []int32
 			for i := range nl {
 				l := kernels.Leaf{Data: randSlice(r, n)}
@@ -65,10 +64,8 @@ func TestClonesComputeTheSameBits(t *testing.T) {
 					copy(l.Data, specials)
 				}
 				leaves = append(leaves, l)
-				cl = append(cl, clonecheck.Leaf{Data: l.Data, Run: l.Run, Period: l.Period})
 			}
 			var code []kernels.Instr
-			var cc []clonecheck.Instr
 			for k := range 1 + r.IntN(10) {
 				op := kernels.FusedOp(r.IntN(int(kernels.FLogistic) + 1))
 				a := full[r.IntN(len(full))]
@@ -77,11 +74,10 @@ func TestClonesComputeTheSameBits(t *testing.T) {
 				}
 				b := int32(r.IntN(nl + k))
 				code = append(code, kernels.Instr{Op: op, A: a, B: b})
-				cc = append(cc, clonecheck.Instr{Op: int32(op), A: a, B: b})
 			}
 			want, got := make([]float32, n), make([]float32, n)
 			kernels.Fused(want, leaves, code)
-			clonecheck.Fused(target, got, cl, cc)
+			clonecheck.Fused(target, got, leaves, code)
 			sameBits(t, fmt.Sprintf("%s fused trial %d %v", target, trial, code), got, want)
 
 			x := leaves[0].Data
