@@ -129,7 +129,7 @@ func (b *Builder) fuseElementwise(outputs []backends.Op) error {
 			case x.opType == fusedOpType && fused && uses[x.builderIdx] == 1 && x.shape.Equal(out) &&
 				len(e.code)+len(fe.code) < maxFusedInstrs:
 				// Absorb the operand's expression: its registers [0, len(inputs)) are its leaves.
-				r = e.absorb(x.inputs, fe.code, fe.leaves)
+				r = e.absorb(fe.code, fe.leaves)
 			case isFusible(x) && uses[x.builderIdx] == 1 && x.shape.Equal(out) && len(e.code) < maxFusedInstrs:
 				// A single-op operand not fused itself (fewer than two ops): absorb it.
 				var ls []leafShape
@@ -143,7 +143,7 @@ func (b *Builder) fuseElementwise(outputs []backends.Op) error {
 				}
 				if ls != nil {
 					code := []kernels.Instr{{Op: fusibleOps[x.opType], A: 0, B: int32(len(x.inputs) - 1)}}
-					r = e.absorb(nil, code, ls)
+					r = e.absorb(code, ls)
 				}
 			}
 			if r < 0 {
@@ -209,7 +209,7 @@ func (e *fusion) leaf(l leafShape) int32 {
 
 // absorb appends code, whose registers [0, len(ls)) are the leaves ls, and returns the register
 // of its result; -1 (e unchanged) when the leaves do not fit.
-func (e *fusion) absorb(_ []*simplego.Node, code []kernels.Instr, ls []leafShape) int32 {
+func (e *fusion) absorb(code []kernels.Instr, ls []leafShape) int32 {
 	nLeaves, nCode := len(e.leaves), len(e.code)
 	sub := make([]int32, 0, len(ls)+len(code))
 	for _, l := range ls {
