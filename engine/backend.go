@@ -104,10 +104,10 @@ func BackendConfig(config string) string {
 // "go" (or "go:<cfg>", <cfg> being comma-separated simplego options, e.g. "parallelism=2", plus
 // artnet's "direct_conv": simplego's own convolution loop instead of im2col, "nofuse": no
 // elementwise fusion, and "reference": none of artnet's kernels or gradient rewrites, GoMLX's
-// own executors) is the pure-Go backend wrapped with artnet's gap fixes. It executes independent ops concurrently with an
-// unlimited worker pool (opsparallel.go; simplego's bounded pool can deadlock, see
-// TestNoDeadlock) unless <cfg> names "ops_sequential" (one op after another) or
-// "parallelism=N" (simplego's bounded pool).
+// own executors) is the pure-Go backend wrapped with artnet's gap fixes. It executes
+// independent ops concurrently with an unlimited worker pool (opsparallel.go; simplego's bounded
+// pool can deadlock, see TestNoDeadlock) unless <cfg> names "ops_sequential" (one op after
+// another) or "parallelism=N" (simplego's bounded pool).
 // "xla" / "xla:cuda" / "xla:cpu" is GoMLX's XLA/PJRT backend: only compiled in with build tag
 // `xla`; without it NewBackend returns an error saying so.
 func NewBackend(config string) (backends.Backend, error) {

@@ -259,10 +259,7 @@ func broadcastLeaf(x *simplego.Node, dims []int, out shapes.Shape) (leafShape, b
 		axes, ok := bn.data.([]int)
 		in := nodeOf(bn.inputs[0]).shape
 		if ok && len(axes) == in.Rank() && slices.IsSorted(axes) {
-			aligned := make([]int, out.Rank())
-			for i := range aligned {
-				aligned[i] = 1
-			}
+			aligned := ones(out.Rank())
 			good := true
 			for i, a := range axes {
 				if a < 0 || a >= out.Rank() || (in.Dimensions[i] != out.Dimensions[a] && in.Dimensions[i] != 1) {
@@ -347,11 +344,11 @@ func isFusible(x *sgNode) bool {
 	return true
 }
 
-// fusedKernelErr is why fused nodes are not built (nil when they are): artnet's kernels are not
-// installed, or simplego has an executor of its own for fusedOpType.
 // fusedBroadcastRuns counts the broadcast leaves fused nodes have read (tests check they occur).
 var fusedBroadcastRuns atomic.Int64
 
+// fusedKernelErr is why fused nodes are not built (nil when they are): artnet's kernels are not
+// installed, or simplego has an executor of its own for fusedOpType.
 var fusedKernelErr = errors.New("elementwise fusion disabled: artnet's kernels are not installed")
 
 // installFused puts execFused in simplego's executor table (called by installFastKernels).

@@ -167,6 +167,7 @@ func DepthwiseFilterGrad[T Float](dw, x, g []T, p Conv2DParams) {
 	})
 }
 
+// sumLanes returns the 16 lanes of acc added up pairwise (simd.h's artnet_fold_lanes).
 func sumLanes[T Float](acc *[16]T) T {
 	for w := 8; w >= 1; w /= 2 {
 		for l := range w {
@@ -176,21 +177,35 @@ func sumLanes[T Float](acc *[16]T) T {
 	return acc[0]
 }
 
-// filterGradScratch is the scratch DepthwiseFilterGrad's stride-1 path needs: per batch element
-// a padded plane (Hp·Wp) and a gradient plane Wp wide (L).
-func filterGradScratch(p Conv2DParams) int {
-	hp, wp := p.OH+(p.KH-1)*p.DY, p.OW+(p.KW-1)*p.DX
-	return p.B * (hp*wp + (p.OH-1)*wp + p.OW)
+// paddedPlane returns the padded plane's sides Hp, Wp of a stride-1 depthwise convolution (the
+// input rows and columns its outputs read) and the flat length L of an output plane laid out Wp
+// wide.
+func paddedPlane(p Conv2DParams) (hp, wp, l int) {
+	hp, wp = p.OH+(p.KH-1)*p.DY, p.OW+(p.KW-1)*p.DX
+	return hp, wp, (p.OH-1)*wp + p.OW
+}
+
+// DepthwiseScratch is the scratch (floats) simd.h's depthwise kernels take for one call: the
+// forward's padded plane and output plane Wp wide, or the kernel gradient's per batch element a
+// padded plane and a gradient plane Wp wide (strides 1; none otherwise).
+func DepthwiseScratch(p Conv2DParams, filterGrad bool) int {
+	if p.SY != 1 || p.SX != 1 {
+		return 0
+	}
+	hp, wp, l := paddedPlane(p)
+	if filterGrad {
+		return p.B * (hp*wp + l)
+	}
+	return hp*wp + p.OH*wp
 }
 
 // filterGradPadded is DepthwiseFilterGrad with strides 1 for channels [lo, hi): x zero-padded
 // into planes [Hp×Wp], g laid out Wp wide (zero columns from OW), each tap's sum one dot product
 // of the flat planes, g against x shifted by the tap (simd.h's artnet_dw_filter_grad).
 func filterGradPadded[T Float](dw, x, g []T, p Conv2DParams, lo, hi int) {
-	hp, wp := p.OH+(p.KH-1)*p.DY, p.OW+(p.KW-1)*p.DX
-	l := (p.OH-1)*wp + p.OW
+	hp, wp, l := paddedPlane(p)
 	plane := hp*wp + l
-	scratch := make([]T, filterGradScratch(p))
+	scratch := make([]T, DepthwiseScratch(p, true))
 	for c := lo; c < hi; c++ {
 		for b := range p.B {
 			xpad, gpad := scratch[b*plane:b*plane+hp*wp], scratch[b*plane+hp*wp:(b+1)*plane]

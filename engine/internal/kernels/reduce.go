@@ -205,10 +205,5 @@ func sum32(x []float32) float32 {
 	for k, v := range x {
 		acc[k%16] += v
 	}
-	for w := 8; w >= 1; w /= 2 {
-		for l := range w {
-			acc[l] += acc[l+w]
-		}
-	}
-	return acc[0]
+	return sumLanes(&acc)
 }

@@ -134,6 +134,43 @@ typedef struct {
 	int64_t first, step, end, off;
 } artnet_colrange;
 
+// artnet_pad_plane writes plane x [H×W], dilated by (IDY, IDX) (zeros between its elements), into
+// xpad [Hp×Wp] at offset (PY, PX) (negative: cropped), zero elsewhere.
+static inline void artnet_pad_plane(float *xpad, const float *x, int64_t H, int64_t W, int64_t Hp, int64_t Wp,
+                                    int64_t PY, int64_t PX, int64_t IDY, int64_t IDX) {
+	memset(xpad, 0, sizeof(float) * Hp * Wp);
+	const int64_t hd = (H - 1) * IDY + 1;
+	// input columns v with 0 <= PX + v·IDX < Wp
+	const int64_t v0 = PX < 0 ? (-PX + IDX - 1) / IDX : 0;
+	const int64_t v1 = Wp - PX <= 0 ? 0 : ((Wp - PX - 1) / IDX + 1 < W ? (Wp - PX - 1) / IDX + 1 : W);
+	if (v0 >= v1) return;
+	for (int64_t r = PY < 0 ? 0 : PY; r < Hp && r - PY < hd; r++) {
+		const int64_t u = r - PY; // row of the dilated input
+		if (u % IDY != 0) continue;
+		const float *xrow = x + (u / IDY) * W;
+		float *prow = xpad + r * Wp + PX;
+		if (IDX == 1) memcpy(prow + v0, xrow + v0, sizeof(float) * (v1 - v0));
+		else
+			for (int64_t v = v0; v < v1; v++) prow[v * IDX] = xrow[v];
+	}
+}
+
+// artnet_dot_lanes adds g[k]·x[k·sx] for k in [0, n) into the 16 lanes acc (element k into lane
+// k mod 16).
+static inline void artnet_dot_lanes(float acc[16], const float *g, const float *x, int64_t n, int64_t sx) {
+	int64_t k = 0;
+	for (; k + 16 <= n; k += 16)
+		for (int l = 0; l < 16; l++) acc[l] += g[k + l] * x[(k + l) * sx];
+	for (int l = 0; k + l < n; l++) acc[l] += g[k + l] * x[(k + l) * sx];
+}
+
+// artnet_fold_lanes returns the 16 lanes of acc added up pairwise (kernels.sumLanes).
+static inline float artnet_fold_lanes(float acc[16]) {
+	for (int w = 8; w >= 1; w /= 2)
+		for (int l = 0; l < w; l++) acc[l] += acc[l + w];
+	return acc[0];
+}
+
 // Depthwise convolution forward for planes [lo, hi), kernels.DepthwiseConv2D's sums in its order
 // (taps row-major). With strides 1 (the stride-1 convolutions and every input gradient, whose
 // input dilation is the forward stride) each plane is first copied into a zero-padded, dilated
@@ -146,27 +183,13 @@ ARTNET_CLONES static void artnet_dw_forward(float *out, const float *x, const fl
 	const int64_t hd = (p->H - 1) * p->IDY + 1;
 	if (p->SY == 1 && p->SX == 1) {
 		const int64_t Hp = p->OH + (p->KH - 1) * p->DY, Wp = p->OW + (p->KW - 1) * p->DX;
-		const int64_t wd = (p->W - 1) * p->IDX + 1;
 		float *xpad = scratch, *opad = scratch + Hp * Wp;
 		const int64_t L = (p->OH - 1) * Wp + p->OW;
 		for (int64_t plane = lo; plane < hi; plane++) {
 			const int64_t c = plane % p->C;
 			const float *xp = x + plane * p->H * p->W;
 			const float *wp = w + c * p->KH * p->KW;
-			memset(xpad, 0, sizeof(float) * Hp * Wp);
-			for (int64_t r = 0; r < Hp; r++) {
-				const int64_t u = r - p->PY; // row of the dilated input
-				if (u < 0 || u >= hd || u % p->IDY != 0) continue;
-				const float *xrow = xp + (u / p->IDY) * p->W;
-				float *prow = xpad + r * Wp;
-				// columns s with s - PX = v·IDX, 0 <= v < W
-				int64_t s0 = p->PX, v0 = 0;
-				if (s0 < 0) {
-					v0 = (-s0 + p->IDX - 1) / p->IDX;
-					s0 += v0 * p->IDX;
-				}
-				for (int64_t s = s0, v = v0; s < Wp && v < p->W && s - p->PX < wd; s += p->IDX, v++) prow[s] = xrow[v];
-			}
+			artnet_pad_plane(xpad, xp, p->H, p->W, Hp, Wp, p->PY, p->PX, p->IDY, p->IDX);
 			memset(opad, 0, sizeof(float) * L);
 			for (int64_t i = 0; i < p->KH; i++) {
 				for (int64_t j = 0; j < p->KW; j++) {
@@ -208,16 +231,6 @@ ARTNET_CLONES static void artnet_dw_forward(float *out, const float *x, const fl
 	}
 }
 
-// artnet_pad_plane writes plane x [H×W] into xpad [Hp×Wp] at offset (PY, PX) (negative: cropped),
-// zero elsewhere.
-static inline void artnet_pad_plane(float *xpad, const float *x, int64_t H, int64_t W, int64_t Hp, int64_t Wp,
-                                    int64_t PY, int64_t PX) {
-	memset(xpad, 0, sizeof(float) * Hp * Wp);
-	const int64_t v0 = PX < 0 ? -PX : 0, v1 = W < Wp - PX ? W : Wp - PX;
-	if (v0 >= v1) return;
-	for (int64_t r = PY < 0 ? 0 : PY; r < Hp && r - PY < H; r++) memcpy(xpad + r * Wp + PX + v0, x + (r - PY) * W + v0, sizeof(float) * (v1 - v0));
-}
-
 // The depthwise kernel gradient for channels [lo, hi): kernels.DepthwiseFilterGrad. Each dw[c,i,j]
 // sums g·x over b, then the flat positions q of one plane, in 16 lanes (q mod 16), the lanes
 // added up pairwise at the end. With strides 1 the planes are first laid out Wp wide (x padded
@@ -233,7 +246,7 @@ ARTNET_CLONES static void artnet_dw_filter_grad(float *dw, const float *x, const
 		for (int64_t c = lo; c < hi; c++) {
 			for (int64_t b = 0; b < p->B; b++) {
 				float *xpad = scratch + b * plane, *gpad = xpad + Hp * Wp;
-				artnet_pad_plane(xpad, x + (b * p->C + c) * p->H * p->W, p->H, p->W, Hp, Wp, p->PY, p->PX);
+				artnet_pad_plane(xpad, x + (b * p->C + c) * p->H * p->W, p->H, p->W, Hp, Wp, p->PY, p->PX, 1, 1);
 				memset(gpad, 0, sizeof(float) * L);
 				const float *gp = g + (b * p->C + c) * p->OH * p->OW;
 				for (int64_t oy = 0; oy < p->OH; oy++) memcpy(gpad + oy * Wp, gp + oy * p->OW, sizeof(float) * p->OW);
@@ -243,15 +256,9 @@ ARTNET_CLONES static void artnet_dw_filter_grad(float *dw, const float *x, const
 					float acc[16] = {0};
 					for (int64_t b = 0; b < p->B; b++) {
 						const float *gpad = scratch + b * plane + Hp * Wp;
-						const float *src = scratch + b * plane + i * p->DY * Wp + j * p->DX;
-						int64_t k = 0;
-						for (; k + 16 <= L; k += 16)
-							for (int l = 0; l < 16; l++) acc[l] += gpad[k + l] * src[k + l];
-						for (int l = 0; k + l < L; l++) acc[l] += gpad[k + l] * src[k + l];
+						artnet_dot_lanes(acc, gpad, scratch + b * plane + i * p->DY * Wp + j * p->DX, L, 1);
 					}
-					for (int w = 8; w >= 1; w /= 2)
-						for (int l = 0; l < w; l++) acc[l] += acc[l + w];
-					dw[(c * p->KH + i) * p->KW + j] = acc[0];
+					dw[(c * p->KH + i) * p->KW + j] = artnet_fold_lanes(acc);
 				}
 			}
 		}
@@ -275,18 +282,10 @@ ARTNET_CLONES static void artnet_dw_filter_grad(float *dw, const float *x, const
 					for (int64_t oy = 0; oy < p->OH; oy++) {
 						const int64_t u = oy * p->SY + i * p->DY - p->PY;
 						if (u < 0 || u >= p->H || ox0 >= ox1) continue;
-						const float *grow = gp + oy * p->OW + ox0;
-						const int64_t n = ox1 - ox0, sx = p->SX;
-						const float *src = xp + u * p->W + ox0 * sx + off;
-						int64_t k = 0;
-						for (; k + 16 <= n; k += 16)
-							for (int l = 0; l < 16; l++) acc[l] += grow[k + l] * src[(k + l) * sx];
-						for (int l = 0; k + l < n; l++) acc[l] += grow[k + l] * src[(k + l) * sx];
+						artnet_dot_lanes(acc, gp + oy * p->OW + ox0, xp + u * p->W + ox0 * p->SX + off, ox1 - ox0, p->SX);
 					}
 				}
-				for (int w = 8; w >= 1; w /= 2)
-					for (int l = 0; l < w; l++) acc[l] += acc[l + w];
-				dw[(c * p->KH + i) * p->KW + j] = acc[0];
+				dw[(c * p->KH + i) * p->KW + j] = artnet_fold_lanes(acc);
 			}
 		}
 	}
@@ -300,9 +299,7 @@ ARTNET_CLONES static float artnet_sum(const float *x, int64_t n) {
 	for (; k + 16 <= n; k += 16)
 		for (int l = 0; l < 16; l++) acc[l] += x[k + l];
 	for (int l = 0; k + l < n; l++) acc[l] += x[k + l];
-	for (int w = 8; w >= 1; w /= 2)
-		for (int l = 0; l < w; l++) acc[l] += acc[l + w];
-	return acc[0];
+	return artnet_fold_lanes(acc);
 }
 
 // Fused elementwise expressions (kernels.Fused): code is a list of float32 ops over registers —

@@ -74,11 +74,7 @@ func cDepthwiseForward[T Float](out, x, w []T, p Conv2DParams, cols []colRange, 
 	for j, cr := range cols {
 		cc[j] = C.artnet_colrange{first: C.int64_t(cr.first), step: C.int64_t(cr.step), end: C.int64_t(cr.end), off: C.int64_t(cr.off)}
 	}
-	var scratch []float32
-	if p.SY == 1 && p.SX == 1 {
-		hp, wp := p.OH+(p.KH-1)*p.DY, p.OW+(p.KW-1)*p.DX
-		scratch = make([]float32, hp*wp+p.OH*wp)
-	}
+	scratch := make([]float32, DepthwiseScratch(p, false))
 	C.artnet_dw_forward(f32ptr(of), f32ptr(any(x).([]float32)), f32ptr(any(w).([]float32)), &cp, unsafe.SliceData(cc), C.int64_t(lo), C.int64_t(hi), f32ptr(scratch))
 	return true
 }
@@ -90,10 +86,7 @@ func cDepthwiseFilterGrad[T Float](dw, x, g []T, p Conv2DParams, lo, hi int) boo
 		return false
 	}
 	cp := cConv2D(p)
-	var scratch []float32
-	if p.SY == 1 && p.SX == 1 {
-		scratch = make([]float32, filterGradScratch(p))
-	}
+	scratch := make([]float32, DepthwiseScratch(p, true))
 	C.artnet_dw_filter_grad(f32ptr(of), f32ptr(any(x).([]float32)), f32ptr(any(g).([]float32)), &cp, C.int64_t(lo), C.int64_t(hi), f32ptr(scratch))
 	return true
 }

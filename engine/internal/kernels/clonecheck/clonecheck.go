@@ -70,39 +70,33 @@ func Sum(t Target, x []float32) float32 {
 	return float32(C.base_sum(fp(x), C.int64_t(len(x))))
 }
 
-// Conv2D mirrors kernels.Conv2DParams.
-type Conv2D struct{ B, C, H, W, KH, KW, OH, OW, SY, SX, PY, PX, DY, DX, IDY, IDX int }
-
-// ColRange mirrors the kernels package's per-column output ranges of a depthwise forward.
-type ColRange struct{ First, Step, End, Off int }
-
 // cParams is p as simd.h's artnet_conv2d: the same sixteen 64-bit integers in the same order
-// (amd64's int; the size is checked at compile time below).
-func cParams(p Conv2D) C.artnet_conv2d { return *(*C.artnet_conv2d)(unsafe.Pointer(&p)) }
+// (amd64's int; the sizes are checked at compile time below).
+func cParams(p kernels.Conv2DParams) C.artnet_conv2d { return *(*C.artnet_conv2d)(unsafe.Pointer(&p)) }
 
-var _ = [1]struct{}{}[unsafe.Sizeof(Conv2D{})-unsafe.Sizeof(C.artnet_conv2d{})]
+var (
+	_ = [1]struct{}{}[unsafe.Sizeof(kernels.Conv2DParams{})-unsafe.Sizeof(C.artnet_conv2d{})]
+	_ = [1]struct{}{}[unsafe.Sizeof([4]int{})-unsafe.Sizeof(C.artnet_colrange{})]
+)
 
-// DepthwiseForward is simd.h's depthwise forward over all planes with t's code.
-func DepthwiseForward(t Target, out, x, w []float32, p Conv2D, cols []ColRange) {
+// DepthwiseForward is simd.h's depthwise forward over all planes with t's code, cols being
+// kernels.DepthwiseCols(p).
+func DepthwiseForward(t Target, out, x, w []float32, p kernels.Conv2DParams, cols [][4]int) {
 	cp := cParams(p)
-	cc := make([]C.artnet_colrange, len(cols))
-	for j, c := range cols {
-		cc[j] = C.artnet_colrange{first: C.int64_t(c.First), step: C.int64_t(c.Step), end: C.int64_t(c.End), off: C.int64_t(c.Off)}
-	}
-	hp, wp := p.OH+(p.KH-1)*p.DY, p.OW+(p.KW-1)*p.DX
-	scratch := make([]float32, hp*wp+p.OH*wp+1)
+	cc := (*C.artnet_colrange)(unsafe.Pointer(unsafe.SliceData(cols)))
+	scratch := make([]float32, kernels.DepthwiseScratch(p, false))
 	if t == AVX2 {
-		C.artnet_dw_forward(fp(out), fp(x), fp(w), &cp, unsafe.SliceData(cc), 0, C.int64_t(p.B*p.C), fp(scratch))
+		C.artnet_dw_forward(fp(out), fp(x), fp(w), &cp, cc, 0, C.int64_t(p.B*p.C), fp(scratch))
 	} else {
-		C.base_dw_forward(fp(out), fp(x), fp(w), &cp, unsafe.SliceData(cc), 0, C.int64_t(p.B*p.C), fp(scratch))
+		C.base_dw_forward(fp(out), fp(x), fp(w), &cp, cc, 0, C.int64_t(p.B*p.C), fp(scratch))
 	}
+	runtime.KeepAlive(cols)
 }
 
 // DepthwiseFilterGrad is simd.h's depthwise kernel gradient over all channels with t's code.
-func DepthwiseFilterGrad(t Target, dw, x, g []float32, p Conv2D) {
+func DepthwiseFilterGrad(t Target, dw, x, g []float32, p kernels.Conv2DParams) {
 	cp := cParams(p)
-	hp, wp := p.OH+(p.KH-1)*p.DY, p.OW+(p.KW-1)*p.DX
-	scratch := make([]float32, p.B*(hp*wp+(p.OH-1)*wp+p.OW)+1)
+	scratch := make([]float32, kernels.DepthwiseScratch(p, true))
 	if t == AVX2 {
 		C.artnet_dw_filter_grad(fp(dw), fp(x), fp(g), &cp, 0, C.int64_t(p.C), fp(scratch))
 	} else {

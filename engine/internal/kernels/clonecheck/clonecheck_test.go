@@ -99,21 +99,16 @@ func TestClonesComputeTheSameBits(t *testing.T) {
 			if p.OH < 1 || p.OW < 1 {
 				continue
 			}
-			cp := clonecheck.Conv2D(p)
-			var cols []clonecheck.ColRange
-			for _, c := range kernels.DepthwiseCols(p) {
-				cols = append(cols, clonecheck.ColRange{First: c[0], Step: c[1], End: c[2], Off: c[3]})
-			}
 			x, w := randSlice(r, p.B*p.C*p.H*p.W), randSlice(r, p.C*p.KH*p.KW)
 			want, got := make([]float32, p.B*p.C*p.OH*p.OW), make([]float32, p.B*p.C*p.OH*p.OW)
 			kernels.DepthwiseConv2D(want, x, w, p)
-			clonecheck.DepthwiseForward(target, got, x, w, cp, cols)
+			clonecheck.DepthwiseForward(target, got, x, w, p, kernels.DepthwiseCols(p))
 			sameBits(t, fmt.Sprintf("%s depthwise forward %+v", target, p), got, want)
 			if p.IDY == 1 && p.IDX == 1 {
 				g := randSlice(r, len(want))
 				want, got := make([]float32, len(w)), make([]float32, len(w))
 				kernels.DepthwiseFilterGrad(want, x, g, p)
-				clonecheck.DepthwiseFilterGrad(target, got, x, g, cp)
+				clonecheck.DepthwiseFilterGrad(target, got, x, g, p)
 				sameBits(t, fmt.Sprintf("%s depthwise kernel gradient %+v", target, p), got, want)
 			}
 		}
