@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"log/slog"
@@ -9,13 +8,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/artnet/artnet/internal/testenv"
 	"github.com/artnet/artnet/models/spec"
 	"github.com/artnet/artnet/onnxrt/runtimetest"
 	"github.com/artnet/artnet/server/kservepb"
@@ -30,7 +29,7 @@ func TestTLSAndTokens(t *testing.T) {
 	if err := os.WriteFile(tokFile, []byte("# operators\nsecret-one\n\nsecret-two\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	logs := &lockedBuffer{}
+	logs := &testenv.LockedBuffer{}
 	cfg := testConfig()
 	cfg.TLSCertFile, cfg.TLSKeyFile, cfg.AuthTokenFile = cert, key, tokFile
 	b := serveBoth(t, cfg, tinyModel(t), pool, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
@@ -170,22 +169,4 @@ func TestBadCredentialsConfig(t *testing.T) {
 			t.Errorf("%+v: %v, want one line with %q", c.cfg, err, c.want)
 		}
 	}
-}
-
-// lockedBuffer is a bytes.Buffer for concurrent writers.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/artnet/artnet/internal/atomicfile"
 	"github.com/artnet/artnet/internal/testcert"
+	"github.com/artnet/artnet/internal/testenv"
 	"github.com/artnet/artnet/models/spec"
 	"github.com/artnet/artnet/onnxrt/runtimetest"
 )
@@ -26,7 +27,7 @@ import (
 // servedBinary is a running artnet-serve, over HTTPS with a token.
 type servedBinary struct {
 	cmd      *exec.Cmd
-	logs     *lockedBuffer
+	logs     *testenv.LockedBuffer
 	done     chan struct{} // closed when the process has exited (waitErr set)
 	waitErr  error
 	url      string // https://127.0.0.1:port
@@ -34,23 +35,6 @@ type servedBinary struct {
 	token    string
 	certFile string
 	client   *http.Client
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func freeAddr(t *testing.T) string {
@@ -78,7 +62,7 @@ func startTLSServe(t *testing.T, model string) *servedBinary {
 		t.Fatal(err)
 	}
 	tok, _ := os.ReadFile(tokFile)
-	s := &servedBinary{logs: &lockedBuffer{}, done: make(chan struct{}), url: "https://" + freeAddr(t), grpcAddr: freeAddr(t),
+	s := &servedBinary{logs: &testenv.LockedBuffer{}, done: make(chan struct{}), url: "https://" + freeAddr(t), grpcAddr: freeAddr(t),
 		token: strings.TrimSpace(string(tok)), certFile: cert, client: tlsClient(pool)}
 	s.cmd = exec.Command(bin, "serve", "--model", model, "--addr", strings.TrimPrefix(s.url, "https://"), "--grpc-addr", s.grpcAddr,
 		"--tls-cert", cert, "--tls-key", key, "--auth-token-file", tokFile, "--threads", "1", "--batch", "4")

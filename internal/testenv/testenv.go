@@ -1,4 +1,6 @@
-// Package testenv is the one place tests find their data.
+// Package testenv is the one place tests find their data (and the few helpers several test
+// packages share: Missing for a tool a machine lacks, LockedBuffer for output written
+// concurrently).
 //
 // Core tests use what the repository holds: testdata/ (fixtures, three public-domain paintings
 // under testdata/paintings, a labelled WikiArt sample under testdata/wikiart) and data/wikiart
