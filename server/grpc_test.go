@@ -25,7 +25,6 @@ import (
 	"github.com/artnet/artnet/models/spec"
 	"github.com/artnet/artnet/onnxrt/runtimetest"
 	"github.com/artnet/artnet/predict"
-	"github.com/artnet/artnet/preprocess"
 	"github.com/artnet/artnet/server/kservepb"
 )
 
@@ -242,14 +241,7 @@ func TestGRPCImageBytes(t *testing.T) {
 		}
 		outs := outputsOf(t, r)
 		for i, f := range files {
-			x, err := preprocess.Decode(bytes.NewReader(f), preprocess.FromConfig(m.Config()))
-			if err != nil {
-				t.Fatal(err)
-			}
-			want, err := m.Run(context.Background(), x, 1)
-			if err != nil {
-				t.Fatal(err)
-			}
+			want := ranAlone(t, m, f)
 			for _, task := range spec.Tasks {
 				w := len(outs[task]) / 2
 				if d := maxDiff(outs[task][i*w:(i+1)*w], want.Probs[task]); d > 1e-5 {

@@ -227,11 +227,28 @@ func expected(t testing.TB, m predict.Predictor, data []byte, name string, k int
 // expectedWith is expected with the preprocessing options o.
 func expectedWith(t testing.TB, m predict.Predictor, data []byte, name string, k int, o preprocess.Options) *predict.Prediction {
 	t.Helper()
+	return runtimetest.Expected(t, m, decoded(t, data, o), name, k, false)
+}
+
+// decoded is the model input of an encoded image, preprocessed with o.
+func decoded(t testing.TB, data []byte, o preprocess.Options) []float32 {
+	t.Helper()
 	x, err := preprocess.Decode(bytes.NewReader(data), o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return runtimetest.Expected(t, m, x, name, k, false)
+	return x
+}
+
+// ranAlone is the model's raw outputs on an encoded image run alone (batch 1), as a batched
+// request's slice of the outputs should be.
+func ranAlone(t testing.TB, m predict.Predictor, data []byte) *predict.Result {
+	t.Helper()
+	res, err := m.Run(context.Background(), decoded(t, data, preprocess.FromConfig(m.Config())), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
 }
 
 // samePrediction compares labels and confidences (within tol).

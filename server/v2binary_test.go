@@ -2,7 +2,6 @@ package server
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/artnet/artnet/models/spec"
-	"github.com/artnet/artnet/preprocess"
 )
 
 // binaryBody builds a request of the binary data extension: header JSON, then data.
@@ -63,14 +61,7 @@ func TestHTTPImageBytes(t *testing.T) {
 		t.Fatalf("response %+v", resp)
 	}
 	for i, f := range files {
-		x, err := preprocess.Decode(bytes.NewReader(f), preprocess.FromConfig(m.Config()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		want, err := m.Run(context.Background(), x, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
+		want := ranAlone(t, m, f)
 		for _, o := range resp.Outputs {
 			w := o.Shape[1]
 			exp := want.Attention
