@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -381,7 +382,7 @@ func TestToTensorInto(t *testing.T) {
 	batch := make([]float32, 2*o.Len())
 	ToTensorInto(batch[:o.Len()], a, o)
 	ToTensorInto(batch[o.Len():], m, o)
-	if !equal(batch[:o.Len()], ToTensor(a, o)) || !equal(batch[o.Len():], ToTensor(m, o)) {
+	if !slices.Equal(batch[:o.Len()], ToTensor(a, o)) || !slices.Equal(batch[o.Len():], ToTensor(m, o)) {
 		t.Error("ToTensorInto differs from ToTensor")
 	}
 	// Non-RGBA inputs are converted; a gray image gives three equal planes.
@@ -390,7 +391,7 @@ func TestToTensorInto(t *testing.T) {
 		g.Pix[i] = uint8(i)
 	}
 	gx := ToTensor(g, Options{ImageSize: 8, ResizeSize: 10, Std: [3]float32{1, 1, 1}})
-	if !equal(gx[:64], gx[64:128]) || !equal(gx[:64], gx[128:]) {
+	if !slices.Equal(gx[:64], gx[64:128]) || !slices.Equal(gx[:64], gx[128:]) {
 		t.Error("gray input: planes differ")
 	}
 	// Translucent NRGBA goes over white.
@@ -410,18 +411,6 @@ func TestToTensorInto(t *testing.T) {
 		}
 	}()
 	ToTensorInto(make([]float32, 5), m, o)
-}
-
-func equal(a, b []float32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func TestFromConfig(t *testing.T) {

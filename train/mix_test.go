@@ -3,6 +3,7 @@ package train
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/gomlx/gomlx/pkg/core/graph"
@@ -40,7 +41,7 @@ func TestSoftFocalLoss(t *testing.T) {
 	if !near(soft, hard, 1e-6) {
 		t.Errorf("one-hot soft focal loss %g, FocalLoss %g", soft, hard)
 	}
-	if want := []float32{1, 1, 0, 1}; !equalF32(mask, want) {
+	if want := []float32{1, 1, 0, 1}; !slices.Equal(mask, want) {
 		t.Errorf("mask %v, want %v", mask, want)
 	}
 
@@ -49,7 +50,7 @@ func TestSoftFocalLoss(t *testing.T) {
 	partner := []int32{1, -1, 0, 1} // example 1's partner lacks the label, example 2 lacks its own
 	lam := []float32{0.7, 0.6, 0.5, 0.25}
 	got, target, mask := runSoftFocal(t, logits, labels, partner, lam, eps, gamma)
-	if want := []float32{1, 0, 0, 1}; !equalF32(mask, want) {
+	if want := []float32{1, 0, 0, 1}; !slices.Equal(mask, want) {
 		t.Errorf("mixed mask %v, want %v (masked when either label is absent)", mask, want)
 	}
 	var sum float64
@@ -83,18 +84,6 @@ func TestSoftFocalLoss(t *testing.T) {
 	if want := sum / float64(n); !near(got, want, 1e-5) {
 		t.Errorf("soft focal loss %g, hand-computed %g", got, want)
 	}
-}
-
-func equalF32(a, b []float32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // TestMixBatch: mixup mixes example b with B−1−b by the batch's λ and gives the partner's
@@ -144,7 +133,7 @@ func TestMixBatch(t *testing.T) {
 		}
 	}
 	again, _, _, l2, _ := run(Mix{Mixup: 0.4}, 100)
-	if l2 != l || !equalF32(again, img) {
+	if l2 != l || !slices.Equal(again, img) {
 		t.Error("mixup is not a function of (seed, position)")
 	}
 	if _, _, _, l3, _ := run(Mix{Mixup: 0.4}, 101); l3 == l {
