@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/artnet/artnet/defaultmodel"
+	"github.com/artnet/artnet/evaluate"
 	"github.com/artnet/artnet/export"
 	"github.com/artnet/artnet/internal/testenv"
 	"github.com/artnet/artnet/models/spec"
@@ -88,7 +89,7 @@ func TestFloat16(t *testing.T) {
 		}
 		n := len(want[i]) / len(paintings)
 		for b := range paintings {
-			if argmax(got[i][b*n:(b+1)*n]) != argmax(want[i][b*n:(b+1)*n]) {
+			if evaluate.Argmax(got[i][b*n:(b+1)*n]) != evaluate.Argmax(want[i][b*n:(b+1)*n]) {
 				t.Errorf("output %s, painting %d: top-1 differs", name, b)
 			}
 		}
@@ -115,14 +116,4 @@ func TestFloat16OutOfRange(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), w.GetName()) || !strings.Contains(err.Error(), "65504") {
 		t.Fatalf("error %v: want the tensor %q and float16's range named", err, w.GetName())
 	}
-}
-
-func argmax(v []float32) int {
-	k := 0
-	for i, x := range v {
-		if x > v[k] {
-			k = i
-		}
-	}
-	return k
 }

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/artnet/artnet/defaultmodel"
+	"github.com/artnet/artnet/evaluate"
 	"github.com/artnet/artnet/internal/testenv"
 	"github.com/artnet/artnet/models/spec"
 	"github.com/artnet/artnet/onnxpb"
@@ -210,7 +211,7 @@ func compareORT(t *testing.T, fp, q []byte, batches [][]float32) {
 			for i := 0; i < n; i++ {
 				pa, pb := ra.Row(task, i), rb.Row(task, i)
 				total++
-				if argmax(pa) == argmax(pb) {
+				if evaluate.Argmax(pa) == evaluate.Argmax(pb) {
 					agree++
 				}
 				for j := range pa {
@@ -223,16 +224,6 @@ func compareORT(t *testing.T, fp, q []byte, batches [][]float32) {
 	if float64(agree) < 0.8*float64(total) || maxDiff > 0.3 {
 		t.Errorf("int8 vs fp32: top-1 agreement %d/%d (want ≥ 80%%), largest probability difference %.3f (want ≤ 0.3)", agree, total, maxDiff)
 	}
-}
-
-func argmax(v []float32) int {
-	k := 0
-	for i, x := range v {
-		if x > v[k] {
-			k = i
-		}
-	}
-	return k
 }
 
 func TestModelErrors(t *testing.T) {
