@@ -11,7 +11,6 @@ import (
 	"math"
 	"net"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
@@ -56,9 +55,7 @@ func serveBoth(t testing.TB, cfg Config, p predict.Predictor, pool *x509.CertPoo
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.ServeAll(ctx, ln, gln) }()
+	stopServe := serveInBackground("ServeAll", func(ctx context.Context) error { return s.ServeAll(ctx, ln, gln) })
 	b := &both{s: s, url: "http://" + ln.Addr().String(), http: &http.Client{Timeout: 20 * time.Second}}
 	creds := insecure.NewCredentials()
 	if pool != nil {
@@ -73,19 +70,9 @@ func serveBoth(t testing.TB, cfg Config, p predict.Predictor, pool *x509.CertPoo
 		t.Fatal(err)
 	}
 	b.client = kservepb.NewGRPCInferenceServiceClient(b.conn)
-	var once sync.Once
-	var serr error
 	b.stop = func() error {
-		once.Do(func() {
-			_ = b.conn.Close()
-			cancel()
-			select {
-			case serr = <-done:
-			case <-time.After(20 * time.Second):
-				serr = fmt.Errorf("ServeAll did not return 20 s after its context ended")
-			}
-		})
-		return serr
+		_ = b.conn.Close() // a second Close only returns an error
+		return stopServe()
 	}
 	t.Cleanup(func() {
 		if err := b.stop(); err != nil {

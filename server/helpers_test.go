@@ -137,23 +137,11 @@ func serveSetup(t testing.TB, cfg Config, p predict.Predictor, log *slog.Logger,
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, ln) }()
-	var once sync.Once
-	var serr error
+	stopServe := serveInBackground("Serve", func(ctx context.Context) error { return s.Serve(ctx, ln) })
 	var called atomic.Bool
 	stop := func() error {
 		called.Store(true)
-		once.Do(func() {
-			cancel()
-			select {
-			case serr = <-done:
-			case <-time.After(20 * time.Second):
-				serr = fmt.Errorf("Serve did not return 20 s after its context ended")
-			}
-		})
-		return serr
+		return stopServe()
 	}
 	t.Cleanup(func() { // reports the error unless the test stopped the server itself
 		if called.Load() {
@@ -164,6 +152,28 @@ func serveSetup(t testing.TB, cfg Config, p predict.Predictor, log *slog.Logger,
 		}
 	})
 	return &running{s: s, url: "http://" + ln.Addr().String(), stop: stop}
+}
+
+// serveInBackground runs serve on a goroutine and returns stop, which ends serve's context and
+// waits at most 20 s for it to return — once: later calls give the same error. what names serve
+// in that error.
+func serveInBackground(what string, serve func(ctx context.Context) error) (stop func() error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx) }()
+	var once sync.Once
+	var serr error
+	return func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case serr = <-done:
+			case <-time.After(20 * time.Second):
+				serr = fmt.Errorf("%s did not return 20 s after its context ended", what)
+			}
+		})
+		return serr
+	}
 }
 
 // waitFor polls cond for up to 5 s.
