@@ -105,16 +105,9 @@ func tensorToFloat16(t *onnxpb.TensorProto) error {
 	if t.GetDataType() != int32(onnxpb.TensorProto_FLOAT) {
 		return nil
 	}
-	vals := t.GetFloatData()
-	if len(vals) == 0 && len(t.GetRawData()) > 0 {
-		raw := t.GetRawData()
-		if len(raw)%4 != 0 {
-			return fmt.Errorf("export: fp16: tensor %q: %d bytes of raw float data", t.GetName(), len(raw))
-		}
-		vals = make([]float32, len(raw)/4)
-		for i := range vals {
-			vals[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
-		}
+	vals, err := onnxpb.Floats(t)
+	if err != nil {
+		return fmt.Errorf("export: fp16: %w", err)
 	}
 	out := make([]byte, 2*len(vals))
 	for i, v := range vals {

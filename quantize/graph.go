@@ -171,26 +171,6 @@ func actParams(lo, hi float32, signed bool) qparams {
 	return qparams{scale: scale, zero: min(max(zp, int32(qmin)), int32(qmin)+255)}
 }
 
-// floats returns the values of a float32 initializer (float_data or raw_data).
-func floats(t *onnxpb.TensorProto) ([]float32, error) {
-	if len(t.GetFloatData()) > 0 {
-		return t.GetFloatData(), nil
-	}
-	raw := t.GetRawData()
-	n := int64(1)
-	for _, d := range t.GetDims() {
-		n *= d
-	}
-	if int64(len(raw)) != 4*n {
-		return nil, fmt.Errorf("initializer %q: %d bytes of raw data for %d floats", t.GetName(), len(raw), n)
-	}
-	v := make([]float32, n)
-	for i := range v {
-		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
-	}
-	return v, nil
-}
-
 // perChannel quantizes w (dims, channel axis 0 for Conv, last axis for MatMul) symmetrically
 // to int8 in [-qmax, qmax]; it returns the int8 values and one scale per channel.
 func perChannel(w []float32, dims []int64, axis int, qmax float32) ([]int8, []float32) {

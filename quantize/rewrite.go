@@ -134,7 +134,7 @@ func (r *rewrite) weightsOf(n *onnxpb.NodeProto, out *[]*onnxpb.NodeProto) error
 	}
 	wq, ok := r.weights[wName]
 	if !ok {
-		vals, err := floats(w)
+		vals, err := onnxpb.Floats(w)
 		if err != nil {
 			return err
 		}
@@ -155,7 +155,7 @@ func (r *rewrite) weightsOf(n *onnxpb.NodeProto, out *[]*onnxpb.NodeProto) error
 	// QLinearConv adds to its int32 accumulators.
 	bName := n.Input[2]
 	b := r.p.inits[bName]
-	vals, err := floats(b)
+	vals, err := onnxpb.Floats(b)
 	if err != nil {
 		return err
 	}
