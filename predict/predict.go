@@ -28,14 +28,20 @@ type Result struct {
 	Attention []float32            // Batch×tokens attention weights, tokens row-major over the grid
 }
 
+// Output returns the model output named name for the whole batch: a task's probabilities, or
+// the attention for spec.OutputAttention; nil for an unknown name.
+func (r *Result) Output(name string) []float32 {
+	if name == spec.OutputAttention {
+		return r.Attention
+	}
+	return r.Probs[name]
+}
+
 // Row returns image i's row of a task's probabilities, or of the attention when task is
 // spec.OutputAttention; nil for an unknown task or an i out of range.
 func (r *Result) Row(task string, i int) []float32 {
-	v, ok := r.Probs[task]
-	if task == spec.OutputAttention {
-		v, ok = r.Attention, true
-	}
-	if !ok || i < 0 || i >= r.Batch || r.Batch == 0 {
+	v := r.Output(task)
+	if v == nil || i < 0 || i >= r.Batch || r.Batch == 0 {
 		return nil
 	}
 	n := len(v) / r.Batch

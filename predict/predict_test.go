@@ -72,3 +72,25 @@ func TestPredictionTaskUnknown(t *testing.T) {
 		t.Errorf("Task(%q) = %p, want nil (it is no task)", "colour", got)
 	}
 }
+
+// TestResultOutputAndRow: Output finds a task's probabilities and the attention by output name,
+// nil for an unknown one; Row slices image i's row of it, nil out of range.
+func TestResultOutputAndRow(t *testing.T) {
+	task := spec.Tasks[0]
+	r := &Result{Batch: 2, Probs: map[string][]float32{task: {1, 2, 3, 4, 5, 6}}, Attention: []float32{7, 8, 9, 10}}
+	if got := r.Output(task); len(got) != 6 || got[5] != 6 {
+		t.Errorf("Output(%s) = %v", task, got)
+	}
+	if got := r.Output(spec.OutputAttention); len(got) != 4 || got[0] != 7 {
+		t.Errorf("Output(attention) = %v", got)
+	}
+	if r.Output("nope") != nil || r.Row("nope", 0) != nil || r.Row(task, 2) != nil || r.Row(task, -1) != nil {
+		t.Error("an unknown output or a row out of range is not nil")
+	}
+	if got := r.Row(task, 1); len(got) != 3 || got[0] != 4 {
+		t.Errorf("Row(%s, 1) = %v", task, got)
+	}
+	if got := r.Row(spec.OutputAttention, 1); len(got) != 2 || got[0] != 9 {
+		t.Errorf("Row(attention, 1) = %v", got)
+	}
+}

@@ -289,10 +289,7 @@ func (s *Server) inferGRPC(ctx context.Context, req *kservepb.ModelInferRequest)
 	defer sp.End()
 	out := &kservepb.ModelInferResponse{ModelName: ModelName, ModelVersion: version, Id: req.GetId()}
 	for _, name := range outs {
-		v := r.Attention
-		if name != spec.OutputAttention {
-			v = r.Probs[name]
-		}
+		v := r.Output(name)
 		t := &kservepb.ModelInferResponse_InferOutputTensor{Name: name, Datatype: "FP32", Shape: []int64{int64(in.n), int64(len(v) / in.n)}}
 		if in.raw {
 			out.RawOutputContents = append(out.RawOutputContents, rawFloats(v))

@@ -148,10 +148,7 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) (*InferResponse, 
 	}
 	resp := &InferResponse{ModelName: ModelName, ModelVersion: version, ID: req.ID}
 	for _, name := range outs {
-		v := res.Attention
-		if name != spec.OutputAttention {
-			v = res.Probs[name]
-		}
+		v := res.Output(name)
 		resp.Outputs = append(resp.Outputs, InferOutput{Name: name, Datatype: "FP32", Shape: []int{n, len(v) / n}, Data: v})
 	}
 	return resp, nil

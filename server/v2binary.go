@@ -87,10 +87,7 @@ func (s *Server) inferBinary(w http.ResponseWriter, r *http.Request, hlen string
 	}
 	resp := &InferResponse{ModelName: ModelName, ModelVersion: version, ID: h.ID}
 	for _, name := range outs {
-		v := res.Attention
-		if name != spec.OutputAttention {
-			v = res.Probs[name]
-		}
+		v := res.Output(name)
 		resp.Outputs = append(resp.Outputs, InferOutput{Name: name, Datatype: "FP32", Shape: []int{req.n, len(v) / req.n}, Data: v})
 	}
 	return resp, nil
